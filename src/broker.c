@@ -1,0 +1,627 @@
+/*
+ * broker.c: the lease rules of SPEC §3, over the registry (memory), the
+ * pool (which ports are free) and the store (SQLite).
+ *
+ * Every mutation writes the store first, inside the transaction of the
+ * current event-loop turn, and only then changes memory. The caller
+ * answers requests after broker_commit() succeeds (group commit). If a
+ * statement or the commit fails, the transaction is rolled back and
+ * memory is reloaded from the store, so memory never holds what the
+ * database does not.
+ */
+#include "config.h"
+
+#include <sys/random.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berthd.h"
+
+struct broker_probe_ctx {
+	struct broker	*b;
+	int		 proto;
+};
+
+struct broker *
+broker_new(struct store *store, struct pool *pool, uint64_t reuse_delay_ms,
+    broker_probe_fn probe, const struct broker_hooks *hooks)
+{
+	struct broker	*b;
+
+	if ((b = calloc(1, sizeof *b)) == NULL)
+		return (NULL);
+	registry_init(&b->reg);
+	b->store = store;
+	b->pool = pool;
+	b->reuse_delay = reuse_delay_ms;
+	b->probe = probe;
+	if (hooks != NULL)
+		b->hooks = *hooks;
+	b->db_ok = 1;
+	return (b);
+}
+
+static void
+broker_unwatch_all(struct broker *b)
+{
+	struct lease	*l;
+
+	if (b->hooks.unwatch == NULL)
+		return;
+	TAILQ_FOREACH(l, &b->reg.all, entry)
+		b->hooks.unwatch(l, b->hooks.arg);
+}
+
+void
+broker_free(struct broker *b)
+{
+	if (b == NULL)
+		return;
+	broker_unwatch_all(b);
+	registry_clear(&b->reg);
+	free(b->reg.buckets);
+	free(b->reg.memos);
+	free(b);
+}
+
+/* Constant-time token comparison: how long it takes says nothing. */
+int
+broker_token_equal(const char *given, const char *token)
+{
+	size_t		i, n = strlen(token);
+	unsigned char	diff = 0;
+
+	if (given == NULL || strlen(given) != n)
+		return (0);
+	for (i = 0; i < n; i++)
+		diff |= (unsigned char)given[i] ^ (unsigned char)token[i];
+	return (diff == 0);
+}
+
+static int
+broker_new_token(char *out)
+{
+	unsigned char	raw[BERTH_TOKEN_HEX / 2];
+	size_t		i;
+
+	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+		return (-1);
+	for (i = 0; i < sizeof raw; i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	return (0);
+}
+
+/* Open the turn's transaction if it is not open yet. */
+static int
+broker_txn(struct broker *b)
+{
+	if (b->in_txn)
+		return (b->txn_failed ? -1 : 0);
+	if (store_begin(b->store) == -1) {
+		log_warnx("store: begin: %s", store_errmsg(b->store));
+		b->db_ok = 0;
+		return (-1);
+	}
+	b->in_txn = 1;
+	b->txn_failed = 0;
+	if (b->hooks.txn_opened != NULL)
+		b->hooks.txn_opened(b->hooks.arg);
+	return (0);
+}
+
+static void
+broker_db_failed(struct broker *b, const char *what)
+{
+	log_warnx("store: %s: %s", what, store_errmsg(b->store));
+	b->txn_failed = 1;
+	b->db_ok = 0;
+}
+
+static void
+broker_db_error(struct berr *e)
+{
+	berr_set(e, 503, "db_unavailable", "the lease database cannot be "
+	    "written; see berthd's log");
+}
+
+/*
+ * End a live lease: record it, then free its port (it cools before another
+ * name may take it) and forget it. -1 if the store refused.
+ */
+static int
+broker_end(struct broker *b, struct lease *l, enum lease_state why)
+{
+	uint64_t	now = clock_now_ms();
+
+	if (broker_txn(b) == -1)
+		return (-1);
+	if (store_delete_lease(b->store, l->name) == -1 ||
+	    store_put_memo(b->store, l->name, l->port, now) == -1) {
+		broker_db_failed(b, "end lease");
+		return (-1);
+	}
+	log_info("lease %s: port %u %s", l->name, l->port,
+	    why == LEASE_OWNER_DEAD ? "freed, owner is gone" :
+	    why == LEASE_EXPIRED ? "freed, ttl expired" :
+	    why == LEASE_REVOKED ? "revoked" :
+	    why == LEASE_TAKEN_OVER ? "taken over" : "released");
+	switch (why) {
+	case LEASE_RELEASED:
+		b->stats.released++;
+		break;
+	case LEASE_EXPIRED:
+		b->stats.expired++;
+		break;
+	case LEASE_OWNER_DEAD:
+		b->stats.owner_dead++;
+		break;
+	case LEASE_REVOKED:
+		b->stats.revoked++;
+		break;
+	default:
+		break;
+	}
+	l->state = why;
+	if (b->hooks.unwatch != NULL)
+		b->hooks.unwatch(l, b->hooks.arg);
+	pool_release(b->pool, l->port, pool_name_hash(l->name), now);
+	registry_remove(&b->reg, l);
+	lease_free(l);
+	b->index++;
+	return (0);
+}
+
+/* The live lease named name, or NULL; a lease past its TTL is not live. */
+struct lease *
+broker_lookup(struct broker *b, const char *name)
+{
+	struct lease	*l;
+
+	if ((l = registry_find(&b->reg, name)) == NULL ||
+	    lease_expired(l, clock_now_ms()))
+		return (NULL);
+	return (l);
+}
+
+static int
+broker_pool_probe(uint16_t port, void *arg)
+{
+	struct broker_probe_ctx	*ctx = arg;
+
+	return (ctx->b->probe == NULL || ctx->b->probe(port, ctx->proto));
+}
+
+/* Is port held by a live lease? One past its TTL is ended first. */
+static int
+broker_port_held(struct broker *b, uint16_t port)
+{
+	struct lease	*l;
+
+	if ((l = registry_by_port(&b->reg, port)) == NULL)
+		return (0);
+	if (lease_expired(l, clock_now_ms()) &&
+	    broker_end(b, l, LEASE_EXPIRED) == 0)
+		return (0);
+	return (1);
+}
+
+/* Choose the port for a new lease per SPEC §3: named, sticky, or pooled. */
+static int
+broker_choose_port(struct broker *b, const struct lease_req *r,
+    uint16_t *port, struct berr *e)
+{
+	struct broker_probe_ctx	 ctx = { b, r->proto };
+	uint32_t		 hash = pool_name_hash(r->name);
+	uint64_t		 now = clock_now_ms();
+	uint16_t		 memo;
+
+	if (r->port != 0) {
+		if (broker_port_held(b, r->port)) {
+			berr_set(e, 409, "port_unavailable", "port %u is leased "
+			    "to '%s'", r->port,
+			    registry_by_port(&b->reg, r->port)->name);
+			return (-1);
+		}
+		if (!broker_pool_probe(r->port, &ctx)) {
+			berr_set(e, 409, "port_unavailable", "port %u is in use "
+			    "by another process on this host", r->port);
+			return (-1);
+		}
+		pool_take_port(b->pool, r->port, hash, now, 1);
+		*port = r->port;
+		return (0);
+	}
+	if (registry_memo_get(&b->reg, r->name, &memo) == 0 &&
+	    pool_contains(b->pool, memo) && !broker_port_held(b, memo) &&
+	    broker_pool_probe(memo, &ctx) &&
+	    pool_take_port(b->pool, memo, hash, now, 0) == 0) {
+		*port = memo;
+		return (0);
+	}
+	if (pool_take(b->pool, hash, now, broker_pool_probe, &ctx, port) == 0)
+		return (0);
+	berr_set(e, 503, "pool_exhausted", "no free port left in the pool "
+	    "(%zu ports, %zu not leased, none of them bindable)",
+	    pool_size(b->pool), pool_free_count(b->pool));
+	return (-1);
+}
+
+/* Renew l for ttl seconds (0: no expiry) from now; -1 if the store refused. */
+static int
+broker_apply_renew(struct broker *b, struct lease *l, uint32_t ttl)
+{
+	struct lease	 saved = *l;
+	uint64_t	 now = clock_now_ms();
+
+	if (broker_txn(b) == -1)
+		return (-1);
+	l->ttl = ttl;
+	l->expires_at = ttl != 0 ? now + (uint64_t)ttl * 1000 : 0;
+	l->renewed_at = now;
+	if (store_put_lease(b->store, l) == -1) {
+		l->ttl = saved.ttl;
+		l->expires_at = saved.expires_at;
+		l->renewed_at = saved.renewed_at;
+		broker_db_failed(b, "renew lease");
+		return (-1);
+	}
+	registry_heap_update(&b->reg, l);
+	b->index++;
+	return (0);
+}
+
+/*
+ * An acquire meets a live lease of the same name. With its token: the
+ * same lease, renewed (*done = 1). Held by a dead owner or past its TTL:
+ * end it and go on (*done = 0). Otherwise name_taken.
+ */
+static int
+broker_acquire_existing(struct broker *b, const struct lease_req *r,
+    const char *bearer, struct lease *l, int *done, struct berr *e)
+{
+	int	expired = lease_expired(l, clock_now_ms());
+
+	*done = 0;
+	if (!expired && bearer != NULL && broker_token_equal(bearer, l->token)) {
+		if (broker_apply_renew(b, l, r->has_ttl ? r->ttl : l->ttl) ==
+		    -1) {
+			broker_db_error(e);
+			return (-1);
+		}
+		*done = 1;
+		return (0);
+	}
+	if (!expired && owner_alive(&l->owner)) {
+		berr_set(e, 409, "name_taken", "'%s' is held by a live lease "
+		    "on port %u; release it with its token, or wait for it to "
+		    "end", l->name, l->port);
+		return (-1);
+	}
+	b->stats.taken_over++;
+	if (broker_end(b, l, expired ? LEASE_EXPIRED : LEASE_OWNER_DEAD) == -1) {
+		broker_db_error(e);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * POST /v1/services. On success *out is the lease and *created is 1 for a
+ * new lease (201) or 0 for an idempotent re-acquire with the token (200).
+ */
+int
+broker_acquire(struct broker *b, const struct lease_req *r, const char *bearer,
+    struct lease **out, int *created, struct berr *e)
+{
+	struct lease	*l;
+	struct owner	 owner;
+	uint64_t	 now;
+	uint16_t	 port;
+	int		 done;
+
+	memset(&owner, 0, sizeof owner);
+	if (r->pid != 0 && owner_read(r->pid, &owner) == -1) {
+		berr_set(e, 400, "pid_not_visible", "no process %ld is visible "
+		    "to berthd (another PID namespace?)", (long)r->pid);
+		return (-1);
+	}
+	if ((l = registry_find(&b->reg, r->name)) != NULL) {
+		if (broker_acquire_existing(b, r, bearer, l, &done, e) == -1)
+			return (-1);
+		if (done) {
+			*out = l;
+			*created = 0;
+			return (0);
+		}
+	}
+	if (broker_txn(b) == -1) {
+		broker_db_error(e);
+		return (-1);
+	}
+	if (broker_choose_port(b, r, &port, e) == -1)
+		return (-1);
+	if ((l = lease_new()) == NULL || broker_new_token(l->token) == -1 ||
+	    (l->host = strdup(r->host)) == NULL ||
+	    (r->meta != NULL && (l->meta = strdup(r->meta)) == NULL)) {
+		lease_free(l);
+		pool_release(b->pool, port, pool_name_hash(r->name), 0);
+		berr_set(e, 500, "internal", "out of memory or entropy");
+		return (-1);
+	}
+	now = clock_now_ms();
+	snprintf(l->name, sizeof l->name, "%s", r->name);
+	l->port = port;
+	l->proto = (uint8_t)r->proto;
+	l->ttl = r->ttl;
+	l->expires_at = r->ttl != 0 ? now + (uint64_t)r->ttl * 1000 : 0;
+	l->created_at = l->renewed_at = now;
+	l->owner = owner;
+	if (store_put_lease(b->store, l) == -1 ||
+	    store_put_memo(b->store, l->name, port, 0) == -1) {
+		broker_db_failed(b, "put lease");
+		lease_free(l);
+		broker_db_error(e);
+		return (-1);
+	}
+	registry_add(&b->reg, l);
+	registry_memo_set(&b->reg, l->name, port);
+	if (b->hooks.watch != NULL && l->owner.pid > 0)
+		b->hooks.watch(l, b->hooks.arg);
+	if (b->hooks.acquired != NULL)
+		b->hooks.acquired(l, b->hooks.arg);
+	b->index++;
+	b->stats.acquired++;
+	log_info("lease %s: port %u granted%s", l->name, port,
+	    l->owner.pid > 0 ? ", owner watched" : "");
+	*out = l;
+	*created = 1;
+	return (0);
+}
+
+/* The lease named name if bearer is its token; 404 or 403 otherwise. */
+static struct lease *
+broker_authorize(struct broker *b, const char *name, const char *bearer,
+    struct berr *e)
+{
+	struct lease	*l;
+
+	if ((l = broker_lookup(b, name)) == NULL) {
+		berr_set(e, 404, "not_found", "no live lease named '%s'", name);
+		return (NULL);
+	}
+	if (bearer == NULL) {
+		berr_set(e, 403, "bad_token", "this call needs the lease's "
+		    "token: Authorization: Bearer TOKEN");
+		return (NULL);
+	}
+	if (!broker_token_equal(bearer, l->token)) {
+		berr_set(e, 403, "bad_token", "the token does not match the "
+		    "lease '%s'", name);
+		return (NULL);
+	}
+	return (l);
+}
+
+int
+broker_renew(struct broker *b, const char *name, const char *bearer,
+    const uint32_t *ttl, struct lease **out, struct berr *e)
+{
+	struct lease	*l;
+
+	if ((l = broker_authorize(b, name, bearer, e)) == NULL)
+		return (-1);
+	if (broker_apply_renew(b, l, ttl != NULL ? *ttl : l->ttl) == -1) {
+		broker_db_error(e);
+		return (-1);
+	}
+	*out = l;
+	return (0);
+}
+
+int
+broker_release(struct broker *b, const char *name, const char *bearer,
+    struct berr *e)
+{
+	struct lease	*l;
+
+	if ((l = broker_authorize(b, name, bearer, e)) == NULL)
+		return (-1);
+	if (broker_end(b, l, LEASE_RELEASED) == -1) {
+		broker_db_error(e);
+		return (-1);
+	}
+	return (0);
+}
+
+int
+broker_revoke(struct broker *b, const char *name, struct berr *e)
+{
+	struct lease	*l;
+
+	if ((l = broker_lookup(b, name)) == NULL) {
+		berr_set(e, 404, "not_found", "no live lease named '%s'", name);
+		return (-1);
+	}
+	if (broker_end(b, l, LEASE_REVOKED) == -1) {
+		broker_db_error(e);
+		return (-1);
+	}
+	return (0);
+}
+
+/* End every lease whose TTL has passed; the number ended, -1 on a db error. */
+int
+broker_expire_due(struct broker *b)
+{
+	struct lease	*l;
+	uint64_t	 now = clock_now_ms();
+	int		 n = 0;
+
+	while ((l = registry_heap_top(&b->reg)) != NULL &&
+	    lease_expired(l, now)) {
+		if (broker_end(b, l, LEASE_EXPIRED) == -1)
+			return (-1);
+		n++;
+	}
+	return (n);
+}
+
+/* When the next lease expires (ms since the epoch), or 0 if none will. */
+uint64_t
+broker_next_expiry(const struct broker *b)
+{
+	const struct lease	*l = registry_heap_top(&b->reg);
+
+	return (l != NULL ? l->expires_at : 0);
+}
+
+void
+broker_owner_dead(struct broker *b, struct lease *l)
+{
+	if (broker_end(b, l, LEASE_OWNER_DEAD) == -1)
+		log_warnx("lease %s: owner is gone, but the store refused to "
+		    "end it; will retry", l->name);
+}
+
+/*
+ * The polling fallback for owners without a pidfd watch: end the leases
+ * whose owner is gone. Returns how many ended.
+ */
+int
+broker_check_owners(struct broker *b)
+{
+	struct lease	*l, *next;
+	int		 n = 0;
+
+	for (l = TAILQ_FIRST(&b->reg.all); l != NULL; l = next) {
+		next = TAILQ_NEXT(l, entry);
+		if (l->owner.pid > 0 && l->polled &&
+		    !owner_alive(&l->owner)) {
+			if (broker_end(b, l, LEASE_OWNER_DEAD) == -1)
+				return (n);
+			n++;
+		}
+	}
+	return (n);
+}
+
+size_t
+broker_live_count(const struct broker *b)
+{
+	return (b->reg.count);
+}
+
+struct broker_load_ctx {
+	struct broker	*b;
+	uint64_t	 now;
+};
+
+static void
+broker_load_lease(struct lease *l, void *arg)
+{
+	struct broker_load_ctx	*ctx = arg;
+
+	registry_add(&ctx->b->reg, l);
+	pool_take_port(ctx->b->pool, l->port, pool_name_hash(l->name),
+	    ctx->now, 1);
+}
+
+static void
+broker_load_memo(const char *name, uint16_t port, uint64_t freed_at, void *arg)
+{
+	struct broker_load_ctx	*ctx = arg;
+	struct broker		*b = ctx->b;
+
+	registry_memo_set(&b->reg, name, port);
+	/* A port released shortly before the restart still cools. */
+	if (freed_at != 0 && freed_at + b->reuse_delay > ctx->now &&
+	    registry_by_port(&b->reg, port) == NULL &&
+	    pool_contains(b->pool, port) &&
+	    pool_take_port(b->pool, port, 0, ctx->now, 1) == 0)
+		pool_release(b->pool, port, pool_name_hash(name), freed_at);
+}
+
+/*
+ * (Re)build memory from the store: every lease, every sticky port, and the
+ * change index. Leases that ended while berthd was down (past their TTL,
+ * owner gone, or owned by a pid from before a reboot) are ended now.
+ */
+int
+broker_load(struct broker *b, char *err, size_t errlen)
+{
+	struct broker_load_ctx	 ctx = { b, clock_now_ms() };
+	struct lease		*l, *next;
+	uint64_t		 index;
+
+	broker_unwatch_all(b);
+	registry_clear(&b->reg);
+	pool_reset(b->pool);
+	if (store_get_index(b->store, &index) == -1 ||
+	    store_load(b->store, broker_load_lease, broker_load_memo,
+	    &ctx) == -1) {
+		snprintf(err, errlen, "cannot read leases: %s",
+		    store_errmsg(b->store));
+		return (-1);
+	}
+	if (index > b->index)
+		b->index = index;
+	for (l = TAILQ_FIRST(&b->reg.all); l != NULL; l = next) {
+		next = TAILQ_NEXT(l, entry);
+		if (lease_expired(l, ctx.now)) {
+			if (broker_end(b, l, LEASE_EXPIRED) == -1)
+				goto fail;
+		} else if (l->owner.pid > 0 && !owner_alive(&l->owner)) {
+			if (broker_end(b, l, LEASE_OWNER_DEAD) == -1)
+				goto fail;
+		} else if (l->owner.pid > 0 && b->hooks.watch != NULL)
+			b->hooks.watch(l, b->hooks.arg);
+	}
+	if (b->in_txn && broker_commit(b) == -1)
+		goto fail;
+	b->db_ok = 1;
+	return (0);
+fail:
+	snprintf(err, errlen, "cannot end stale leases: %s",
+	    store_errmsg(b->store));
+	return (-1);
+}
+
+/*
+ * Commit the turn's transaction. On failure everything of this turn is
+ * rolled back, memory is reloaded from the store, and -1 tells the caller
+ * to answer this turn's requests 503.
+ */
+int
+broker_commit(struct broker *b)
+{
+	char	err[256];
+
+	if (!b->in_txn)
+		return (0);
+	b->in_txn = 0;
+	if (!b->txn_failed && store_put_index(b->store, b->index) == 0 &&
+	    store_commit(b->store) == 0) {
+		b->stats.commits++;
+		b->db_ok = 1;
+		return (0);
+	}
+	if (!b->txn_failed)
+		log_warnx("store: commit: %s", store_errmsg(b->store));
+	store_rollback(b->store);
+	b->stats.commit_failures++;
+	b->db_ok = 0;
+	b->txn_failed = 0;
+	b->index++;
+	/* Reloading may end stale leases and commit again; do not recurse. */
+	if (!b->reloading) {
+		b->reloading = 1;
+		if (broker_load(b, err, sizeof err) == -1)
+			log_warnx("store: reload after a failed commit: %s",
+			    err);
+		b->reloading = 0;
+	}
+	b->db_ok = 0;
+	return (-1);
+}

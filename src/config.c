@@ -1,0 +1,491 @@
+/*
+ * config.c: berthd's flags and their environment twins (SPEC §2). The
+ * environment is read first and flags override it; a repeatable flag given
+ * on the command line replaces its twin's whole list.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "berthd.h"
+
+enum {
+	OPT_LISTEN = 256, OPT_DB, OPT_RANGE, OPT_REUSE_DELAY, OPT_LOG_LEVEL,
+	OPT_LOG_FILE, OPT_ALLOW_REMOTE, OPT_ALLOW_ORIGIN, OPT_MAX_CONN,
+	OPT_MAX_HEADER, OPT_IDLE_TIMEOUT, OPT_SOCKET_MODE, OPT_FOREGROUND,
+	OPT_HELP, OPT_VERSION
+};
+
+static const struct option config_options[] = {
+	{ "listen",		required_argument, NULL, OPT_LISTEN },
+	{ "db",			required_argument, NULL, OPT_DB },
+	{ "range",		required_argument, NULL, OPT_RANGE },
+	{ "reuse-delay",	required_argument, NULL, OPT_REUSE_DELAY },
+	{ "log-level",		required_argument, NULL, OPT_LOG_LEVEL },
+	{ "log-file",		required_argument, NULL, OPT_LOG_FILE },
+	{ "allow-remote",	no_argument,	   NULL, OPT_ALLOW_REMOTE },
+	{ "allow-origin",	required_argument, NULL, OPT_ALLOW_ORIGIN },
+	{ "max-connections",	required_argument, NULL, OPT_MAX_CONN },
+	{ "max-header-size",	required_argument, NULL, OPT_MAX_HEADER },
+	{ "idle-timeout",	required_argument, NULL, OPT_IDLE_TIMEOUT },
+	{ "socket-mode",	required_argument, NULL, OPT_SOCKET_MODE },
+	{ "foreground",		no_argument,	   NULL, OPT_FOREGROUND },
+	{ "help",		no_argument,	   NULL, OPT_HELP },
+	{ "version",		no_argument,	   NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 }
+};
+
+void
+config_usage(void)
+{
+	printf(
+"usage: berthd [options]\n"
+"\n"
+"berthd hands out free local ports under names and answers lookups, over\n"
+"HTTP/JSON on a loopback address. Every flag has an environment twin; the\n"
+"flag wins.\n"
+"\n"
+"  --listen ADDR          listen address, repeatable or comma-separated:\n"
+"                         127.0.0.1:62893 (default), [::1]:62893,\n"
+"                         unix:/path/berth.sock                [BERTH_LISTEN]\n"
+"  --allow-remote         allow non-loopback listen addresses [BERTH_ALLOW_REMOTE=1]\n"
+"  --db PATH              lease database; :memory: for none   [BERTH_DB]\n"
+"                         default: /var/lib/berth/berth.db as root, else\n"
+"                         ${XDG_STATE_HOME:-$HOME/.local/state}/berth/berth.db\n"
+"  --range LO-HI[,LO-HI]  ports to hand out; default: 49152-65535 less the\n"
+"                         kernel's ephemeral and reserved ports  [BERTH_RANGE]\n"
+"  --reuse-delay S        seconds before a released port goes to another\n"
+"                         name (default 60)                   [BERTH_REUSE_DELAY]\n"
+"  --allow-origin ORIGIN  accept requests with this Origin header; repeatable,\n"
+"                         '*' for any                         [BERTH_ALLOW_ORIGIN]\n"
+"  --max-connections N    open client connections (default 4096)\n"
+"                                                             [BERTH_MAX_CONNECTIONS]\n"
+"  --max-header-size B    request header bytes (default 8192) [BERTH_MAX_HEADER_SIZE]\n"
+"  --idle-timeout S       close a connection idle or slow for S seconds\n"
+"                         (default 60)                        [BERTH_IDLE_TIMEOUT]\n"
+"  --socket-mode MODE     permissions of unix sockets (default 0660)\n"
+"                                                             [BERTH_SOCKET_MODE]\n"
+"  --log-level LEVEL      error, warn, info (default) or debug [BERTH_LOG_LEVEL]\n"
+"  --log-file PATH        log here instead of stderr; reopened on SIGHUP\n"
+"                                                             [BERTH_LOG_FILE]\n"
+"  --foreground           accepted for compatibility: berthd never daemonises\n"
+"  --help, --version\n");
+}
+
+static int config_set_errno(char *, size_t, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Write a message to err and return -1, for one-line error exits. */
+static int
+config_set_errno(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return (-1);
+}
+
+static int
+config_loopback(const struct listen_addr *la)
+{
+	const struct sockaddr_in	*sin = (const void *)&la->ss;
+	const struct sockaddr_in6	*sin6 = (const void *)&la->ss;
+
+	switch (la->family) {
+	case AF_UNIX:
+		return (1);
+	case AF_INET:
+		return ((ntohl(sin->sin_addr.s_addr) >> 24) == 127);
+	default:
+		return (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
+	}
+}
+
+static int
+config_parse_port(const char *s, uint16_t *port)
+{
+	char		*end;
+	unsigned long	 v;
+
+	if (*s == '\0')
+		return (-1);
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > 65535 || *s == '-' || *s == '+')
+		return (-1);
+	*port = (uint16_t)v;
+	return (0);
+}
+
+/* One listen address: unix:/path, [v6]:port, v4:port or localhost:port. */
+int
+config_parse_listen(const char *s, struct listen_addr *la, char *err,
+    size_t errlen)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&la->ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&la->ss;
+	struct sockaddr_un	*sun = (struct sockaddr_un *)&la->ss;
+	char			 host[128];
+	const char		*colon, *portstr;
+
+	memset(la, 0, sizeof *la);
+	if (strlen(s) >= sizeof la->text)
+		return (config_set_errno(err, errlen, "listen address too long: "
+		    "%.64s...", s));
+	snprintf(la->text, sizeof la->text, "%s", s);
+	if (strncmp(s, "unix:", 5) == 0) {
+		if (s[5] == '\0' || strlen(s + 5) >= sizeof sun->sun_path)
+			return (config_set_errno(err, errlen, "bad unix socket "
+			    "path in '%s' (empty or too long)", s));
+		la->family = AF_UNIX;
+		sun->sun_family = AF_UNIX;
+		snprintf(sun->sun_path, sizeof sun->sun_path, "%s", s + 5);
+		la->sslen = sizeof *sun;
+		la->loopback = 1;
+		return (0);
+	}
+	if (s[0] == '[') {
+		if ((colon = strstr(s, "]:")) == NULL ||
+		    (size_t)(colon - s - 1) >= sizeof host)
+			goto bad;
+		memcpy(host, s + 1, (size_t)(colon - s - 1));
+		host[colon - s - 1] = '\0';
+		portstr = colon + 2;
+		la->family = AF_INET6;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL ||
+		    (size_t)(colon - s) >= sizeof host)
+			goto bad;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = '\0';
+		portstr = colon + 1;
+		la->family = AF_INET;
+		if (strcasecmp(host, "localhost") == 0)
+			snprintf(host, sizeof host, "127.0.0.1");
+	}
+	if (config_parse_port(portstr, &la->port) == -1)
+		goto bad;
+	if (la->family == AF_INET) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(la->port);
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			goto bad;
+		la->sslen = sizeof *sin;
+	} else {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(la->port);
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			goto bad;
+		la->sslen = sizeof *sin6;
+	}
+	snprintf(la->host, sizeof la->host, "%s", host);
+	la->loopback = config_loopback(la);
+	return (0);
+bad:
+	return (config_set_errno(err, errlen, "bad listen address '%s' (want "
+	    "127.0.0.1:PORT, [::1]:PORT or unix:/PATH)", s));
+}
+
+/* Add every comma-separated address of s to cfg->listen. */
+static int
+config_add_listen(struct config *cfg, const char *s, char *err, size_t errlen)
+{
+	char	*copy, *tok, *save = NULL;
+	int	 rc = 0;
+
+	if ((copy = strdup(s)) == NULL)
+		return (config_set_errno(err, errlen, "%s", "out of memory"));
+	for (tok = strtok_r(copy, ",", &save); tok != NULL && rc == 0;
+	    tok = strtok_r(NULL, ",", &save)) {
+		if (cfg->nlisten == CONFIG_MAX_LISTEN) {
+			snprintf(err, errlen, "too many listen addresses (at "
+			    "most %d)", CONFIG_MAX_LISTEN);
+			rc = -1;
+		} else
+			rc = config_parse_listen(tok,
+			    &cfg->listen[cfg->nlisten++], err, errlen);
+	}
+	free(copy);
+	return (rc);
+}
+
+static int
+config_add_origins(struct config *cfg, const char *s, char *err, size_t errlen)
+{
+	char	*copy, *tok, *save = NULL;
+
+	if ((copy = strdup(s)) == NULL)
+		return (config_set_errno(err, errlen, "%s", "out of memory"));
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		if (cfg->norigins == CONFIG_MAX_ORIGINS) {
+			free(copy);
+			snprintf(err, errlen, "too many allowed origins (at "
+			    "most %d)", CONFIG_MAX_ORIGINS);
+			return (-1);
+		}
+		cfg->origins[cfg->norigins++] = strdup(tok);
+	}
+	free(copy);
+	return (0);
+}
+
+static int
+config_uint(const char *what, const char *s, unsigned long lo,
+    unsigned long hi, unsigned int *out, char *err, size_t errlen)
+{
+	char		*end;
+	unsigned long	 v;
+
+	errno = 0;
+	v = strtoul(s, &end, 0);
+	if (*s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < lo ||
+	    v > hi) {
+		snprintf(err, errlen, "bad %s '%s' (want a number from %lu to "
+		    "%lu)", what, s, lo, hi);
+		return (-1);
+	}
+	*out = (unsigned int)v;
+	return (0);
+}
+
+static int
+config_bool(const char *s)
+{
+	return (s != NULL && (strcmp(s, "1") == 0 || strcasecmp(s, "true") == 0 ||
+	    strcasecmp(s, "yes") == 0 || strcasecmp(s, "on") == 0));
+}
+
+/* SPEC §2: /var/lib/berth for root, else the XDG state directory. */
+static int
+config_default_db(struct config *cfg, char *err, size_t errlen)
+{
+	const char	*state, *home;
+	struct passwd	*pw;
+
+	if (geteuid() == 0) {
+		snprintf(cfg->db, sizeof cfg->db, "/var/lib/berth/berth.db");
+		return (0);
+	}
+	if ((state = getenv("XDG_STATE_HOME")) != NULL && state[0] == '/') {
+		snprintf(cfg->db, sizeof cfg->db, "%s/berth/berth.db", state);
+		return (0);
+	}
+	if ((home = getenv("HOME")) == NULL || home[0] == '\0') {
+		if ((pw = getpwuid(geteuid())) == NULL) {
+			snprintf(err, errlen, "cannot find a home directory "
+			    "for the database; give --db PATH");
+			return (-1);
+		}
+		home = pw->pw_dir;
+	}
+	snprintf(cfg->db, sizeof cfg->db, "%s/.local/state/berth/berth.db",
+	    home);
+	return (0);
+}
+
+/* Apply one option (from a flag or its environment twin). */
+static int
+config_apply(struct config *cfg, int opt, const char *arg, char *err,
+    size_t errlen)
+{
+	unsigned int	v;
+	char		rerr[256];
+
+	switch (opt) {
+	case OPT_LISTEN:
+		return (config_add_listen(cfg, arg, err, errlen));
+	case OPT_DB:
+		if (arg[0] == '\0' || strlen(arg) >= sizeof cfg->db)
+			return (config_set_errno(err, errlen, "bad database "
+			    "path '%s'", arg));
+		snprintf(cfg->db, sizeof cfg->db, "%s", arg);
+		return (0);
+	case OPT_RANGE:
+		if (pool_parse_ranges(arg, cfg->ranges, &cfg->nranges, rerr,
+		    sizeof rerr) == -1)
+			return (config_set_errno(err, errlen, "%s", rerr));
+		return (0);
+	case OPT_REUSE_DELAY:
+		if (config_uint("reuse delay", arg, 0, 86400, &v, err,
+		    errlen) == -1)
+			return (-1);
+		cfg->reuse_delay_ms = (uint64_t)v * 1000;
+		return (0);
+	case OPT_LOG_LEVEL:
+		if (log_parse_level(arg, &cfg->log_level) == -1)
+			return (config_set_errno(err, errlen, "bad log level "
+			    "'%s' (want error, warn, info or debug)", arg));
+		return (0);
+	case OPT_LOG_FILE:
+		snprintf(cfg->log_file, sizeof cfg->log_file, "%s", arg);
+		return (0);
+	case OPT_ALLOW_REMOTE:
+		cfg->allow_remote = arg == NULL || config_bool(arg);
+		return (0);
+	case OPT_ALLOW_ORIGIN:
+		return (config_add_origins(cfg, arg, err, errlen));
+	case OPT_MAX_CONN:
+		return (config_uint("connection limit", arg, 1, 1000000,
+		    &cfg->max_connections, err, errlen));
+	case OPT_MAX_HEADER:
+		return (config_uint("header size limit", arg, 1024, 1048576,
+		    &cfg->max_header_size, err, errlen));
+	case OPT_IDLE_TIMEOUT:
+		return (config_uint("idle timeout", arg, 1, 86400,
+		    &cfg->idle_timeout, err, errlen));
+	case OPT_SOCKET_MODE:
+		return (config_uint("socket mode", arg, 0, 0777,
+		    &cfg->socket_mode, err, errlen));
+	}
+	return (0);
+}
+
+static const struct {
+	const char	*env;
+	int		 opt;
+} config_env[] = {
+	{ "BERTH_LISTEN", OPT_LISTEN },
+	{ "BERTH_DB", OPT_DB },
+	{ "BERTH_RANGE", OPT_RANGE },
+	{ "BERTH_REUSE_DELAY", OPT_REUSE_DELAY },
+	{ "BERTH_LOG_LEVEL", OPT_LOG_LEVEL },
+	{ "BERTH_LOG_FILE", OPT_LOG_FILE },
+	{ "BERTH_ALLOW_REMOTE", OPT_ALLOW_REMOTE },
+	{ "BERTH_ALLOW_ORIGIN", OPT_ALLOW_ORIGIN },
+	{ "BERTH_MAX_CONNECTIONS", OPT_MAX_CONN },
+	{ "BERTH_MAX_HEADER_SIZE", OPT_MAX_HEADER },
+	{ "BERTH_IDLE_TIMEOUT", OPT_IDLE_TIMEOUT },
+	{ "BERTH_SOCKET_MODE", OPT_SOCKET_MODE },
+};
+
+static void
+config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->reuse_delay_ms = 60 * 1000;
+	cfg->log_level = LOG_LVL_INFO;
+	cfg->max_connections = 4096;
+	cfg->max_header_size = 8192;
+	cfg->idle_timeout = 60;
+	cfg->socket_mode = 0660;
+}
+
+/* Reset a list option before the command line's first use of it. */
+static void
+config_reset_list(struct config *cfg, int opt, int *seen)
+{
+	size_t	i;
+
+	if (*seen)
+		return;
+	*seen = 1;
+	if (opt == OPT_LISTEN)
+		cfg->nlisten = 0;
+	else {
+		for (i = 0; i < cfg->norigins; i++)
+			free(cfg->origins[i]);
+		cfg->norigins = 0;
+	}
+}
+
+static enum config_result
+config_check(struct config *cfg, char *err, size_t errlen)
+{
+	size_t	i;
+
+	if (cfg->nlisten == 0 && config_add_listen(cfg, BERTH_DEFAULT_LISTEN,
+	    err, errlen) == -1)
+		return (CONFIG_ERROR);
+	for (i = 0; i < cfg->nlisten; i++) {
+		if (!cfg->listen[i].loopback && !cfg->allow_remote) {
+			snprintf(err, errlen, "refusing to listen on %s: not a "
+			    "loopback address (give --allow-remote to allow "
+			    "it)", cfg->listen[i].text);
+			return (CONFIG_ERROR);
+		}
+	}
+	if (cfg->db[0] == '\0' && config_default_db(cfg, err, errlen) == -1)
+		return (CONFIG_ERROR);
+	return (CONFIG_OK);
+}
+
+enum config_result
+config_parse(struct config *cfg, int argc, char **argv, char *err,
+    size_t errlen)
+{
+	const char	*v;
+	size_t		 i;
+	int		 opt, seen_listen = 0, seen_origin = 0;
+
+	config_defaults(cfg);
+	for (i = 0; i < sizeof config_env / sizeof config_env[0]; i++) {
+		if ((v = getenv(config_env[i].env)) == NULL || v[0] == '\0')
+			continue;
+		if (config_apply(cfg, config_env[i].opt, v, err, errlen) == -1) {
+			size_t	len = strlen(err);
+
+			snprintf(err + len, errlen - len, " (from %s)",
+			    config_env[i].env);
+			return (CONFIG_ERROR);
+		}
+	}
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "h", config_options, NULL)) !=
+	    -1) {
+		switch (opt) {
+		case 'h':
+		case OPT_HELP:
+			config_usage();
+			return (CONFIG_EXIT);
+		case OPT_VERSION:
+			printf("berthd %s\n", PACKAGE_VERSION);
+			return (CONFIG_EXIT);
+		case OPT_FOREGROUND:
+			break;
+		case '?':
+			snprintf(err, errlen, "unknown or incomplete option "
+			    "'%s' (see berthd --help)", argv[optind - 1]);
+			return (CONFIG_ERROR);
+		case OPT_LISTEN:
+			config_reset_list(cfg, opt, &seen_listen);
+			/* FALLTHROUGH */
+		default:
+			if (opt == OPT_ALLOW_ORIGIN)
+				config_reset_list(cfg, opt, &seen_origin);
+			if (config_apply(cfg, opt, optarg, err, errlen) == -1)
+				return (CONFIG_ERROR);
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument '%s' (see berthd "
+		    "--help)", argv[optind]);
+		return (CONFIG_ERROR);
+	}
+	return (config_check(cfg, err, errlen));
+}
+
+void
+config_free(struct config *cfg)
+{
+	size_t	i;
+
+	for (i = 0; i < cfg->norigins; i++)
+		free(cfg->origins[i]);
+	cfg->norigins = 0;
+}

@@ -1,0 +1,159 @@
+/*
+ * listen.c: berthd's listening sockets, TCP (IPv4, IPv6) and unix, handed
+ * to evhttp. We create each socket ourselves so that port 0 can be read
+ * back, a stale unix socket can be told from a live one, and the unix
+ * socket gets its mode before anyone can connect.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+
+#include "berthd.h"
+
+/* Is someone already serving on this unix socket path? */
+static int
+listen_unix_live(const struct listen_addr *la)
+{
+	int	fd, live;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return (0);
+	live = connect(fd, (const struct sockaddr *)&la->ss, la->sslen) == 0;
+	close(fd);
+	return (live);
+}
+
+/* Fill in the address text with the port the kernel actually gave us. */
+static void
+listen_record(struct listen_addr *bound, const struct listen_addr *la, int fd)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len = sizeof ss;
+	char			 host[INET6_ADDRSTRLEN];
+
+	*bound = *la;
+	if (la->family == AF_UNIX ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+		bound->port = ntohs(sin->sin_port);
+		snprintf(bound->text, sizeof bound->text, "%s:%u", host,
+		    bound->port);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+		bound->port = ntohs(sin6->sin6_port);
+		snprintf(bound->text, sizeof bound->text, "[%s]:%u", host,
+		    bound->port);
+	}
+}
+
+static int
+listen_socket(struct server *srv, const struct listen_addr *la, char *err,
+    size_t errlen)
+{
+	const char	*path = ((const struct sockaddr_un *)&la->ss)->sun_path;
+	int		 fd, one = 1;
+
+	if ((fd = socket(la->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1)
+		goto fail;
+	if (la->family == AF_UNIX) {
+		if (listen_unix_live(la)) {
+			snprintf(err, errlen, "%s: another process is already "
+			    "serving on this socket", la->text);
+			close(fd);
+			return (-1);
+		}
+		unlink(path);
+	} else {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (la->family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+			    sizeof one);
+	}
+	if (bind(fd, (const struct sockaddr *)&la->ss, la->sslen) == -1)
+		goto fail;
+	if (la->family == AF_UNIX &&
+	    chmod(path, (mode_t)srv->cfg->socket_mode) == -1)
+		goto fail;
+	if (listen(fd, 1024) == -1)
+		goto fail;
+	return (fd);
+fail:
+	snprintf(err, errlen, "%s: %s%s", la->text, strerror(errno),
+	    errno == EADDRINUSE ? " (is another berthd running? try "
+	    "'berth status')" : "");
+	if (fd != -1)
+		close(fd);
+	return (-1);
+}
+
+/* Open every configured address; on failure nothing stays open. */
+int
+listen_open(struct server *srv, char *err, size_t errlen)
+{
+	struct evconnlistener	*lev;
+	size_t			 i;
+	int			 fd;
+
+	for (i = 0; i < srv->cfg->nlisten; i++) {
+		const struct listen_addr *la = &srv->cfg->listen[i];
+
+		if ((fd = listen_socket(srv, la, err, errlen)) == -1)
+			goto fail;
+		lev = evconnlistener_new(srv->base, NULL, NULL,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+		if (lev == NULL) {
+			snprintf(err, errlen, "%s: cannot make a listener",
+			    la->text);
+			close(fd);
+			goto fail;
+		}
+		if (evhttp_bind_listener(srv->http, lev) == NULL) {
+			snprintf(err, errlen, "%s: evhttp refused the listener",
+			    la->text);
+			evconnlistener_free(lev);
+			goto fail;
+		}
+		srv->listeners[srv->nlisteners] = lev;
+		listen_record(&srv->bound[srv->nlisteners], la, fd);
+		srv->nlisteners++;
+		log_info("listening on %s", srv->bound[srv->nlisteners - 1].text);
+	}
+	return (0);
+fail:
+	listen_close(srv);
+	return (-1);
+}
+
+/* Stop accepting: the listeners go (evhttp owns them), unix paths too. */
+void
+listen_close(struct server *srv)
+{
+	size_t	i;
+
+	for (i = 0; i < srv->nlisteners; i++) {
+		evconnlistener_disable(srv->listeners[i]);
+		if (srv->bound[i].family == AF_UNIX)
+			unlink(((struct sockaddr_un *)&srv->bound[i].ss)->
+			    sun_path);
+	}
+}

@@ -1,0 +1,137 @@
+/*
+ * log.c: one line per event on stderr (or a file, reopened on SIGHUP),
+ * timestamped and levelled, in the manner of OpenBSD daemons' log.c.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "berthd.h"
+
+static enum log_level	 log_level = LOG_LVL_INFO;
+static char		*log_path;
+
+static const char *const log_names[] = { "error", "warn", "info", "debug" };
+
+int
+log_parse_level(const char *s, enum log_level *out)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof log_names / sizeof log_names[0]; i++) {
+		if (strcasecmp(s, log_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return (0);
+		}
+	}
+	if (strcasecmp(s, "warning") == 0) {
+		*out = LOG_LVL_WARN;
+		return (0);
+	}
+	return (-1);
+}
+
+/* Set the level, and a file to write to instead of stderr (NULL: stderr). */
+void
+log_init(enum log_level level, const char *path)
+{
+	log_level = level;
+	free(log_path);
+	log_path = path != NULL ? strdup(path) : NULL;
+	if (log_path != NULL && log_reopen() == -1)
+		fatal("log: cannot open %s", log_path);
+}
+
+/* Reopen the log file in place of fd 2, so logrotate can move the old one. */
+int
+log_reopen(void)
+{
+	int	fd;
+
+	if (log_path == NULL)
+		return (0);
+	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd == -1)
+		return (-1);
+	if (fd != STDERR_FILENO) {
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+	}
+	return (0);
+}
+
+static void
+log_vwrite(enum log_level level, const char *err, const char *fmt,
+    va_list ap)
+{
+	char		 stamp[32], msg[1024];
+	struct timeval	 tv;
+	struct tm	 tm;
+
+	if (level > log_level)
+		return;
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	if (err != NULL)
+		fprintf(stderr, "%s.%03ldZ berthd[%ld]: %s: %s: %s\n", stamp,
+		    (long)(tv.tv_usec / 1000), (long)getpid(), log_names[level],
+		    msg, err);
+	else
+		fprintf(stderr, "%s.%03ldZ berthd[%ld]: %s: %s\n", stamp,
+		    (long)(tv.tv_usec / 1000), (long)getpid(), log_names[level],
+		    msg);
+}
+
+#define LOG_FN(fn, level, with_errno)				\
+void								\
+fn(const char *fmt, ...)					\
+{								\
+	va_list	 ap;						\
+	int	 saved = errno;					\
+								\
+	va_start(ap, fmt);					\
+	log_vwrite(level, with_errno ? strerror(saved) : NULL,	\
+	    fmt, ap);						\
+	va_end(ap);						\
+	errno = saved;						\
+}
+
+LOG_FN(log_error, LOG_LVL_ERROR, 0)
+LOG_FN(log_warn, LOG_LVL_WARN, 1)
+LOG_FN(log_warnx, LOG_LVL_WARN, 0)
+LOG_FN(log_info, LOG_LVL_INFO, 0)
+LOG_FN(log_debug, LOG_LVL_DEBUG, 0)
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 saved = errno;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LVL_ERROR, strerror(saved), fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LVL_ERROR, NULL, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

@@ -1,0 +1,162 @@
+/*
+ * main.c: berthd starts here: configuration, the database, the pool, the
+ * listeners, then the event loop until SIGTERM or SIGINT.
+ */
+#include "config.h"
+
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "berthd.h"
+
+/* mkdir -p for the database's directory. */
+static int
+main_mkdirs(const char *dbpath)
+{
+	char	copy[4096], path[4096], *p;
+
+	snprintf(copy, sizeof copy, "%s", dbpath);
+	p = dirname(copy);
+	if (strcmp(p, ".") == 0 || strcmp(p, "/") == 0)
+		return (0);
+	snprintf(path, sizeof path, "%s", p);
+	for (p = path + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) == -1 && errno != EEXIST)
+			return (-1);
+		*p = '/';
+	}
+	if (mkdir(path, 0750) == -1 && errno != EEXIST)
+		return (-1);
+	return (0);
+}
+
+/* Leases hold pidfds and clients hold sockets: allow as many as we may. */
+static void
+main_raise_nofile(void)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static struct pool *
+main_pool(struct config *cfg, int *fallback)
+{
+	struct port_range	ranges[POOL_MAX_RANGES];
+	uint16_t		own[CONFIG_MAX_LISTEN];
+	size_t			i, n = 0, nranges;
+
+	*fallback = 0;
+	if (cfg->nranges > 0)
+		return (pool_new(cfg->ranges, cfg->nranges, cfg->reuse_delay_ms));
+	for (i = 0; i < cfg->nlisten; i++) {
+		if (cfg->listen[i].port != 0)
+			own[n++] = cfg->listen[i].port;
+	}
+	nranges = pool_default_ranges(ranges, own, n, fallback);
+	if (*fallback)
+		log_warnx("pool: fewer than 256 ports left after the kernel's "
+		    "ephemeral and reserved ranges; using 49152-65535");
+	return (pool_new(ranges, nranges, cfg->reuse_delay_ms));
+}
+
+static void
+main_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct server	*srv = arg;
+
+	(void)what;
+	if (sig == SIGHUP) {
+		if (log_reopen() == -1)
+			log_warn("log: reopen");
+		else
+			log_info("log reopened");
+		return;
+	}
+	log_info("caught %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	server_stop(srv);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct config	 cfg;
+	static struct server	 srv;
+	struct event		*sigs[3];
+	const int		 signums[3] = { SIGTERM, SIGINT, SIGHUP };
+	struct store		*store;
+	struct broker		*broker;
+	struct pool		*pool;
+	char			 err[512], status[256];
+	size_t			 i;
+	int			 fallback;
+
+	switch (config_parse(&cfg, argc, argv, err, sizeof err)) {
+	case CONFIG_EXIT:
+		return (0);
+	case CONFIG_ERROR:
+		fprintf(stderr, "berthd: %s\n", err);
+		return (2);
+	default:
+		break;
+	}
+	log_init(cfg.log_level, cfg.log_file[0] != '\0' ? cfg.log_file : NULL);
+	signal(SIGPIPE, SIG_IGN);
+	main_raise_nofile();
+	probe_init();
+
+	if (strcmp(cfg.db, ":memory:") != 0 && main_mkdirs(cfg.db) == -1)
+		fatal("cannot create the directory for database %s", cfg.db);
+	if ((store = store_open(cfg.db, err, sizeof err)) == NULL)
+		fatalx("cannot open database %s: %s", cfg.db, err);
+	if ((pool = main_pool(&cfg, &fallback)) == NULL)
+		fatalx("pool: out of memory");
+	if ((broker = broker_new(store, pool, cfg.reuse_delay_ms, probe_port,
+	    NULL)) == NULL)
+		fatalx("broker: out of memory");
+	srv.pool_fallback = fallback;
+	if (server_init(&srv, &cfg, broker) == -1)
+		fatalx("cannot set up the event loop");
+	if (broker_load(broker, err, sizeof err) == -1)
+		fatalx("database %s: %s", cfg.db, err);
+	if (listen_open(&srv, err, sizeof err) == -1)
+		fatalx("cannot listen on %s", err);
+
+	for (i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(srv.base, signums[i], main_signal_cb, &srv);
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
+			fatalx("cannot handle signal %d", signums[i]);
+	}
+	snprintf(status, sizeof status, "serving on %s", srv.bound[0].text);
+	log_info("berthd %s %s, database %s (%zu leases), pool of %zu ports",
+	    PACKAGE_VERSION, status, cfg.db, broker_live_count(broker),
+	    pool_size(pool));
+	notify_ready(status);
+
+	event_base_dispatch(srv.base);
+
+	for (i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	server_free(&srv);
+	broker_free(broker);
+	pool_free(pool);
+	store_close(store);
+	config_free(&cfg);
+	log_info("stopped; database closed");
+	return (0);
+}

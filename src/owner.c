@@ -1,0 +1,141 @@
+/*
+ * owner.c: a lease's owner is a process, not a number. We record the pid
+ * with the process's start time and the boot id, so a recycled pid, or any
+ * pid recorded before a reboot, reads as dead.
+ */
+#include "config.h"
+
+#include <sys/syscall.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "berthd.h"
+
+static char	owner_boot[40];
+
+/* The kernel's boot id, read once; "" where /proc does not have it. */
+const char *
+owner_boot_id(void)
+{
+	FILE	*f;
+	size_t	 len;
+
+	if (owner_boot[0] != '\0')
+		return (owner_boot);
+	f = fopen("/proc/sys/kernel/random/boot_id", "re");
+	if (f == NULL)
+		return (owner_boot);
+	if (fgets(owner_boot, sizeof owner_boot, f) == NULL)
+		owner_boot[0] = '\0';
+	fclose(f);
+	len = strlen(owner_boot);
+	if (len > 0 && owner_boot[len - 1] == '\n')
+		owner_boot[len - 1] = '\0';
+	return (owner_boot);
+}
+
+/*
+ * Read the start time (field 22 of /proc/PID/stat). The command name in
+ * field 2 may hold spaces and parentheses, so parse from the last ')'.
+ */
+static int
+owner_start_time(pid_t pid, uint64_t *start)
+{
+	char		 path[64], buf[1024], *p;
+	int		 fd, field;
+	ssize_t		 n;
+	unsigned long long v;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return (-1);
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return (-1);
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) == NULL)
+		return (-1);
+	p++;
+	/* p now points before field 3; skip to field 22. */
+	for (field = 2; field < 21 && p != NULL; field++)
+		p = strchr(p + 1, ' ');
+	if (p == NULL || sscanf(p, " %llu", &v) != 1)
+		return (-1);
+	*start = v;
+	return (0);
+}
+
+/* Fill in the identity of a live process; -1 if it is not visible. */
+int
+owner_read(pid_t pid, struct owner *o)
+{
+	memset(o, 0, sizeof *o);
+	if (pid <= 0)
+		return (-1);
+	if (owner_start_time(pid, &o->start) == -1)
+		return (-1);
+	o->pid = pid;
+	snprintf(o->boot_id, sizeof o->boot_id, "%s", owner_boot_id());
+	return (0);
+}
+
+/* Is the very process we recorded still running? Zombies count as dead. */
+int
+owner_alive(const struct owner *o)
+{
+	uint64_t	start;
+	char		path[64], buf[512], *p;
+	int		fd;
+	ssize_t		n;
+
+	if (o->pid <= 0)
+		return (1);
+	if (strcmp(o->boot_id, owner_boot_id()) != 0)
+		return (0);
+	if (owner_start_time(o->pid, &start) == -1 || start != o->start)
+		return (0);
+	/* A zombie has exited; only its parent has not reaped it yet. */
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)o->pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return (0);
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return (0);
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) != NULL && (p[2] == 'Z' || p[2] == 'X'))
+		return (0);
+	return (1);
+}
+
+/*
+ * A pidfd for the owner, readable once it exits; -1 where the kernel has
+ * no pidfd_open (then the reaper polls). The identity is checked again
+ * after opening, so the fd cannot belong to a recycled pid.
+ */
+int
+owner_pidfd(const struct owner *o)
+{
+#ifdef SYS_pidfd_open
+	int	fd;
+
+	fd = (int)syscall(SYS_pidfd_open, o->pid, 0);
+	if (fd == -1)
+		return (-1);
+	if (!owner_alive(o)) {
+		close(fd);
+		errno = ESRCH;
+		return (-1);
+	}
+	return (fd);
+#else
+	(void)o;
+	errno = ENOSYS;
+	return (-1);
+#endif
+}

@@ -1,0 +1,124 @@
+/*
+ * server.c: the glue between the broker and the event loop: the group
+ * commit at the end of each loop turn, the broker's hooks, and the
+ * orderly shutdown on SIGTERM/SIGINT.
+ *
+ * The commit event runs at the lowest of three priorities, so every
+ * request that arrived in this turn has been handled (and has joined the
+ * open transaction) before the one COMMIT and its single fsync.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "berthd.h"
+
+#define SERVER_PRIORITIES	3
+#define SERVER_GRACE_MS		300	/* for answers to drain on shutdown */
+
+static void
+server_commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server	*srv = arg;
+	int		 ok;
+
+	(void)fd;
+	(void)what;
+	ok = broker_commit(srv->broker) == 0;
+	http_send_pending(srv, ok);
+	waiters_wake(srv->waiters);
+	reaper_schedule(srv->reaper);
+}
+
+static void
+server_txn_opened(void *arg)
+{
+	struct server	*srv = arg;
+
+	event_active(srv->commit_ev, EV_TIMEOUT, 0);
+}
+
+static void
+server_acquired(const struct lease *l, void *arg)
+{
+	struct server	*srv = arg;
+
+	waiters_name_acquired(srv->waiters, l->name);
+}
+
+/* Set up the loop, HTTP, waiters and reaper; then hand broker its hooks. */
+int
+server_init(struct server *srv, struct config *cfg, struct broker *b)
+{
+	srv->cfg = cfg;
+	srv->broker = b;
+	srv->started_at = clock_now_ms();
+	if ((srv->base = event_base_new()) == NULL ||
+	    event_base_priority_init(srv->base, SERVER_PRIORITIES) == -1)
+		return (-1);
+	if ((srv->commit_ev = event_new(srv->base, -1, 0, server_commit_cb,
+	    srv)) == NULL)
+		return (-1);
+	event_priority_set(srv->commit_ev, SERVER_PRIORITIES - 1);
+	if ((srv->metrics = metrics_new()) == NULL ||
+	    (srv->waiters = waiters_new(srv)) == NULL ||
+	    (srv->reaper = reaper_new(srv)) == NULL ||
+	    http_init(srv) == -1)
+		return (-1);
+	b->hooks.txn_opened = server_txn_opened;
+	b->hooks.acquired = server_acquired;
+	b->hooks.watch = reaper_watch;
+	b->hooks.unwatch = reaper_unwatch;
+	b->hooks.arg = srv;
+	return (0);
+}
+
+static void
+server_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server	*srv = arg;
+
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(srv->base);
+}
+
+/*
+ * Stop accepting, commit what this turn holds, answer every parked
+ * request, then leave the loop once the answers have had a moment to go.
+ */
+void
+server_stop(struct server *srv)
+{
+	struct timeval	grace = { 0, SERVER_GRACE_MS * 1000 };
+
+	if (srv->stopping)
+		return;
+	srv->stopping = 1;
+	log_info("stopping: no new connections; answering parked requests");
+	listen_close(srv);
+	if (srv->broker->in_txn)
+		server_commit_cb(-1, 0, srv);
+	waiters_flush(srv->waiters);
+	if (srv->broker->in_txn)
+		server_commit_cb(-1, 0, srv);
+	event_base_once(srv->base, -1, EV_TIMEOUT, server_drain_cb, srv, &grace);
+}
+
+void
+server_free(struct server *srv)
+{
+	waiters_free(srv->waiters);
+	http_free(srv);
+	if (srv->broker->in_txn && broker_commit(srv->broker) == -1)
+		log_warnx("store: last commit failed");
+	reaper_free(srv->reaper);
+	metrics_free(srv->metrics);
+	if (srv->commit_ev != NULL)
+		event_free(srv->commit_ev);
+	if (srv->base != NULL)
+		event_base_free(srv->base);
+}
