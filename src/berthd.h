@@ -356,6 +356,12 @@ int		 http_query_uint(struct evhttp_request *, const char *,
 int		 http_peer_is_admin(struct evhttp_request *);
 int		 http_host_allowed(const struct server *, const char *);
 
+/* conn.c: client connections: the limit, and the idle/slow deadline */
+struct bufferevent;
+struct bufferevent *conn_new_bev(struct event_base *, void *);
+void		 conn_request_begin(struct evhttp_request *);
+void		 conn_request_end(struct evhttp_request *);
+
 /* api-services.c: /v1/services */
 void		 api_services(struct server *, struct evhttp_request *,
 		    const char *, const char *);

@@ -1,8 +1,8 @@
 /*
  * http.c: the HTTP side of berthd. Requests come in through evhttp; this
  * file checks them against the browser-safety rules (Host allow-list
- * against DNS rebinding, Origin refusal), counts connections against the
- * limit, routes them, and sends JSON answers. An answer made while the
+ * against DNS rebinding, Origin refusal), routes them, and sends JSON
+ * answers. An answer made while the
  * turn's transaction is open waits on the pending list until the commit
  * (group commit): nothing is acknowledged before it is durable.
  */
@@ -25,9 +25,6 @@
 #include <event2/keyvalq_struct.h>
 
 #include "berthd.h"
-
-/* The one server this process runs, for callbacks that get no argument. */
-static struct server	*http_server;
 
 struct reply {
 	struct evhttp_request	*req;
@@ -73,8 +70,15 @@ http_send(struct server *srv, struct evhttp_request *req, int status,
 	if (srv->stopping)
 		evhttp_add_header(h, "Connection", "close");
 	metrics_count_request(srv->metrics, status);
-	evhttp_send_reply(req, status, http_reason(status),
-	    status == 204 ? NULL : body);
+	conn_request_end(req);
+	/* evhttp would send a HEAD answer's body; send its length only. */
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD && body != NULL) {
+		snprintf(idx, sizeof idx, "%zu", evbuffer_get_length(body));
+		evhttp_add_header(h, "Content-Length", idx);
+		evhttp_send_reply(req, status, http_reason(status), NULL);
+	} else
+		evhttp_send_reply(req, status, http_reason(status),
+		    status == 204 ? NULL : body);
 	if (body != NULL)
 		evbuffer_free(body);
 }
@@ -403,6 +407,36 @@ http_error(struct server *srv, struct evhttp_request *req, int status,
 	http_reply_error(srv, req, &e);
 }
 
+static int
+http_header_count(struct evkeyvalq *h, const char *name)
+{
+	struct evkeyval	*kv;
+	int		 n = 0;
+
+	TAILQ_FOREACH(kv, h, next) {
+		if (strcasecmp(kv->key, name) == 0)
+			n++;
+	}
+	return (n);
+}
+
+/* An absolute-form request line (GET http://host/...) names a host too. */
+static int
+http_uri_host_allowed(const struct server *srv, struct evhttp_request *req)
+{
+	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
+	const char		*host;
+	char			 buf[300];
+
+	if (uri == NULL || (host = evhttp_uri_get_host(uri)) == NULL)
+		return (1);
+	if (strchr(host, ':') != NULL && host[0] != '[') {
+		snprintf(buf, sizeof buf, "[%s]", host);
+		host = buf;
+	}
+	return (http_host_allowed(srv, host));
+}
+
 /* The checks every request passes before it is routed. */
 static int
 http_admit(struct server *srv, struct evhttp_request *req)
@@ -412,7 +446,9 @@ http_admit(struct server *srv, struct evhttp_request *req)
 	int			 local = http_peer_is_unix(req);
 
 	host = evhttp_find_header(in, "Host");
-	if (!local && host != NULL && !http_host_allowed(srv, host)) {
+	if (!local && (http_header_count(in, "Host") > 1 ||
+	    (host != NULL && !http_host_allowed(srv, host)) ||
+	    !http_uri_host_allowed(srv, req))) {
 		http_error(srv, req, 403, "forbidden_host", "the Host header "
 		    "is not a loopback name or a listen address of this "
 		    "berthd (DNS rebinding?)");
@@ -450,6 +486,7 @@ http_route(struct evhttp_request *req, void *arg)
 	const char		*path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	int			 get = EVHTTP_REQ_GET | EVHTTP_REQ_HEAD;
 
+	conn_request_begin(req);
 	if (http_admit(srv, req) == -1)
 		return;
 	if (path == NULL || path[0] == '\0')
@@ -475,85 +512,9 @@ http_route(struct evhttp_request *req, void *arg)
 		    "GET /v1/status and docs/api.md");
 }
 
-/* Connection accounting: see http_conn_new. */
-static void
-http_conn_closed(struct evhttp_connection *evcon, void *arg)
-{
-	struct server	*srv = arg;
-
-	(void)evcon;
-	srv->connections--;
-}
-
-/*
- * Run right after evhttp made the connection object for a new socket. The
- * bufferevent's callback argument is that evhttp_connection (evhttp sets
- * it so), which is how we reach it before any request: count it, or, past
- * the limit, close it at once so the others keep being served.
- */
-struct http_adopt {
-	struct event		*ev;
-	struct bufferevent	*bev;
-};
-
-static void
-http_conn_adopt(evutil_socket_t fd, short what, void *arg)
-{
-	struct http_adopt		*a = arg;
-	struct evhttp_connection	*evcon;
-	struct server			*srv = http_server;
-	void				*cbarg;
-	bufferevent_data_cb		 r, w;
-	bufferevent_event_cb		 ev;
-
-	(void)fd;
-	(void)what;
-	bufferevent_getcb(a->bev, &r, &w, &ev, &cbarg);
-	event_free(a->ev);
-	free(a);
-	if ((evcon = cbarg) == NULL)
-		return;
-	if (srv->connections >= srv->cfg->max_connections || srv->stopping) {
-		log_warnx("http: connection limit (%u) reached, refusing a "
-		    "client", srv->cfg->max_connections);
-		evhttp_connection_free(evcon);
-		return;
-	}
-	srv->connections++;
-	evhttp_connection_set_closecb(evcon, http_conn_closed, srv);
-}
-
-/*
- * evhttp asks us for each new connection's bufferevent. We make it as
- * evhttp would, and queue http_conn_adopt at the highest priority: it runs
- * before any I/O on the new connection can, so evcon is still alive.
- */
-static struct bufferevent *
-http_new_bev(struct event_base *base, void *arg)
-{
-	struct http_adopt	*a;
-	struct bufferevent	*bev;
-
-	(void)arg;
-	if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) ==
-	    NULL)
-		return (NULL);
-	if ((a = calloc(1, sizeof *a)) == NULL)
-		return (bev);
-	a->bev = bev;
-	if ((a->ev = event_new(base, -1, 0, http_conn_adopt, a)) == NULL) {
-		free(a);
-		return (bev);
-	}
-	event_priority_set(a->ev, 0);
-	event_active(a->ev, EV_TIMEOUT, 0);
-	return (bev);
-}
-
 int
 http_init(struct server *srv)
 {
-	http_server = srv;
 	TAILQ_INIT(&srv->pending);
 	if ((srv->http = evhttp_new(srv->base)) == NULL)
 		return (-1);
@@ -566,7 +527,7 @@ http_init(struct server *srv)
 	evhttp_set_max_body_size(srv->http, 1024 * 1024);
 	evhttp_set_max_headers_size(srv->http, srv->cfg->max_header_size);
 	evhttp_set_timeout(srv->http, (int)srv->cfg->idle_timeout);
-	evhttp_set_bevcb(srv->http, http_new_bev, srv);
+	evhttp_set_bevcb(srv->http, conn_new_bev, srv);
 	evhttp_set_gencb(srv->http, http_route, srv);
 	return (0);
 }

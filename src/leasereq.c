@@ -43,7 +43,8 @@ leasereq_load(const char *body, size_t len, int allow_empty, struct berr *e)
 
 	if (len == 0 && allow_empty)
 		return (json_object());
-	o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* NULs are let through the parser so they fail as the field's error. */
+	o = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (o == NULL) {
 		berr_set(e, 400, "bad_json", "request body is not valid JSON: "
 		    "%s (line %d, column %d)", jerr.text, jerr.line,
@@ -57,6 +58,16 @@ leasereq_load(const char *body, size_t len, int allow_empty, struct berr *e)
 		return (NULL);
 	}
 	return (o);
+}
+
+/* A JSON string with no NUL inside, or NULL. */
+static const char *
+leasereq_str(json_t *v)
+{
+	if (!json_is_string(v) ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return (NULL);
+	return (json_string_value(v));
 }
 
 static int
@@ -85,9 +96,9 @@ leasereq_meta(json_t *v, struct lease_req *r, struct berr *e)
 		return (-1);
 	}
 	json_object_foreach(v, k, val) {
-		if (!json_is_string(val)) {
+		if (leasereq_str(val) == NULL) {
 			berr_set(e, 400, "invalid_field", "'meta.%.64s' must "
-			    "be a string", k);
+			    "be a string without NUL characters", k);
 			return (-1);
 		}
 		if (k[0] == '\0') {
@@ -112,7 +123,7 @@ leasereq_field(const char *k, json_t *v, struct lease_req *r, struct berr *e)
 	json_int_t	n;
 
 	if (strcmp(k, "name") == 0) {
-		if (!json_is_string(v) || !lease_name_valid(json_string_value(v))) {
+		if (!lease_name_valid(leasereq_str(v))) {
 			berr_set(e, 400, "invalid_name", "'name' must be 1-63 "
 			    "characters, [a-z0-9] first, then [a-z0-9._-]");
 			return (-1);
@@ -125,14 +136,14 @@ leasereq_field(const char *k, json_t *v, struct lease_req *r, struct berr *e)
 			return (-1);
 		r->port = (uint16_t)n;
 	} else if (strcmp(k, "proto") == 0) {
-		if (!json_is_string(v) ||
+		if (leasereq_str(v) == NULL ||
 		    (r->proto = lease_proto_parse(json_string_value(v))) == -1) {
 			berr_set(e, 400, "invalid_field", "'proto' must be "
 			    "\"tcp\", \"udp\" or \"both\"");
 			return (-1);
 		}
 	} else if (strcmp(k, "host") == 0) {
-		if (!json_is_string(v) || !lease_host_valid(json_string_value(v))) {
+		if (!lease_host_valid(leasereq_str(v))) {
 			berr_set(e, 400, "invalid_field", "'host' must be an IP "
 			    "address or a DNS name of at most %d characters",
 			    BERTH_HOST_MAX);

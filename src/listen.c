@@ -70,6 +70,7 @@ listen_socket(struct server *srv, const struct listen_addr *la, char *err,
     size_t errlen)
 {
 	const char	*path = ((const struct sockaddr_un *)&la->ss)->sun_path;
+	struct stat	 st;
 	int		 fd, one = 1;
 
 	if ((fd = socket(la->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
@@ -82,7 +83,16 @@ listen_socket(struct server *srv, const struct listen_addr *la, char *err,
 			close(fd);
 			return (-1);
 		}
-		unlink(path);
+		/* Only a stale socket is ours to remove, never a file. */
+		if (lstat(path, &st) == 0) {
+			if (!S_ISSOCK(st.st_mode)) {
+				snprintf(err, errlen, "%s: the path exists and "
+				    "is not a socket", la->text);
+				close(fd);
+				return (-1);
+			}
+			unlink(path);
+		}
 	} else {
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 		if (la->family == AF_INET6)

@@ -7,7 +7,8 @@
  * (SPEC §3, no back-to-back reuse). Both lists are doubly linked through
  * two arrays indexed by port, with port 0 (never in a pool) as the end
  * marker: taking, releasing and taking a named port are all O(1), and
- * choosing a port probes only a bounded number of candidates.
+ * choosing a port probes a bounded number of candidates (POOL_PROBES from
+ * each list).
  */
 #include "config.h"
 
@@ -31,6 +32,7 @@ enum port_state {
 struct pool_list {
 	uint16_t	head;
 	uint16_t	tail;
+	size_t		count;
 };
 
 struct pool {
@@ -64,6 +66,7 @@ pool_name_hash(const char *s)
 static void
 pool_list_append(struct pool *p, struct pool_list *l, uint16_t port)
 {
+	l->count++;
 	p->next[port] = 0;
 	p->prev[port] = l->tail;
 	if (l->tail != 0)
@@ -76,6 +79,7 @@ pool_list_append(struct pool *p, struct pool_list *l, uint16_t port)
 static void
 pool_list_unlink(struct pool *p, struct pool_list *l, uint16_t port)
 {
+	l->count--;
 	if (p->prev[port] != 0)
 		p->next[p->prev[port]] = p->next[port];
 	else
@@ -132,8 +136,8 @@ pool_reset(struct pool *p)
 	memset(p->state, PORT_OUTSIDE, sizeof p->state);
 	memset(p->next, 0, sizeof p->next);
 	memset(p->prev, 0, sizeof p->prev);
-	p->free.head = p->free.tail = 0;
-	p->cooling.head = p->cooling.tail = 0;
+	memset(&p->free, 0, sizeof p->free);
+	memset(&p->cooling, 0, sizeof p->cooling);
 	p->size = p->nused = 0;
 	for (i = 0; i < p->nranges; i++) {
 		for (port = p->ranges[i].lo; port <= p->ranges[i].hi; port++) {
@@ -212,11 +216,9 @@ pool_take(struct pool *p, uint32_t name_hash, uint64_t now,
 
 	(void)name_hash;
 	pool_cool(p, now);
-	budget = pool_free_count(p) < POOL_PROBES ?
-	    pool_free_count(p) : POOL_PROBES;
-	tries = 0;
-	while ((port = p->free.head) != 0 && tries < budget) {
-		tries++;
+	/* One trip round the free list at most: a busy port goes to the back. */
+	budget = p->free.count < POOL_PROBES ? p->free.count : POOL_PROBES;
+	for (tries = 0; tries < budget && (port = p->free.head) != 0; tries++) {
 		if (probe == NULL || probe(port, arg)) {
 			pool_mark_used(p, port);
 			*out = port;
@@ -225,9 +227,10 @@ pool_take(struct pool *p, uint32_t name_hash, uint64_t now,
 		pool_list_unlink(p, &p->free, port);
 		pool_list_append(p, &p->free, port);
 	}
-	for (port = p->cooling.head; port != 0 && tries < budget; port = next) {
+	budget = POOL_PROBES;
+	for (port = p->cooling.head, tries = 0; port != 0 && tries < budget;
+	    port = next, tries++) {
 		next = p->next[port];
-		tries++;
 		if (probe == NULL || probe(port, arg)) {
 			pool_mark_used(p, port);
 			*out = port;
@@ -316,7 +319,7 @@ pool_parse_ranges(const char *s, struct port_range *out, size_t *n,
 		out[*n].lo = (uint16_t)lo;
 		out[*n].hi = (uint16_t)hi;
 		(*n)++;
-		if (*end == ',')
+		if (*end == ',' && end[1] != '\0')
 			end++;
 		else if (*end != '\0')
 			goto bad;

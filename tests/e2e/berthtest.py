@@ -12,6 +12,7 @@ BERTHD names the daemon binary (make check sets it).
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,6 +46,7 @@ class Berthd:
     """One berthd process with its own temporary state directory."""
 
     def __init__(self, args=(), env=None, db=None, tmpdir=None):
+        self.own_tmp = tmpdir is None
         self.tmp = tmpdir or tempfile.mkdtemp(prefix="berth-e2e-")
         self.db = db or os.path.join(self.tmp, "berth.db")
         self.args = list(args)
@@ -189,21 +191,29 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 class BerthTestCase(unittest.TestCase):
     """A test case that owns the berthds it starts and shows their logs on failure."""
 
-    def setUp(self):
-        self.daemons = []
-
     def berthd(self, *args, **kw):
         d = Berthd(args, **kw)
         self.daemons.append(d)
         return d
 
+    def setUp(self):
+        self.daemons = []
+        self._problems_before = self._problem_count()
+
+    def _problem_count(self):
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        if result is None:
+            return 0
+        return len(result.errors) + len(result.failures)
+
     def tearDown(self):
-        failed = any(err for _, err in getattr(self._outcome, "errors", []) if err) \
-            if hasattr(self._outcome, "errors") else False
+        failed = self._problem_count() > self._problems_before
         for d in self.daemons:
             d.close()
             if failed:
                 print("---- berthd log (%s) ----\n%s" % (d.tmp, d.logtext()[-4000:]))
+            elif d.own_tmp:
+                shutil.rmtree(d.tmp, ignore_errors=True)
 
     def assertError(self, resp, status, code):
         """resp is an error answer with this status and JSON error code."""

@@ -1,19 +1,717 @@
-"""Placeholdersecurity test of the harness: acquire, look up, release."""
-from berthtest import BerthTestCase, main
+"""SPEC §4 browser safety, limits and admin rules, end to end.
+
+Host allow-list (DNS rebinding), Origin refusal, body/header/connection limits,
+idle and slow-request timeouts, garbage on the socket, admin revoke over the
+unix socket (SO_PEERCRED), unix socket modes, and token secrecy. Requests
+http.client cannot express are written on raw sockets.
+"""
+import http.client
+import json
+import os
+import select
+import shutil
+import socket
+import stat
+import tempfile
+import time
+
+from berthtest import BerthTestCase, UnixHTTPConnection, main
 
 
-class Placeholdersecurity(BerthTestCase):
-    def test_acquire_lookup_release(self):
+class RawResponse:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def json(self):
+        return json.loads(self.body) if self.body else None
+
+    def __repr__(self):
+        return "<RawResponse %d %r>" % (self.status, self.body[:200])
+
+
+def read_response(sock, timeout=10):
+    """One HTTP response read from sock, or None if the peer closed (or reset)
+    before sending anything. Raises socket.timeout if nothing comes."""
+    sock.settimeout(timeout)
+    buf = b""
+    try:
+        while b"\r\n\r\n" not in buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    if not buf:
+        return None
+    if b"\r\n\r\n" not in buf:
+        raise AssertionError("truncated response head: %r" % buf[:300])
+    head, body = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    assert parts[0].startswith("HTTP/"), lines[0]
+    status = int(parts[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    if "content-length" in headers:
+        want = int(headers["content-length"])
+        try:
+            while len(body) < want:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+    return RawResponse(status, headers, body.decode(errors="replace"))
+
+
+def raw_exchange(host, port, data, timeout=10):
+    """Send data on a fresh TCP connection; return read_response's answer.
+    A send that fails because berthd closed the connection is not an error."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    try:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return read_response(s, timeout)
+    finally:
+        s.close()
+
+
+def unix_exchange(path, data, timeout=10):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    try:
+        s.sendall(data)
+        return read_response(s, timeout)
+    finally:
+        s.close()
+
+
+def req_bytes(method, path, host=None, headers=(), body=b"", version="1.1"):
+    lines = ["%s %s HTTP/%s" % (method, path, version)]
+    if host is not None:
+        lines.append("Host: " + host)
+    for k, v in headers:
+        lines.append("%s: %s" % (k, v))
+    if body:
+        lines.append("Content-Type: application/json")
+        lines.append("Content-Length: %d" % len(body))
+    lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def wait_closed(sock, timeout):
+    """Seconds until the peer closes sock (EOF or reset), or None at timeout.
+    Any response bytes sent before the close are read and ignored."""
+    start = time.monotonic()
+    deadline = start + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        r, _, _ = select.select([sock], [], [], left)
+        if not r:
+            continue
+        try:
+            if not sock.recv(65536):
+                return time.monotonic() - start
+        except (ConnectionResetError, BrokenPipeError):
+            return time.monotonic() - start
+
+
+class SecurityCase(BerthTestCase):
+    def berthd(self, *args, **kw):
+        d = super().berthd(*args, **kw)
+        self.addCleanup(shutil.rmtree, d.tmp, True)
+        return d
+
+    def assertServing(self, d, name=None):
+        """berthd still answers a fresh client (and can grant a lease)."""
+        r = d.get("/v1/health")
+        self.assertEqual(r.status, 200, r)
+        if name:
+            r = d.acquire(name)
+            self.assertEqual(r.status, 201, r)
+            got = d.get("/v1/services/" + name)
+            self.assertEqual(got.status, 200, got)
+
+    def assertRawError(self, resp, status, code):
+        self.assertIsNotNone(resp, "connection closed without an answer")
+        self.assertEqual(resp.status, status, resp)
+        self.assertTrue(resp.headers.get("content-type", "").startswith(
+            "application/json"), resp.headers)
+        err = resp.json["error"]
+        self.assertEqual(err["code"], code, resp)
+        self.assertTrue(err["message"], resp)
+
+    def assertRefused(self, resp, what):
+        """A refusal: a 4xx answer, or the connection closed with none."""
+        if resp is not None:
+            self.assertTrue(400 <= resp.status < 500,
+                            "%s: expected 4xx or close, got %r" % (what, resp))
+
+    def mktmp(self):
+        t = tempfile.mkdtemp(prefix="berth-sec-")
+        self.addCleanup(shutil.rmtree, t, True)
+        return t
+
+
+class HostAllowList(SecurityCase):
+    BAD = ["evil.example", "127.0.0.1.evil.example", "localhost.evil.example",
+           "evil.example:62893", "[::2]", "[::2]:62893", "10.0.0.1",
+           "localhost:abc", "[::1", "not a host!", "localhost:80:80",
+           "localhostx", "127.0.0.1evil"]
+
+    def test_foreign_host_forbidden(self):
         d = self.berthd()
+        for host in self.BAD:
+            with self.subTest(host=host):
+                r = raw_exchange(d.host, d.port,
+                                 req_bytes("GET", "/v1/health", host))
+                self.assertRawError(r, 403, "forbidden_host")
+        # Also on lookups, lists, the index page and acquire, which must not
+        # create anything.
+        for method, path, body in [("GET", "/v1/services/api", b""),
+                                   ("GET", "/v1/services", b""),
+                                   ("GET", "/", b""),
+                                   ("GET", "/metrics", b""),
+                                   ("POST", "/v1/services", b'{"name":"api"}')]:
+            with self.subTest(method=method, path=path):
+                r = raw_exchange(d.host, d.port,
+                                 req_bytes(method, path, "evil.example",
+                                           body=body))
+                self.assertRawError(r, 403, "forbidden_host")
+        self.assertError(d.get("/v1/services/api"), 404, "not_found")
+
+    def test_loopback_hosts_allowed(self):
+        d = self.berthd()
+        good = ["localhost", "localhost:%d" % d.port, "LOCALHOST",
+                "127.0.0.1", "127.0.0.1:%d" % d.port, "127.1.2.3",
+                "[::1]", "[::1]:%d" % d.port, "foo.localhost",
+                "foo.localhost:%d" % d.port]
+        for host in good:
+            with self.subTest(host=host):
+                r = raw_exchange(d.host, d.port,
+                                 req_bytes("GET", "/v1/health", host))
+                self.assertIsNotNone(r, "closed without an answer")
+                self.assertEqual(r.status, 200, r)
+        r = raw_exchange(d.host, d.port,
+                         req_bytes("POST", "/v1/services", "localhost:%d" % d.port,
+                                   body=b'{"name":"viahost"}'))
+        self.assertEqual(r.status, 201, r)
+
+    def test_http10_without_host_served(self):
+        d = self.berthd()
+        r = raw_exchange(d.host, d.port,
+                         b"GET /v1/health HTTP/1.0\r\n\r\n")
+        self.assertIsNotNone(r, "closed without an answer")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json, {"status": "ok"})
+
+
+class OriginCheck(SecurityCase):
+    def origin_req(self, d, method, path, origin, body=None, host=None):
+        hdrs = {"Origin": origin}
+        if host:
+            hdrs["Host"] = host
+        return d.request(method, path, body=body, headers=hdrs)
+
+    def test_foreign_origin_forbidden(self):
+        d = self.berthd()
+        lease = d.acquire("api").json
+        evil = "http://evil.example"
+        for method, path, body in [("GET", "/v1/services/api", None),
+                                   ("GET", "/v1/services/api?wait=1", None),
+                                   ("GET", "/v1/services", None),
+                                   ("GET", "/v1/health", None),
+                                   ("GET", "/v1/status", None),
+                                   ("GET", "/metrics", None),
+                                   ("GET", "/", None),
+                                   ("POST", "/v1/services", {"name": "web"})]:
+            with self.subTest(method=method, path=path):
+                self.assertError(self.origin_req(d, method, path, evil, body),
+                                 403, "forbidden_origin")
+        # A release with the right token but from a web page is refused too.
+        r = d.delete("/v1/services/api",
+                     headers={"Origin": evil,
+                              "Authorization": "Bearer " + lease["token"]})
+        self.assertError(r, 403, "forbidden_origin")
+        self.assertEqual(d.get("/v1/services/api").status, 200)
+        self.assertError(d.get("/v1/services/web"), 404, "not_found")
+        # Other pages on this very host are other origins.
+        for origin in ["null", "http://localhost:3000",
+                       "http://127.0.0.1:%d.evil.example" % d.port,
+                       "https://127.0.0.1:%d" % d.port]:
+            with self.subTest(origin=origin):
+                self.assertError(self.origin_req(d, "GET", "/v1/services/api",
+                                                 origin), 403, "forbidden_origin")
+
+    def test_allow_origin_one(self):
+        d = self.berthd("--allow-origin", "http://ok.example")
+        r = self.origin_req(d, "POST", "/v1/services", "http://ok.example",
+                            {"name": "api"})
+        self.assertEqual(r.status, 201, r)
+        r = self.origin_req(d, "GET", "/v1/services/api", "http://ok.example")
+        self.assertEqual(r.status, 200, r)
+        for origin in ["http://evil.example", "http://ok.example.evil.example",
+                       "https://ok.example:8443"]:
+            with self.subTest(origin=origin):
+                self.assertError(self.origin_req(d, "GET", "/v1/services/api",
+                                                 origin), 403, "forbidden_origin")
+                self.assertError(self.origin_req(d, "POST", "/v1/services",
+                                                 origin, {"name": "web"}),
+                                 403, "forbidden_origin")
+
+    def test_allow_origin_any(self):
+        d = self.berthd("--allow-origin", "*")
+        r = self.origin_req(d, "POST", "/v1/services", "http://evil.example",
+                            {"name": "api"})
+        self.assertEqual(r.status, 201, r)
+        for origin in ["http://evil.example", "null", "https://x.example:1"]:
+            with self.subTest(origin=origin):
+                r = self.origin_req(d, "GET", "/v1/services/api", origin)
+                self.assertEqual(r.status, 200, r)
+
+    def test_same_origin_allowed(self):
+        d = self.berthd()
+        self.assertEqual(d.acquire("api").status, 201)
+        for host in ["127.0.0.1:%d" % d.port, "localhost:%d" % d.port]:
+            with self.subTest(host=host):
+                r = self.origin_req(d, "GET", "/v1/services/api",
+                                    "http://" + host, host=host)
+                self.assertEqual(r.status, 200, r)
+                r = self.origin_req(d, "GET", "/", "http://" + host, host=host)
+                self.assertEqual(r.status, 200, r)
+        # Same origin is judged against the Host actually sent.
+        r = self.origin_req(d, "GET", "/v1/services/api",
+                            "http://localhost:%d" % d.port,
+                            host="127.0.0.1:%d" % d.port)
+        self.assertError(r, 403, "forbidden_origin")
+
+
+class BodyAndHeaderLimits(SecurityCase):
+    def test_body_over_64k_is_413(self):
+        d = self.berthd()
+        body = json.dumps({"name": "big", "meta": {"pad": "x" * 70000}}).encode()
+        self.assertGreater(len(body), 70000)
+        r = d.post("/v1/services", raw=body,
+                   headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 413, r)
+        err = r.json["error"]
+        self.assertTrue(err["code"], r)
+        self.assertTrue(err["message"], r)
+        self.assertError(d.get("/v1/services/big"), 404, "not_found")
+        self.assertServing(d, "after")
+
+    def test_body_limit_boundary(self):
+        d = self.berthd()
+        base = b'{"name":"edge"}'
+        exact = base + b" " * (65536 - len(base))
+        r = d.post("/v1/services", raw=exact,
+                   headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 201, "a 64 KiB body is within the limit: %r" % r)
+        over = b'{"name":"over"}'
+        over += b" " * (65537 - len(over))
+        r = d.post("/v1/services", raw=over,
+                   headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 413, r)
+        self.assertError(d.get("/v1/services/over"), 404, "not_found")
+
+    def test_chunked_body_over_64k_refused(self):
+        d = self.berthd()
+        body = json.dumps({"name": "chunky", "meta": {"pad": "y" * 70000}}).encode()
+        head = ("POST /v1/services HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                "Connection: close\r\n\r\n").encode()
+        chunks = b""
+        for i in range(0, len(body), 8192):
+            part = body[i:i + 8192]
+            chunks += b"%x\r\n" % len(part) + part + b"\r\n"
+        chunks += b"0\r\n\r\n"
+        r = raw_exchange(d.host, d.port, head + chunks)
+        self.assertIsNotNone(r, "closed without an answer")
+        self.assertIn(r.status, (411, 413), r)
+        self.assertTrue(r.json["error"]["code"], r)
+        self.assertError(d.get("/v1/services/chunky"), 404, "not_found")
+        self.assertServing(d, "after")
+
+    def test_huge_body_refused(self):
+        d = self.berthd()
+        body = b'{"name":"huge","meta":{"pad":"' + b"z" * (2 * 1024 * 1024) + b'"}}'
+        r = raw_exchange(d.host, d.port,
+                         req_bytes("POST", "/v1/services", "127.0.0.1", body=body),
+                         timeout=15)
+        self.assertRefused(r, "2 MiB body")
+        self.assertError(d.get("/v1/services/huge"), 404, "not_found")
+        self.assertServing(d, "after")
+
+    def test_huge_header_refused(self):
+        d = self.berthd()
+        one = req_bytes("GET", "/v1/health", "127.0.0.1",
+                        headers=[("X-Pad", "a" * 20000)])
+        r = raw_exchange(d.host, d.port, one)
+        self.assertRefused(r, "one 20 KB header")
+        self.assertServing(d)
+        many = req_bytes("GET", "/v1/health", "127.0.0.1",
+                         headers=[("X-Pad-%d" % i, "b" * 40) for i in range(400)])
+        r = raw_exchange(d.host, d.port, many)
+        self.assertRefused(r, "400 headers, 20 KB in all")
+        self.assertServing(d, "after")
+
+    def test_limit_refusals_are_4xx(self):
+        """A header or body past the transport limits is refused with a 4xx
+        (or a close), and the broker keeps serving."""
+        d = self.berthd()
+        cases = [
+            ("20 KB header", req_bytes("GET", "/v1/health", "127.0.0.1",
+                                       headers=[("X-Pad", "a" * 20000)])),
+            ("2 MiB body", req_bytes("POST", "/v1/services", "127.0.0.1",
+                                     body=b" " * (2 * 1024 * 1024))),
+        ]
+        for what, data in cases:
+            with self.subTest(what=what):
+                r = raw_exchange(d.host, d.port, data, timeout=15)
+                if r is None:
+                    continue        # closed without an answer: allowed
+                # Past the transport limits libevent 2.1 refuses the
+                # request itself, with its own HTML page (it has no hook
+                # to replace it); docs/api.md says so. A 4xx is required.
+                self.assertTrue(400 <= r.status < 500, r)
+        self.assertServing(d, "after")
+
+    def test_garbage_refused(self):
+        d = self.berthd()
+        tls_hello = bytes.fromhex("16030100a5010000a10303") + os.urandom(160)
+        for data in [tls_hello, b"HELLO WORLD\r\n\r\n", b"\x00" * 64 + b"\r\n\r\n",
+                     b"GET\r\n\r\n", b"SSH-2.0-OpenSSH_9.0\r\n"]:
+            with self.subTest(data=data[:16]):
+                s = socket.create_connection((d.host, d.port), timeout=10)
+                try:
+                    s.sendall(data)
+                    s.shutdown(socket.SHUT_WR)
+                    try:
+                        r = read_response(s, 10)
+                    except AssertionError:
+                        r = None
+                finally:
+                    s.close()
+                if r is not None:
+                    self.assertEqual(r.status, 400, r)
+                self.assertServing(d)
+        self.assertServing(d, "after")
+
+
+class ConnectionLimits(SecurityCase):
+    def test_max_connections(self):
+        d = self.berthd("--max-connections", "20")
+        conns = []
+        self.addCleanup(lambda: [c.close() for c in conns])
+        for i in range(20):
+            c = http.client.HTTPConnection(d.host, d.port, timeout=10)
+            r = d.get("/v1/health", conn=c)
+            self.assertEqual(r.status, 200, "connection %d: %r" % (i, r))
+            conns.append(c)
+        # The 21st is closed at once, with no answer.
+        extra = socket.create_connection((d.host, d.port), timeout=10)
+        try:
+            t = wait_closed(extra, 5)
+            self.assertIsNotNone(t, "the connection past --max-connections "
+                                 "was not closed within 5 s")
+        finally:
+            extra.close()
+        # The ones already in are still served.
+        r = d.get("/v1/services/none", conn=conns[0])
+        self.assertError(r, 404, "not_found")
+        r = d.post("/v1/services", {"name": "inside"}, conn=conns[1])
+        self.assertEqual(r.status, 201, r)
+        # One leaves: a newcomer gets its place.
+        conns.pop().close()
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                r = d.get("/v1/health", timeout=5)
+                if r.status == 200:
+                    break
+            except (ConnectionError, http.client.HTTPException, OSError):
+                pass
+            self.assertLess(time.monotonic(), deadline,
+                            "no room for a new client after one closed")
+            time.sleep(0.05)
+        r = d.get("/v1/services/inside", conn=conns[2])
+        self.assertEqual(r.status, 200, r)
+        # All leave: new clients are served, many of them.
+        for c in conns:
+            c.close()
+        conns.clear()
+        time.sleep(0.2)
+        fresh = []
+        self.addCleanup(lambda: [c.close() for c in fresh])
+        deadline = time.monotonic() + 5
+        while len(fresh) < 20:
+            c = http.client.HTTPConnection(d.host, d.port, timeout=5)
+            try:
+                r = d.get("/v1/health", conn=c)
+                self.assertEqual(r.status, 200, r)
+                fresh.append(c)
+            except (ConnectionError, http.client.HTTPException, OSError):
+                c.close()
+                self.assertLess(time.monotonic(), deadline,
+                                "only %d of 20 new clients served after all "
+                                "others closed" % len(fresh))
+                time.sleep(0.05)
+
+    def test_idle_timeout(self):
+        d = self.berthd("--idle-timeout", "1")
+        # A connection that never sends anything.
+        s = socket.create_connection((d.host, d.port), timeout=10)
+        try:
+            t = wait_closed(s, 4)
+            self.assertIsNotNone(t, "silent connection not closed within 4 s "
+                                 "with --idle-timeout 1")
+        finally:
+            s.close()
+        # A keep-alive connection after a served request.
+        s = socket.create_connection((d.host, d.port), timeout=10)
+        try:
+            s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            r = read_response(s, 5)
+            self.assertEqual(r.status, 200, r)
+            t = wait_closed(s, 4)
+            self.assertIsNotNone(t, "idle keep-alive connection not closed "
+                                 "within 4 s with --idle-timeout 1")
+        finally:
+            s.close()
+        self.assertServing(d, "after")
+
+    def test_idle_timeout_spares_blocking_wait(self):
+        d = self.berthd("--idle-timeout", "1")
+        start = time.monotonic()
+        r = d.get("/v1/services/late?wait=2", timeout=10)
+        self.assertError(r, 404, "not_found")
+        self.assertGreaterEqual(time.monotonic() - start, 1.8)
+
+    def dribble_until_closed(self, d, head, piece, limit):
+        """Send head then piece every 0.5 s; seconds until berthd closes."""
+        s = socket.create_connection((d.host, d.port), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(head)
+        start = time.monotonic()
+        served_meanwhile = False
+        i = 0
+        while time.monotonic() - start < limit:
+            if time.monotonic() - start > 1 and not served_meanwhile:
+                self.assertServing(d)
+                served_meanwhile = True
+            try:
+                s.sendall(piece % i if b"%d" in piece else piece)
+            except (BrokenPipeError, ConnectionResetError):
+                return time.monotonic() - start
+            i += 1
+            if wait_closed(s, 0.5) is not None:
+                return time.monotonic() - start
+        return None
+
+    def test_slow_headers_closed(self):
+        d = self.berthd("--idle-timeout", "2")
+        t = self.dribble_until_closed(
+            d, b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+            b"X-Slow-%d: 1\r\n", 10)
+        self.assertIsNotNone(t, "a client dribbling headers every 0.5 s was "
+                             "not cut off within 10 s with --idle-timeout 2")
+        self.assertServing(d, "after")
+
+    def test_slow_body_closed(self):
+        d = self.berthd("--idle-timeout", "2")
+        t = self.dribble_until_closed(
+            d, b"POST /v1/services HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+            b" ", 10)
+        self.assertIsNotNone(t, "a client dribbling its body every 0.5 s was "
+                             "not cut off within 10 s with --idle-timeout 2")
+        self.assertServing(d, "after")
+
+
+class AdminAndUnixSocket(SecurityCase):
+    def start_dual(self, *extra):
+        tmp = self.mktmp()
+        sock = os.path.join(tmp, "b.sock")
+        d = self.berthd("--listen", "127.0.0.1:0,unix:" + sock, *extra,
+                        tmpdir=tmp)
+        self.assertFalse(d.addr.startswith("unix:"), d.addr)
+        return d, sock
+
+    def unix_request(self, sock, method, path, body=None, headers=None):
+        c = UnixHTTPConnection(sock, timeout=10)
+        hdrs = dict(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        try:
+            c.request(method, path, body=data, headers=hdrs)
+            r = c.getresponse()
+            return r.status, r.read().decode(errors="replace")
+        finally:
+            c.close()
+
+    def test_revoke_over_tcp_forbidden(self):
+        d, sock = self.start_dual()
+        lease = d.acquire("api").json
+        r = d.delete("/v1/services/api?force=1")
+        self.assertError(r, 403, "forbidden")
+        # Not even with a bearer token of some other lease.
+        other = d.acquire("other").json
+        r = d.delete("/v1/services/api?force=1",
+                     headers={"Authorization": "Bearer " + other["token"]})
+        self.assertError(r, 403, "forbidden")
+        got = d.get("/v1/services/api")
+        self.assertEqual(got.status, 200, got)
+        self.assertEqual(got.json["port"], lease["port"])
+
+    def test_revoke_over_unix_socket(self):
+        d, sock = self.start_dual()
+        lease = d.acquire("api").json
+        # Without force the unix socket is no shortcut past the token.
+        status, body = self.unix_request(sock, "DELETE", "/v1/services/api")
+        self.assertEqual(status, 403, body)
+        self.assertEqual(json.loads(body)["error"]["code"], "bad_token")
+        status, body = self.unix_request(sock, "DELETE",
+                                         "/v1/services/api?force=1")
+        self.assertEqual(status, 204, body)
+        self.assertEqual(body, "")
+        self.assertError(d.get("/v1/services/api"), 404, "not_found")
+        status, body = self.unix_request(sock, "GET", "/v1/services")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["services"], [])
+        # The old token is dead, and the name can be taken again.
+        self.assertEqual(d.release("api", lease["token"]).status, 404)
         r = d.acquire("api")
         self.assertEqual(r.status, 201, r)
-        lease = r.json
-        got = d.get("/v1/services/api")
-        self.assertEqual(got.status, 200)
-        self.assertEqual(got.json["port"], lease["port"])
-        self.assertNotIn("token", got.json)
-        self.assertEqual(d.release("api", lease["token"]).status, 204)
-        self.assertError(d.get("/v1/services/api"), 404, "not_found")
+
+    def test_revoke_from_other_uid_forbidden(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to run a client as another uid")
+        tmp = self.mktmp()
+        os.chmod(tmp, 0o755)
+        sock = os.path.join(tmp, "b.sock")
+        d = self.berthd("--listen", "127.0.0.1:0,unix:" + sock,
+                        "--socket-mode", "0666", tmpdir=tmp)
+        self.assertEqual(d.acquire("api").status, 201)
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(rfd)
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                r = unix_exchange(sock, b"DELETE /v1/services/api?force=1 "
+                                  b"HTTP/1.1\r\nHost: localhost\r\n"
+                                  b"Connection: close\r\n\r\n")
+                out = json.dumps({"status": r.status, "body": r.body}
+                                 if r else {"status": None})
+                os.write(wfd, out.encode())
+                code = 0
+            except BaseException as exc:  # report, never return into unittest
+                try:
+                    os.write(wfd, json.dumps({"exc": repr(exc)}).encode())
+                except OSError:
+                    pass
+            finally:
+                os._exit(code)
+        os.close(wfd)
+        data = b""
+        with os.fdopen(rfd, "rb") as f:
+            data = f.read()
+        _, status = os.waitpid(pid, 0)
+        res = json.loads(data.decode() or "{}")
+        if "exc" in res or "status" not in res:
+            self.skipTest("could not run a client as uid 65534: %r" % res)
+        self.assertEqual(res["status"], 403, res)
+        self.assertEqual(json.loads(res["body"])["error"]["code"], "forbidden",
+                         res)
+        self.assertEqual(d.get("/v1/services/api").status, 200)
+
+    def test_socket_mode_default_0660(self):
+        d, sock = self.start_dual()
+        mode = stat.S_IMODE(os.stat(sock).st_mode)
+        self.assertTrue(stat.S_ISSOCK(os.stat(sock).st_mode))
+        self.assertEqual(mode, 0o660, oct(mode))
+
+    def test_socket_mode_flag(self):
+        d, sock = self.start_dual("--socket-mode", "0600")
+        mode = stat.S_IMODE(os.stat(sock).st_mode)
+        self.assertEqual(mode, 0o600, oct(mode))
+        status, body = self.unix_request(sock, "GET", "/v1/health")
+        self.assertEqual(status, 200, body)
+
+
+class Tokens(SecurityCase):
+    def test_token_only_in_acquire_response(self):
+        d = self.berthd()
+        r = d.acquire("api", ttl=30, meta={"k": "v"})
+        self.assertEqual(r.status, 201, r)
+        token = r.json["token"]
+        self.assertRegex(token, r"^[0-9a-f]{32,}$")
+        index = int(r.headers["X-Berth-Index"])
+        renew = d.post("/v1/services/api/renew", {"ttl": 30},
+                       headers={"Authorization": "Bearer " + token})
+        self.assertEqual(renew.status, 200, renew)
+        pages = {
+            "renew": renew,
+            "list": d.get("/v1/services"),
+            "blocking list": d.get("/v1/services?index=%d&wait=1" % (index - 1)),
+            "lookup": d.get("/v1/services/api"),
+            "blocking lookup": d.get("/v1/services/api?wait=1"),
+            "status": d.get("/v1/status"),
+            "metrics": d.get("/metrics"),
+            "index page": d.get("/"),
+            "health": d.get("/v1/health"),
+        }
+        for what, resp in pages.items():
+            with self.subTest(page=what):
+                self.assertEqual(resp.status, 200, resp)
+                self.assertNotIn(token, resp.body)
+                self.assertNotIn(token.upper(), resp.body)
+        self.assertNotIn("token", pages["lookup"].json)
+        for svc in pages["list"].json["services"]:
+            self.assertNotIn("token", svc)
+        self.assertEqual(d.release("api", token).status, 204)
+        log = d.logtext()
+        self.assertTrue(log, "berthd wrote no log at --log-level debug")
+        self.assertNotIn(token, log)
+        self.assertNotIn(token.upper(), log)
+
+    def test_token_of_other_lease_refused(self):
+        d = self.berthd()
+        a = d.acquire("alpha", ttl=60).json
+        b = d.acquire("beta", ttl=60).json
+        bearer_b = {"Authorization": "Bearer " + b["token"]}
+        self.assertError(d.release("alpha", b["token"]), 403, "bad_token")
+        self.assertError(d.post("/v1/services/alpha/renew", {"ttl": 60},
+                                headers=bearer_b), 403, "bad_token")
+        self.assertError(d.post("/v1/services/alpha/renew", {"ttl": 60}),
+                         403, "bad_token")
+        self.assertError(d.delete("/v1/services/alpha"), 403, "bad_token")
+        self.assertError(d.release("alpha", a["token"][:-1] + "x"), 403,
+                         "bad_token")
+        # A re-acquire of alpha with beta's token is a conflict, not a renewal.
+        self.assertError(d.acquire("alpha", token=b["token"]), 409, "name_taken")
+        got = d.get("/v1/services/alpha")
+        self.assertEqual(got.status, 200, got)
+        self.assertEqual(got.json["port"], a["port"])
+        self.assertEqual(d.release("alpha", a["token"]).status, 204)
+        self.assertEqual(d.release("beta", b["token"]).status, 204)
 
 
 if __name__ == "__main__":

@@ -1,25 +1,1145 @@
-/* Placeholder, replaced by the real suite. */
+/*
+ * check_broker.c: unit tests for broker.c, the lease rules of SPEC §3 over
+ * the registry, the pool and the store: granting, conflicts, idempotent
+ * re-acquire, sticky ports, the reuse delay, explicit ports, exhaustion,
+ * TTL expiry on a fake clock, renew, release, revoke, owners, and what
+ * survives closing and reopening the database.
+ *
+ * As in the daemon, every mutation is followed by broker_commit().
+ */
+#include "config.h"
+
+#include <sys/wait.h>
 #include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "berthd.h"
 
-START_TEST(test_placeholder)
+#define LO	50000		/* the test pool: LO..HI */
+#define HI	50009
+#define NPORTS	(HI - LO + 1)
+#define DELAY	60000		/* reuse delay, ms */
+#define T0	1700000000000ULL
+
+static struct store	*st;
+static struct pool	*pl;
+static struct broker	*br;
+static uint8_t		 busy[65536];	/* ports the fake probe refuses */
+static char		 tmpdir[64];
+
+/* The test bind, faked: a port is free unless marked busy. */
+static int
+fake_probe(uint16_t port, int proto)
 {
-	ck_assert(lease_name_valid("api"));
+	(void)proto;
+	return (!busy[port]);
+}
+
+static void
+open_broker(const char *path)
+{
+	struct port_range	r = { LO, HI };
+	char			err[256];
+
+	st = store_open(path, err, sizeof err);
+	ck_assert_msg(st != NULL, "store_open %s: %s", path, err);
+	pl = pool_new(&r, 1, DELAY);
+	ck_assert_ptr_nonnull(pl);
+	br = broker_new(st, pl, DELAY, fake_probe, NULL);
+	ck_assert_ptr_nonnull(br);
+}
+
+static void
+close_broker(void)
+{
+	broker_free(br);
+	pool_free(pl);
+	store_close(st);
+	br = NULL;
+	pl = NULL;
+	st = NULL;
+}
+
+/* Close and reopen the same database, then load it as berthd starts. */
+static void
+reopen_broker(const char *path)
+{
+	char	err[256];
+
+	close_broker();
+	open_broker(path);
+	ck_assert_msg(broker_load(br, err, sizeof err) == 0, "broker_load: %s",
+	    err);
+}
+
+static void
+mem_setup(void)
+{
+	memset(busy, 0, sizeof busy);
+	clock_set_fake(T0);
+	open_broker(":memory:");
+}
+
+static void
+mem_teardown(void)
+{
+	close_broker();
+}
+
+/* Unchecked fixture, in the parent: one temporary directory per run. */
+static void
+dir_setup(void)
+{
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/check_broker.XXXXXX");
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		exit(EXIT_FAILURE);
+	}
+}
+
+static void
+dir_teardown(void)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		 path[512];
+
+	if ((d = opendir(tmpdir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", tmpdir, de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(tmpdir);
+}
+
+static void
+file_setup(void)
+{
+	memset(busy, 0, sizeof busy);
+	clock_set_fake(T0);
+}
+
+static const char *
+db_path(const char *name)
+{
+	static char	path[256];
+
+	snprintf(path, sizeof path, "%s/%s.db", tmpdir, name);
+	return (path);
+}
+
+/*
+ * Acquire as POST /v1/services does: parse the body, acquire, commit.
+ * Returns broker_acquire's result; the commit must always succeed.
+ */
+static int
+acquire(const char *body, const char *bearer, struct lease **out,
+    int *created, struct berr *e)
+{
+	struct lease_req	r;
+	int			rc;
+
+	memset(e, 0, sizeof *e);
+	ck_assert_msg(leasereq_parse(body, strlen(body), &r, e) == 0,
+	    "body %s: %s", body, e->message);
+	*out = NULL;
+	*created = -1;
+	rc = broker_acquire(br, &r, bearer, out, created, e);
+	leasereq_clear(&r);
+	ck_assert_int_eq(broker_commit(br), 0);
+	return (rc);
+}
+
+/* Acquire that must succeed with a new lease. */
+static struct lease *
+grant(const char *body)
+{
+	struct lease	*l;
+	struct berr	 e;
+	int		 created;
+
+	ck_assert_msg(acquire(body, NULL, &l, &created, &e) == 0,
+	    "%s: %d %s: %s", body, e.status, e.code, e.message);
+	ck_assert_int_eq(created, 1);
+	ck_assert_ptr_nonnull(l);
+	return (l);
+}
+
+/* Acquire that must fail with status and code. */
+static void
+refuse(const char *body, const char *bearer, int status, const char *code)
+{
+	struct lease	*l;
+	struct berr	 e;
+	int		 created;
+
+	ck_assert_msg(acquire(body, bearer, &l, &created, &e) == -1,
+	    "%s granted (port %u)", body, l != NULL ? l->port : 0);
+	ck_assert_msg(e.status == status && e.code != NULL &&
+	    strcmp(e.code, code) == 0, "%s: got %d %s, want %d %s", body,
+	    e.status, e.code ? e.code : "(null)", status, code);
+}
+
+static int
+release(const char *name, const char *bearer, struct berr *e)
+{
+	int	rc;
+
+	memset(e, 0, sizeof *e);
+	rc = broker_release(br, name, bearer, e);
+	ck_assert_int_eq(broker_commit(br), 0);
+	return (rc);
+}
+
+static void
+release_ok(struct lease *l)
+{
+	char		name[BERTH_NAME_MAX + 1], token[BERTH_TOKEN_HEX + 1];
+	struct berr	e;
+
+	/* l is freed by the release: copy what we pass. */
+	snprintf(name, sizeof name, "%s", l->name);
+	snprintf(token, sizeof token, "%s", l->token);
+	ck_assert_msg(release(name, token, &e) == 0, "release %s: %s", name,
+	    e.message);
+	ck_assert_ptr_null(broker_lookup(br, name));
+}
+
+static void
+assert_error(const struct berr *e, int status, const char *code)
+{
+	ck_assert_int_eq(e->status, status);
+	ck_assert_ptr_nonnull(e->code);
+	ck_assert_str_eq(e->code, code);
+	ck_assert_str_ne(e->message, "");
+}
+
+/* A child that lives until we close the pipe. */
+static pid_t
+spawn_child(int *wfd)
+{
+	int	fds[2];
+	char	c;
+	pid_t	pid;
+
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		close(fds[1]);
+		while (read(fds[0], &c, 1) == -1 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(fds[0]);
+	*wfd = fds[1];
+	return (pid);
+}
+
+static void
+end_child(pid_t pid, int wfd)
+{
+	close(wfd);
+	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+}
+
+static int
+is_hex(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (strchr("0123456789abcdef", *s) == NULL)
+			return (0);
+	return (1);
+}
+
+/*
+ * Granting: a new name gets a pool port, a fresh token, 201 (created=1).
+ */
+START_TEST(test_acquire_new)
+{
+	struct lease	*l, *m;
+	uint64_t	 index = br->index;
+
+	l = grant("{\"name\":\"api\"}");
+	ck_assert_uint_ge(l->port, LO);
+	ck_assert_uint_le(l->port, HI);
+	ck_assert_str_eq(l->name, "api");
+	ck_assert_uint_eq(strlen(l->token), BERTH_TOKEN_HEX);
+	ck_assert(is_hex(l->token));
+	ck_assert_uint_eq(l->created_at, T0);
+	ck_assert_uint_eq(l->renewed_at, T0);
+	ck_assert_uint_eq(l->expires_at, 0);
+	ck_assert_int_eq(l->owner.pid, 0);
+	ck_assert_ptr_eq(broker_lookup(br, "api"), l);
+	ck_assert_uint_eq(broker_live_count(br), 1);
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS - 1);
+	ck_assert_uint_gt(br->index, index);
+	ck_assert_uint_eq(br->stats.acquired, 1);
+	ck_assert_int_eq(br->in_txn, 0);
+
+	m = grant("{\"name\":\"web\",\"ttl\":5,\"proto\":\"both\","
+	    "\"host\":\"::1\",\"meta\":{\"k\":\"v\"}}");
+	ck_assert_uint_ne(m->port, l->port);
+	ck_assert_str_ne(m->token, l->token);
+	ck_assert_int_eq(m->proto, PROTO_BOTH);
+	ck_assert_str_eq(m->host, "::1");
+	ck_assert_str_eq(m->meta, "{\"k\":\"v\"}");
+	ck_assert_uint_eq(m->ttl, 5);
+	ck_assert_uint_eq(m->expires_at, T0 + 5000);
+	ck_assert_ptr_null(broker_lookup(br, "nope"));
 }
 END_TEST
+
+/* A live name without its token: 409 name_taken, a wrong token too. */
+START_TEST(test_name_taken)
+{
+	struct lease	*l;
+	char		 bad[BERTH_TOKEN_HEX + 1];
+
+	l = grant("{\"name\":\"api\"}");
+	refuse("{\"name\":\"api\"}", NULL, 409, "name_taken");
+	snprintf(bad, sizeof bad, "%s", l->token);
+	bad[0] = bad[0] == '0' ? '1' : '0';
+	refuse("{\"name\":\"api\"}", bad, 409, "name_taken");
+	refuse("{\"name\":\"api\",\"port\":50005}", "", 409, "name_taken");
+	ck_assert_uint_eq(broker_live_count(br), 1);
+	ck_assert_ptr_eq(broker_lookup(br, "api"), l);
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS - 1);
+}
+END_TEST
+
+/* With the token: the same lease, renewed, created=0 (200). */
+START_TEST(test_reacquire_token)
+{
+	struct lease	*l, *m;
+	struct berr	 e;
+	char		 token[BERTH_TOKEN_HEX + 1];
+	uint16_t	 port;
+	int		 created;
+
+	l = grant("{\"name\":\"api\",\"ttl\":10}");
+	port = l->port;
+	snprintf(token, sizeof token, "%s", l->token);
+	clock_advance(5000);
+	ck_assert_int_eq(acquire("{\"name\":\"api\",\"ttl\":10}", token, &m,
+	    &created, &e), 0);
+	ck_assert_int_eq(created, 0);
+	ck_assert_ptr_eq(m, l);
+	ck_assert_uint_eq(m->port, port);
+	ck_assert_str_eq(m->token, token);
+	ck_assert_uint_eq(m->created_at, T0);
+	ck_assert_uint_eq(m->renewed_at, T0 + 5000);
+	ck_assert_uint_eq(m->expires_at, T0 + 15000);
+	ck_assert_uint_eq(broker_live_count(br), 1);
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS - 1);
+
+	/* A new ttl in the body applies. */
+	ck_assert_int_eq(acquire("{\"name\":\"api\",\"ttl\":60}", token, &m,
+	    &created, &e), 0);
+	ck_assert_int_eq(created, 0);
+	ck_assert_uint_eq(m->ttl, 60);
+	ck_assert_uint_eq(m->expires_at, T0 + 5000 + 60000);
+}
+END_TEST
+
+/* Sticky: a name that comes back gets its last port. */
+START_TEST(test_sticky)
+{
+	struct lease	*l;
+	uint16_t	 port;
+	char		 body[64];
+	int		 i;
+
+	l = grant("{\"name\":\"api\"}");
+	port = l->port;
+	release_ok(l);
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS);
+	l = grant("{\"name\":\"other\"}");
+	ck_assert_uint_ne(l->port, port);
+	l = grant("{\"name\":\"api\"}");
+	ck_assert_uint_eq(l->port, port);
+
+	/* Still after the delay, when others took ports in between. */
+	release_ok(l);
+	clock_advance(DELAY * 2);
+	for (i = 0; i < 3; i++) {
+		snprintf(body, sizeof body, "{\"name\":\"n%d\"}", i);
+		l = grant(body);
+		ck_assert_uint_ne(l->port, port);
+	}
+	l = grant("{\"name\":\"api\"}");
+	ck_assert_uint_eq(l->port, port);
+}
+END_TEST
+
+/* A sticky port some other process holds now: any other port will do. */
+START_TEST(test_sticky_busy)
+{
+	struct lease	*l;
+	uint16_t	 port;
+
+	l = grant("{\"name\":\"api\"}");
+	port = l->port;
+	release_ok(l);
+	busy[port] = 1;
+	l = grant("{\"name\":\"api\"}");
+	ck_assert_uint_ne(l->port, port);
+	ck_assert_uint_ge(l->port, LO);
+	ck_assert_uint_le(l->port, HI);
+}
+END_TEST
+
+/*
+ * No back-to-back reuse: a port freed by one name goes to no other name
+ * while other pool ports are free; when none is, it may.
+ */
+START_TEST(test_reuse_delay)
+{
+	static const char *const names[] = { "{\"name\":\"b0\"}",
+	    "{\"name\":\"b1\"}", "{\"name\":\"b2\"}", "{\"name\":\"b3\"}",
+	    "{\"name\":\"b4\"}", "{\"name\":\"b5\"}", "{\"name\":\"b6\"}",
+	    "{\"name\":\"b7\"}", "{\"name\":\"b8\"}" };
+	struct lease	*l;
+	uint16_t	 port;
+	size_t		 i;
+
+	l = grant("{\"name\":\"a\"}");
+	port = l->port;
+	release_ok(l);
+	clock_advance(1000);
+	for (i = 0; i < NPORTS - 1; i++) {
+		l = grant(names[i]);
+		ck_assert_msg(l->port != port, "port %u freed by 'a' handed "
+		    "to '%s' while other ports were free", port, l->name);
+	}
+	l = grant("{\"name\":\"last\"}");
+	ck_assert_uint_eq(l->port, port);
+}
+END_TEST
+
+/* Once the delay has passed, the port is anyone's. */
+START_TEST(test_reuse_delay_passes)
+{
+	struct lease	*l;
+	uint16_t	 port;
+	unsigned int	 p;
+
+	l = grant("{\"name\":\"a\"}");
+	port = l->port;
+	release_ok(l);
+	/* Only the released port binds; the others are busy elsewhere. */
+	for (p = LO; p <= HI; p++)
+		busy[p] = p != port;
+	clock_advance(DELAY);
+	l = grant("{\"name\":\"b\"}");
+	ck_assert_uint_eq(l->port, port);
+}
+END_TEST
+
+/*
+ * A released port that binds, when every other free pool port is busy
+ * elsewhere: nothing else is free, so it is handed out rather than
+ * 503 pool_exhausted.
+ */
+START_TEST(test_reuse_only_bindable)
+{
+	struct lease	*l;
+	uint16_t	 port;
+	unsigned int	 p;
+
+	l = grant("{\"name\":\"a\"}");
+	port = l->port;
+	release_ok(l);
+	for (p = LO; p <= HI; p++)
+		busy[p] = p != port;
+	clock_advance(1000);
+	l = grant("{\"name\":\"b\"}");
+	ck_assert_uint_eq(l->port, port);
+}
+END_TEST
+
+/*
+ * Explicit ports: granted in or out of the pool when they bind and no
+ * lease holds them, else 409 port_unavailable.
+ */
+START_TEST(test_explicit_port)
+{
+	struct lease	*l;
+	char		 body[64];
+	int		 i;
+
+	l = grant("{\"name\":\"a\",\"port\":50005}");
+	ck_assert_uint_eq(l->port, 50005);
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS - 1);
+	refuse("{\"name\":\"b\",\"port\":50005}", NULL, 409,
+	    "port_unavailable");
+
+	/* Outside the pool. */
+	l = grant("{\"name\":\"c\",\"port\":40000}");
+	ck_assert_uint_eq(l->port, 40000);
+	ck_assert_ptr_eq(registry_by_port(&br->reg, 40000), l);
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS - 1);
+	refuse("{\"name\":\"d\",\"port\":40000}", NULL, 409,
+	    "port_unavailable");
+
+	/* Used by another process: in the pool and out. */
+	busy[40001] = 1;
+	busy[50006] = 1;
+	refuse("{\"name\":\"d\",\"port\":40001}", NULL, 409,
+	    "port_unavailable");
+	refuse("{\"name\":\"d\",\"port\":50006}", NULL, 409,
+	    "port_unavailable");
+	ck_assert_ptr_null(broker_lookup(br, "d"));
+
+	/* An ended lease frees its port at once, for an explicit request. */
+	release_ok(broker_lookup(br, "a"));
+	l = grant("{\"name\":\"b\",\"port\":50005}");
+	ck_assert_uint_eq(l->port, 50005);
+	release_ok(broker_lookup(br, "c"));
+	ck_assert_ptr_null(registry_by_port(&br->reg, 40000));
+	l = grant("{\"name\":\"d\",\"port\":40000}");
+	ck_assert_uint_eq(l->port, 40000);
+
+	/* Pooled acquires never hand out a port explicitly taken. */
+	busy[50006] = 0;
+	for (i = 0; pool_free_count(pl) > 0; i++) {
+		snprintf(body, sizeof body, "{\"name\":\"x%d\"}", i);
+		l = grant(body);
+		ck_assert_uint_ne(l->port, 50005);
+	}
+	ck_assert_int_eq(i, NPORTS - 1);
+}
+END_TEST
+
+/* Every pool port leased, or busy elsewhere: 503 pool_exhausted. */
+START_TEST(test_pool_exhausted)
+{
+	static uint8_t	 seen[65536];
+	struct lease	*l;
+	char		 body[64];
+	int		 i;
+
+	for (i = 0; i < NPORTS; i++) {
+		snprintf(body, sizeof body, "{\"name\":\"s%d\"}", i);
+		l = grant(body);
+		ck_assert_msg(!seen[l->port], "port %u granted twice", l->port);
+		seen[l->port] = 1;
+	}
+	ck_assert_uint_eq(pool_free_count(pl), 0);
+	refuse("{\"name\":\"more\"}", NULL, 503, "pool_exhausted");
+	ck_assert_uint_eq(broker_live_count(br), NPORTS);
+	/* An explicit port outside the pool is still fine. */
+	grant("{\"name\":\"more\",\"port\":40000}");
+}
+END_TEST
+
+START_TEST(test_pool_all_busy)
+{
+	unsigned int	p;
+
+	for (p = LO; p <= HI; p++)
+		busy[p] = 1;
+	refuse("{\"name\":\"a\"}", NULL, 503, "pool_exhausted");
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS);
+	ck_assert_uint_eq(broker_live_count(br), 0);
+	busy[LO + 3] = 0;
+	ck_assert_uint_eq(grant("{\"name\":\"a\"}")->port, LO + 3);
+}
+END_TEST
+
+/*
+ * TTL expiry: never shown past its TTL, even before it is recorded;
+ * broker_expire_due ends it and frees the port.
+ */
+START_TEST(test_ttl_expiry)
+{
+	struct lease	*l;
+	uint16_t	 port;
+
+	l = grant("{\"name\":\"a\",\"ttl\":10}");
+	port = l->port;
+	grant("{\"name\":\"forever\"}");
+	ck_assert_uint_eq(broker_next_expiry(br), T0 + 10000);
+	clock_advance(9000);
+	ck_assert_ptr_eq(broker_lookup(br, "a"), l);
+	ck_assert_int_eq(broker_expire_due(br), 0);
+	ck_assert_int_eq(broker_commit(br), 0);
+	clock_advance(2000);
+	ck_assert_ptr_null(broker_lookup(br, "a"));
+	ck_assert_uint_eq(broker_live_count(br), 2);	/* not recorded yet */
+	ck_assert_int_eq(broker_expire_due(br), 1);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_uint_eq(broker_live_count(br), 1);
+	ck_assert_ptr_null(registry_find(&br->reg, "a"));
+	ck_assert_ptr_null(registry_by_port(&br->reg, port));
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS - 1);
+	ck_assert_uint_eq(br->stats.expired, 1);
+	ck_assert_uint_eq(broker_next_expiry(br), 0);
+	ck_assert_ptr_nonnull(broker_lookup(br, "forever"));
+	/* The name comes back to its port... */
+	l = grant("{\"name\":\"a\"}");
+	ck_assert_uint_eq(l->port, port);
+	release_ok(l);
+	/* ...and another name may ask for the port by number. */
+	l = grant("{\"name\":\"b\",\"port\":50000}");
+	ck_assert_uint_eq(port, 50000);
+	ck_assert_uint_eq(l->port, port);
+}
+END_TEST
+
+/* Due exactly at expires_at; several due at once all end. */
+START_TEST(test_ttl_expiry_many)
+{
+	grant("{\"name\":\"a\",\"ttl\":3}");
+	grant("{\"name\":\"b\",\"ttl\":1}");
+	grant("{\"name\":\"c\",\"ttl\":2}");
+	grant("{\"name\":\"d\",\"ttl\":100}");
+	ck_assert_uint_eq(broker_next_expiry(br), T0 + 1000);
+	clock_advance(3000);
+	ck_assert_ptr_null(broker_lookup(br, "a"));
+	ck_assert_int_eq(broker_expire_due(br), 3);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_uint_eq(broker_live_count(br), 1);
+	ck_assert_uint_eq(broker_next_expiry(br), T0 + 100000);
+}
+END_TEST
+
+/* A lease past its TTL, not yet recorded, does not block its name. */
+START_TEST(test_ttl_takeover)
+{
+	struct lease	*l;
+	char		 token[BERTH_TOKEN_HEX + 1];
+	struct berr	 e;
+	int		 created;
+
+	l = grant("{\"name\":\"a\",\"ttl\":10}");
+	snprintf(token, sizeof token, "%s", l->token);
+	clock_advance(10000);
+	l = grant("{\"name\":\"a\"}");
+	ck_assert_str_ne(l->token, token);
+	ck_assert_uint_eq(l->expires_at, 0);
+	ck_assert_uint_eq(broker_live_count(br), 1);
+	/* The old token is worth nothing now. */
+	ck_assert_int_eq(release("a", token, &e), -1);
+	assert_error(&e, 403, "bad_token");
+	ck_assert_int_eq(acquire("{\"name\":\"a\"}", token, &l, &created, &e),
+	    -1);
+	assert_error(&e, 409, "name_taken");
+}
+END_TEST
+
+/* A port held by a lease past its TTL may be named by another. */
+START_TEST(test_ttl_port_takeover)
+{
+	struct lease	*l;
+
+	l = grant("{\"name\":\"a\",\"ttl\":10,\"port\":50003}");
+	ck_assert_uint_eq(l->port, 50003);
+	clock_advance(10001);
+	l = grant("{\"name\":\"b\",\"port\":50003}");
+	ck_assert_uint_eq(l->port, 50003);
+	ck_assert_ptr_null(registry_find(&br->reg, "a"));
+	ck_assert_uint_eq(broker_live_count(br), 1);
+}
+END_TEST
+
+/*
+ * Renew: with the token, from now, optionally with a new ttl.
+ */
+START_TEST(test_renew)
+{
+	struct lease	*l, *m;
+	struct berr	 e;
+	char		 token[BERTH_TOKEN_HEX + 1];
+	uint32_t	 ttl;
+
+	l = grant("{\"name\":\"a\",\"ttl\":10}");
+	snprintf(token, sizeof token, "%s", l->token);
+	clock_advance(9000);
+	ck_assert_int_eq(broker_renew(br, "a", token, NULL, &m, &e), 0);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_ptr_eq(m, l);
+	ck_assert_uint_eq(m->ttl, 10);
+	ck_assert_uint_eq(m->renewed_at, T0 + 9000);
+	ck_assert_uint_eq(m->expires_at, T0 + 19000);
+	ck_assert_uint_eq(broker_next_expiry(br), T0 + 19000);
+	clock_advance(9000);			/* 18 s after the grant */
+	ck_assert_ptr_eq(broker_lookup(br, "a"), l);
+	ck_assert_int_eq(broker_expire_due(br), 0);
+
+	ttl = 30;
+	ck_assert_int_eq(broker_renew(br, "a", token, &ttl, &m, &e), 0);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_uint_eq(m->ttl, 30);
+	ck_assert_uint_eq(m->expires_at, T0 + 18000 + 30000);
+
+	/* ttl 0: no expiry any more. */
+	ttl = 0;
+	ck_assert_int_eq(broker_renew(br, "a", token, &ttl, &m, &e), 0);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_uint_eq(m->expires_at, 0);
+	ck_assert_uint_eq(broker_next_expiry(br), 0);
+	clock_advance(1000000);
+	ck_assert_ptr_eq(broker_lookup(br, "a"), l);
+}
+END_TEST
+
+START_TEST(test_renew_refused)
+{
+	struct lease	*l, *m;
+	struct berr	 e;
+	char		 token[BERTH_TOKEN_HEX + 1];
+
+	l = grant("{\"name\":\"a\",\"ttl\":10}");
+	snprintf(token, sizeof token, "%s", l->token);
+	grant("{\"name\":\"b\"}");
+	ck_assert_int_eq(broker_renew(br, "a", NULL, NULL, &m, &e), -1);
+	assert_error(&e, 403, "bad_token");
+	ck_assert_int_eq(broker_renew(br, "a", "nope", NULL, &m, &e), -1);
+	assert_error(&e, 403, "bad_token");
+	ck_assert_int_eq(broker_renew(br, "b", token, NULL, &m, &e), -1);
+	assert_error(&e, 403, "bad_token");
+	ck_assert_int_eq(broker_renew(br, "zz", token, NULL, &m, &e), -1);
+	assert_error(&e, 404, "not_found");
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_uint_eq(l->expires_at, T0 + 10000);
+	/* Too late: a lease past its TTL cannot be renewed. */
+	clock_advance(10000);
+	ck_assert_int_eq(broker_renew(br, "a", token, NULL, &m, &e), -1);
+	assert_error(&e, 404, "not_found");
+	ck_assert_int_eq(broker_commit(br), 0);
+}
+END_TEST
+
+/*
+ * Release: only with the lease's own token.
+ */
+START_TEST(test_release)
+{
+	struct lease	*a, *b;
+	struct berr	 e;
+	char		 token[BERTH_TOKEN_HEX + 1];
+	uint16_t	 port;
+
+	a = grant("{\"name\":\"a\"}");
+	b = grant("{\"name\":\"b\"}");
+	port = a->port;
+	snprintf(token, sizeof token, "%s", a->token);
+
+	ck_assert_int_eq(release("a", NULL, &e), -1);
+	assert_error(&e, 403, "bad_token");
+	ck_assert_int_eq(release("a", "", &e), -1);
+	assert_error(&e, 403, "bad_token");
+	ck_assert_int_eq(release("a", "0123456789abcdef0123456789abcdef", &e),
+	    -1);
+	assert_error(&e, 403, "bad_token");
+	ck_assert_int_eq(release("a", b->token, &e), -1);
+	assert_error(&e, 403, "bad_token");
+	token[BERTH_TOKEN_HEX - 1] = '\0';		/* a prefix */
+	ck_assert_int_eq(release("a", token, &e), -1);
+	assert_error(&e, 403, "bad_token");
+	ck_assert_ptr_eq(broker_lookup(br, "a"), a);
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS - 2);
+
+	ck_assert_int_eq(release("zz", a->token, &e), -1);
+	assert_error(&e, 404, "not_found");
+
+	snprintf(token, sizeof token, "%s", a->token);
+	ck_assert_int_eq(release("a", token, &e), 0);
+	ck_assert_ptr_null(broker_lookup(br, "a"));
+	ck_assert_ptr_null(registry_by_port(&br->reg, port));
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS - 1);
+	ck_assert_uint_eq(broker_live_count(br), 1);
+	ck_assert_uint_eq(br->stats.released, 1);
+	ck_assert_int_eq(release("a", token, &e), -1);
+	assert_error(&e, 404, "not_found");
+}
+END_TEST
+
+/* Revoke: no token needed (the admin check is the caller's). */
+START_TEST(test_revoke)
+{
+	struct lease	*a;
+	struct berr	 e;
+	uint16_t	 port;
+
+	a = grant("{\"name\":\"a\",\"ttl\":100}");
+	port = a->port;
+	ck_assert_int_eq(broker_revoke(br, "a", &e), 0);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_ptr_null(broker_lookup(br, "a"));
+	ck_assert_ptr_null(registry_by_port(&br->reg, port));
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS);
+	ck_assert_uint_eq(broker_next_expiry(br), 0);
+	ck_assert_uint_eq(br->stats.revoked, 1);
+	ck_assert_int_eq(broker_revoke(br, "a", &e), -1);
+	assert_error(&e, 404, "not_found");
+	ck_assert_int_eq(broker_commit(br), 0);
+	/* The name is free again and keeps its port. */
+	ck_assert_uint_eq(grant("{\"name\":\"a\"}")->port, port);
+}
+END_TEST
+
+/* A commit closes the turn's transaction; an idle commit is a no-op. */
+START_TEST(test_commit)
+{
+	struct lease_req	 r;
+	struct lease		*l;
+	struct berr		 e;
+	uint64_t		 commits, index;
+	int			 created;
+
+	ck_assert_int_eq(broker_commit(br), 0);
+	commits = br->stats.commits;
+	index = br->index;
+	ck_assert_int_eq(leasereq_parse("{\"name\":\"a\"}", 12, &r, &e), 0);
+	ck_assert_int_eq(broker_acquire(br, &r, NULL, &l, &created, &e), 0);
+	ck_assert_int_eq(br->in_txn, 1);
+	snprintf(r.name, sizeof r.name, "b");
+	ck_assert_int_eq(broker_acquire(br, &r, NULL, &l, &created, &e), 0);
+	ck_assert_uint_eq(br->index, index + 2);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_int_eq(br->in_txn, 0);
+	ck_assert_uint_eq(br->stats.commits, commits + 1);
+	ck_assert_uint_eq(br->stats.commit_failures, 0);
+	ck_assert_int_eq(br->db_ok, 1);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_uint_eq(br->stats.commits, commits + 1);
+	leasereq_clear(&r);
+}
+END_TEST
+
+/*
+ * Owners: the pid must be visible; a dead owner's name can be taken.
+ */
+START_TEST(test_pid_not_visible)
+{
+	char	body[64];
+	pid_t	pid;
+
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0)
+		_exit(0);
+	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	ck_assert_int_eq(kill(pid, 0), -1);
+	snprintf(body, sizeof body, "{\"name\":\"a\",\"pid\":%ld}", (long)pid);
+	refuse(body, NULL, 400, "pid_not_visible");
+	ck_assert_uint_eq(broker_live_count(br), 0);
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS);
+}
+END_TEST
+
+START_TEST(test_owner_takeover)
+{
+	struct lease	*l;
+	char		 body[64];
+	pid_t		 pid;
+	int		 wfd;
+	uint16_t	 port;
+
+	pid = spawn_child(&wfd);
+	snprintf(body, sizeof body, "{\"name\":\"a\",\"pid\":%ld}", (long)pid);
+	l = grant(body);
+	port = l->port;
+	ck_assert_int_eq(l->owner.pid, pid);
+	ck_assert_uint_gt(l->owner.start, 0);
+	ck_assert_str_eq(l->owner.boot_id, owner_boot_id());
+	ck_assert(owner_alive(&l->owner));
+	refuse("{\"name\":\"a\"}", NULL, 409, "name_taken");
+
+	end_child(pid, wfd);
+	ck_assert(!owner_alive(&l->owner));
+	l = grant("{\"name\":\"a\"}");
+	ck_assert_int_eq(l->owner.pid, 0);
+	ck_assert_uint_eq(l->port, port);
+	ck_assert_uint_eq(broker_live_count(br), 1);
+}
+END_TEST
+
+/* broker_check_owners ends polled leases whose owner is gone. */
+START_TEST(test_check_owners)
+{
+	struct lease	*l;
+	char		 body[64];
+	pid_t		 pid;
+	int		 wfd;
+
+	pid = spawn_child(&wfd);
+	snprintf(body, sizeof body, "{\"name\":\"a\",\"pid\":%ld}", (long)pid);
+	l = grant(body);
+	l->polled = 1;
+	snprintf(body, sizeof body, "{\"name\":\"me\",\"pid\":%ld}",
+	    (long)getpid());
+	grant(body)->polled = 1;
+	ck_assert_int_eq(broker_check_owners(br), 0);
+	end_child(pid, wfd);
+	ck_assert_int_eq(broker_check_owners(br), 1);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_ptr_null(broker_lookup(br, "a"));
+	ck_assert_ptr_nonnull(broker_lookup(br, "me"));
+	ck_assert_uint_eq(br->stats.owner_dead, 1);
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS - 1);
+}
+END_TEST
+
+START_TEST(test_token_equal)
+{
+	const char	*t = "0123456789abcdef0123456789abcdef";
+
+	ck_assert(broker_token_equal("0123456789abcdef0123456789abcdef", t));
+	ck_assert(!broker_token_equal("0123456789abcdef0123456789abcdee", t));
+	ck_assert(!broker_token_equal("1123456789abcdef0123456789abcdef", t));
+	ck_assert(!broker_token_equal("0123456789abcdef0123456789abcde", t));
+	ck_assert(!broker_token_equal("0123456789abcdef0123456789abcdef0", t));
+	ck_assert(!broker_token_equal("0123456789ABCDEF0123456789ABCDEF", t));
+	ck_assert(!broker_token_equal("", t));
+	ck_assert(!broker_token_equal(NULL, t));
+}
+END_TEST
+
+/*
+ * Durability: what a commit wrote is what a new broker on the same
+ * database loads.
+ */
+START_TEST(test_durable_reload)
+{
+	struct lease	*a, *b, *c;
+	char		 ta[BERTH_TOKEN_HEX + 1], tb[BERTH_TOKEN_HEX + 1];
+	const char	*path = db_path("reload");
+	uint16_t	 pa, pb, pc;
+	uint64_t	 index;
+	struct berr	 e;
+	char		 body[64];
+	int		 i;
+
+	open_broker(path);
+	a = grant("{\"name\":\"a\"}");
+	b = grant("{\"name\":\"b\",\"ttl\":100,\"proto\":\"udp\","
+	    "\"host\":\"::1\",\"meta\":{\"k\":\"v\"}}");
+	c = grant("{\"name\":\"c\"}");
+	pa = a->port;
+	pb = b->port;
+	pc = c->port;
+	snprintf(ta, sizeof ta, "%s", a->token);
+	snprintf(tb, sizeof tb, "%s", b->token);
+	release_ok(c);
+	index = br->index;
+
+	clock_advance(1000);
+	reopen_broker(path);
+	ck_assert_uint_ge(br->index, index);
+	ck_assert_uint_eq(broker_live_count(br), 2);
+	a = broker_lookup(br, "a");
+	b = broker_lookup(br, "b");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_ptr_null(broker_lookup(br, "c"));
+	ck_assert_uint_eq(a->port, pa);
+	ck_assert_str_eq(a->token, ta);
+	ck_assert_uint_eq(a->created_at, T0);
+	ck_assert_uint_eq(a->expires_at, 0);
+	ck_assert_uint_eq(b->port, pb);
+	ck_assert_str_eq(b->token, tb);
+	ck_assert_uint_eq(b->ttl, 100);
+	ck_assert_uint_eq(b->expires_at, T0 + 100000);
+	ck_assert_int_eq(b->proto, PROTO_UDP);
+	ck_assert_str_eq(b->host, "::1");
+	ck_assert_str_eq(b->meta, "{\"k\":\"v\"}");
+	ck_assert_uint_eq(broker_next_expiry(br), T0 + 100000);
+	ck_assert_ptr_eq(registry_by_port(&br->reg, pa), a);
+	ck_assert_ptr_eq(registry_by_port(&br->reg, pb), b);
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS - 2);
+
+	/* No port is held twice; c's port still cools for other names. */
+	for (i = 0; i < NPORTS - 3; i++) {
+		snprintf(body, sizeof body, "{\"name\":\"n%d\"}", i);
+		c = grant(body);
+		ck_assert_uint_ne(c->port, pa);
+		ck_assert_uint_ne(c->port, pb);
+		ck_assert_msg(c->port != pc, "port %u freed by 'c' before the "
+		    "restart handed to '%s'", pc, c->name);
+	}
+	/* c comes back to its port. */
+	ck_assert_uint_eq(grant("{\"name\":\"c\"}")->port, pc);
+
+	/* The tokens still work. */
+	refuse("{\"name\":\"a\"}", NULL, 409, "name_taken");
+	ck_assert_int_eq(release("b", tb, &e), 0);
+	ck_assert_int_eq(release("a", ta, &e), 0);
+	reopen_broker(path);
+	ck_assert_ptr_null(broker_lookup(br, "a"));
+	ck_assert_ptr_null(broker_lookup(br, "b"));
+	ck_assert_uint_eq(broker_live_count(br), NPORTS - 2);
+	close_broker();
+}
+END_TEST
+
+/* A renew is durable too. */
+START_TEST(test_durable_renew)
+{
+	struct lease	*l;
+	struct berr	 e;
+	const char	*path = db_path("renew");
+	char		 token[BERTH_TOKEN_HEX + 1];
+	uint32_t	 ttl = 50;
+
+	open_broker(path);
+	l = grant("{\"name\":\"a\",\"ttl\":10}");
+	snprintf(token, sizeof token, "%s", l->token);
+	clock_advance(5000);
+	ck_assert_int_eq(broker_renew(br, "a", token, &ttl, &l, &e), 0);
+	ck_assert_int_eq(broker_commit(br), 0);
+	clock_advance(10000);
+	reopen_broker(path);
+	l = broker_lookup(br, "a");
+	ck_assert_ptr_nonnull(l);
+	ck_assert_uint_eq(l->ttl, 50);
+	ck_assert_uint_eq(l->expires_at, T0 + 5000 + 50000);
+	ck_assert_uint_eq(l->renewed_at, T0 + 5000);
+	close_broker();
+}
+END_TEST
+
+/* Leases that ended while berthd was down end at load, for good. */
+START_TEST(test_durable_owner_dead)
+{
+	struct lease	*l;
+	const char	*path = db_path("owner");
+	char		 body[64];
+	uint16_t	 port;
+	pid_t		 pid;
+	int		 wfd;
+
+	pid = spawn_child(&wfd);
+	open_broker(path);
+	snprintf(body, sizeof body, "{\"name\":\"dead\",\"pid\":%ld}",
+	    (long)pid);
+	l = grant(body);
+	port = l->port;
+	snprintf(body, sizeof body, "{\"name\":\"alive\",\"pid\":%ld}",
+	    (long)getpid());
+	grant(body);
+	grant("{\"name\":\"short\",\"ttl\":10}");
+	grant("{\"name\":\"long\",\"ttl\":1000}");
+
+	end_child(pid, wfd);
+	clock_advance(20000);
+	reopen_broker(path);
+	ck_assert_ptr_null(registry_find(&br->reg, "dead"));
+	ck_assert_ptr_null(registry_find(&br->reg, "short"));
+	ck_assert_ptr_nonnull(broker_lookup(br, "alive"));
+	ck_assert_ptr_nonnull(broker_lookup(br, "long"));
+	ck_assert_uint_eq(broker_live_count(br), 2);
+	ck_assert_uint_eq(br->stats.owner_dead, 1);
+	ck_assert_uint_eq(br->stats.expired, 1);
+	ck_assert_ptr_null(registry_by_port(&br->reg, port));
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS - 2);
+	ck_assert_int_eq(br->in_txn, 0);
+
+	/* The ends were committed: the next load finds nothing to end. */
+	reopen_broker(path);
+	ck_assert_uint_eq(broker_live_count(br), 2);
+	ck_assert_uint_eq(br->stats.owner_dead, 0);
+	ck_assert_uint_eq(br->stats.expired, 0);
+	/* And the dead owner's name comes back to its port. */
+	ck_assert_uint_eq(grant("{\"name\":\"dead\"}")->port, port);
+	close_broker();
+}
+END_TEST
+
+/* A second store on the same file is refused: the database is locked. */
+START_TEST(test_store_locked)
+{
+	struct store	*s2;
+	const char	*path = db_path("locked");
+	char		 err[256] = "";
+
+	open_broker(path);
+	s2 = store_open(path, err, sizeof err);
+	ck_assert_msg(s2 == NULL, "second store_open on %s succeeded", path);
+	ck_assert_msg(strstr(err, "locked") != NULL, "error: %s", err);
+	close_broker();
+	s2 = store_open(path, err, sizeof err);
+	ck_assert_msg(s2 != NULL, "reopen after close: %s", err);
+	store_close(s2);
+}
+END_TEST
+
+static Suite *
+broker_suite(void)
+{
+	Suite	*s = suite_create("broker");
+	TCase	*tc;
+
+	tc = tcase_create("acquire");
+	tcase_add_checked_fixture(tc, mem_setup, mem_teardown);
+	tcase_add_test(tc, test_acquire_new);
+	tcase_add_test(tc, test_name_taken);
+	tcase_add_test(tc, test_reacquire_token);
+	tcase_add_test(tc, test_sticky);
+	tcase_add_test(tc, test_sticky_busy);
+	tcase_add_test(tc, test_reuse_delay);
+	tcase_add_test(tc, test_reuse_delay_passes);
+	tcase_add_test(tc, test_reuse_only_bindable);
+	tcase_add_test(tc, test_explicit_port);
+	tcase_add_test(tc, test_pool_exhausted);
+	tcase_add_test(tc, test_pool_all_busy);
+	tcase_add_test(tc, test_commit);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("lifetime");
+	tcase_add_checked_fixture(tc, mem_setup, mem_teardown);
+	tcase_add_test(tc, test_ttl_expiry);
+	tcase_add_test(tc, test_ttl_expiry_many);
+	tcase_add_test(tc, test_ttl_takeover);
+	tcase_add_test(tc, test_ttl_port_takeover);
+	tcase_add_test(tc, test_renew);
+	tcase_add_test(tc, test_renew_refused);
+	tcase_add_test(tc, test_release);
+	tcase_add_test(tc, test_revoke);
+	tcase_add_test(tc, test_token_equal);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("owner");
+	tcase_add_checked_fixture(tc, mem_setup, mem_teardown);
+	tcase_add_test(tc, test_pid_not_visible);
+	tcase_add_test(tc, test_owner_takeover);
+	tcase_add_test(tc, test_check_owners);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("durable");
+	tcase_add_unchecked_fixture(tc, dir_setup, dir_teardown);
+	tcase_add_checked_fixture(tc, file_setup, NULL);
+	tcase_add_test(tc, test_durable_reload);
+	tcase_add_test(tc, test_durable_renew);
+	tcase_add_test(tc, test_durable_owner_dead);
+	tcase_add_test(tc, test_store_locked);
+	tcase_set_timeout(tc, 20);
+	suite_add_tcase(s, tc);
+	return (s);
+}
 
 int
 main(void)
 {
-	Suite	*s = suite_create("broker");
-	TCase	*tc = tcase_create("placeholder");
 	SRunner	*sr;
 	int	 failed;
 
-	tcase_add_test(tc, test_placeholder);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
+	log_init(LOG_LVL_ERROR, NULL);
+	sr = srunner_create(broker_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
