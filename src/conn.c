@@ -7,7 +7,8 @@
  * conn, found from its evhttp_connection through a search tree, with a
  * timer that closes it when a whole period passes in which no request
  * began or ended and none was in progress: idle, or too slow to finish a
- * request.
+ * request. evhttp's close callback (called on every path that closes an
+ * incoming connection) frees it.
  */
 #include "config.h"
 
@@ -20,14 +21,14 @@
 
 #include "berthd.h"
 
-/* A connection's life: counted from adoption until evhttp closes it. */
+/* One client connection, from adoption until evhttp closes it. */
 struct conn {
-	struct server			*srv;
-	struct evhttp_connection	*evcon;
-	struct event			*deadline;
-	uint64_t			 progress;	/* requests begun + ended */
-	uint64_t			 seen;		/* progress, last tick */
-	unsigned int			 busy;		/* routed, unanswered */
+	struct evhttp_connection *evcon;	/* the tree's key */
+	struct bufferevent	*bev;
+	struct event		*deadline;
+	uint64_t		 progress;	/* requests begun + ended */
+	uint64_t		 seen;		/* progress, last tick */
+	unsigned int		 busy;		/* begun, unanswered */
 };
 
 /* The one server this process runs, for callbacks that get no argument. */
@@ -45,7 +46,7 @@ conn_cmp(const void *a, const void *b)
 }
 
 static struct conn *
-conn_find(struct evhttp_request *req)
+conn_of(struct evhttp_request *req)
 {
 	struct conn	 key, **found;
 
@@ -55,6 +56,7 @@ conn_find(struct evhttp_request *req)
 	return (found != NULL ? *found : NULL);
 }
 
+/* evhttp closes the connection: forget it. */
 static void
 conn_closed(struct evhttp_connection *evcon, void *arg)
 {
@@ -63,14 +65,14 @@ conn_closed(struct evhttp_connection *evcon, void *arg)
 	(void)evcon;
 	tdelete(c, &conn_tree, conn_cmp);
 	event_free(c->deadline);
-	c->srv->connections--;
+	conn_server->connections--;
 	free(c);
 }
 
 static void
 conn_arm(struct conn *c)
 {
-	struct timeval	tv = { (time_t)c->srv->cfg->idle_timeout, 0 };
+	struct timeval	tv = { (time_t)conn_server->cfg->idle_timeout, 0 };
 
 	evtimer_add(c->deadline, &tv);
 }
@@ -85,7 +87,7 @@ conn_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->busy == 0 && c->progress == c->seen) {
 		log_debug("http: closing a connection idle or slow for %us",
-		    c->srv->cfg->idle_timeout);
+		    conn_server->cfg->idle_timeout);
 		/* Calls conn_closed, which frees c. */
 		evhttp_connection_free(c->evcon);
 		return;
@@ -95,81 +97,69 @@ conn_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Run right after evhttp made the connection object for a new socket. The
- * bufferevent's callback argument is that evhttp_connection (evhttp sets
- * it so), which is how we reach it before any request: count it, or, past
- * the limit, close it at once so the others keep being served.
+ * Run right after evhttp made the connection object for a new socket,
+ * before any I/O on it. The bufferevent's callback argument is that
+ * evhttp_connection (evhttp sets it so), which is how we reach it before
+ * any request: count it, or, past the limit, close it at once so the
+ * others keep being served.
  */
-struct conn_adopt {
-	struct event		*ev;
-	struct bufferevent	*bev;
-};
-
 static void
 conn_adopt(evutil_socket_t fd, short what, void *arg)
 {
-	struct conn_adopt		*a = arg;
-	struct evhttp_connection	*evcon;
-	struct server			*srv = conn_server;
-	struct conn			*c;
-	void				*cbarg;
-	bufferevent_data_cb		 r, w;
-	bufferevent_event_cb		 ev;
+	struct conn		*c = arg;
+	struct server		*srv = conn_server;
+	bufferevent_data_cb	 r, w;
+	bufferevent_event_cb	 ev;
+	void			*cbarg;
 
 	(void)fd;
 	(void)what;
-	bufferevent_getcb(a->bev, &r, &w, &ev, &cbarg);
-	event_free(a->ev);
-	free(a);
-	if ((evcon = cbarg) == NULL)
-		return;
-	if (srv->connections >= srv->cfg->max_connections || srv->stopping) {
-		log_warnx("http: connection limit (%u) reached, refusing a "
-		    "client", srv->cfg->max_connections);
-		evhttp_connection_free(evcon);
-		return;
-	}
-	if ((c = calloc(1, sizeof *c)) == NULL ||
-	    (c->deadline = evtimer_new(srv->base, conn_tick, c)) == NULL ||
-	    tsearch(c, &conn_tree, conn_cmp) == NULL) {
-		if (c != NULL && c->deadline != NULL)
-			event_free(c->deadline);
+	bufferevent_getcb(c->bev, &r, &w, &ev, &cbarg);
+	/* Our reference kept bev alive even if evhttp already dropped it. */
+	bufferevent_decref(c->bev);
+	c->evcon = cbarg;
+	if (c->evcon == NULL || srv->connections >= srv->cfg->max_connections ||
+	    srv->stopping || tsearch(c, &conn_tree, conn_cmp) == NULL) {
+		if (c->evcon != NULL && !srv->stopping)
+			log_warnx("http: connection limit (%u) reached, "
+			    "refusing a client", srv->cfg->max_connections);
+		if (c->evcon != NULL)
+			evhttp_connection_free(c->evcon);
+		event_free(c->deadline);
 		free(c);
-		evhttp_connection_free(evcon);
 		return;
 	}
-	c->srv = srv;
-	c->evcon = evcon;
 	srv->connections++;
-	evhttp_connection_set_closecb(evcon, conn_closed, c);
+	evhttp_connection_set_closecb(c->evcon, conn_closed, c);
+	event_assign(c->deadline, srv->base, -1, 0, conn_tick, c);
 	conn_arm(c);
 }
 
 /*
  * evhttp asks us for each new connection's bufferevent. We make it as
- * evhttp would, and queue conn_adopt at the highest priority: it runs
- * before any I/O on the new connection can, so evcon is still alive.
+ * evhttp would, hold a reference, and queue conn_adopt at the highest
+ * priority, so it runs before any I/O on the new connection can.
  */
 struct bufferevent *
 conn_new_bev(struct event_base *base, void *arg)
 {
-	struct conn_adopt	*a;
-	struct bufferevent	*bev;
+	struct conn	*c;
 
 	conn_server = arg;
-	if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) ==
-	    NULL)
+	if ((c = calloc(1, sizeof *c)) == NULL)
 		return (NULL);
-	if ((a = calloc(1, sizeof *a)) == NULL)
-		return (bev);
-	a->bev = bev;
-	if ((a->ev = event_new(base, -1, 0, conn_adopt, a)) == NULL) {
-		free(a);
-		return (bev);
+	if ((c->bev = bufferevent_socket_new(base, -1,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL ||
+	    (c->deadline = event_new(base, -1, 0, conn_adopt, c)) == NULL) {
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		free(c);
+		return (NULL);
 	}
-	event_priority_set(a->ev, 0);
-	event_active(a->ev, EV_TIMEOUT, 0);
-	return (bev);
+	bufferevent_incref(c->bev);
+	event_priority_set(c->deadline, 0);
+	event_active(c->deadline, EV_TIMEOUT, 0);
+	return (c->bev);
 }
 
 /* A whole request arrived on its connection. */
@@ -178,19 +168,19 @@ conn_request_begin(struct evhttp_request *req)
 {
 	struct conn	*c;
 
-	if ((c = conn_find(req)) != NULL) {
+	if ((c = conn_of(req)) != NULL) {
 		c->progress++;
 		c->busy++;
 	}
 }
 
-/* A request is answered (the connection may be gone by now). */
+/* A request is answered (its connection may be gone by now). */
 void
 conn_request_end(struct evhttp_request *req)
 {
 	struct conn	*c;
 
-	if ((c = conn_find(req)) != NULL && c->busy > 0) {
+	if ((c = conn_of(req)) != NULL && c->busy > 0) {
 		c->progress++;
 		c->busy--;
 	}
