@@ -88,8 +88,15 @@ api_acquire(struct server *srv, struct evhttp_request *req)
 	}
 	if (len == 0) {
 		free(body);
-		berr_set(&e, 400, "bad_json", "acquire needs a JSON body such "
-		    "as {\"name\":\"api\"}");
+		if (evhttp_find_header(evhttp_request_get_input_headers(req),
+		    "Content-Length") == NULL &&
+		    evhttp_find_header(evhttp_request_get_input_headers(req),
+		    "Transfer-Encoding") == NULL)
+			berr_set(&e, 411, "length_required", "send the body "
+			    "with a Content-Length (curl --json does)");
+		else
+			berr_set(&e, 400, "bad_json", "acquire needs a JSON "
+			    "body such as {\"name\":\"api\"}");
 		http_reply_error(srv, req, &e);
 		return;
 	}

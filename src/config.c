@@ -244,19 +244,24 @@ config_add_origins(struct config *cfg, const char *s, char *err, size_t errlen)
 	return (0);
 }
 
+/* A whole number in base (10, or 8 for modes) from lo to hi. */
 static int
-config_uint(const char *what, const char *s, unsigned long lo,
+config_number(const char *what, const char *s, int base, unsigned long lo,
     unsigned long hi, unsigned int *out, char *err, size_t errlen)
 {
 	char		*end;
 	unsigned long	 v;
 
 	errno = 0;
-	v = strtoul(s, &end, 0);
+	v = strtoul(s, &end, base);
 	if (*s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < lo ||
 	    v > hi) {
-		snprintf(err, errlen, "bad %s '%s' (want a number from %lu to "
-		    "%lu)", what, s, lo, hi);
+		if (base == 8)
+			snprintf(err, errlen, "bad %s '%s' (want an octal mode "
+			    "from %lo to %lo)", what, s, lo, hi);
+		else
+			snprintf(err, errlen, "bad %s '%s' (want a number from "
+			    "%lu to %lu)", what, s, lo, hi);
 		return (-1);
 	}
 	*out = (unsigned int)v;
@@ -321,7 +326,7 @@ config_apply(struct config *cfg, int opt, const char *arg, char *err,
 			return (config_set_errno(err, errlen, "%s", rerr));
 		return (0);
 	case OPT_REUSE_DELAY:
-		if (config_uint("reuse delay", arg, 0, 86400, &v, err,
+		if (config_number("reuse delay", arg, 10, 0, 86400, &v, err,
 		    errlen) == -1)
 			return (-1);
 		cfg->reuse_delay_ms = (uint64_t)v * 1000;
@@ -340,16 +345,16 @@ config_apply(struct config *cfg, int opt, const char *arg, char *err,
 	case OPT_ALLOW_ORIGIN:
 		return (config_add_origins(cfg, arg, err, errlen));
 	case OPT_MAX_CONN:
-		return (config_uint("connection limit", arg, 1, 1000000,
+		return (config_number("connection limit", arg, 10, 1, 1000000,
 		    &cfg->max_connections, err, errlen));
 	case OPT_MAX_HEADER:
-		return (config_uint("header size limit", arg, 1024, 1048576,
+		return (config_number("header size limit", arg, 10, 1024, 1048576,
 		    &cfg->max_header_size, err, errlen));
 	case OPT_IDLE_TIMEOUT:
-		return (config_uint("idle timeout", arg, 1, 86400,
+		return (config_number("idle timeout", arg, 10, 1, 86400,
 		    &cfg->idle_timeout, err, errlen));
 	case OPT_SOCKET_MODE:
-		return (config_uint("socket mode", arg, 0, 0777,
+		return (config_number("socket mode", arg, 8, 0, 0777,
 		    &cfg->socket_mode, err, errlen));
 	}
 	return (0);

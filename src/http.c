@@ -437,6 +437,28 @@ http_uri_host_allowed(const struct server *srv, struct evhttp_request *req)
 	return (http_host_allowed(srv, host));
 }
 
+/*
+ * An allowed origin may read our answers (CORS). A preflight OPTIONS is
+ * answered in http_route.
+ */
+static void
+http_cors(struct evhttp_request *req, const char *origin)
+{
+	struct evkeyvalq	*out = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(out, "Access-Control-Allow-Origin", origin);
+	evhttp_add_header(out, "Vary", "Origin");
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_OPTIONS)
+		return;
+	evhttp_add_header(out, "Access-Control-Allow-Methods",
+	    "GET, HEAD, POST, DELETE");
+	evhttp_add_header(out, "Access-Control-Allow-Headers",
+	    "Authorization, Content-Type");
+	evhttp_add_header(out, "Access-Control-Expose-Headers",
+	    "X-Berth-Index, Location");
+	evhttp_add_header(out, "Access-Control-Max-Age", "600");
+}
+
 /* The checks every request passes before it is routed. */
 static int
 http_admit(struct server *srv, struct evhttp_request *req)
@@ -455,12 +477,15 @@ http_admit(struct server *srv, struct evhttp_request *req)
 		return (-1);
 	}
 	origin = evhttp_find_header(in, "Origin");
-	if (origin != NULL && !http_origin_allowed(srv, origin, host)) {
+	if (origin == NULL)
+		return (0);
+	if (!http_origin_allowed(srv, origin, host)) {
 		http_error(srv, req, 403, "forbidden_origin", "requests from "
 		    "web pages are refused unless berthd runs with "
 		    "--allow-origin for that origin");
 		return (-1);
 	}
+	http_cors(req, origin);
 	return (0);
 }
 
@@ -491,6 +516,13 @@ http_route(struct evhttp_request *req, void *arg)
 		return;
 	if (path == NULL || path[0] == '\0')
 		path = "/";
+	/* A CORS preflight from an allowed origin (http_admit said so). */
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_OPTIONS &&
+	    evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Origin") != NULL) {
+		http_reply_json(srv, req, 204, NULL);
+		return;
+	}
 	if (strcmp(path, "/") == 0) {
 		if (http_method_ok(srv, req, get, "GET, HEAD"))
 			api_index_page(srv, req);

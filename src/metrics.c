@@ -46,7 +46,7 @@ static void
 metrics_gauge(struct evbuffer *out, const char *name, const char *help,
     double v)
 {
-	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n",
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %.15g\n",
 	    name, help, name, name, v);
 }
 
@@ -71,7 +71,7 @@ metrics_write(struct server *srv, struct evbuffer *out)
 	metrics_gauge(out, "berth_db_up", "1 if the last database write "
 	    "succeeded.", srv->broker->db_ok ? 1 : 0);
 	metrics_gauge(out, "berth_uptime_seconds", "Seconds since berthd "
-	    "started.", (double)(clock_now_ms() - srv->started_at) / 1000.0);
+	    "started.", (double)((clock_now_ms() - srv->started_at) / 1000));
 	metrics_counter(out, "berth_acquires_total", "Leases granted.",
 	    st->acquired);
 	metrics_counter(out, "berth_releases_total", "Leases released by "

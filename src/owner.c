@@ -39,11 +39,12 @@ owner_boot_id(void)
 }
 
 /*
- * Read the start time (field 22 of /proc/PID/stat). The command name in
- * field 2 may hold spaces and parentheses, so parse from the last ')'.
+ * Read the state (field 3) and start time (field 22) of /proc/PID/stat.
+ * The command name in field 2 may hold spaces and parentheses, so parse
+ * from the last ')'.
  */
 static int
-owner_start_time(pid_t pid, uint64_t *start)
+owner_stat(pid_t pid, char *state, uint64_t *start)
 {
 	char		 path[64], buf[1024], *p;
 	int		 fd, field;
@@ -58,8 +59,9 @@ owner_start_time(pid_t pid, uint64_t *start)
 	if (n <= 0)
 		return (-1);
 	buf[n] = '\0';
-	if ((p = strrchr(buf, ')')) == NULL)
+	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ' || p[2] == '\0')
 		return (-1);
+	*state = p[2];
 	p++;
 	/* p now points before field 3; skip to field 22. */
 	for (field = 2; field < 21 && p != NULL; field++)
@@ -70,47 +72,42 @@ owner_start_time(pid_t pid, uint64_t *start)
 	return (0);
 }
 
+/* A zombie (Z) or dead (X) process has exited; only its parent lags. */
+static int
+owner_exited(char state)
+{
+	return (state == 'Z' || state == 'X');
+}
+
 /* Fill in the identity of a live process; -1 if it is not visible. */
 int
 owner_read(pid_t pid, struct owner *o)
 {
+	char	state;
+
 	memset(o, 0, sizeof *o);
 	if (pid <= 0)
 		return (-1);
-	if (owner_start_time(pid, &o->start) == -1)
+	if (owner_stat(pid, &state, &o->start) == -1 || owner_exited(state))
 		return (-1);
 	o->pid = pid;
 	snprintf(o->boot_id, sizeof o->boot_id, "%s", owner_boot_id());
 	return (0);
 }
 
-/* Is the very process we recorded still running? Zombies count as dead. */
+/* Is the very process we recorded still running? */
 int
 owner_alive(const struct owner *o)
 {
 	uint64_t	start;
-	char		path[64], buf[512], *p;
-	int		fd;
-	ssize_t		n;
+	char		state;
 
 	if (o->pid <= 0)
 		return (1);
 	if (strcmp(o->boot_id, owner_boot_id()) != 0)
 		return (0);
-	if (owner_start_time(o->pid, &start) == -1 || start != o->start)
-		return (0);
-	/* A zombie has exited; only its parent has not reaped it yet. */
-	snprintf(path, sizeof path, "/proc/%ld/stat", (long)o->pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return (0);
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return (0);
-	buf[n] = '\0';
-	if ((p = strrchr(buf, ')')) != NULL && (p[2] == 'Z' || p[2] == 'X'))
-		return (0);
-	return (1);
+	return (owner_stat(o->pid, &state, &start) == 0 && start == o->start &&
+	    !owner_exited(state));
 }
 
 /*

@@ -237,11 +237,11 @@ START_TEST(test_json_full)
 	ck_assert_str_eq(json_string_value(json_object_get(o, "host")), "::1");
 	ck_assert_int_eq(json_integer_value(json_object_get(o, "ttl")), 30);
 	ck_assert_str_eq(json_string_value(json_object_get(o, "expires_at")),
-	    "2023-11-14T22:13:50Z");
+	    "2023-11-14T22:13:50.000Z");
 	ck_assert_str_eq(json_string_value(json_object_get(o, "created_at")),
-	    "2023-11-14T22:13:20Z");
+	    "2023-11-14T22:13:20.000Z");
 	ck_assert_str_eq(json_string_value(json_object_get(o, "renewed_at")),
-	    "2023-11-14T22:13:20Z");
+	    "2023-11-14T22:13:20.500Z");
 	ck_assert_int_eq(json_integer_value(json_object_get(o, "pid")), 4242);
 	meta = json_object_get(o, "meta");
 	ck_assert(json_is_object(meta));
