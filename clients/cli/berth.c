@@ -1,0 +1,254 @@
+/*
+ * berth.c: the berth command-line tool: global options, dispatch to the
+ * commands (one cmd-*.c file per group), and the output and error helpers
+ * they share. Plain output is made for shell substitution; --json prints
+ * the API's objects.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+static const struct {
+	const char	*name;
+	cli_cmd_fn	 fn;
+	const char	*usage;
+} cli_cmds[] = {
+	{ "acquire", cmd_acquire, "acquire NAME [--port N] [--ttl S] "
+	    "[--proto P] [--host H] [--meta K=V]... [--pid P] [--token T] "
+	    "[--env]" },
+	{ "renew", cmd_renew, "renew NAME [--token T] [--ttl S]" },
+	{ "release", cmd_release, "release NAME [--token T]" },
+	{ "lookup", cmd_lookup, "lookup NAME [--wait S] [--addr-only]" },
+	{ "list", cmd_list, "list [--probe]" },
+	{ "run", cmd_run, "run NAME [--ttl S] [--port N] [--host H] "
+	    "[--need DEP]... [--timeout S] [--fd] -- CMD [ARG...]" },
+	{ "who", cmd_who, "who PORT" },
+	{ "doctor", cmd_doctor, "doctor [NAME]" },
+	{ "status", cmd_status, "status" },
+	{ "health", cmd_health, "health" },
+	{ "version", cmd_version, "version" },
+	{ "revoke", cmd_revoke, "revoke NAME" },
+};
+#define CLI_NCMDS	(sizeof cli_cmds / sizeof cli_cmds[0])
+
+static void
+cli_print_usage(FILE *f)
+{
+	size_t	i;
+
+	fprintf(f, "usage: berth [--addr ADDR] [--json] COMMAND [ARGS]\n\n"
+	    "commands:\n");
+	for (i = 0; i < CLI_NCMDS; i++)
+		fprintf(f, "  %s\n", cli_cmds[i].usage);
+	fprintf(f, "\nADDR is 127.0.0.1:PORT, [::1]:PORT or unix:/PATH; "
+	    "default $BERTH_ADDR, else %s.\nSee berth(1).\n",
+	    BERTH_DEFAULT_ADDR);
+}
+
+void
+cli_warn(const char *fmt, ...)
+{
+	va_list	ap;
+
+	fputs("berth: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* A usage error in command cmd: one line, a pointer to help, exit 2. */
+int
+cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list	ap;
+	size_t	i;
+
+	fputs("berth: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	for (i = 0; cmd != NULL && i < CLI_NCMDS; i++) {
+		if (strcmp(cli_cmds[i].name, cmd) == 0)
+			fprintf(stderr, "usage: berth %s\n", cli_cmds[i].usage);
+	}
+	return (CLI_EXIT_USAGE);
+}
+
+/* The client, opened on first use; exits 2 on a bad address. */
+berth_client *
+cli_client(struct cli *cli)
+{
+	berth_error	err;
+
+	if (cli->client != NULL)
+		return (cli->client);
+	if ((cli->client = berth_open(cli->addr, &err)) == NULL) {
+		cli_warn("%s", err.message);
+		exit(err.code == BERTH_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_ERROR);
+	}
+	return (cli->client);
+}
+
+int
+cli_exit_code(int code)
+{
+	switch (code) {
+	case BERTH_OK:
+		return (CLI_EXIT_OK);
+	case BERTH_EINVAL:
+		return (CLI_EXIT_USAGE);
+	case BERTH_EUNREACHABLE:
+		return (CLI_EXIT_UNREACHABLE);
+	case BERTH_ENOTFOUND:
+		return (CLI_EXIT_NOTFOUND);
+	case BERTH_ECONFLICT:
+		return (CLI_EXIT_CONFLICT);
+	default:
+		return (CLI_EXIT_ERROR);
+	}
+}
+
+/*
+ * Report a failed call in one line and return the exit code for it. An
+ * unreachable broker names the address, the error and how to start one.
+ */
+int
+cli_fail(struct cli *cli, const berth_error *err)
+{
+	(void)cli;
+	if (err->code == BERTH_EUNREACHABLE)
+		cli_warn("%s; start it with 'berthd'", err->message);
+	else
+		cli_warn("%s", err->message);
+	return (cli_exit_code(err->code));
+}
+
+/* Print JSON text indented, for people reading --json output. */
+void
+cli_print_json(const char *text)
+{
+	json_t	*j;
+	char	*out;
+
+	if ((j = json_loads(text, JSON_DECODE_ANY, NULL)) == NULL) {
+		puts(text);
+		return;
+	}
+	out = json_dumps(j, JSON_INDENT(2) | JSON_ENCODE_ANY);
+	json_decref(j);
+	if (out != NULL) {
+		puts(out);
+		free(out);
+	}
+}
+
+/* A whole number from lo to hi; -1 if s is not one. */
+int
+cli_parse_long(const char *s, long lo, long hi, long *out)
+{
+	char	*end;
+	long	 v;
+
+	if (s == NULL || *s == '\0')
+		return (-1);
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < lo || v > hi)
+		return (-1);
+	*out = v;
+	return (0);
+}
+
+/* A duration for people: 42s, 5m03s, 2h07m, 3d04h. */
+void
+cli_format_age(long secs, char *buf, size_t len)
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 60)
+		snprintf(buf, len, "%lds", secs);
+	else if (secs < 3600)
+		snprintf(buf, len, "%ldm%02lds", secs / 60, secs % 60);
+	else if (secs < 86400)
+		snprintf(buf, len, "%ldh%02ldm", secs / 3600, secs % 3600 / 60);
+	else
+		snprintf(buf, len, "%ldd%02ldh", secs / 86400,
+		    secs % 86400 / 3600);
+}
+
+/*
+ * Take --addr ADDR, --addr=ADDR and --json out of argv wherever they stand
+ * before "--" (so `berth list --json` works as well as `berth --json
+ * list`). Returns the new argc, or -1 after a usage message.
+ */
+static int
+cli_global_options(struct cli *cli, int argc, char **argv)
+{
+	int	i, n = 1;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < argc)
+				argv[n++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "--json") == 0)
+			cli->json = 1;
+		else if (strcmp(argv[i], "--addr") == 0) {
+			if (i + 1 >= argc) {
+				cli_usage(NULL, "--addr needs an address");
+				return (-1);
+			}
+			cli->addr = argv[++i];
+		} else if (strncmp(argv[i], "--addr=", 7) == 0)
+			cli->addr = argv[i] + 7;
+		else
+			argv[n++] = argv[i];
+	}
+	argv[n] = NULL;
+	return (n);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli	cli;
+	size_t		i;
+	int		rc;
+
+	memset(&cli, 0, sizeof cli);
+	if ((argc = cli_global_options(&cli, argc, argv)) == -1)
+		return (CLI_EXIT_USAGE);
+	if (argc < 2) {
+		cli_print_usage(stderr);
+		return (CLI_EXIT_USAGE);
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		cli_print_usage(stdout);
+		return (CLI_EXIT_OK);
+	}
+	if (strcmp(argv[1], "--version") == 0)
+		argv[1] = (char *)"version";
+	for (i = 0; i < CLI_NCMDS; i++) {
+		if (strcmp(argv[1], cli_cmds[i].name) == 0) {
+			rc = cli_cmds[i].fn(&cli, argc - 1, argv + 1);
+			berth_close(cli.client);
+			return (rc);
+		}
+	}
+	cli_usage(NULL, "unknown command '%s'", argv[1]);
+	cli_print_usage(stderr);
+	return (CLI_EXIT_USAGE);
+}

@@ -1,0 +1,84 @@
+/*
+ * cli.h: the berth command-line tool's internal interfaces, one section
+ * per source file. The tool is a thin layer over libberth (berth.h).
+ */
+#ifndef CLI_H
+#define CLI_H
+
+#include <sys/types.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "berth.h"
+
+/* Exit codes of SPEC §5. */
+#define CLI_EXIT_OK		0
+#define CLI_EXIT_ERROR		1
+#define CLI_EXIT_USAGE		2
+#define CLI_EXIT_NOTFOUND	3
+#define CLI_EXIT_CONFLICT	4
+#define CLI_EXIT_UNREACHABLE	69
+
+/* What every command gets: the global options and a lazy client. */
+struct cli {
+	const char	*addr;		/* --addr, else NULL ($BERTH_ADDR) */
+	int		 json;		/* --json */
+	berth_client	*client;	/* opened by cli_client() */
+};
+
+/* A command: argv[0] is the command's name; returns the exit code. */
+typedef int	(*cli_cmd_fn)(struct cli *, int, char **);
+
+/* berth.c: main, global options, dispatch, shared output helpers */
+berth_client	*cli_client(struct cli *);
+int		 cli_fail(struct cli *, const berth_error *);
+int		 cli_exit_code(int);
+int		 cli_usage(const char *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+void		 cli_warn(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+void		 cli_print_json(const char *);
+int		 cli_parse_long(const char *, long, long, long *);
+void		 cli_format_age(long, char *, size_t);
+
+/* cmd-lease.c: acquire, renew, release, revoke, lookup */
+int		 cmd_acquire(struct cli *, int, char **);
+int		 cmd_renew(struct cli *, int, char **);
+int		 cmd_release(struct cli *, int, char **);
+int		 cmd_revoke(struct cli *, int, char **);
+int		 cmd_lookup(struct cli *, int, char **);
+
+/* cmd-list.c: list [--probe] */
+int		 cmd_list(struct cli *, int, char **);
+
+/* cmd-info.c: status, health, version */
+int		 cmd_status(struct cli *, int, char **);
+int		 cmd_health(struct cli *, int, char **);
+int		 cmd_version(struct cli *, int, char **);
+
+/* cmd-run.c: run NAME ... -- CMD ARGS */
+int		 cmd_run(struct cli *, int, char **);
+
+/* cmd-who.c: who PORT */
+int		 cmd_who(struct cli *, int, char **);
+
+/* cmd-doctor.c: doctor [NAME] */
+int		 cmd_doctor(struct cli *, int, char **);
+
+/* sockets.c: who holds a port on this host, from /proc/net and /proc/PID/fd */
+#define SOCK_PROTO_TCP	1
+#define SOCK_PROTO_UDP	2
+struct sock_holder {
+	int		 proto;		/* SOCK_PROTO_TCP or SOCK_PROTO_UDP */
+	int		 v6;		/* from tcp6/udp6 */
+	int		 listening;	/* TCP LISTEN, or a bound UDP socket */
+	char		 local[64];	/* local address:port as text */
+	char		 state[16];	/* TCP state name ("LISTEN", ...) */
+	pid_t		 pid;		/* 0 if no visible process holds it */
+	char		 cmd[256];	/* the holder's command line */
+};
+int		 sockets_find(uint16_t, struct sock_holder **, size_t *);
+int		 sockets_listening(uint16_t, int);
+size_t		 sockets_bound_ports(uint8_t *);
+
+#endif /* CLI_H */

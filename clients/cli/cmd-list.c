@@ -1,0 +1,280 @@
+/*
+ * cmd-list.c: list [--probe], the live leases as a table for people or
+ * as the API's list object with --json.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+/* The table's columns, in order. */
+enum list_col {
+	COL_NAME,
+	COL_ADDRESS,
+	COL_PROTO,
+	COL_TTL,
+	COL_PID,
+	COL_AGE,
+	COL_LISTENING,
+	COL_MAX
+};
+
+static const char *list_headers[COL_MAX] = {
+	"NAME", "ADDRESS", "PROTO", "TTL", "PID", "AGE", "LISTENING"
+};
+
+/* One row of text; the address may be a long host name. */
+struct list_row {
+	char	cell[COL_MAX][320];
+};
+
+static int	 list_parse_time(const char *, long long *);
+static long long list_now_ms(void);
+static void	 list_fill_row(const berth_lease *, long long, int,
+		    struct list_row *);
+static void	 list_print_row(const char **, const size_t *, int);
+static int	 list_print_table(const berth_lease *, size_t, int);
+static int	 list_print_json(const berth_lease *, size_t, uint64_t);
+
+/*
+ * Parse the broker's RFC 3339 time ("2024-05-01T12:00:00.123Z"; an offset
+ * instead of Z and no fraction are accepted too) into ms since the epoch.
+ * Returns -1 if s is not such a time.
+ */
+static int
+list_parse_time(const char *s, long long *ms)
+{
+	struct tm	 tm;
+	const char	*p;
+	long long	 frac = 0, scale = 1000;
+	int		 n = 0, oh, om, sign;
+	time_t		 t;
+
+	memset(&tm, 0, sizeof tm);
+	if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &tm.tm_year,
+	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+	    &n) != 6 || n == 0)
+		return (-1);
+	p = s + n;
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			if (scale > 1) {
+				scale /= 10;
+				frac += (*p - '0') * scale;
+			}
+		}
+	}
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	if ((t = timegm(&tm)) == (time_t)-1)
+		return (-1);
+	if (*p == 'Z' || *p == 'z') {
+		if (p[1] != '\0')
+			return (-1);
+	} else if (*p == '+' || *p == '-') {
+		sign = *p == '-' ? -1 : 1;
+		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 ||
+		    p[1 + n] != '\0')
+			return (-1);
+		t -= sign * (oh * 3600 + om * 60);
+	} else
+		return (-1);
+	*ms = (long long)t * 1000 + frac;
+	return (0);
+}
+
+static long long
+list_now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* Turn one lease into the table's text cells. */
+static void
+list_fill_row(const berth_lease *l, long long now, int probe,
+    struct list_row *row)
+{
+	long long	t;
+	int		proto, up;
+
+	snprintf(row->cell[COL_NAME], sizeof row->cell[COL_NAME], "%s",
+	    l->name);
+	snprintf(row->cell[COL_ADDRESS], sizeof row->cell[COL_ADDRESS],
+	    strchr(l->host, ':') != NULL ? "[%s]:%d" : "%s:%d", l->host,
+	    l->port);
+	snprintf(row->cell[COL_PROTO], sizeof row->cell[COL_PROTO], "%s",
+	    l->proto);
+	/* Round time left up: a live lease never reads "0s". */
+	if (l->ttl > 0 && list_parse_time(l->expires_at, &t) == 0)
+		cli_format_age(t > now ? (long)((t - now + 999) / 1000) : 0,
+		    row->cell[COL_TTL], sizeof row->cell[COL_TTL]);
+	else
+		snprintf(row->cell[COL_TTL], sizeof row->cell[COL_TTL], "-");
+	if (l->pid > 0)
+		snprintf(row->cell[COL_PID], sizeof row->cell[COL_PID], "%ld",
+		    l->pid);
+	else
+		snprintf(row->cell[COL_PID], sizeof row->cell[COL_PID], "-");
+	if (list_parse_time(l->created_at, &t) == 0)
+		cli_format_age((long)((now - t) / 1000), row->cell[COL_AGE],
+		    sizeof row->cell[COL_AGE]);
+	else
+		snprintf(row->cell[COL_AGE], sizeof row->cell[COL_AGE], "-");
+	row->cell[COL_LISTENING][0] = '\0';
+	if (probe) {
+		proto = strcmp(l->proto, "udp") == 0 ? SOCK_PROTO_UDP :
+		    SOCK_PROTO_TCP;
+		up = sockets_listening((uint16_t)l->port, proto);
+		snprintf(row->cell[COL_LISTENING],
+		    sizeof row->cell[COL_LISTENING], "%s",
+		    up > 0 ? "yes" : up == 0 ? "no" : "?");
+	}
+}
+
+/* Print ncol cells padded to width, without trailing blanks. */
+static void
+list_print_row(const char **cells, const size_t *width, int ncol)
+{
+	int	i;
+
+	for (i = 0; i < ncol; i++) {
+		if (i == ncol - 1)
+			printf("%s\n", cells[i]);
+		else
+			printf("%-*s  ", (int)width[i], cells[i]);
+	}
+}
+
+/* The table for people: a header, then one aligned row per lease. */
+static int
+list_print_table(const berth_lease *leases, size_t n, int probe)
+{
+	struct list_row	*rows;
+	const char	*cells[COL_MAX];
+	size_t		 width[COL_MAX], i, len;
+	long long	 now = list_now_ms();
+	int		 c, ncol = probe ? COL_MAX : COL_LISTENING;
+
+	if ((rows = calloc(n + 1, sizeof *rows)) == NULL) {
+		cli_warn("out of memory");
+		return (CLI_EXIT_ERROR);
+	}
+	for (c = 0; c < ncol; c++)
+		width[c] = strlen(list_headers[c]);
+	for (i = 0; i < n; i++) {
+		list_fill_row(&leases[i], now, probe, &rows[i]);
+		for (c = 0; c < ncol; c++) {
+			len = strlen(rows[i].cell[c]);
+			if (len > width[c])
+				width[c] = len;
+		}
+	}
+	list_print_row(list_headers, width, ncol);
+	for (i = 0; i < n; i++) {
+		for (c = 0; c < ncol; c++)
+			cells[c] = rows[i].cell[c];
+		list_print_row(cells, width, ncol);
+	}
+	free(rows);
+	return (CLI_EXIT_OK);
+}
+
+/* The API's list object, {"services":[...],"index":N}, rebuilt. */
+static int
+list_print_json(const berth_lease *leases, size_t n, uint64_t index)
+{
+	json_t		*services, *obj, *l;
+	json_error_t	 jerr;
+	char		*text;
+	size_t		 i;
+
+	if ((services = json_array()) == NULL)
+		goto nomem;
+	for (i = 0; i < n; i++) {
+		if ((l = json_loads(leases[i].json, 0, &jerr)) == NULL) {
+			cli_warn("the broker sent a lease that is not JSON: "
+			    "%s", jerr.text);
+			json_decref(services);
+			return (CLI_EXIT_ERROR);
+		}
+		if (json_array_append_new(services, l) != 0) {
+			json_decref(services);
+			goto nomem;
+		}
+	}
+	obj = json_pack("{s:o, s:I}", "services", services,
+	    "index", (json_int_t)index);
+	if (obj == NULL)
+		goto nomem;
+	text = json_dumps(obj, JSON_PRESERVE_ORDER | JSON_COMPACT);
+	json_decref(obj);
+	if (text == NULL)
+		goto nomem;
+	cli_print_json(text);
+	free(text);
+	return (CLI_EXIT_OK);
+nomem:
+	cli_warn("out of memory");
+	return (CLI_EXIT_ERROR);
+}
+
+/* list [--probe] */
+int
+cmd_list(struct cli *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "probe",	no_argument,	NULL,	'p' },
+		{ NULL,		0,		NULL,	0 }
+	};
+	const char	*cmd = argv[0];
+	berth_lease	*leases = NULL;
+	berth_error	 err;
+	berth_client	*c;
+	uint64_t	 index = 0;
+	size_t		 n = 0;
+	int		 ch, probe = 0, rc;
+
+	optind = 0;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "+:p", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'p':
+			probe = 1;
+			break;
+		case ':':
+			return (cli_usage(cmd, "option '%s' needs a value",
+			    argv[optind - 1]));
+		default:
+			if (optopt != 0)
+				return (cli_usage(cmd, "unknown option '-%c'",
+				    optopt));
+			return (cli_usage(cmd, "unknown option '%s'",
+			    argv[optind - 1]));
+		}
+	}
+	if (optind < argc)
+		return (cli_usage(cmd, "unexpected argument '%s'",
+		    argv[optind]));
+
+	if ((c = cli_client(cli)) == NULL)
+		return (CLI_EXIT_ERROR);
+	memset(&err, 0, sizeof err);
+	if (berth_list(c, 0, 0, &leases, &n, &index, &err) != 0)
+		return (cli_fail(cli, &err));
+	if (cli->json)
+		rc = list_print_json(leases, n, index);
+	else
+		rc = list_print_table(leases, n, probe);
+	berth_leases_free(leases, n);
+	return (rc);
+}

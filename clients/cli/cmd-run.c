@@ -1,0 +1,720 @@
+/*
+ * cmd-run.c: berth run NAME [options] -- CMD ARGS...
+ *
+ * The way most services start under berth: wait for the leases the
+ * service needs, take a lease for it with this process as the owner, run
+ * the command with the port in its environment and arguments, keep the
+ * lease alive while the command runs, and give it back when it exits.
+ *
+ * There are no threads. After the fork, one poll() loop waits on a
+ * self-pipe that the signal handlers write to (SIGCHLD, and the signals
+ * to forward) and wakes up when the next renewal is due.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define RUN_TTL		30	/* default lease TTL, seconds */
+#define RUN_TIMEOUT	60	/* default --need timeout, seconds */
+#define RUN_MAXWAIT	300	/* the broker's longest blocking lookup */
+#define RUN_LISTEN_FD	3	/* SD_LISTEN_FDS_START */
+#define RUN_FROM_KERNEL	0x80	/* flag in a self-pipe byte, see below */
+
+/* What the renewals have seen lately, so a warning is said once. */
+enum run_renew_state {
+	RUN_RENEW_OK,		/* the last renewal worked */
+	RUN_RENEW_FAILING,	/* the broker did not answer; retrying */
+	RUN_RENEW_GONE,		/* the lease ended; retrying to take it */
+	RUN_RENEW_LOST,		/* another holder has the name; given up */
+};
+
+struct run {
+	struct cli		*cli;
+	berth_client		*client;
+	const char		*name;
+	long			 ttl;
+	long			 port;
+	const char		*host;
+	char			**needs;
+	size_t			 nneeds;
+	long			 timeout;	/* --need timeout, 0 = forever */
+	int			 fd;		/* --fd */
+	char			**cmd;		/* the command as given */
+	char			**argv;		/* the command, {port} replaced */
+	berth_lease		 lease;
+	int			 listen_fd;
+	pid_t			 child;
+	pid_t			 parent;	/* berth run itself, for the child */
+	enum run_renew_state	 renew_state;
+	struct sigaction	 old_pipe;	/* SIGPIPE as we found it */
+	sigset_t		 old_mask;
+};
+
+static int	run_sigpipe[2] = { -1, -1 };
+static const int run_forward[] = { SIGINT, SIGTERM, SIGHUP };
+
+static int	run_parse(struct run *, int, char **);
+static long long run_now(void);
+static void	run_envname(const char *, const char *, char *, size_t);
+static void	run_hostport(const berth_lease *, char *, size_t);
+static int	run_need(struct run *, const char *);
+static int	run_acquire(struct run *, int, berth_error *);
+static int	run_listen(struct run *);
+static char	*run_subst(const char *, const char *);
+static int	run_command(struct run *, char **);
+static void	run_onsignal(int, siginfo_t *, void *);
+static int	run_signals(struct run *);
+static void	run_exec(struct run *) __attribute__((noreturn));
+static int	run_taken(const berth_error *);
+static void	run_renew(struct run *);
+static int	run_forward_signal(struct run *, int, int);
+static int	run_wait(struct run *);
+static void	run_release(struct run *);
+
+static const struct option run_options[] = {
+	{ "ttl",	required_argument,	NULL,	't' },
+	{ "port",	required_argument,	NULL,	'p' },
+	{ "host",	required_argument,	NULL,	'H' },
+	{ "need",	required_argument,	NULL,	'n' },
+	{ "timeout",	required_argument,	NULL,	'T' },
+	{ "fd",		no_argument,		NULL,	'f' },
+	{ NULL,		0,			NULL,	0 }
+};
+
+/*
+ * Options may come before or after NAME ("run api --ttl 5 -- cmd" as in
+ * the synopsis, or "run --ttl 5 api -- cmd"), so parsing takes NAME when
+ * getopt stops at it and goes on. The command must follow "--": the
+ * global options (--addr, --json) are taken from anywhere before it, so
+ * a command without it could lose its own. Returns -1 when all is well,
+ * else the exit code.
+ */
+static int
+run_parse(struct run *r, int argc, char **argv)
+{
+	const char	*cmdname = argv[0];
+	char		**needs;
+	long		 v;
+	int		 ch, dashdash = 0;
+
+	optind = 0;
+	opterr = 0;
+	for (;;) {
+		ch = getopt_long(argc, argv, "+:", run_options, NULL);
+		if (ch == -1) {
+			if (optind > 1 && strcmp(argv[optind - 1], "--") == 0)
+				dashdash = 1;
+			if (!dashdash && r->name == NULL && optind < argc) {
+				r->name = argv[optind++];
+				continue;
+			}
+			break;
+		}
+		switch (ch) {
+		case 't':
+			if (cli_parse_long(optarg, 0, INT_MAX, &v) == -1)
+				return (cli_usage(cmdname, "run: bad --ttl '%s': "
+				    "want seconds, 0 for no expiry", optarg));
+			r->ttl = v;
+			break;
+		case 'p':
+			if (cli_parse_long(optarg, 1, 65535, &v) == -1)
+				return (cli_usage(cmdname, "run: bad --port '%s'",
+				    optarg));
+			r->port = v;
+			break;
+		case 'H':
+			r->host = optarg;
+			break;
+		case 'n':
+			needs = reallocarray(r->needs, r->nneeds + 1,
+			    sizeof *r->needs);
+			if (needs == NULL) {
+				cli_warn("run: out of memory");
+				return (CLI_EXIT_ERROR);
+			}
+			r->needs = needs;
+			r->needs[r->nneeds++] = optarg;
+			break;
+		case 'T':
+			if (cli_parse_long(optarg, 0, INT_MAX / 1000,
+			    &v) == -1)
+				return (cli_usage(cmdname, "run: bad --timeout "
+				    "'%s': want seconds, 0 to wait forever",
+				    optarg));
+			r->timeout = v;
+			break;
+		case 'f':
+			r->fd = 1;
+			break;
+		case ':':
+			return (cli_usage(cmdname, "run: %s needs a value",
+			    argv[optind - 1]));
+		default:
+			return (cli_usage(cmdname, "run: unknown option '%s'",
+			    argv[optind - 1]));
+		}
+	}
+	if (r->name == NULL)
+		return (cli_usage(cmdname, "run: which name?"));
+	if (!dashdash && optind < argc)
+		return (cli_usage(cmdname, "run: put the command after '--' "
+		    "(at '%s')", argv[optind]));
+	if (optind >= argc)
+		return (cli_usage(cmdname, "run: no command to run after "
+		    "'--'"));
+	r->cmd = argv + optind;
+	return (-1);
+}
+
+/* CLOCK_MONOTONIC in ms: deadlines must not move with the wall clock. */
+static long long
+run_now(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* BERTH_<DEP>_<suffix>: DEP upper-cased, anything not [A-Z0-9] as '_'. */
+static void
+run_envname(const char *dep, const char *suffix, char *buf, size_t len)
+{
+	char	*p;
+
+	snprintf(buf, len, "BERTH_%s_%s", dep, suffix);
+	for (p = buf + 6; *p != '\0' && p < buf + 6 + strlen(dep); p++) {
+		if (*p >= 'a' && *p <= 'z')
+			*p = *p - 'a' + 'A';
+		else if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+			*p = '_';
+	}
+}
+
+/* host:port as clients connect to it, with brackets for IPv6. */
+static void
+run_hostport(const berth_lease *l, char *buf, size_t len)
+{
+	if (strchr(l->host, ':') != NULL && l->host[0] != '[')
+		snprintf(buf, len, "[%s]:%d", l->host, l->port);
+	else
+		snprintf(buf, len, "%s:%d", l->host, l->port);
+}
+
+/*
+ * Wait until dep is registered, in blocking lookups of at most the
+ * broker's 300 s each (libberth stretches its answer timeout to match),
+ * until the --timeout deadline; then export where it is. Returns 0, or
+ * the exit code.
+ */
+static int
+run_need(struct run *r, const char *dep)
+{
+	berth_lease	 l;
+	berth_error	 err;
+	char		 var[128], val[300];
+	long long	 deadline = 0, left;
+	int		 wait = 0, said = 0;
+
+	if (r->timeout > 0)
+		deadline = run_now() + r->timeout * 1000LL;
+	for (;;) {
+		memset(&l, 0, sizeof l);
+		if (berth_lookup(r->client, dep, wait, &l, &err) == 0)
+			break;
+		berth_lease_clear(&l);
+		if (err.code != BERTH_ENOTFOUND)
+			return (cli_fail(r->cli, &err));
+		if (deadline == 0)
+			wait = RUN_MAXWAIT;
+		else {
+			left = deadline - run_now();
+			if (left <= 0) {
+				cli_warn("run: gave up waiting for %s at %s "
+				    "after %lds (--need, --timeout): it is not "
+				    "registered", dep, berth_addr(r->client),
+				    r->timeout);
+				return (CLI_EXIT_ERROR);
+			}
+			left = (left + 999) / 1000;
+			wait = left > RUN_MAXWAIT ? RUN_MAXWAIT : (int)left;
+		}
+		if (!said && isatty(STDERR_FILENO)) {
+			fprintf(stderr, "berth: waiting for %s at %s...\n",
+			    dep, berth_addr(r->client));
+			said = 1;
+		}
+	}
+	run_envname(dep, "ADDR", var, sizeof var);
+	run_hostport(&l, val, sizeof val);
+	setenv(var, val, 1);
+	run_envname(dep, "PORT", var, sizeof var);
+	snprintf(val, sizeof val, "%d", l.port);
+	setenv(var, val, 1);
+	berth_lease_clear(&l);
+	return (0);
+}
+
+/*
+ * Take NAME with this process as the owner. port overrides --port: a
+ * lease that lapsed is taken back on the port the command already uses.
+ * r->lease changes only on success, so its token stays usable.
+ */
+static int
+run_acquire(struct run *r, int port, berth_error *err)
+{
+	berth_acquire_opts	opts;
+	berth_lease		l;
+
+	memset(&opts, 0, sizeof opts);
+	opts.name = r->name;
+	opts.port = port;
+	opts.host = r->host;
+	opts.ttl = r->ttl;
+	opts.pid = getpid();
+	memset(&l, 0, sizeof l);
+	if (berth_acquire(r->client, &opts, &l, err) != 0) {
+		berth_lease_clear(&l);
+		return (-1);
+	}
+	berth_lease_clear(&r->lease);
+	r->lease = l;
+	return (0);
+}
+
+/*
+ * --fd: bind and listen on the leased port here, before the command
+ * runs, so nothing can take the port in between. Binds the lease's host
+ * when it is an IP literal, else the wildcard.
+ */
+static int
+run_listen(struct run *r)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t		 len;
+	char			 host[256], *p;
+	int			 fd, one = 1;
+
+	snprintf(host, sizeof host, "%s", r->lease.host);
+	if (host[0] == '[' && (p = strchr(host, ']')) != NULL) {
+		*p = '\0';
+		memmove(host, host + 1, strlen(host + 1) + 1);
+	}
+	memset(&ss, 0, sizeof ss);
+	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(r->lease.port);
+		len = sizeof *sin6;
+	} else {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(r->lease.port);
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+			sin->sin_addr.s_addr = htonl(INADDR_ANY);
+			snprintf(host, sizeof host, "0.0.0.0");
+		}
+		len = sizeof *sin;
+	}
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		cli_warn("run: --fd: socket: %s", strerror(errno));
+		return (-1);
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&ss, len) == -1 ||
+	    listen(fd, 128) == -1) {
+		cli_warn("run: --fd: cannot listen on %s port %d for %s: %s",
+		    host, r->lease.port, r->name, strerror(errno));
+		close(fd);
+		return (-1);
+	}
+	return (fd);
+}
+
+/* arg with every "{port}" replaced by port; NULL when out of memory. */
+static char *
+run_subst(const char *arg, const char *port)
+{
+	const char	*p, *q;
+	char		*out, *o;
+	size_t		 n = 0;
+
+	for (p = arg; (q = strstr(p, "{port}")) != NULL; p = q + 6)
+		n++;
+	if ((out = malloc(strlen(arg) + n * strlen(port) + 1)) == NULL)
+		return (NULL);
+	o = out;
+	for (p = arg; (q = strstr(p, "{port}")) != NULL; p = q + 6) {
+		memcpy(o, p, q - p);
+		o += q - p;
+		memcpy(o, port, strlen(port));
+		o += strlen(port);
+	}
+	strcpy(o, p);
+	return (out);
+}
+
+/* The command's argv with {port} replaced. Returns -1 without memory. */
+static int
+run_command(struct run *r, char **cmd)
+{
+	char	  port[16];
+	size_t	  i, n;
+
+	for (n = 0; cmd[n] != NULL; n++)
+		;
+	if ((r->argv = calloc(n + 1, sizeof *r->argv)) == NULL)
+		return (-1);
+	snprintf(port, sizeof port, "%d", r->lease.port);
+	for (i = 0; i < n; i++) {
+		if ((r->argv[i] = run_subst(cmd[i], port)) == NULL)
+			return (-1);
+	}
+	return (0);
+}
+
+/*
+ * A signal becomes one byte on the self-pipe for the poll() loop. The
+ * high bit says the kernel sent it (a terminal's ^C or hangup), which
+ * the command got too when it shares our process group.
+ */
+static void
+run_onsignal(int sig, siginfo_t *si, void *uctx)
+{
+	unsigned char	b = (unsigned char)sig;
+	int		saved = errno;
+
+	(void)uctx;
+	if (si != NULL && si->si_code == SI_KERNEL)
+		b |= RUN_FROM_KERNEL;
+	(void)write(run_sigpipe[1], &b, 1);
+	errno = saved;
+}
+
+/*
+ * The self-pipe and the handlers, installed with the signals blocked so
+ * none is lost or handled in the child between fork and exec. The
+ * caller unblocks them after the fork. SIGPIPE is ignored here (a
+ * broker that hangs up must not kill us) but restored for the command.
+ */
+static int
+run_signals(struct run *r)
+{
+	struct sigaction	sa;
+	sigset_t		set;
+	size_t			i;
+
+	if (pipe2(run_sigpipe, O_CLOEXEC | O_NONBLOCK) == -1) {
+		cli_warn("run: pipe: %s", strerror(errno));
+		return (-1);
+	}
+	sigemptyset(&set);
+	for (i = 0; i < sizeof run_forward / sizeof run_forward[0]; i++)
+		sigaddset(&set, run_forward[i]);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, &r->old_mask);
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = run_onsignal;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigfillset(&sa.sa_mask);
+	for (i = 0; i < sizeof run_forward / sizeof run_forward[0]; i++)
+		sigaction(run_forward[i], &sa, NULL);
+	sa.sa_flags |= SA_NOCLDSTOP;
+	sigaction(SIGCHLD, &sa, NULL);
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, &r->old_pipe);
+	return (0);
+}
+
+/*
+ * In the child: signals as we found them, the environment, the
+ * listening socket as fd 3 with LISTEN_PID naming this very process,
+ * then exec. Fails like a shell: 127 not found, 126 not executable.
+ */
+static void
+run_exec(struct run *r)
+{
+	struct sigaction	sa;
+	char			pid[32];
+	size_t			i;
+	int			e;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	for (i = 0; i < sizeof run_forward / sizeof run_forward[0]; i++)
+		sigaction(run_forward[i], &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGPIPE, &r->old_pipe, NULL);
+	sigprocmask(SIG_SETMASK, &r->old_mask, NULL);
+
+	/*
+	 * If berth run dies (kill -9), its lease ends; the command must not
+	 * go on serving a port no longer leased to it, so it gets SIGTERM,
+	 * as systemd stops the rest of a unit whose main process died.
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != r->parent)
+		_exit(CLI_EXIT_ERROR);
+
+	if (r->listen_fd != -1) {
+		if (r->listen_fd != RUN_LISTEN_FD) {
+			if (dup2(r->listen_fd, RUN_LISTEN_FD) == -1) {
+				cli_warn("run: --fd: dup2: %s",
+				    strerror(errno));
+				_exit(CLI_EXIT_ERROR);
+			}
+			close(r->listen_fd);
+		}
+		fcntl(RUN_LISTEN_FD, F_SETFD, 0);
+		snprintf(pid, sizeof pid, "%ld", (long)getpid());
+		setenv("LISTEN_FDS", "1", 1);
+		setenv("LISTEN_PID", pid, 1);
+		setenv("LISTEN_FDNAMES", r->name, 1);
+	} else {
+		/* Ours, if any, were not meant for the command. */
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDNAMES");
+	}
+	execvp(r->argv[0], r->argv);
+	e = errno;
+	cli_warn("run: %s: %s", r->argv[0], strerror(e));
+	_exit(e == ENOENT || e == ENOTDIR ? 127 : 126);
+}
+
+/* The name has a live lease that is not ours. */
+static int
+run_taken(const berth_error *err)
+{
+	return (err->code == BERTH_ECONFLICT &&
+	    strcmp(err->api_code, "name_taken") == 0);
+}
+
+/*
+ * Renew when due. An unreachable broker is retried at the next turn
+ * (warned once, until it answers again); a lease that is gone (expired
+ * while the broker was away, or revoked) is taken again, on the same
+ * port since the command is using it.
+ */
+static void
+run_renew(struct run *r)
+{
+	berth_error	err;
+
+	if (r->renew_state == RUN_RENEW_LOST)
+		return;
+	if (berth_renew(r->client, r->name, r->lease.token, -1, NULL,
+	    &err) == 0) {
+		if (r->renew_state != RUN_RENEW_OK)
+			cli_warn("run: renewed %s again", r->name);
+		r->renew_state = RUN_RENEW_OK;
+		return;
+	}
+	if (err.code == BERTH_ENOTFOUND) {
+		if (run_acquire(r, r->lease.port, &err) == 0) {
+			cli_warn("run: the lease on %s had ended; took it "
+			    "again", r->name);
+			r->renew_state = RUN_RENEW_OK;
+			return;
+		}
+		if (!run_taken(&err)) {
+			if (r->renew_state != RUN_RENEW_GONE)
+				cli_warn("run: the lease on %s has ended and "
+				    "cannot be taken again yet, will retry: "
+				    "%s", r->name, err.message);
+			r->renew_state = RUN_RENEW_GONE;
+			return;
+		}
+	}
+	if (err.code == BERTH_EFORBIDDEN || run_taken(&err)) {
+		cli_warn("run: %s now belongs to another holder; no longer "
+		    "renewing it: %s", r->name, err.message);
+		r->renew_state = RUN_RENEW_LOST;
+		return;
+	}
+	if (r->renew_state != RUN_RENEW_FAILING)
+		cli_warn("run: cannot renew %s, will retry: %s", r->name,
+		    err.message);
+	r->renew_state = RUN_RENEW_FAILING;
+}
+
+/*
+ * Pass a signal on to the command, except a terminal's signal when the
+ * command is in our process group: it has that one already, and a
+ * second ^C makes many programs quit without cleaning up.
+ */
+static int
+run_forward_signal(struct run *r, int sig, int from_kernel)
+{
+	if (from_kernel && getpgid(r->child) == getpgrp())
+		return (0);
+	return (kill(r->child, sig));
+}
+
+/*
+ * The parent's loop while the command runs: forward signals, renew
+ * when due, and return the command's exit status once it has exited.
+ */
+static int
+run_wait(struct run *r)
+{
+	struct pollfd	 pfd;
+	unsigned char	 buf[64];
+	long long	 next = 0, interval = 0, now;
+	ssize_t		 n, i;
+	int		 status, timeout, sig;
+
+	if (r->ttl > 0) {
+		interval = r->ttl * 1000LL / 3;
+		next = run_now() + interval;
+		/* A broker that hangs must not hold up signals for long. */
+		berth_set_timeout(r->client, interval < 1000 ? 1000 :
+		    interval > 5000 ? 5000 : (int)interval);
+	}
+	pfd.fd = run_sigpipe[0];
+	pfd.events = POLLIN;
+	for (;;) {
+		timeout = -1;
+		if (interval > 0) {
+			now = run_now();
+			timeout = next > now ? (int)(next - now) : 0;
+		}
+		if (poll(&pfd, 1, timeout) == -1 && errno != EINTR) {
+			cli_warn("run: poll: %s", strerror(errno));
+			sleep(1);
+		}
+		while ((n = read(run_sigpipe[0], buf, sizeof buf)) > 0) {
+			for (i = 0; i < n; i++) {
+				sig = buf[i] & ~RUN_FROM_KERNEL;
+				if (sig != SIGCHLD)
+					run_forward_signal(r, sig,
+					    buf[i] & RUN_FROM_KERNEL);
+			}
+		}
+		if (waitpid(r->child, &status, WNOHANG) == r->child)
+			return (status);
+		if (interval > 0 && run_now() >= next) {
+			run_renew(r);
+			next = run_now() + interval;
+		}
+	}
+}
+
+/* Give the lease back; if that fails, owner death ends it anyway. */
+static void
+run_release(struct run *r)
+{
+	berth_error	err;
+
+	if (r->renew_state == RUN_RENEW_LOST)
+		return;
+	if (berth_release(r->client, r->name, r->lease.token, &err) != 0 &&
+	    err.code != BERTH_ENOTFOUND)
+		cli_warn("run: cannot release %s (it ends when this process "
+		    "does): %s", r->name, err.message);
+}
+
+int
+cmd_run(struct cli *cli, int argc, char **argv)
+{
+	struct run	 r;
+	berth_error	 err;
+	size_t		 i;
+	const char	*name;
+	char		 port[16];
+	int		 rc, status;
+
+	memset(&r, 0, sizeof r);
+	r.cli = cli;
+	r.ttl = RUN_TTL;
+	r.timeout = RUN_TIMEOUT;
+	r.listen_fd = -1;
+	if ((rc = run_parse(&r, argc, argv)) != -1)
+		goto out;
+	/* Bad names are found before any waiting, not after. */
+	for (i = 0; i <= r.nneeds; i++) {
+		name = i < r.nneeds ? r.needs[i] : r.name;
+		if (!berth_name_valid(name)) {
+			rc = cli_usage(argv[0], "run: '%s' is not a valid "
+			    "name: 1-63 characters, [a-z0-9] first, then "
+			    "[a-z0-9._-]", name);
+			goto out;
+		}
+	}
+	r.client = cli_client(cli);
+	for (i = 0; i < r.nneeds; i++) {
+		if ((rc = run_need(&r, r.needs[i])) != 0)
+			goto out;
+	}
+	if (run_acquire(&r, (int)r.port, &err) != 0) {
+		rc = cli_fail(cli, &err);
+		goto out;
+	}
+	snprintf(port, sizeof port, "%d", r.lease.port);
+	if (setenv("PORT", port, 1) == -1 ||
+	    setenv("BERTH_PORT", port, 1) == -1 ||
+	    setenv("BERTH_NAME", r.name, 1) == -1 ||
+	    setenv("BERTH_ADDR", berth_addr(r.client), 1) == -1 ||
+	    run_command(&r, r.cmd) == -1) {
+		cli_warn("run: out of memory");
+		rc = CLI_EXIT_ERROR;
+		goto release;
+	}
+	if (r.fd && (r.listen_fd = run_listen(&r)) == -1) {
+		rc = CLI_EXIT_ERROR;
+		goto release;
+	}
+
+	if (run_signals(&r) == -1) {
+		rc = CLI_EXIT_ERROR;
+		goto release;
+	}
+	fflush(NULL);
+	r.parent = getpid();
+	if ((r.child = fork()) == -1) {
+		cli_warn("run: fork: %s", strerror(errno));
+		rc = CLI_EXIT_ERROR;
+		goto release;
+	}
+	if (r.child == 0)
+		run_exec(&r);
+	if (r.listen_fd != -1)
+		close(r.listen_fd);
+	sigprocmask(SIG_SETMASK, &r.old_mask, NULL);
+
+	status = run_wait(&r);
+	if (WIFSIGNALED(status))
+		rc = 128 + WTERMSIG(status);
+	else
+		rc = WEXITSTATUS(status);
+release:
+	run_release(&r);
+out:
+	berth_lease_clear(&r.lease);
+	for (i = 0; r.argv != NULL && r.argv[i] != NULL; i++)
+		free(r.argv[i]);
+	free(r.argv);
+	free(r.needs);
+	return (rc);
+}

@@ -1,0 +1,1210 @@
+/*
+ * check_libberth.c: libberth end to end (SPEC §5, berth.h) against a real
+ * berthd: opening clients, acquire/lookup/list/renew/release/revoke, the
+ * error mapping, blocking lookups and watches, keep-alive and transparent
+ * reconnection after a daemon restart, unreachable and silent brokers,
+ * status and health, and that only berth_* symbols are exported.
+ *
+ * Each test starts its own berthd (path in $BERTHD) on 127.0.0.1:0 with a
+ * temporary database and learns the address from the "STATUS=serving on
+ * ADDR" datagram berthd sends to NOTIFY_SOCKET, as systemd would. The
+ * daemon is ended by pid when the test ends; an atexit handler and
+ * PR_SET_PDEATHSIG cover tests that fail half-way.
+ */
+#include "config.h"
+
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <check.h>
+#include <dirent.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <link.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "berth.h"
+
+#define START_TIMEOUT_MS	10000
+#define BAD_TOKEN	"ffffffffffffffffffffffffffffffff"
+#define NAME63		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+			"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+
+struct daemon {
+	pid_t	pid;
+	pid_t	owner;		/* the process that started it */
+	int	port;		/* 0 for a unix socket */
+	char	addr[160];	/* from STATUS=serving on ADDR */
+	char	dir[64];	/* temporary directory */
+	char	db[128];
+	char	sock[128];	/* unix listen socket, when asked for */
+};
+
+static struct daemon	 D;	/* the daemon of the running test */
+
+static void	 daemon_start(struct daemon *, const char *);
+static void	 daemon_stop(struct daemon *);
+static void	 daemon_cleanup(void);
+
+/* Seconds on the monotonic clock. */
+static double
+now(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (ts.tv_sec + ts.tv_nsec / 1e9);
+}
+
+static void
+msleep(int ms)
+{
+	struct timespec	ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/*
+ * Start berthd listening on listen (NULL: 127.0.0.1:0, "unix": a socket
+ * in d->dir) and wait for its READY datagram. d->dir and d->db are kept
+ * when already set, so a restart reuses the database.
+ */
+static void
+daemon_start(struct daemon *d, const char *listen)
+{
+	struct sockaddr_un	 sun;
+	struct pollfd		 pfd;
+	const char		*berthd, *p;
+	char			 notify[96], lst[192], log[128], buf[1024];
+	double			 deadline;
+	ssize_t			 n;
+	size_t			 len;
+	pid_t			 parent;
+	int			 ns, fd, status;
+
+	berthd = getenv("BERTHD");
+	ck_assert_msg(berthd != NULL, "BERTHD is not set");
+	if (d->dir[0] == '\0') {
+		snprintf(d->dir, sizeof d->dir, "/tmp/check-libberth-XXXXXX");
+		ck_assert_ptr_nonnull(mkdtemp(d->dir));
+		snprintf(d->db, sizeof d->db, "%s/berth.db", d->dir);
+		snprintf(d->sock, sizeof d->sock, "%s/berth.sock", d->dir);
+	}
+	if (listen == NULL)
+		listen = "127.0.0.1:0";
+	else if (strcmp(listen, "unix") == 0) {
+		snprintf(lst, sizeof lst, "unix:%s", d->sock);
+		listen = lst;
+	}
+
+	snprintf(notify, sizeof notify, "%s/notify.sock", d->dir);
+	unlink(notify);
+	ns = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(ns, 0);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", notify);
+	ck_assert_int_eq(bind(ns, (struct sockaddr *)&sun, sizeof sun), 0);
+
+	snprintf(log, sizeof log, "%s/berthd.log", d->dir);
+	parent = getpid();
+	d->pid = fork();
+	ck_assert_int_ge(d->pid, 0);
+	if (d->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd != -1) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		if ((fd = open("/dev/null", O_RDONLY)) != -1)
+			dup2(fd, 0);
+		setenv("NOTIFY_SOCKET", notify, 1);
+		execl(berthd, "berthd", "--db", d->db, "--listen", listen,
+		    "--log-level", "debug", (char *)NULL);
+		_exit(127);
+	}
+	d->owner = getpid();
+
+	pfd.fd = ns;
+	pfd.events = POLLIN;
+	deadline = now() + START_TIMEOUT_MS / 1000.0;
+	for (;;) {
+		if (poll(&pfd, 1, 100) == 1)
+			break;
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->pid = 0;
+			ck_abort_msg("berthd exited (status %d) before it was "
+			    "ready; log in %s", status, log);
+		}
+		ck_assert_msg(now() < deadline, "berthd not ready in time");
+	}
+	n = recv(ns, buf, sizeof buf - 1, 0);
+	close(ns);
+	unlink(notify);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	ck_assert_msg(strstr(buf, "READY=1") != NULL, "no READY=1 in %s", buf);
+	p = strstr(buf, "STATUS=serving on ");
+	ck_assert_msg(p != NULL, "no STATUS in %s", buf);
+	p += strlen("STATUS=serving on ");
+	len = strcspn(p, "\n");
+	ck_assert_uint_lt(len, sizeof d->addr);
+	memcpy(d->addr, p, len);
+	d->addr[len] = '\0';
+	if (strncmp(d->addr, "unix:", 5) == 0)
+		d->port = 0;
+	else {
+		p = strrchr(d->addr, ':');
+		ck_assert_ptr_nonnull(p);
+		d->port = atoi(p + 1);
+		ck_assert_int_gt(d->port, 0);
+	}
+}
+
+/* End the daemon with SIGTERM (SIGKILL if it lingers) and reap it. */
+static void
+daemon_stop(struct daemon *d)
+{
+	double	deadline;
+	int	status;
+
+	if (d->pid <= 0)
+		return;
+	kill(d->pid, SIGTERM);
+	deadline = now() + 5;
+	while (waitpid(d->pid, &status, WNOHANG) == 0) {
+		if (now() > deadline) {
+			kill(d->pid, SIGKILL);
+			waitpid(d->pid, &status, 0);
+			break;
+		}
+		msleep(10);
+	}
+	d->pid = 0;
+}
+
+/* Remove the daemon's temporary directory and everything in it. */
+static void
+daemon_rmdir(struct daemon *d)
+{
+	struct dirent	*de;
+	DIR		*dir;
+	char		 path[512];
+
+	if (d->dir[0] == '\0')
+		return;
+	if ((dir = opendir(d->dir)) != NULL) {
+		while ((de = readdir(dir)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			snprintf(path, sizeof path, "%s/%s", d->dir,
+			    de->d_name);
+			unlink(path);
+		}
+		closedir(dir);
+	}
+	rmdir(d->dir);
+	d->dir[0] = '\0';
+}
+
+/*
+ * Run at exit of a test process too (a failed ck_assert exits the
+ * forked test), but only in the process that started the daemon: a
+ * helper child forked by a test must not end it.
+ */
+static void
+daemon_cleanup(void)
+{
+	if (D.owner != getpid())
+		return;
+	daemon_stop(&D);
+	daemon_rmdir(&D);
+}
+
+static void
+setup(void)
+{
+	memset(&D, 0, sizeof D);
+	unsetenv("BERTH_ADDR");
+	daemon_start(&D, NULL);
+}
+
+static void
+teardown(void)
+{
+	daemon_cleanup();
+}
+
+/* A client of the test daemon. */
+static berth_client *
+client(void)
+{
+	berth_client	*c;
+	berth_error	 err;
+
+	memset(&err, 0, sizeof err);
+	c = berth_open(D.addr, &err);
+	ck_assert_msg(c != NULL, "berth_open %s: %s", D.addr, err.message);
+	return (c);
+}
+
+/* Acquire name with defaults; returns the port. */
+static int
+acquire(berth_client *c, const char *name, berth_lease *out)
+{
+	berth_acquire_opts	 o;
+	berth_lease		 l;
+	berth_error		 err;
+	int			 port;
+
+	memset(&o, 0, sizeof o);
+	memset(&l, 0, sizeof l);
+	o.name = name;
+	ck_assert_msg(berth_acquire(c, &o, &l, &err) == 0, "acquire %s: %s",
+	    name, err.message);
+	port = l.port;
+	if (out != NULL)
+		*out = l;
+	else
+		berth_lease_clear(&l);
+	return (port);
+}
+
+/* A loopback port nobody listens on: bind port 0, note it, close it. */
+static int
+unused_port(void)
+{
+	struct sockaddr_in	sin;
+	socklen_t		len = sizeof sin;
+	int			s, port;
+
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(s, 0);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(s, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(getsockname(s, (struct sockaddr *)&sin, &len), 0);
+	port = ntohs(sin.sin_port);
+	close(s);
+	return (port);
+}
+
+/* Fork a child that acquires name after delay_ms on its own client. */
+static pid_t
+acquire_later(const char *name, int delay_ms)
+{
+	berth_acquire_opts	 o;
+	berth_client		*c;
+	berth_lease		 l;
+	berth_error		 err;
+	pid_t			 pid;
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid != 0)
+		return (pid);
+	msleep(delay_ms);
+	if ((c = berth_open(D.addr, &err)) == NULL)
+		_exit(1);
+	memset(&o, 0, sizeof o);
+	o.name = name;
+	if (berth_acquire(c, &o, &l, &err) != 0)
+		_exit(2);
+	berth_lease_clear(&l);
+	berth_close(c);
+	_exit(0);
+}
+
+static void
+reap_ok(pid_t pid)
+{
+	int	status;
+
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "helper child failed: status %d", status);
+}
+
+/* The inode numbers of this process's sockets, as a sorted-free set. */
+static size_t
+socket_inodes(unsigned long *out, size_t max)
+{
+	struct dirent	*de;
+	DIR		*dir;
+	char		 path[300], link[64];
+	ssize_t		 n;
+	size_t		 count = 0;
+
+	dir = opendir("/proc/self/fd");
+	ck_assert_ptr_nonnull(dir);
+	while ((de = readdir(dir)) != NULL) {
+		snprintf(path, sizeof path, "/proc/self/fd/%s", de->d_name);
+		if ((n = readlink(path, link, sizeof link - 1)) <= 0)
+			continue;
+		link[n] = '\0';
+		if (strncmp(link, "socket:[", 8) == 0 && count < max)
+			out[count++] = strtoul(link + 8, NULL, 10);
+	}
+	closedir(dir);
+	return (count);
+}
+
+static int
+has_inode(const unsigned long *set, size_t n, unsigned long ino)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (set[i] == ino)
+			return (1);
+	return (0);
+}
+
+START_TEST(test_open_env)
+{
+	berth_client	*c;
+	berth_error	 err;
+
+	ck_assert_int_eq(setenv("BERTH_ADDR", D.addr, 1), 0);
+	c = berth_open(NULL, &err);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(berth_addr(c), D.addr);
+	ck_assert_int_eq(berth_last_index(c), 0);
+	ck_assert_msg(berth_health(c, &err) == 0, "health: %s", err.message);
+	berth_close(c);
+
+	unsetenv("BERTH_ADDR");
+	c = berth_open(NULL, &err);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(berth_addr(c), BERTH_DEFAULT_ADDR);
+	berth_close(c);
+
+	/* an explicit address wins over BERTH_ADDR */
+	ck_assert_int_eq(setenv("BERTH_ADDR", "127.0.0.1:1", 1), 0);
+	c = client();
+	ck_assert_str_eq(berth_addr(c), D.addr);
+	ck_assert_int_eq(berth_health(c, &err), 0);
+	berth_close(c);
+	unsetenv("BERTH_ADDR");
+}
+END_TEST
+
+START_TEST(test_open_bad)
+{
+	static const char	*bad[] = { "nonsense", "127.0.0.1:99999",
+	    "127.0.0.1:abc", "127.0.0.1:", "[::1", "[::1]", "unix:",
+	    "http://127.0.0.1:62893" };
+	berth_client		*c;
+	berth_error		 err;
+	size_t			 i;
+
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		memset(&err, 0, sizeof err);
+		c = berth_open(bad[i], &err);
+		ck_assert_msg(c == NULL, "berth_open(\"%s\") accepted", bad[i]);
+		ck_assert_int_eq(err.code, BERTH_EINVAL);
+		ck_assert_int_eq(err.http_status, 0);
+		ck_assert_msg(err.message[0] != '\0', "no message for %s",
+		    bad[i]);
+	}
+	/* the good forms */
+	c = berth_open("[::1]:62893", &err);
+	ck_assert_ptr_nonnull(c);
+	berth_close(c);
+	c = berth_open("localhost:62893", &err);
+	ck_assert_ptr_nonnull(c);
+	berth_close(c);
+	c = berth_open("unix:/tmp/x.sock", &err);
+	ck_assert_ptr_nonnull(c);
+	berth_close(c);
+}
+END_TEST
+
+START_TEST(test_acquire_fields)
+{
+	berth_meta		 meta[] = { { "team", "core" },
+	    { "q", "a \"quoted\" \\ value" } };
+	berth_acquire_opts	 o;
+	berth_client		*c;
+	berth_lease		 l, again;
+	berth_error		 err;
+	json_t			*m, *want, *whole;
+	size_t			 i;
+
+	c = client();
+	memset(&o, 0, sizeof o);
+	o.name = "api";
+	o.proto = "udp";
+	o.ttl = 60;
+	o.pid = getpid();
+	o.meta = meta;
+	o.nmeta = 2;
+	memset(&l, 0, sizeof l);
+	ck_assert_msg(berth_acquire(c, &o, &l, &err) == 0, "acquire: %s",
+	    err.message);
+	ck_assert_str_eq(l.name, "api");
+	ck_assert_int_gt(l.port, 0);
+	ck_assert_int_le(l.port, 65535);
+	ck_assert_str_eq(l.proto, "udp");
+	ck_assert_str_eq(l.host, "127.0.0.1");
+	ck_assert_int_eq(l.ttl, 60);
+	ck_assert_int_eq(l.pid, getpid());
+	ck_assert_msg(l.expires_at[0] != '\0', "no expires_at");
+	ck_assert_msg(l.created_at[0] != '\0', "no created_at");
+	ck_assert_msg(l.renewed_at[0] != '\0', "no renewed_at");
+	ck_assert_uint_ge(strlen(l.token), 32);
+	for (i = 0; l.token[i] != '\0'; i++)
+		ck_assert_msg(strchr("0123456789abcdefABCDEF", l.token[i]),
+		    "token not hex: %s", l.token);
+	ck_assert_ptr_nonnull(l.meta);
+	m = json_loads(l.meta, 0, NULL);
+	ck_assert_msg(m != NULL, "meta not JSON: %s", l.meta);
+	want = json_pack("{s:s, s:s}", "team", "core", "q",
+	    "a \"quoted\" \\ value");
+	ck_assert_msg(json_equal(m, want), "meta %s", l.meta);
+	json_decref(m);
+	json_decref(want);
+	ck_assert_ptr_nonnull(l.json);
+	whole = json_loads(l.json, 0, NULL);
+	ck_assert_msg(whole != NULL, "json not JSON: %s", l.json);
+	ck_assert_int_eq(json_integer_value(json_object_get(whole, "port")),
+	    l.port);
+	ck_assert_str_eq(json_string_value(json_object_get(whole, "token")),
+	    l.token);
+	json_decref(whole);
+	ck_assert_uint_gt(berth_last_index(c), 0);
+
+	/* again with the token: the same lease */
+	memset(&o, 0, sizeof o);
+	o.name = "api";
+	o.proto = "udp";
+	o.token = l.token;
+	memset(&again, 0, sizeof again);
+	ck_assert_msg(berth_acquire(c, &o, &again, &err) == 0,
+	    "re-acquire: %s", err.message);
+	ck_assert_int_eq(again.port, l.port);
+	ck_assert_str_eq(again.name, "api");
+	berth_lease_clear(&again);
+
+	/* without it: taken */
+	o.token = NULL;
+	memset(&err, 0, sizeof err);
+	ck_assert_int_eq(berth_acquire(c, &o, &again, &err), -BERTH_ECONFLICT);
+	ck_assert_int_eq(err.code, BERTH_ECONFLICT);
+	ck_assert_int_eq(err.http_status, 409);
+	ck_assert_str_eq(err.api_code, "name_taken");
+	ck_assert_msg(err.message[0] != '\0' && strchr(err.message, '\n') ==
+	    NULL, "message: \"%s\"", err.message);
+
+	berth_lease_clear(&l);
+	ck_assert_ptr_null(l.meta);
+	ck_assert_ptr_null(l.json);
+	berth_lease_clear(&l);	/* twice is harmless */
+	berth_close(c);
+}
+END_TEST
+
+START_TEST(test_acquire_defaults)
+{
+	berth_acquire_opts	 o;
+	berth_client		*c;
+	berth_lease		 l;
+	berth_error		 err;
+
+	c = client();
+	memset(&o, 0, sizeof o);
+	o.name = "plain";
+	ck_assert_int_eq(berth_acquire(c, &o, &l, &err), 0);
+	ck_assert_str_eq(l.proto, "tcp");
+	ck_assert_str_eq(l.host, "127.0.0.1");
+	ck_assert_int_eq(l.ttl, 0);
+	ck_assert_str_eq(l.expires_at, "");
+	ck_assert_int_eq(l.pid, 0);
+	ck_assert_str_eq(l.meta, "{}");
+	berth_lease_clear(&l);
+
+	/* an explicit port */
+	memset(&o, 0, sizeof o);
+	o.name = "fixed";
+	o.port = unused_port();
+	ck_assert_int_eq(berth_acquire(c, &o, &l, &err), 0);
+	ck_assert_int_eq(l.port, o.port);
+	berth_lease_clear(&l);
+	berth_close(c);
+}
+END_TEST
+
+START_TEST(test_lookup)
+{
+	berth_client	*c;
+	berth_lease	 a, l;
+	berth_error	 err;
+
+	c = client();
+	acquire(c, "db", &a);
+	memset(&l, 0, sizeof l);
+	ck_assert_msg(berth_lookup(c, "db", 0, &l, &err) == 0, "lookup: %s",
+	    err.message);
+	ck_assert_str_eq(l.name, "db");
+	ck_assert_int_eq(l.port, a.port);
+	ck_assert_str_eq(l.host, a.host);
+	ck_assert_str_eq(l.created_at, a.created_at);
+	ck_assert_str_eq(l.token, "");
+	ck_assert_ptr_null(strstr(l.json, "token"));
+	berth_lease_clear(&l);
+
+	memset(&err, 0, sizeof err);
+	ck_assert_int_eq(berth_lookup(c, "ghost", 0, &l, &err),
+	    -BERTH_ENOTFOUND);
+	ck_assert_int_eq(err.code, BERTH_ENOTFOUND);
+	ck_assert_int_eq(err.http_status, 404);
+	ck_assert_str_eq(err.api_code, "not_found");
+	ck_assert_msg(err.message[0] != '\0', "no message");
+	berth_lease_clear(&a);
+	berth_close(c);
+}
+END_TEST
+
+START_TEST(test_lookup_wait)
+{
+	berth_client	*c;
+	berth_lease	 l;
+	berth_error	 err;
+	double		 t0, took;
+	pid_t		 pid;
+
+	c = client();
+	pid = acquire_later("late", 500);
+	t0 = now();
+	memset(&l, 0, sizeof l);
+	ck_assert_msg(berth_lookup(c, "late", 10, &l, &err) == 0,
+	    "lookup wait: %s", err.message);
+	took = now() - t0;
+	reap_ok(pid);
+	ck_assert_str_eq(l.name, "late");
+	ck_assert_int_gt(l.port, 0);
+	/* it came back on the acquire, not at the end of the wait */
+	ck_assert_msg(took < 8, "lookup took %.1fs", took);
+	berth_lease_clear(&l);
+
+	/* nothing comes: not found after about the wait */
+	t0 = now();
+	ck_assert_int_eq(berth_lookup(c, "never", 1, &l, &err),
+	    -BERTH_ENOTFOUND);
+	ck_assert_msg(now() - t0 >= 0.9, "returned after %.2fs", now() - t0);
+	berth_close(c);
+}
+END_TEST
+
+START_TEST(test_list)
+{
+	berth_client	*c;
+	berth_lease	*v;
+	berth_error	 err;
+	uint64_t	 idx = 0;
+	size_t		 n, i;
+
+	c = client();
+	v = NULL;
+	n = 99;
+	ck_assert_int_eq(berth_list(c, 0, 0, &v, &n, &idx, &err), 0);
+	ck_assert_uint_eq(n, 0);
+	berth_leases_free(v, n);
+
+	acquire(c, "bravo", NULL);
+	acquire(c, "alpha", NULL);
+	acquire(c, "charlie.1", NULL);
+	v = NULL;
+	ck_assert_msg(berth_list(c, 0, 0, &v, &n, &idx, &err) == 0, "list: %s",
+	    err.message);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(v[0].name, "alpha");
+	ck_assert_str_eq(v[1].name, "bravo");
+	ck_assert_str_eq(v[2].name, "charlie.1");
+	for (i = 0; i < n; i++) {
+		ck_assert_int_gt(v[i].port, 0);
+		ck_assert_str_eq(v[i].token, "");
+		ck_assert_ptr_nonnull(v[i].meta);
+		ck_assert_ptr_nonnull(v[i].json);
+	}
+	ck_assert_uint_gt(idx, 0);
+	ck_assert_uint_eq(berth_last_index(c), idx);
+	berth_leases_free(v, n);
+
+	/* index_out may be NULL */
+	ck_assert_int_eq(berth_list(c, 0, 0, &v, &n, NULL, &err), 0);
+	ck_assert_uint_eq(n, 3);
+	berth_leases_free(v, n);
+	berth_close(c);
+}
+END_TEST
+
+START_TEST(test_list_watch)
+{
+	berth_client	*c;
+	berth_lease	*v;
+	berth_error	 err;
+	uint64_t	 idx, idx2;
+	double		 t0, took;
+	size_t		 n;
+	pid_t		 pid;
+
+	c = client();
+	acquire(c, "first", NULL);
+	ck_assert_int_eq(berth_list(c, 0, 0, &v, &n, &idx, &err), 0);
+	berth_leases_free(v, n);
+	ck_assert_uint_gt(idx, 0);
+
+	pid = acquire_later("second", 500);
+	t0 = now();
+	ck_assert_msg(berth_list(c, idx, 10, &v, &n, &idx2, &err) == 0,
+	    "watch: %s", err.message);
+	took = now() - t0;
+	reap_ok(pid);
+	ck_assert_uint_gt(idx2, idx);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(v[1].name, "second");
+	ck_assert_msg(took >= 0.3, "watch returned at once (%.2fs)", took);
+	ck_assert_msg(took < 8, "watch took %.1fs", took);
+	berth_leases_free(v, n);
+
+	/* no change: back after about the wait, same index */
+	t0 = now();
+	ck_assert_int_eq(berth_list(c, idx2, 1, &v, &n, &idx, &err), 0);
+	ck_assert_msg(now() - t0 >= 0.9, "returned after %.2fs", now() - t0);
+	ck_assert_uint_eq(idx, idx2);
+	ck_assert_uint_eq(n, 2);
+	berth_leases_free(v, n);
+	berth_close(c);
+}
+END_TEST
+
+START_TEST(test_renew)
+{
+	berth_acquire_opts	 o;
+	berth_client		*c;
+	berth_lease		 l, r;
+	berth_error		 err;
+
+	c = client();
+	memset(&o, 0, sizeof o);
+	o.name = "r";
+	o.ttl = 30;
+	ck_assert_int_eq(berth_acquire(c, &o, &l, &err), 0);
+
+	memset(&r, 0, sizeof r);
+	ck_assert_msg(berth_renew(c, "r", l.token, 120, &r, &err) == 0,
+	    "renew: %s", err.message);
+	ck_assert_str_eq(r.name, "r");
+	ck_assert_int_eq(r.port, l.port);
+	ck_assert_int_eq(r.ttl, 120);
+	ck_assert_msg(r.expires_at[0] != '\0', "no expires_at");
+	berth_lease_clear(&r);
+
+	/* ttl -1 keeps the TTL */
+	ck_assert_int_eq(berth_renew(c, "r", l.token, -1, &r, &err), 0);
+	ck_assert_int_eq(r.ttl, 120);
+	berth_lease_clear(&r);
+	ck_assert_int_eq(berth_lookup(c, "r", 0, &r, &err), 0);
+	ck_assert_int_eq(r.ttl, 120);
+	berth_lease_clear(&r);
+
+	/* out may be NULL */
+	ck_assert_int_eq(berth_renew(c, "r", l.token, -1, NULL, &err), 0);
+
+	memset(&err, 0, sizeof err);
+	ck_assert_int_eq(berth_renew(c, "r", "00000000000000000000000000000000",
+	    -1, NULL, &err), -BERTH_EFORBIDDEN);
+	ck_assert_int_eq(err.code, BERTH_EFORBIDDEN);
+	ck_assert_int_eq(err.http_status, 403);
+	ck_assert_str_eq(err.api_code, "bad_token");
+
+	memset(&err, 0, sizeof err);
+	ck_assert_int_eq(berth_renew(c, "nosuch", l.token, -1, NULL, &err),
+	    -BERTH_ENOTFOUND);
+	ck_assert_str_eq(err.api_code, "not_found");
+	berth_lease_clear(&l);
+	berth_close(c);
+}
+END_TEST
+
+START_TEST(test_release)
+{
+	berth_client	*c;
+	berth_lease	 l, r;
+	berth_error	 err;
+
+	c = client();
+	acquire(c, "rel", &l);
+	memset(&err, 0, sizeof err);
+	ck_assert_int_eq(berth_release(c, "rel", BAD_TOKEN, &err),
+	    -BERTH_EFORBIDDEN);
+	ck_assert_int_eq(err.http_status, 403);
+	ck_assert_str_eq(err.api_code, "bad_token");
+	ck_assert_int_eq(berth_lookup(c, "rel", 0, &r, &err), 0);
+	berth_lease_clear(&r);
+
+	ck_assert_msg(berth_release(c, "rel", l.token, &err) == 0,
+	    "release: %s", err.message);
+	ck_assert_int_eq(berth_lookup(c, "rel", 0, &r, &err), -BERTH_ENOTFOUND);
+	ck_assert_int_eq(berth_release(c, "rel", l.token, &err),
+	    -BERTH_ENOTFOUND);
+	berth_lease_clear(&l);
+	berth_close(c);
+}
+END_TEST
+
+START_TEST(test_revoke_tcp)
+{
+	berth_client	*c;
+	berth_lease	 l;
+	berth_error	 err;
+
+	c = client();
+	acquire(c, "victim", NULL);
+	memset(&err, 0, sizeof err);
+	ck_assert_int_eq(berth_revoke(c, "victim", &err), -BERTH_EFORBIDDEN);
+	ck_assert_int_eq(err.code, BERTH_EFORBIDDEN);
+	ck_assert_int_eq(err.http_status, 403);
+	ck_assert_msg(err.message[0] != '\0', "no message");
+	memset(&l, 0, sizeof l);
+	ck_assert_int_eq(berth_lookup(c, "victim", 0, &l, &err), 0);
+	berth_lease_clear(&l);
+	berth_close(c);
+}
+END_TEST
+
+/* The same calls over berthd's unix socket, where revoke is allowed. */
+START_TEST(test_unix_socket)
+{
+	berth_client	*c;
+	berth_lease	 l;
+	berth_error	 err;
+	char		*json;
+
+	daemon_stop(&D);
+	daemon_start(&D, "unix");
+	ck_assert_msg(strncmp(D.addr, "unix:", 5) == 0, "addr %s", D.addr);
+	c = client();
+	acquire(c, "victim", &l);
+	ck_assert_int_gt(l.port, 0);
+	berth_lease_clear(&l);
+	ck_assert_int_eq(berth_lookup(c, "victim", 0, &l, &err), 0);
+	berth_lease_clear(&l);
+	ck_assert_int_eq(berth_status(c, &json, &err), 0);
+	berth_free(json);
+	ck_assert_msg(berth_revoke(c, "victim", &err) == 0, "revoke: %s",
+	    err.message);
+	ck_assert_int_eq(berth_lookup(c, "victim", 0, &l, &err),
+	    -BERTH_ENOTFOUND);
+	ck_assert_int_eq(berth_revoke(c, "victim", &err), -BERTH_ENOTFOUND);
+	berth_close(c);
+}
+END_TEST
+
+START_TEST(test_invalid_name_no_request)
+{
+	static const char	*bad[] = { "", "Bad", "-a", "a b", "a/b",
+	    NAME63 "x" };
+	berth_acquire_opts	 o;
+	berth_client		*c;
+	berth_lease		 l, *v;
+	berth_error		 err;
+	char			 addr[64];
+	size_t			 i, n;
+
+	/* nobody listens there: a request would give EUNREACHABLE */
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", unused_port());
+	c = berth_open(addr, &err);
+	ck_assert_ptr_nonnull(c);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_int_eq(berth_name_valid(bad[i]), 0);
+		memset(&o, 0, sizeof o);
+		o.name = bad[i];
+		memset(&err, 0, sizeof err);
+		ck_assert_int_eq(berth_acquire(c, &o, &l, &err), -BERTH_EINVAL);
+		ck_assert_int_eq(err.code, BERTH_EINVAL);
+		ck_assert_int_eq(err.http_status, 0);
+		ck_assert_msg(err.message[0] != '\0', "no message");
+		ck_assert_int_eq(berth_lookup(c, bad[i], 0, &l, &err),
+		    -BERTH_EINVAL);
+		ck_assert_int_eq(berth_renew(c, bad[i], "ab", -1, NULL, &err),
+		    -BERTH_EINVAL);
+		ck_assert_int_eq(berth_release(c, bad[i], "ab", &err),
+		    -BERTH_EINVAL);
+		ck_assert_int_eq(berth_revoke(c, bad[i], &err), -BERTH_EINVAL);
+	}
+	memset(&o, 0, sizeof o);
+	ck_assert_int_eq(berth_acquire(c, &o, &l, &err), -BERTH_EINVAL);
+	ck_assert_int_eq(berth_name_valid(NULL), 0);
+	ck_assert_int_eq(berth_name_valid("a"), 1);
+	ck_assert_int_eq(berth_name_valid("0a.b_c-d"), 1);
+	ck_assert_int_eq(berth_name_valid(NAME63), 1);
+	/* a valid name does reach out, and finds nobody */
+	ck_assert_int_eq(berth_list(c, 0, 0, &v, &n, NULL, &err),
+	    -BERTH_EUNREACHABLE);
+	berth_close(c);
+}
+END_TEST
+
+START_TEST(test_keepalive)
+{
+	unsigned long	 before[64], after[64];
+	berth_client	*c;
+	berth_lease	 l;
+	berth_error	 err;
+	char		 name[32];
+	size_t		 nb, na, i;
+	int		 k;
+
+	c = client();
+	nb = socket_inodes(before, 64);
+	acquire(c, "ka", NULL);
+	na = socket_inodes(after, 64);
+	ck_assert_uint_eq(na, nb + 1);	/* one connection, kept open */
+	for (i = 0; i < na; i++)
+		if (!has_inode(before, nb, after[i]))
+			break;
+	ck_assert_uint_lt(i, na);
+	memcpy(before, after, sizeof after);
+	nb = na;
+
+	for (k = 0; k < 200; k++) {
+		snprintf(name, sizeof name, "ka-%d", k % 20);
+		if (k < 20)
+			acquire(c, name, NULL);
+		ck_assert_msg(berth_lookup(c, name, 0, &l, &err) == 0,
+		    "call %d: %s", k, err.message);
+		berth_lease_clear(&l);
+		ck_assert_int_eq(berth_lookup(c, "nope", 0, &l, &err),
+		    -BERTH_ENOTFOUND);
+	}
+	ck_assert_int_eq(berth_health(c, &err), 0);
+	na = socket_inodes(after, 64);
+	ck_assert_uint_eq(na, nb);
+	for (i = 0; i < na; i++)
+		ck_assert_msg(has_inode(before, nb, after[i]),
+		    "a new socket: the connection was not kept alive");
+	berth_close(c);
+	/* berth_close closes it */
+	na = socket_inodes(after, 64);
+	ck_assert_uint_eq(na, nb - 1);
+}
+END_TEST
+
+START_TEST(test_reconnect_after_restart)
+{
+	berth_client	*c;
+	berth_lease	 l;
+	berth_error	 err;
+	char		 listen[64], addr[160];
+	int		 port;
+
+	c = client();
+	port = acquire(c, "survivor", NULL);
+	ck_assert_int_eq(berth_health(c, &err), 0);
+	snprintf(addr, sizeof addr, "%s", D.addr);
+
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", D.port);
+	daemon_stop(&D);
+	daemon_start(&D, listen);
+	ck_assert_str_eq(D.addr, addr);
+
+	/* the kept connection is dead; the client reconnects by itself */
+	memset(&l, 0, sizeof l);
+	ck_assert_msg(berth_lookup(c, "survivor", 0, &l, &err) == 0,
+	    "lookup after restart: %s", err.message);
+	ck_assert_int_eq(l.port, port);
+	berth_lease_clear(&l);
+
+	/* and a POST on a dead kept connection too */
+	daemon_stop(&D);
+	daemon_start(&D, listen);
+	acquire(c, "newcomer", NULL);
+	ck_assert_int_eq(berth_lookup(c, "newcomer", 0, &l, &err), 0);
+	berth_lease_clear(&l);
+
+	/* while it is down: unreachable, then back again */
+	daemon_stop(&D);
+	memset(&err, 0, sizeof err);
+	ck_assert_int_eq(berth_health(c, &err), -BERTH_EUNREACHABLE);
+	daemon_start(&D, listen);
+	ck_assert_msg(berth_health(c, &err) == 0, "health: %s", err.message);
+	berth_close(c);
+}
+END_TEST
+
+START_TEST(test_unreachable)
+{
+	berth_client	*c;
+	berth_lease	 l;
+	berth_error	 err;
+	char		 addr[160];
+
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", unused_port());
+	c = berth_open(addr, &err);
+	ck_assert_ptr_nonnull(c);
+	memset(&err, 0, sizeof err);
+	ck_assert_int_eq(berth_lookup(c, "x", 0, &l, &err),
+	    -BERTH_EUNREACHABLE);
+	ck_assert_int_eq(err.code, BERTH_EUNREACHABLE);
+	ck_assert_int_eq(err.http_status, 0);
+	ck_assert_msg(strstr(err.message, addr) != NULL,
+	    "message \"%s\" does not name %s", err.message, addr);
+	ck_assert_int_eq(berth_health(c, &err), -BERTH_EUNREACHABLE);
+	berth_close(c);
+
+	snprintf(addr, sizeof addr, "unix:%s/none.sock", D.dir);
+	c = berth_open(addr, &err);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(berth_health(c, &err), -BERTH_EUNREACHABLE);
+	ck_assert_msg(strstr(err.message, addr + 5) != NULL,
+	    "message \"%s\" does not name %s", err.message, addr);
+	berth_close(c);
+}
+END_TEST
+
+START_TEST(test_timeout)
+{
+	struct sockaddr_in	 sin;
+	socklen_t		 len = sizeof sin;
+	berth_client		*c;
+	berth_error		 err;
+	char			 addr[64];
+	double			 t0, took;
+	int			 s, rc;
+
+	/* a server that accepts (in the kernel) but never answers */
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(s, 0);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(s, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(listen(s, 8), 0);
+	ck_assert_int_eq(getsockname(s, (struct sockaddr *)&sin, &len), 0);
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(sin.sin_port));
+
+	c = berth_open(addr, &err);
+	ck_assert_ptr_nonnull(c);
+	berth_set_timeout(c, 500);
+	t0 = now();
+	memset(&err, 0, sizeof err);
+	rc = berth_health(c, &err);
+	took = now() - t0;
+	ck_assert_int_eq(rc, -BERTH_ETIMEOUT);
+	ck_assert_int_eq(err.code, BERTH_ETIMEOUT);
+	ck_assert_msg(took >= 0.4 && took < 5, "timed out after %.2fs", took);
+	ck_assert_msg(strstr(err.message, addr) != NULL,
+	    "message \"%s\" does not name %s", err.message, addr);
+	berth_close(c);
+	close(s);
+}
+END_TEST
+
+START_TEST(test_status_health)
+{
+	berth_client	*c;
+	berth_error	 err;
+	json_t		*j;
+	char		*json = NULL;
+
+	c = client();
+	acquire(c, "s", NULL);
+	ck_assert_msg(berth_status(c, &json, &err) == 0, "status: %s",
+	    err.message);
+	ck_assert_ptr_nonnull(json);
+	ck_assert_ptr_nonnull(strstr(json, "\"pool\""));
+	j = json_loads(json, 0, NULL);
+	ck_assert_msg(j != NULL, "status not JSON: %s", json);
+	ck_assert(json_is_object(json_object_get(j, "pool")));
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "leases")), 1);
+	json_decref(j);
+	berth_free(json);
+	ck_assert_int_eq(berth_health(c, &err), 0);
+	berth_close(c);
+}
+END_TEST
+
+START_TEST(test_strerror)
+{
+	int	code;
+
+	for (code = BERTH_OK; code <= BERTH_ENOMEM; code++) {
+		ck_assert_ptr_nonnull(berth_strerror(code));
+		ck_assert_ptr_nonnull(berth_strerror(-code));
+		ck_assert_msg(berth_strerror(code)[0] != '\0', "code %d", code);
+	}
+	ck_assert_ptr_nonnull(berth_strerror(12345));
+	/* NULL is harmless where a free is */
+	berth_close(NULL);
+	berth_free(NULL);
+	berth_leases_free(NULL, 0);
+}
+END_TEST
+
+/* Find the file of the loaded libberth shared object, if any. */
+static int
+find_libberth(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	char	*out = arg;
+
+	(void)size;
+	if (info->dlpi_name != NULL && strstr(info->dlpi_name, "libberth") &&
+	    strstr(info->dlpi_name, ".so")) {
+		snprintf(out, PATH_MAX, "%s", info->dlpi_name);
+		return (1);
+	}
+	return (0);
+}
+
+/*
+ * Only berth_* is exported: read the shared object's .dynsym and check
+ * every defined global symbol. Skipped when libberth is linked statically.
+ */
+START_TEST(test_exports)
+{
+	static const char	*linker[] = { "_init", "_fini", "_edata",
+	    "_end", "__bss_start" };
+	ElfW(Ehdr)		*eh;
+	ElfW(Shdr)		*sh, *dyn, *str;
+	ElfW(Sym)		*sym;
+	struct stat		 sb;
+	char			 path[PATH_MAX], *map, bad[1024];
+	const char		*name;
+	size_t			 i, j, nsym, nberth = 0;
+	int			 fd, ok;
+
+	path[0] = '\0';
+	if (dl_iterate_phdr(find_libberth, path) == 0 || path[0] == '\0') {
+		fprintf(stderr, "test_exports: libberth is not a shared "
+		    "object here; skipped\n");
+		return;
+	}
+	fd = open(path, O_RDONLY);
+	ck_assert_msg(fd >= 0, "open %s", path);
+	ck_assert_int_eq(fstat(fd, &sb), 0);
+	map = malloc(sb.st_size);
+	ck_assert_ptr_nonnull(map);
+	ck_assert_int_eq(pread(fd, map, sb.st_size, 0), sb.st_size);
+	close(fd);
+	eh = (ElfW(Ehdr) *)map;
+	ck_assert(memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0);
+	sh = (ElfW(Shdr) *)(map + eh->e_shoff);
+	dyn = NULL;
+	for (i = 0; i < eh->e_shnum; i++)
+		if (sh[i].sh_type == SHT_DYNSYM)
+			dyn = &sh[i];
+	ck_assert_ptr_nonnull(dyn);
+	str = &sh[dyn->sh_link];
+	sym = (ElfW(Sym) *)(map + dyn->sh_offset);
+	nsym = dyn->sh_size / sizeof *sym;
+	bad[0] = '\0';
+	for (i = 0; i < nsym; i++) {
+		if (sym[i].st_shndx == SHN_UNDEF)
+			continue;
+		if (ELF64_ST_BIND(sym[i].st_info) != STB_GLOBAL &&
+		    ELF64_ST_BIND(sym[i].st_info) != STB_WEAK)
+			continue;
+		if (ELF64_ST_VISIBILITY(sym[i].st_other) != STV_DEFAULT &&
+		    ELF64_ST_VISIBILITY(sym[i].st_other) != STV_PROTECTED)
+			continue;
+		name = map + str->sh_offset + sym[i].st_name;
+		if (strncmp(name, "berth_", 6) == 0) {
+			nberth++;
+			continue;
+		}
+		ok = 0;
+		for (j = 0; j < sizeof linker / sizeof linker[0]; j++)
+			if (strcmp(name, linker[j]) == 0)
+				ok = 1;
+		if (!ok && strlen(bad) + strlen(name) + 2 < sizeof bad) {
+			strcat(bad, " ");
+			strcat(bad, name);
+		}
+	}
+	free(map);
+	ck_assert_msg(bad[0] == '\0', "%s exports non-berth_ symbols:%s",
+	    path, bad);
+	ck_assert_uint_ge(nberth, 15);
+}
+END_TEST
+
+static Suite *
+libberth_suite(void)
+{
+	Suite	*s;
+	TCase	*tc;
+
+	s = suite_create("libberth");
+
+	tc = tcase_create("offline");
+	tcase_add_test(tc, test_strerror);
+	tcase_add_test(tc, test_exports);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("calls");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_open_env);
+	tcase_add_test(tc, test_open_bad);
+	tcase_add_test(tc, test_acquire_fields);
+	tcase_add_test(tc, test_acquire_defaults);
+	tcase_add_test(tc, test_lookup);
+	tcase_add_test(tc, test_lookup_wait);
+	tcase_add_test(tc, test_list);
+	tcase_add_test(tc, test_list_watch);
+	tcase_add_test(tc, test_renew);
+	tcase_add_test(tc, test_release);
+	tcase_add_test(tc, test_revoke_tcp);
+	tcase_add_test(tc, test_unix_socket);
+	tcase_add_test(tc, test_invalid_name_no_request);
+	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("connection");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_keepalive);
+	tcase_add_test(tc, test_reconnect_after_restart);
+	tcase_add_test(tc, test_unreachable);
+	tcase_add_test(tc, test_timeout);
+	tcase_add_test(tc, test_status_health);
+	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+	return (s);
+}
+
+int
+main(void)
+{
+	SRunner	*sr;
+	int	 failed;
+
+	atexit(daemon_cleanup);
+	sr = srunner_create(libberth_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+}
