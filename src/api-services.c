@@ -51,16 +51,16 @@ api_lease_list(struct server *srv)
 }
 
 static void
-api_list(struct server *srv, struct evhttp_request *req)
+api_list(struct server *srv, struct api_req *req)
 {
 	struct berr	e;
 	uint64_t	index = 0, wait = 0;
 	int		has_index, has_wait;
 
-	if (http_query_uint(req, "index", UINT64_MAX, &index, &has_index,
-	    &e) == -1 || http_query_uint(req, "wait", BERTH_WAIT_MAX, &wait,
+	if (req_query_uint(req, "index", UINT64_MAX, &index, &has_index,
+	    &e) == -1 || req_query_uint(req, "wait", BERTH_WAIT_MAX, &wait,
 	    &has_wait, &e) == -1) {
-		http_reply_error(srv, req, &e);
+		req_reply_error(srv, req, &e);
 		return;
 	}
 	if (has_index && index >= srv->broker->index && !srv->stopping &&
@@ -69,11 +69,11 @@ api_list(struct server *srv, struct evhttp_request *req)
 		    has_wait ? (unsigned int)wait : BERTH_WAIT_MAX);
 		return;
 	}
-	http_reply_json(srv, req, 200, api_lease_list(srv));
+	req_reply_json(srv, req, 200, api_lease_list(srv));
 }
 
 static void
-api_acquire(struct server *srv, struct evhttp_request *req)
+api_acquire(struct server *srv, struct api_req *req)
 {
 	struct lease_req	 r;
 	struct lease		*l;
@@ -82,58 +82,58 @@ api_acquire(struct server *srv, struct evhttp_request *req)
 	size_t			 len;
 	int			 created;
 
-	if (http_body(req, &body, &len, &e) == -1) {
-		http_reply_error(srv, req, &e);
+	if (req_body(req, &body, &len, &e) == -1) {
+		req_reply_error(srv, req, &e);
 		return;
 	}
 	if (len == 0) {
 		free(body);
-		if (evhttp_find_header(evhttp_request_get_input_headers(req),
+		if (evhttp_find_header(req->in,
 		    "Content-Length") == NULL &&
-		    evhttp_find_header(evhttp_request_get_input_headers(req),
+		    evhttp_find_header(req->in,
 		    "Transfer-Encoding") == NULL)
 			berr_set(&e, 411, "length_required", "send the body "
 			    "with a Content-Length (curl --json does)");
 		else
 			berr_set(&e, 400, "bad_json", "acquire needs a JSON "
 			    "body such as {\"name\":\"api\"}");
-		http_reply_error(srv, req, &e);
+		req_reply_error(srv, req, &e);
 		return;
 	}
 	if (leasereq_parse(body, len, &r, &e) == -1) {
 		free(body);
-		http_reply_error(srv, req, &e);
+		req_reply_error(srv, req, &e);
 		return;
 	}
 	free(body);
-	if (broker_acquire(srv->broker, &r, http_bearer(req), &l, &created,
+	if (broker_acquire(srv->broker, &r, req_bearer(req), &l, &created,
 	    &e) == -1) {
 		leasereq_clear(&r);
-		http_reply_error(srv, req, &e);
+		req_reply_error(srv, req, &e);
 		return;
 	}
 	leasereq_clear(&r);
 	snprintf(loc, sizeof loc, "/v1/services/%s", l->name);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Location",
+	evhttp_add_header(req->out, "Location",
 	    loc);
-	http_reply_json(srv, req, created ? 201 : 200, lease_to_json(l, 1));
+	req_reply_json(srv, req, created ? 201 : 200, lease_to_json(l, 1));
 }
 
 static void
-api_lookup(struct server *srv, struct evhttp_request *req, const char *name)
+api_lookup(struct server *srv, struct api_req *req, const char *name)
 {
 	struct lease	*l;
 	struct berr	 e;
 	uint64_t	 wait = 0;
 	int		 has_wait;
 
-	if (http_query_uint(req, "wait", BERTH_WAIT_MAX, &wait, &has_wait,
+	if (req_query_uint(req, "wait", BERTH_WAIT_MAX, &wait, &has_wait,
 	    &e) == -1) {
-		http_reply_error(srv, req, &e);
+		req_reply_error(srv, req, &e);
 		return;
 	}
 	if ((l = broker_lookup(srv->broker, name)) != NULL) {
-		http_reply_json(srv, req, 200, lease_to_json(l, 0));
+		req_reply_json(srv, req, 200, lease_to_json(l, 0));
 		return;
 	}
 	if (wait > 0 && !srv->stopping) {
@@ -141,39 +141,39 @@ api_lookup(struct server *srv, struct evhttp_request *req, const char *name)
 		return;
 	}
 	berr_set(&e, 404, "not_found", "no live lease named '%s'", name);
-	http_reply_error(srv, req, &e);
+	req_reply_error(srv, req, &e);
 }
 
 static void
-api_release(struct server *srv, struct evhttp_request *req, const char *name)
+api_release(struct server *srv, struct api_req *req, const char *name)
 {
 	struct berr	e;
 	uint64_t	force = 0;
 	int		has_force, rc;
 
-	if (http_query_uint(req, "force", 1, &force, &has_force, &e) == -1) {
-		http_reply_error(srv, req, &e);
+	if (req_query_uint(req, "force", 1, &force, &has_force, &e) == -1) {
+		req_reply_error(srv, req, &e);
 		return;
 	}
 	if (force) {
-		if (!http_peer_is_admin(req)) {
+		if (!req->admin) {
 			berr_set(&e, 403, "forbidden", "force=1 (revoke) is "
 			    "only for root or berthd's own user over berthd's "
 			    "unix socket");
-			http_reply_error(srv, req, &e);
+			req_reply_error(srv, req, &e);
 			return;
 		}
 		rc = broker_revoke(srv->broker, name, &e);
 	} else
-		rc = broker_release(srv->broker, name, http_bearer(req), &e);
+		rc = broker_release(srv->broker, name, req_bearer(req), &e);
 	if (rc == -1)
-		http_reply_error(srv, req, &e);
+		req_reply_error(srv, req, &e);
 	else
-		http_reply_json(srv, req, 204, NULL);
+		req_reply_json(srv, req, 204, NULL);
 }
 
 static void
-api_renew(struct server *srv, struct evhttp_request *req, const char *name)
+api_renew(struct server *srv, struct api_req *req, const char *name)
 {
 	struct lease	*l;
 	struct berr	 e;
@@ -182,45 +182,43 @@ api_renew(struct server *srv, struct evhttp_request *req, const char *name)
 	uint32_t	 ttl = 0;
 	int		 has_ttl;
 
-	if (http_body(req, &body, &len, &e) == -1 ||
+	if (req_body(req, &body, &len, &e) == -1 ||
 	    leasereq_parse_renew(body, len, &ttl, &has_ttl, &e) == -1) {
 		free(body);
-		http_reply_error(srv, req, &e);
+		req_reply_error(srv, req, &e);
 		return;
 	}
 	free(body);
-	if (broker_renew(srv->broker, name, http_bearer(req),
+	if (broker_renew(srv->broker, name, req_bearer(req),
 	    has_ttl ? &ttl : NULL, &l, &e) == -1) {
-		http_reply_error(srv, req, &e);
+		req_reply_error(srv, req, &e);
 		return;
 	}
-	http_reply_json(srv, req, 200, lease_to_json(l, 0));
+	req_reply_json(srv, req, 200, lease_to_json(l, 0));
 }
 
 static void
-api_method_error(struct server *srv, struct evhttp_request *req,
+api_method_error(struct server *srv, struct api_req *req,
     const char *allow)
 {
 	struct berr	e;
 
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+	evhttp_add_header(req->out, "Allow",
 	    allow);
 	berr_set(&e, 405, "method_not_allowed", "use %s on this path", allow);
-	http_reply_error(srv, req, &e);
+	req_reply_error(srv, req, &e);
 }
 
 /* rest is the path after "/v1/services": "", "/NAME" or "/NAME/renew". */
 void
-api_services(struct server *srv, struct evhttp_request *req, const char *rest,
-    const char *query)
+api_services(struct server *srv, struct api_req *req, const char *rest)
 {
-	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
+	int			 cmd = req->method;
 	char			 name[BERTH_NAME_MAX + 2];
 	const char		*slash;
 	struct berr		 e;
 	size_t			 len;
 
-	(void)query;
 	if (rest[0] == '\0' || strcmp(rest, "/") == 0) {
 		if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
 			api_list(srv, req);
@@ -240,7 +238,7 @@ api_services(struct server *srv, struct evhttp_request *req, const char *rest,
 	if (!lease_name_valid(name)) {
 		berr_set(&e, 400, "invalid_name", "'%.64s' is not a valid name: "
 		    "1-63 characters, [a-z0-9] first, then [a-z0-9._-]", name);
-		http_reply_error(srv, req, &e);
+		req_reply_error(srv, req, &e);
 		return;
 	}
 	if (slash == NULL) {
@@ -258,6 +256,6 @@ api_services(struct server *srv, struct evhttp_request *req, const char *rest,
 	} else {
 		berr_set(&e, 404, "not_found", "no such endpoint under "
 		    "/v1/services/%s", name);
-		http_reply_error(srv, req, &e);
+		req_reply_error(srv, req, &e);
 	}
 }

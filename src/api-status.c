@@ -14,7 +14,7 @@
 #include "berthd.h"
 
 void
-api_health(struct server *srv, struct evhttp_request *req)
+api_health(struct server *srv, struct api_req *req)
 {
 	struct berr	e;
 
@@ -22,10 +22,10 @@ api_health(struct server *srv, struct evhttp_request *req)
 		berr_set(&e, 503, "db_unavailable", "the lease database is not "
 		    "writable or not answering: %s",
 		    store_errmsg(srv->broker->store));
-		http_reply_error(srv, req, &e);
+		req_reply_error(srv, req, &e);
 		return;
 	}
-	http_reply_json(srv, req, 200, json_pack("{s:s}", "status", "ok"));
+	req_reply_json(srv, req, 200, json_pack("{s:s}", "status", "ok"));
 }
 
 static json_t *
@@ -50,14 +50,14 @@ api_status_pool(struct server *srv)
 }
 
 void
-api_status(struct server *srv, struct evhttp_request *req)
+api_status(struct server *srv, struct api_req *req)
 {
 	json_t	*listen = json_array();
 	size_t	 i;
 
 	for (i = 0; i < srv->nlisteners; i++)
 		json_array_append_new(listen, json_string(srv->bound[i].text));
-	http_reply_json(srv, req, 200, json_pack(
+	req_reply_json(srv, req, 200, json_pack(
 	    "{s:s, s:I, s:o, s:I, s:I, s:o, s:s, s:s, s:b}",
 	    "version", PACKAGE_VERSION,
 	    "uptime", (json_int_t)((clock_now_ms() - srv->started_at) / 1000),
@@ -71,7 +71,7 @@ api_status(struct server *srv, struct evhttp_request *req)
 }
 
 void
-api_metrics(struct server *srv, struct evhttp_request *req)
+api_metrics(struct server *srv, struct api_req *req)
 {
 	struct evbuffer	*out = evbuffer_new();
 	size_t		 len;
@@ -82,7 +82,7 @@ api_metrics(struct server *srv, struct evhttp_request *req)
 	metrics_write(srv, out);
 	len = evbuffer_get_length(out);
 	text = (char *)evbuffer_pullup(out, -1);
-	http_reply_text(srv, req, 200, "text/plain; version=0.0.4; "
+	req_reply_text(srv, req, 200, "text/plain; version=0.0.4; "
 	    "charset=utf-8", text != NULL ? text : "", text != NULL ? len : 0);
 	evbuffer_free(out);
 }
@@ -133,7 +133,7 @@ api_page_row(struct evbuffer *out, json_t *l)
 
 /* A page for people: the live lease table, no external assets. */
 void
-api_index_page(struct server *srv, struct evhttp_request *req)
+api_index_page(struct server *srv, struct api_req *req)
 {
 	struct evbuffer	*out = evbuffer_new();
 	json_t		*list = api_lease_list(srv), *l;
@@ -161,11 +161,11 @@ api_index_page(struct server *srv, struct evhttp_request *req)
 		api_page_row(out, l);
 	evbuffer_add_printf(out, "</table></body></html>\n");
 	json_decref(list);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
+	evhttp_add_header(req->out,
 	    "Content-Security-Policy", "default-src 'none'; style-src "
 	    "'unsafe-inline'; frame-ancestors 'none'");
 	len = evbuffer_get_length(out);
 	text = (char *)evbuffer_pullup(out, -1);
-	http_reply_text(srv, req, 200, "text/html; charset=utf-8", text, len);
+	req_reply_text(srv, req, 200, "text/html; charset=utf-8", text, len);
 	evbuffer_free(out);
 }

@@ -274,6 +274,7 @@ struct evhttp;
 struct evhttp_request;
 struct evconnlistener;
 struct evbuffer;
+struct evkeyvalq;
 
 /* config.c: flags and their environment twins; the flag wins */
 #define CONFIG_MAX_LISTEN	16
@@ -338,23 +339,45 @@ int		 server_init(struct server *, struct config *, struct broker *);
 void		 server_stop(struct server *);
 void		 server_free(struct server *);
 
-/* http.c: requests in, JSON out, and the browser-safety checks */
+/*
+ * request.c: an API request, whatever carried it (http.c, or the fuzz
+ * harness): checks, routing, JSON answers, group-commit holding.
+ */
+struct api_req;
+typedef void	(*api_send_fn)(struct api_req *, int, struct evbuffer *);
+struct api_req {
+	int		 method;	/* one EVHTTP_REQ_* bit */
+	const char	*path;		/* NULL or "" means "/" */
+	const char	*query;		/* after '?', or NULL */
+	const char	*uri_host;	/* host of an absolute-form URI, or NULL */
+	struct evkeyvalq *in;		/* request headers */
+	struct evkeyvalq *out;		/* answer headers */
+	const char	*body;
+	size_t		 body_len;
+	int		 local;		/* came over a unix socket */
+	int		 admin;		/* local, from uid 0 or berthd's uid */
+	api_send_fn	 send;		/* sends status and body, frees req */
+	void		(*parked)(struct api_req *, unsigned int);
+					/* optional: it will wait this long */
+	void		*ctx;		/* the carrier's */
+};
+void		 req_dispatch(struct server *, struct api_req *);
+void		 req_reply_json(struct server *, struct api_req *, int,
+		    json_t *);
+void		 req_reply_error(struct server *, struct api_req *,
+		    const struct berr *);
+void		 req_reply_text(struct server *, struct api_req *, int,
+		    const char *, const char *, size_t);
+void		 req_send_pending(struct server *, int);
+const char	*req_bearer(struct api_req *);
+int		 req_body(struct api_req *, char **, size_t *, struct berr *);
+int		 req_query_uint(struct api_req *, const char *, uint64_t,
+		    uint64_t *, int *, struct berr *);
+int		 req_host_allowed(const struct server *, const char *);
+
+/* http.c: the HTTP carrier, on evhttp */
 int		 http_init(struct server *);
 void		 http_free(struct server *);
-void		 http_reply_json(struct server *, struct evhttp_request *, int,
-		    json_t *);
-void		 http_reply_error(struct server *, struct evhttp_request *,
-		    const struct berr *);
-void		 http_reply_text(struct server *, struct evhttp_request *, int,
-		    const char *, const char *, size_t);
-void		 http_send_pending(struct server *, int);
-const char	*http_bearer(struct evhttp_request *);
-int		 http_body(struct evhttp_request *, char **, size_t *,
-		    struct berr *);
-int		 http_query_uint(struct evhttp_request *, const char *,
-		    uint64_t, uint64_t *, int *, struct berr *);
-int		 http_peer_is_admin(struct evhttp_request *);
-int		 http_host_allowed(const struct server *, const char *);
 
 /* conn.c: client connections: the limit, and the idle/slow deadline */
 struct bufferevent;
@@ -363,14 +386,13 @@ void		 conn_request_begin(struct evhttp_request *);
 void		 conn_request_end(struct evhttp_request *);
 
 /* api-services.c: /v1/services */
-void		 api_services(struct server *, struct evhttp_request *,
-		    const char *, const char *);
+void		 api_services(struct server *, struct api_req *, const char *);
 
 /* api-status.c: /, /v1/health, /v1/status, /metrics */
-void		 api_health(struct server *, struct evhttp_request *);
-void		 api_status(struct server *, struct evhttp_request *);
-void		 api_metrics(struct server *, struct evhttp_request *);
-void		 api_index_page(struct server *, struct evhttp_request *);
+void		 api_health(struct server *, struct api_req *);
+void		 api_status(struct server *, struct api_req *);
+void		 api_metrics(struct server *, struct api_req *);
+void		 api_index_page(struct server *, struct api_req *);
 json_t		*api_lease_list(struct server *);
 
 /* metrics.c: counters for /metrics */
@@ -384,9 +406,9 @@ void		 metrics_write(struct server *, struct evbuffer *);
 struct waiters;
 struct waiters	*waiters_new(struct server *);
 void		 waiters_free(struct waiters *);
-void		 waiters_park_name(struct waiters *, struct evhttp_request *,
+void		 waiters_park_name(struct waiters *, struct api_req *,
 		    const char *, unsigned int);
-void		 waiters_park_index(struct waiters *, struct evhttp_request *,
+void		 waiters_park_index(struct waiters *, struct api_req *,
 		    uint64_t, unsigned int);
 void		 waiters_name_acquired(struct waiters *, const char *);
 void		 waiters_wake(struct waiters *);

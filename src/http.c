@@ -1,21 +1,14 @@
 /*
- * http.c: the HTTP side of berthd. Requests come in through evhttp; this
- * file checks them against the browser-safety rules (Host allow-list
- * against DNS rebinding, Origin refusal), routes them, and sends JSON
- * answers. An answer made while the
- * turn's transaction is open waits on the pending list until the commit
- * (group commit): nothing is acknowledged before it is durable.
+ * http.c: the HTTP carrier of API requests. evhttp parses the request;
+ * we wrap it in a struct api_req, hand it to req_dispatch (request.c),
+ * and send what comes back, once the turn's commit allows.
  */
 #include "config.h"
 
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -25,13 +18,6 @@
 #include <event2/keyvalq_struct.h>
 
 #include "berthd.h"
-
-struct reply {
-	struct evhttp_request	*req;
-	int			 status;
-	struct evbuffer		*body;
-	TAILQ_ENTRY(reply)	 entry;
-};
 
 static const char *
 http_reason(int status)
@@ -52,236 +38,6 @@ http_reason(int status)
 	case 503: return ("Service Unavailable");
 	default: return ("Unknown");
 	}
-}
-
-/* Send now: common headers, the change index, and the metrics count. */
-static void
-http_send(struct server *srv, struct evhttp_request *req, int status,
-    struct evbuffer *body)
-{
-	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
-	char			 idx[32];
-
-	snprintf(idx, sizeof idx, "%llu", (unsigned long long)srv->broker->index);
-	evhttp_remove_header(h, "X-Berth-Index");
-	evhttp_add_header(h, "X-Berth-Index", idx);
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-	if (srv->stopping)
-		evhttp_add_header(h, "Connection", "close");
-	metrics_count_request(srv->metrics, status);
-	conn_request_end(req);
-	/* evhttp would send a HEAD answer's body; send its length only. */
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD && body != NULL) {
-		snprintf(idx, sizeof idx, "%zu", evbuffer_get_length(body));
-		evhttp_add_header(h, "Content-Length", idx);
-		evhttp_send_reply(req, status, http_reason(status), NULL);
-	} else
-		evhttp_send_reply(req, status, http_reason(status),
-		    status == 204 ? NULL : body);
-	if (body != NULL)
-		evbuffer_free(body);
-}
-
-/* Send, or hold until the open transaction commits. */
-static void
-http_finish(struct server *srv, struct evhttp_request *req, int status,
-    struct evbuffer *body)
-{
-	struct reply	*r;
-
-	if (!srv->broker->in_txn) {
-		http_send(srv, req, status, body);
-		return;
-	}
-	if ((r = calloc(1, sizeof *r)) == NULL) {
-		http_send(srv, req, 500, body);
-		return;
-	}
-	r->req = req;
-	r->status = status;
-	r->body = body;
-	TAILQ_INSERT_TAIL(&srv->pending, r, entry);
-}
-
-static struct evbuffer *
-http_json_buffer(json_t *j)
-{
-	struct evbuffer	*buf;
-	char		*text;
-
-	if ((buf = evbuffer_new()) == NULL)
-		return (NULL);
-	if (j != NULL && (text = json_dumps(j, JSON_COMPACT)) != NULL) {
-		evbuffer_add(buf, text, strlen(text));
-		evbuffer_add(buf, "\n", 1);
-		free(text);
-	}
-	return (buf);
-}
-
-/* Answer with a JSON body (NULL for none); steals the reference to j. */
-void
-http_reply_json(struct server *srv, struct evhttp_request *req, int status,
-    json_t *j)
-{
-	struct evbuffer	*buf = http_json_buffer(j);
-
-	json_decref(j);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", "application/json");
-	http_finish(srv, req, status, buf);
-}
-
-static json_t *
-http_error_json(const char *code, const char *message)
-{
-	return (json_pack("{s:{s:s, s:s}}", "error", "code", code, "message",
-	    message));
-}
-
-void
-http_reply_error(struct server *srv, struct evhttp_request *req,
-    const struct berr *e)
-{
-	http_reply_json(srv, req, e->status, http_error_json(e->code,
-	    e->message));
-}
-
-void
-http_reply_text(struct server *srv, struct evhttp_request *req, int status,
-    const char *ctype, const char *text, size_t len)
-{
-	struct evbuffer	*buf = evbuffer_new();
-
-	if (buf != NULL)
-		evbuffer_add(buf, text, len);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", ctype);
-	http_finish(srv, req, status, buf);
-}
-
-/*
- * The turn's transaction is over: send what waited for it, or, if the
- * commit failed, tell every one of those clients the database failed.
- */
-void
-http_send_pending(struct server *srv, int committed)
-{
-	struct reply	*r;
-	struct berr	 e;
-
-	berr_set(&e, 503, "db_unavailable", "the lease database could not "
-	    "commit this change; see berthd's log");
-	while ((r = TAILQ_FIRST(&srv->pending)) != NULL) {
-		TAILQ_REMOVE(&srv->pending, r, entry);
-		if (committed)
-			http_send(srv, r->req, r->status, r->body);
-		else {
-			evbuffer_free(r->body);
-			evhttp_clear_headers(
-			    evhttp_request_get_output_headers(r->req));
-			evhttp_add_header(
-			    evhttp_request_get_output_headers(r->req),
-			    "Content-Type", "application/json");
-			http_send(srv, r->req, 503, http_json_buffer(
-			    http_error_json(e.code, e.message)));
-		}
-		free(r);
-	}
-}
-
-/* The token of "Authorization: Bearer TOKEN", or NULL. */
-const char *
-http_bearer(struct evhttp_request *req)
-{
-	const char	*v;
-
-	v = evhttp_find_header(evhttp_request_get_input_headers(req),
-	    "Authorization");
-	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
-		return (NULL);
-	v += 7;
-	while (*v == ' ')
-		v++;
-	return (*v != '\0' ? v : NULL);
-}
-
-/*
- * The request body as one NUL-terminated string (free it). JSON bodies
- * only: a body of another declared type is 415, over the limit 413.
- */
-int
-http_body(struct evhttp_request *req, char **out, size_t *len, struct berr *e)
-{
-	struct evbuffer	*in = evhttp_request_get_input_buffer(req);
-	const char	*ctype;
-	size_t		 n = evbuffer_get_length(in);
-
-	*out = NULL;
-	*len = 0;
-	if (n > BERTH_BODY_MAX) {
-		berr_set(e, 413, "body_too_large", "request body is %zu bytes; "
-		    "the limit is %d", n, BERTH_BODY_MAX);
-		return (-1);
-	}
-	ctype = evhttp_find_header(evhttp_request_get_input_headers(req),
-	    "Content-Type");
-	if (n > 0 && (ctype == NULL || strncasecmp(ctype, "application/json",
-	    16) != 0 || (ctype[16] != '\0' && ctype[16] != ';' &&
-	    ctype[16] != ' '))) {
-		berr_set(e, 415, "unsupported_media_type", "send the body as "
-		    "Content-Type: application/json (curl: --json)");
-		return (-1);
-	}
-	if ((*out = malloc(n + 1)) == NULL) {
-		berr_set(e, 500, "internal", "out of memory");
-		return (-1);
-	}
-	evbuffer_copyout(in, *out, n);
-	(*out)[n] = '\0';
-	*len = n;
-	return (0);
-}
-
-/*
- * An unsigned query parameter: *found says whether it was given; a value
- * that is not a number up to max is 400. "5s" is read as 5, as Consul does.
- */
-int
-http_query_uint(struct evhttp_request *req, const char *key, uint64_t max,
-    uint64_t *out, int *found, struct berr *e)
-{
-	struct evkeyvalq	 q;
-	const char		*query, *v;
-	char			*end;
-	unsigned long long	 n;
-	int			 rc = 0;
-
-	*found = 0;
-	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	if (query == NULL)
-		return (0);
-	TAILQ_INIT(&q);
-	if (evhttp_parse_query_str(query, &q) == -1) {
-		berr_set(e, 400, "invalid_field", "malformed query string");
-		return (-1);
-	}
-	if ((v = evhttp_find_header(&q, key)) != NULL) {
-		*found = 1;
-		n = strtoull(v, &end, 10);
-		if (*end == 's' && end[1] == '\0')
-			end++;
-		if (!isdigit((unsigned char)v[0]) || *end != '\0' || n > max) {
-			berr_set(e, 400, "invalid_field", "query parameter "
-			    "'%s' must be a whole number from 0 to %llu", key,
-			    (unsigned long long)max);
-			rc = -1;
-		} else
-			*out = n;
-	}
-	evhttp_clear_headers(&q);
-	return (rc);
 }
 
 static int
@@ -306,242 +62,80 @@ http_peer_is_unix(struct evhttp_request *req)
 }
 
 /* Admin calls: a unix-socket peer running as root or as berthd's user. */
-int
+static int
 http_peer_is_admin(struct evhttp_request *req)
 {
 	struct ucred	cred;
 	socklen_t	len = sizeof cred;
 	int		fd = http_fd(req);
 
-	if (fd == -1 || !http_peer_is_unix(req))
-		return (0);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1)
+	if (fd == -1 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred,
+	    &len) == -1)
 		return (0);
 	return (cred.uid == 0 || cred.uid == geteuid());
 }
 
-/*
- * Host header allow-list against DNS rebinding: a loopback name or address,
- * or the host of one of our listen addresses, with an optional port.
- */
-int
-http_host_allowed(const struct server *srv, const char *host)
-{
-	char		 name[256];
-	const char	*end;
-	struct in_addr	 a4;
-	struct in6_addr	 a6;
-	size_t		 len, i;
-
-	if (host[0] == '[') {
-		if ((end = strchr(host, ']')) == NULL)
-			return (0);
-		len = (size_t)(end - host - 1);
-		if (len >= sizeof name)
-			return (0);
-		memcpy(name, host + 1, len);
-		name[len] = '\0';
-		end++;
-	} else {
-		end = strchr(host, ':');
-		len = end != NULL ? (size_t)(end - host) : strlen(host);
-		if (len >= sizeof name)
-			return (0);
-		memcpy(name, host, len);
-		name[len] = '\0';
-		if (end == NULL)
-			end = host + len;
-	}
-	if (*end == ':') {
-		for (i = 1; end[i] != '\0'; i++)
-			if (!isdigit((unsigned char)end[i]))
-				return (0);
-		if (i == 1 || i > 6)
-			return (0);
-	} else if (*end != '\0')
-		return (0);
-	if (strcasecmp(name, "localhost") == 0)
-		return (1);
-	if (len > 10 && strcasecmp(name + len - 10, ".localhost") == 0)
-		return (1);
-	if (inet_pton(AF_INET, name, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127)
-		return (1);
-	if (inet_pton(AF_INET6, name, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6))
-		return (1);
-	for (i = 0; i < srv->cfg->nlisten; i++) {
-		if (srv->cfg->listen[i].family != AF_UNIX &&
-		    strcasecmp(srv->cfg->listen[i].host, name) == 0)
-			return (1);
-	}
-	return (0);
-}
-
-/* An Origin is allowed if configured, or if it is our own (same-origin). */
-static int
-http_origin_allowed(const struct server *srv, const char *origin,
-    const char *host)
-{
-	char	self[300];
-	size_t	i;
-
-	for (i = 0; i < srv->cfg->norigins; i++) {
-		if (strcmp(srv->cfg->origins[i], "*") == 0 ||
-		    strcasecmp(srv->cfg->origins[i], origin) == 0)
-			return (1);
-	}
-	if (host != NULL) {
-		snprintf(self, sizeof self, "http://%s", host);
-		if (strcasecmp(self, origin) == 0)
-			return (1);
-	}
-	return (0);
-}
-
+/* The carrier's send: put the answer on the wire and free req. */
 static void
-http_error(struct server *srv, struct evhttp_request *req, int status,
-    const char *code, const char *message)
+http_send(struct api_req *req, int status, struct evbuffer *body)
 {
-	struct berr	e;
+	struct evhttp_request	*evreq = req->ctx;
+	char			 len[32];
 
-	berr_set(&e, status, code, "%s", message);
-	http_reply_error(srv, req, &e);
+	conn_request_end(evreq);
+	/* evhttp would send a HEAD answer's body; send its length only. */
+	if (req->method == EVHTTP_REQ_HEAD && body != NULL) {
+		snprintf(len, sizeof len, "%zu", evbuffer_get_length(body));
+		evhttp_add_header(req->out, "Content-Length", len);
+		evhttp_send_reply(evreq, status, http_reason(status), NULL);
+	} else
+		evhttp_send_reply(evreq, status, http_reason(status),
+		    status == 204 ? NULL : body);
+	if (body != NULL)
+		evbuffer_free(body);
+	free(req);
 }
 
-static int
-http_header_count(struct evkeyvalq *h, const char *name)
-{
-	struct evkeyval	*kv;
-	int		 n = 0;
-
-	TAILQ_FOREACH(kv, h, next) {
-		if (strcasecmp(kv->key, name) == 0)
-			n++;
-	}
-	return (n);
-}
-
-/* An absolute-form request line (GET http://host/...) names a host too. */
-static int
-http_uri_host_allowed(const struct server *srv, struct evhttp_request *req)
-{
-	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
-	const char		*host;
-	char			 buf[300];
-
-	if (uri == NULL || (host = evhttp_uri_get_host(uri)) == NULL)
-		return (1);
-	if (strchr(host, ':') != NULL && host[0] != '[') {
-		snprintf(buf, sizeof buf, "[%s]", host);
-		host = buf;
-	}
-	return (http_host_allowed(srv, host));
-}
-
-/*
- * An allowed origin may read our answers (CORS). A preflight OPTIONS is
- * answered in http_route.
- */
+/* A parked request: the connection's idle timeout must not cut it short. */
 static void
-http_cors(struct evhttp_request *req, const char *origin)
+http_parked(struct api_req *req, unsigned int wait)
 {
-	struct evkeyvalq	*out = evhttp_request_get_output_headers(req);
+	struct evhttp_connection	*evcon;
 
-	evhttp_add_header(out, "Access-Control-Allow-Origin", origin);
-	evhttp_add_header(out, "Vary", "Origin");
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_OPTIONS)
-		return;
-	evhttp_add_header(out, "Access-Control-Allow-Methods",
-	    "GET, HEAD, POST, DELETE");
-	evhttp_add_header(out, "Access-Control-Allow-Headers",
-	    "Authorization, Content-Type");
-	evhttp_add_header(out, "Access-Control-Expose-Headers",
-	    "X-Berth-Index, Location");
-	evhttp_add_header(out, "Access-Control-Max-Age", "600");
+	if ((evcon = evhttp_request_get_connection(req->ctx)) != NULL)
+		evhttp_connection_set_timeout(evcon, (int)wait + 5);
 }
 
-/* The checks every request passes before it is routed. */
-static int
-http_admit(struct server *srv, struct evhttp_request *req)
-{
-	struct evkeyvalq	*in = evhttp_request_get_input_headers(req);
-	const char		*host, *origin;
-	int			 local = http_peer_is_unix(req);
-
-	host = evhttp_find_header(in, "Host");
-	if (!local && (http_header_count(in, "Host") > 1 ||
-	    (host != NULL && !http_host_allowed(srv, host)) ||
-	    !http_uri_host_allowed(srv, req))) {
-		http_error(srv, req, 403, "forbidden_host", "the Host header "
-		    "is not a loopback name or a listen address of this "
-		    "berthd (DNS rebinding?)");
-		return (-1);
-	}
-	origin = evhttp_find_header(in, "Origin");
-	if (origin == NULL)
-		return (0);
-	if (!http_origin_allowed(srv, origin, host)) {
-		http_error(srv, req, 403, "forbidden_origin", "requests from "
-		    "web pages are refused unless berthd runs with "
-		    "--allow-origin for that origin");
-		return (-1);
-	}
-	http_cors(req, origin);
-	return (0);
-}
-
-/* 405 unless the method is one of allowed (EVHTTP_REQ_* bits). */
-static int
-http_method_ok(struct server *srv, struct evhttp_request *req, int allowed,
-    const char *allow)
-{
-	if (evhttp_request_get_command(req) & allowed)
-		return (1);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-	    allow);
-	http_error(srv, req, 405, "method_not_allowed", "method not allowed "
-	    "on this path");
-	return (0);
-}
-
+/* evhttp has a whole request: wrap it and dispatch it. */
 static void
-http_route(struct evhttp_request *req, void *arg)
+http_request_cb(struct evhttp_request *evreq, void *arg)
 {
 	struct server		*srv = arg;
-	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
-	const char		*path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-	int			 get = EVHTTP_REQ_GET | EVHTTP_REQ_HEAD;
+	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(evreq);
+	struct evbuffer		*in = evhttp_request_get_input_buffer(evreq);
+	struct api_req		*req;
 
-	conn_request_begin(req);
-	if (http_admit(srv, req) == -1)
-		return;
-	if (path == NULL || path[0] == '\0')
-		path = "/";
-	/* A CORS preflight from an allowed origin (http_admit said so). */
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_OPTIONS &&
-	    evhttp_find_header(evhttp_request_get_input_headers(req),
-	    "Origin") != NULL) {
-		http_reply_json(srv, req, 204, NULL);
+	conn_request_begin(evreq);
+	if ((req = calloc(1, sizeof *req)) == NULL) {
+		conn_request_end(evreq);
+		evhttp_send_error(evreq, 503, "out of memory");
 		return;
 	}
-	if (strcmp(path, "/") == 0) {
-		if (http_method_ok(srv, req, get, "GET, HEAD"))
-			api_index_page(srv, req);
-	} else if (strcmp(path, "/metrics") == 0) {
-		if (http_method_ok(srv, req, get, "GET, HEAD"))
-			api_metrics(srv, req);
-	} else if (strcmp(path, "/v1/health") == 0) {
-		if (http_method_ok(srv, req, get, "GET, HEAD"))
-			api_health(srv, req);
-	} else if (strcmp(path, "/v1/status") == 0) {
-		if (http_method_ok(srv, req, get, "GET, HEAD"))
-			api_status(srv, req);
-	} else if (strncmp(path, "/v1/services", 12) == 0 &&
-	    (path[12] == '\0' || path[12] == '/'))
-		api_services(srv, req, path + 12,
-		    evhttp_uri_get_query(uri));
-	else
-		http_error(srv, req, 404, "not_found", "no such endpoint; see "
-		    "GET /v1/status and docs/api.md");
+	req->method = (int)evhttp_request_get_command(evreq);
+	req->path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	req->query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	req->uri_host = uri != NULL ? evhttp_uri_get_host(uri) : NULL;
+	req->in = evhttp_request_get_input_headers(evreq);
+	req->out = evhttp_request_get_output_headers(evreq);
+	req->body_len = evbuffer_get_length(in);
+	req->body = req->body_len > 0 ?
+	    (const char *)evbuffer_pullup(in, -1) : NULL;
+	req->local = http_peer_is_unix(evreq);
+	req->admin = req->local && http_peer_is_admin(evreq);
+	req->send = http_send;
+	req->parked = http_parked;
+	req->ctx = evreq;
+	req_dispatch(srv, req);
 }
 
 int
@@ -560,7 +154,7 @@ http_init(struct server *srv)
 	evhttp_set_max_headers_size(srv->http, srv->cfg->max_header_size);
 	evhttp_set_timeout(srv->http, (int)srv->cfg->idle_timeout);
 	evhttp_set_bevcb(srv->http, conn_new_bev, srv);
-	evhttp_set_gencb(srv->http, http_route, srv);
+	evhttp_set_gencb(srv->http, http_request_cb, srv);
 	return (0);
 }
 

@@ -28,7 +28,7 @@ server_commit_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	ok = broker_commit(srv->broker) == 0;
-	http_send_pending(srv, ok);
+	req_send_pending(srv, ok);
 	waiters_wake(srv->waiters);
 	reaper_schedule(srv->reaper);
 }

@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "berthd.h"
 
@@ -27,7 +26,7 @@ struct waitgroup;
 
 struct waiter {
 	struct waiters		*ws;
-	struct evhttp_request	*req;
+	struct api_req	*req;
 	enum waiter_kind	 kind;
 	uint64_t		 index;
 	struct waitgroup	*group;
@@ -180,13 +179,13 @@ waiter_answer(struct waiter *w)
 	struct berr	 e;
 
 	if (w->kind == WAIT_INDEX)
-		http_reply_json(srv, w->req, 200, api_lease_list(srv));
+		req_reply_json(srv, w->req, 200, api_lease_list(srv));
 	else if ((l = broker_lookup(srv->broker, w->group->name)) != NULL)
-		http_reply_json(srv, w->req, 200, lease_to_json(l, 0));
+		req_reply_json(srv, w->req, 200, lease_to_json(l, 0));
 	else {
 		berr_set(&e, 404, "not_found", "no live lease named '%s' "
 		    "(waited)", w->group->name);
-		http_reply_error(srv, w->req, &e);
+		req_reply_error(srv, w->req, &e);
 	}
 	waiter_free(w);
 }
@@ -200,11 +199,10 @@ waiter_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 static struct waiter *
-waiter_new(struct waiters *ws, struct evhttp_request *req, unsigned int wait)
+waiter_new(struct waiters *ws, struct api_req *req, unsigned int wait)
 {
-	struct evhttp_connection	*evcon;
-	struct waiter			*w;
-	struct timeval			 tv = { (time_t)wait, 0 };
+	struct waiter	*w;
+	struct timeval	 tv = { (time_t)wait, 0 };
 
 	if ((w = calloc(1, sizeof *w)) == NULL)
 		return (NULL);
@@ -215,25 +213,23 @@ waiter_new(struct waiters *ws, struct evhttp_request *req, unsigned int wait)
 		return (NULL);
 	}
 	evtimer_add(w->timer, &tv);
-	/* The connection's idle timeout must not cut a long wait short. */
-	if ((evcon = evhttp_request_get_connection(req)) != NULL &&
-	    wait >= ws->srv->cfg->idle_timeout)
-		evhttp_connection_set_timeout(evcon, (int)wait + 5);
+	if (req->parked != NULL)
+		req->parked(req, wait);
 	ws->count++;
 	return (w);
 }
 
 static void
-waiters_refuse(struct server *srv, struct evhttp_request *req)
+waiters_refuse(struct server *srv, struct api_req *req)
 {
 	struct berr	e;
 
 	berr_set(&e, 500, "internal", "out of memory parking the request");
-	http_reply_error(srv, req, &e);
+	req_reply_error(srv, req, &e);
 }
 
 void
-waiters_park_name(struct waiters *ws, struct evhttp_request *req,
+waiters_park_name(struct waiters *ws, struct api_req *req,
     const char *name, unsigned int wait)
 {
 	struct waitgroup	*g;
@@ -252,7 +248,7 @@ waiters_park_name(struct waiters *ws, struct evhttp_request *req,
 }
 
 void
-waiters_park_index(struct waiters *ws, struct evhttp_request *req,
+waiters_park_index(struct waiters *ws, struct api_req *req,
     uint64_t index, unsigned int wait)
 {
 	struct waiter	*w;
