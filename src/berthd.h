@@ -337,6 +337,7 @@ struct server {
 
 int		 server_init(struct server *, struct config *, struct broker *);
 void		 server_stop(struct server *);
+void		 server_commit(struct server *);
 void		 server_free(struct server *);
 
 /*

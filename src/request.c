@@ -105,8 +105,19 @@ req_reply_json(struct server *srv, struct api_req *req, int status,
 static json_t *
 req_error_json(const char *code, const char *message)
 {
+	char	clean[sizeof ((struct berr *)0)->message];
+	size_t	i;
+
+	/*
+	 * Messages quote what the client sent, which may be any bytes; JSON
+	 * needs UTF-8, so anything but printable ASCII becomes '?'.
+	 */
+	for (i = 0; message[i] != '\0' && i < sizeof clean - 1; i++)
+		clean[i] = message[i] >= 0x20 && message[i] < 0x7f ?
+		    message[i] : '?';
+	clean[i] = '\0';
 	return (json_pack("{s:{s:s, s:s}}", "error", "code", code, "message",
-	    message));
+	    clean));
 }
 
 void

@@ -19,18 +19,27 @@
 #define SERVER_PRIORITIES	3
 #define SERVER_GRACE_MS		300	/* for answers to drain on shutdown */
 
-static void
-server_commit_cb(evutil_socket_t fd, short what, void *arg)
+/*
+ * The end of a turn: commit, then send what waited for the commit (or
+ * 503 if it failed), wake the waiters it satisfied, re-arm the expiry.
+ */
+void
+server_commit(struct server *srv)
 {
-	struct server	*srv = arg;
-	int		 ok;
+	int	ok;
 
-	(void)fd;
-	(void)what;
 	ok = broker_commit(srv->broker) == 0;
 	req_send_pending(srv, ok);
 	waiters_wake(srv->waiters);
 	reaper_schedule(srv->reaper);
+}
+
+static void
+server_commit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	server_commit(arg);
 }
 
 static void
@@ -101,10 +110,10 @@ server_stop(struct server *srv)
 	log_info("stopping: no new connections; answering parked requests");
 	listen_close(srv);
 	if (srv->broker->in_txn)
-		server_commit_cb(-1, 0, srv);
+		server_commit(srv);
 	waiters_flush(srv->waiters);
 	if (srv->broker->in_txn)
-		server_commit_cb(-1, 0, srv);
+		server_commit(srv);
 	event_base_once(srv->base, -1, EV_TIMEOUT, server_drain_cb, srv, &grace);
 }
 

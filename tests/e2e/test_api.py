@@ -550,6 +550,24 @@ class ErrorsAndIndex(ApiTestCase):
                 self.assertJsonError(d.acquire(name), 400, "invalid_name")
         self.assertEqual(d.get("/v1/services").json["services"], [])
 
+    def test_invalid_utf8_in_path_gets_json_error(self):
+        # Found by fuzzing: the error message quoted the raw bytes, JSON
+        # encoding failed and the 400 went out with an empty body.
+        d = self.berthd()
+        s = socket.create_connection((d.host, d.port), timeout=10)
+        try:
+            s.sendall(b"GET /v1/services/\x9dpi?wait=1 HTTP/1.1\r\n"
+                      b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            resp = http.client.HTTPResponse(s)
+            resp.begin()
+            body = resp.read()
+        finally:
+            s.close()
+        self.assertEqual(resp.status, 400)
+        err = json.loads(body)["error"]
+        self.assertEqual(err["code"], "invalid_name")
+        self.assertIn("?pi", err["message"])
+
     def test_nul_in_name_is_invalid_name(self):
         # {"name":"a\u0000"} is valid JSON (RFC 8259); the name is what is
         # wrong, so the answer is invalid_name, not bad_json.

@@ -1,0 +1,78 @@
+/*
+ * fuzz_body.c: libFuzzer harness for berthd's input validation: the
+ * acquire and renew bodies (leasereq.c), and the name, host, port range
+ * and listen address parsers. Beyond the sanitizers it checks that what
+ * is accepted really is valid: an accepted acquire has a valid name and
+ * host and a meta that re-parses as a JSON object of strings.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "berthd.h"
+
+int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+static void
+fuzz_check_accepted(const struct lease_req *r)
+{
+	json_t		*meta, *v;
+	const char	*k;
+
+	if (!lease_name_valid(r->name) || !lease_host_valid(r->host) ||
+	    lease_proto_parse(lease_proto_name(r->proto)) != r->proto ||
+	    r->ttl > BERTH_TTL_MAX)
+		abort();
+	if (r->meta == NULL)
+		return;
+	if (strlen(r->meta) > BERTH_META_MAX ||
+	    (meta = json_loads(r->meta, 0, NULL)) == NULL ||
+	    !json_is_object(meta))
+		abort();
+	json_object_foreach(meta, k, v) {
+		if (!json_is_string(v))
+			abort();
+	}
+	json_decref(meta);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct lease_req	 r;
+	struct listen_addr	 la;
+	struct port_range	 ranges[POOL_MAX_RANGES];
+	struct berr		 e;
+	uint32_t		 ttl;
+	size_t			 n;
+	char			*s, err[256];
+	int			 has_ttl;
+
+	if (leasereq_parse((const char *)data, size, &r, &e) == 0) {
+		fuzz_check_accepted(&r);
+		leasereq_clear(&r);
+	} else if (e.status != 400 || e.code == NULL || e.message[0] == '\0')
+		abort();
+	if (leasereq_parse_renew((const char *)data, size, &ttl, &has_ttl,
+	    &e) == 0) {
+		if (has_ttl && ttl > BERTH_TTL_MAX)
+			abort();
+	} else if (e.status != 400)
+		abort();
+	if ((s = malloc(size + 1)) == NULL)
+		return (0);
+	memcpy(s, data, size);
+	s[size] = '\0';
+	if (lease_name_valid(s) && (strlen(s) > BERTH_NAME_MAX || s[0] == '-'))
+		abort();
+	(void)lease_host_valid(s);
+	if (pool_parse_ranges(s, ranges, &n, err, sizeof err) == 0) {
+		while (n-- > 0)
+			if (ranges[n].lo == 0 || ranges[n].lo > ranges[n].hi)
+				abort();
+	}
+	(void)config_parse_listen(s, &la, err, sizeof err);
+	free(s);
+	return (0);
+}
