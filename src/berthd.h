@@ -207,6 +207,7 @@ int		 store_load(struct store *, store_lease_cb, store_memo_cb,
 int		 store_get_index(struct store *, uint64_t *);
 int		 store_put_index(struct store *, uint64_t);
 int		 store_ping(struct store *);
+int		 store_probe_write(struct store *, uint64_t);
 const char	*store_errmsg(struct store *);
 const char	*store_sync_mode(void);
 
@@ -241,6 +242,8 @@ struct broker {
 	int		 txn_failed;
 	int		 db_ok;		/* last commit or ping succeeded */
 	int		 reloading;	/* inside broker_load */
+	uint64_t	 txn_index;	/* index when the transaction began */
+	char		 db_error[256];	/* why the last write failed */
 	struct broker_stats stats;
 };
 struct broker	*broker_new(struct store *, struct pool *, uint64_t,
@@ -260,6 +263,7 @@ uint64_t	 broker_next_expiry(const struct broker *);
 void		 broker_owner_dead(struct broker *, struct lease *);
 int		 broker_check_owners(struct broker *);
 int		 broker_commit(struct broker *);
+int		 broker_probe_db(struct broker *);
 size_t		 broker_live_count(const struct broker *);
 int		 broker_token_equal(const char *, const char *);
 

@@ -93,6 +93,16 @@ broker_new_token(char *out)
 	return (0);
 }
 
+/* A write failed: remember why, for the log and /v1/health. */
+static void
+broker_db_down(struct broker *b, const char *what)
+{
+	snprintf(b->db_error, sizeof b->db_error, "%s: %s", what,
+	    store_errmsg(b->store));
+	log_warnx("store: %s", b->db_error);
+	b->db_ok = 0;
+}
+
 /* Open the turn's transaction if it is not open yet. */
 static int
 broker_txn(struct broker *b)
@@ -100,12 +110,12 @@ broker_txn(struct broker *b)
 	if (b->in_txn)
 		return (b->txn_failed ? -1 : 0);
 	if (store_begin(b->store) == -1) {
-		log_warnx("store: begin: %s", store_errmsg(b->store));
-		b->db_ok = 0;
+		broker_db_down(b, "begin");
 		return (-1);
 	}
 	b->in_txn = 1;
 	b->txn_failed = 0;
+	b->txn_index = b->index;
 	if (b->hooks.txn_opened != NULL)
 		b->hooks.txn_opened(b->hooks.arg);
 	return (0);
@@ -114,9 +124,8 @@ broker_txn(struct broker *b)
 static void
 broker_db_failed(struct broker *b, const char *what)
 {
-	log_warnx("store: %s: %s", what, store_errmsg(b->store));
+	broker_db_down(b, what);
 	b->txn_failed = 1;
-	b->db_ok = 0;
 }
 
 static void
@@ -608,12 +617,15 @@ broker_commit(struct broker *b)
 		return (0);
 	}
 	if (!b->txn_failed)
-		log_warnx("store: commit: %s", store_errmsg(b->store));
+		broker_db_down(b, "commit");
+	log_warnx("store: this turn's changes are rolled back and answered "
+	    "503");
 	store_rollback(b->store);
 	b->stats.commit_failures++;
 	b->db_ok = 0;
 	b->txn_failed = 0;
-	b->index++;
+	/* Nothing of the turn happened: the index is as it was before it. */
+	b->index = b->txn_index;
 	/* Reloading may end stale leases and commit again; do not recurse. */
 	if (!b->reloading) {
 		b->reloading = 1;
@@ -624,4 +636,30 @@ broker_commit(struct broker *b)
 	}
 	b->db_ok = 0;
 	return (-1);
+}
+
+/*
+ * Try a small write of our own (a probe row in the state table): after a
+ * failed write, each second, so recovery shows without client writes;
+ * and for /v1/health. Not while a turn's transaction is open. Returns
+ * db_ok.
+ */
+int
+broker_probe_db(struct broker *b)
+{
+	if (b->in_txn)
+		return (b->db_ok);
+	if (store_begin(b->store) == -1) {
+		broker_db_down(b, "probe");
+		return (0);
+	}
+	if (store_probe_write(b->store, clock_now_ms()) == -1 ||
+	    store_commit(b->store) == -1) {
+		broker_db_down(b, "probe");
+		store_rollback(b->store);
+		return (0);
+	}
+	if (!b->db_ok)
+		log_info("store: the database is writable again");
+	return (b->db_ok = 1);
 }

@@ -71,7 +71,8 @@ listen_socket(struct server *srv, const struct listen_addr *la, char *err,
 {
 	const char	*path = ((const struct sockaddr_un *)&la->ss)->sun_path;
 	struct stat	 st;
-	int		 fd, one = 1;
+	mode_t		 mask = 0;
+	int		 fd, one = 1, rc;
 
 	if ((fd = socket(la->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 	    0)) == -1)
@@ -99,7 +100,13 @@ listen_socket(struct server *srv, const struct listen_addr *la, char *err,
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
 			    sizeof one);
 	}
-	if (bind(fd, (const struct sockaddr *)&la->ss, la->sslen) == -1)
+	/* The socket file is born with its final mode: no window at umask. */
+	if (la->family == AF_UNIX)
+		mask = umask(~(mode_t)srv->cfg->socket_mode & 0777);
+	rc = bind(fd, (const struct sockaddr *)&la->ss, la->sslen);
+	if (la->family == AF_UNIX)
+		umask(mask);
+	if (rc == -1)
 		goto fail;
 	if (la->family == AF_UNIX &&
 	    chmod(path, (mode_t)srv->cfg->socket_mode) == -1)

@@ -4,6 +4,7 @@
  * of all leases is needed. Owner death is watched through a pidfd per
  * owned lease (readable when the process exits); where the kernel has no
  * pidfd_open, or no fd is left, those leases are polled once a second.
+ * The same one-second tick probes the database after a failed write.
  */
 #include "config.h"
 
@@ -55,6 +56,9 @@ reaper_poll_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (rp->polled > 0)
 		broker_check_owners(rp->srv->broker);
+	/* A failed write: see whether the database takes writes again. */
+	if (!rp->srv->broker->db_ok)
+		broker_probe_db(rp->srv->broker);
 }
 
 struct reaper *

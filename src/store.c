@@ -29,6 +29,7 @@ struct store {
 	sqlite3_stmt	*put_memo;
 	sqlite3_stmt	*put_index;
 	sqlite3_stmt	*get_index;
+	sqlite3_stmt	*probe;
 	sqlite3_stmt	*ping;
 };
 
@@ -168,6 +169,8 @@ store_open(const char *path, char *err, size_t errlen)
 	    "('index', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1") == -1 ||
 	    store_prepare(s, &s->get_index, "SELECT value FROM state "
 	    "WHERE key = 'index'") == -1 ||
+	    store_prepare(s, &s->probe, "INSERT INTO state VALUES "
+	    "('probe', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1") == -1 ||
 	    store_prepare(s, &s->ping, "SELECT count(*) FROM leases") == -1)
 		goto fail_sql;
 	return (s);
@@ -192,6 +195,7 @@ store_close(struct store *s)
 	sqlite3_finalize(s->put_memo);
 	sqlite3_finalize(s->put_index);
 	sqlite3_finalize(s->get_index);
+	sqlite3_finalize(s->probe);
 	sqlite3_finalize(s->ping);
 	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
 		log_warnx("store: close: %s", sqlite3_errmsg(s->db));
@@ -283,6 +287,18 @@ store_get_index(struct store *s, uint64_t *index)
 		*index = (uint64_t)sqlite3_column_int64(s->get_index, 0);
 	sqlite3_reset(s->get_index);
 	return (rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1);
+}
+
+/*
+ * Write a value that differs every time (the caller's clock), so that the
+ * commit really has to reach the disk: a write of an unchanged value may
+ * not, and would not tell whether the disk takes writes.
+ */
+int
+store_probe_write(struct store *s, uint64_t stamp)
+{
+	sqlite3_bind_int64(s->probe, 1, (sqlite3_int64)stamp);
+	return (store_step(s->probe));
 }
 
 /* Is the database still answering? Used by /v1/health. */

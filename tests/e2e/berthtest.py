@@ -7,11 +7,21 @@ NOTIFY_SOCKET, as systemd would receive it. Everything started here is
 ended by pid when the test ends.
 
 BERTHD names the daemon binary (make check sets it).
+
+BERTHD_WRAPPER, when set, is a command line put in front of berthd's, for
+example "valgrind --quiet --error-exitcode=99 --leak-check=full ..."
+(tests/valgrind.sh sets it). Under a wrapper the harness waits longer for
+readiness and for exit, ends each daemon with SIGTERM instead of SIGKILL
+so the wrapper can check it at exit, and fails the test if the wrapper
+reported errors (exit status 99, or valgrind's "==PID==" error lines in
+the daemon's log). Without it nothing changes.
 """
 
 import http.client
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -21,7 +31,27 @@ import time
 import unittest
 
 BERTHD = os.environ.get("BERTHD", "berthd")
-START_TIMEOUT = 10.0
+WRAPPER = shlex.split(os.environ.get("BERTHD_WRAPPER", ""))
+# How much slower berthd runs under the wrapper (valgrind: 20-50x on startup).
+SLOWDOWN = 10 if WRAPPER else 1
+START_TIMEOUT = 60.0 if WRAPPER else 10.0
+WRAPPER_ERROR_EXIT = 99
+
+# Valgrind's report lines that mean an error or a leak (not its warnings).
+_VG_LINE = re.compile(r"^==\d+== ", re.M)
+_VG_ERROR = re.compile(r"^==\d+== (Invalid (read|write|free)|Mismatched free"
+                       r"|Conditional jump|Use of uninitialised|Syscall param"
+                       r"|Source and destination overlap|Argument .* fishy"
+                       r"|.* are (definitely|indirectly) lost"
+                       r"|ERROR SUMMARY: [1-9]|Jump to the invalid"
+                       r"|Invalid .* of size)", re.M)
+
+
+def wrapper_errors(text):
+    """Valgrind's lines in a log if any of them reports an error, else ''."""
+    if not _VG_ERROR.search(text):
+        return ""
+    return "\n".join(l for l in text.splitlines() if _VG_LINE.match(l))
 
 
 class Response:
@@ -54,6 +84,7 @@ class Berthd:
         self.proc = None
         self.addr = None
         self.log_path = os.path.join(self.tmp, "berthd.log")
+        self.statuses = []      # exit statuses of the runs restart() ended
         self.start()
 
     def start(self, expect_ready=True):
@@ -65,7 +96,7 @@ class Berthd:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
         env.update(self.env)
         env["NOTIFY_SOCKET"] = notify_path
-        args = [BERTHD, "--db", self.db, "--log-level", "debug"]
+        args = WRAPPER + [BERTHD, "--db", self.db, "--log-level", "debug"]
         if not any(a.startswith("--listen") for a in self.args):
             args += ["--listen", "127.0.0.1:0"]
         args += self.args
@@ -157,7 +188,7 @@ class Berthd:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout)
+            return self.proc.wait(timeout * SLOWDOWN)
         finally:
             self.log.close()
 
@@ -166,14 +197,44 @@ class Berthd:
 
     def restart(self, sig=signal.SIGKILL):
         self.stop(sig)
+        if self.proc is not None:
+            self.statuses.append(self.proc.returncode)
         self.start()
 
     def close(self):
+        if WRAPPER:
+            self._close_wrapped()
+            return
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
         if self.log and not self.log.closed:
             self.log.close()
+
+    def _close_wrapped(self):
+        """End the daemon with SIGTERM so the wrapper (valgrind) can check
+        it at exit; raise AssertionError if the wrapper found errors in this
+        or an earlier run of the daemon."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self.statuses.append("no exit 60 s after SIGTERM")
+        if self.proc is not None:
+            self.statuses.append(self.proc.returncode)
+        if self.log and not self.log.closed:
+            self.log.close()
+        text = self.logtext()
+        errors = wrapper_errors(text)
+        if WRAPPER_ERROR_EXIT in self.statuses or errors:
+            raise AssertionError(
+                "berthd under %s: exit statuses %r; wrapper errors:\n%s\n"
+                "---- berthd log tail (%s) ----\n%s"
+                % (WRAPPER[0], self.statuses, errors or "(none in the log)",
+                   self.log_path, text[-4000:]))
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -208,12 +269,20 @@ class BerthTestCase(unittest.TestCase):
 
     def tearDown(self):
         failed = self._problem_count() > self._problems_before
+        wrapped = []
         for d in self.daemons:
-            d.close()
+            try:
+                d.close()
+            except AssertionError as e:
+                wrapped.append(e)
+                failed = True
+        for d in self.daemons:
             if failed:
                 print("---- berthd log (%s) ----\n%s" % (d.tmp, d.logtext()[-4000:]))
             elif d.own_tmp:
                 shutil.rmtree(d.tmp, ignore_errors=True)
+        if wrapped:
+            raise AssertionError("\n\n".join(str(e) for e in wrapped))
 
     def assertError(self, resp, status, code):
         """resp is an error answer with this status and JSON error code."""
