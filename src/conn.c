@@ -21,6 +21,8 @@
 
 #include "berthd.h"
 
+#define CONN_READ_MAX	(256 * 1024)	/* unparsed input held per client */
+
 /* One client connection, from adoption until evhttp closes it. */
 struct conn {
 	struct evhttp_connection *evcon;	/* the tree's key */
@@ -131,6 +133,12 @@ conn_adopt(evutil_socket_t fd, short what, void *arg)
 	}
 	srv->connections++;
 	evhttp_connection_set_closecb(c->evcon, conn_closed, c);
+	/*
+	 * evhttp keeps reading while it writes an answer; a client that
+	 * sends and never reads would have all it sends buffered. Stop
+	 * reading past this much unparsed input.
+	 */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_MAX);
 	event_assign(c->deadline, srv->base, -1, 0, conn_tick, c);
 	conn_arm(c);
 }

@@ -52,19 +52,22 @@ lease_host_valid(const char *s)
 		return (0);
 	if (inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1)
 		return (1);
+	/* Labels of letters, digits and '-', neither first nor last. */
 	for (i = 0; s[i] != '\0'; i++) {
 		if (s[i] == '.') {
-			if (label == 0)
+			if (label == 0 || s[i - 1] == '-')
 				return (0);
 			label = 0;
 			continue;
 		}
 		if (!isalnum((unsigned char)s[i]) && s[i] != '-')
 			return (0);
+		if (s[i] == '-' && label == 0)
+			return (0);
 		if (++label > 63)
 			return (0);
 	}
-	return (label > 0);
+	return (label > 0 && s[i - 1] != '-');
 }
 
 const char *

@@ -23,6 +23,9 @@
 
 #include "berthd.h"
 
+/* A burst of clients at startup waits in the kernel, not refused. */
+#define LISTEN_BACKLOG	4096
+
 /* Is someone already serving on this unix socket path? */
 static int
 listen_unix_live(const struct listen_addr *la)
@@ -111,7 +114,7 @@ listen_socket(struct server *srv, const struct listen_addr *la, char *err,
 	if (la->family == AF_UNIX &&
 	    chmod(path, (mode_t)srv->cfg->socket_mode) == -1)
 		goto fail;
-	if (listen(fd, 1024) == -1)
+	if (listen(fd, LISTEN_BACKLOG) == -1)
 		goto fail;
 	return (fd);
 fail:
@@ -136,8 +139,9 @@ listen_open(struct server *srv, char *err, size_t errlen)
 
 		if ((fd = listen_socket(srv, la, err, errlen)) == -1)
 			goto fail;
+		/* Backlog 0: already listening, with ours. */
 		lev = evconnlistener_new(srv->base, NULL, NULL,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 		if (lev == NULL) {
 			snprintf(err, errlen, "%s: cannot make a listener",
 			    la->text);

@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,6 +241,12 @@ req_query_uint(struct api_req *req, const char *key, uint64_t max,
 	*found = 0;
 	if ((query = req->query) == NULL)
 		return (0);
+	/* A decoded NUL would cut the value short: "5%00junk" reads as 5. */
+	if (strcasestr(query, "%00") != NULL) {
+		berr_set(e, 400, "invalid_field", "the query string holds a "
+		    "NUL (%%00)");
+		return (-1);
+	}
 	TAILQ_INIT(&q);
 	if (evhttp_parse_query_str(query, &q) == -1) {
 		berr_set(e, 400, "invalid_field", "malformed query string");
@@ -247,7 +254,10 @@ req_query_uint(struct api_req *req, const char *key, uint64_t max,
 	}
 	if ((v = evhttp_find_header(&q, key)) != NULL) {
 		*found = 1;
+		errno = 0;
 		n = strtoull(v, &end, 10);
+		if (errno == ERANGE)
+			end = (char *)v;	/* refused below */
 		if (*end == 's' && end[1] == '\0')
 			end++;
 		if (!isdigit((unsigned char)v[0]) || *end != '\0' || n > max) {
