@@ -42,6 +42,26 @@ main_mkdirs(const char *dbpath)
 	return (0);
 }
 
+/*
+ * The database holds every lease's token: a file others may read (from
+ * an older berthd, or copied in) is made private to berthd's user.
+ */
+static void
+main_private_db(const char *path)
+{
+	struct stat	st;
+
+	if (strcmp(path, ":memory:") == 0 || stat(path, &st) == -1 ||
+	    (st.st_mode & 077) == 0)
+		return;
+	if (chmod(path, st.st_mode & 0700) == -1)
+		log_warn("database %s is readable by others and chmod failed",
+		    path);
+	else
+		log_info("database %s was readable by others; made it 0%o",
+		    path, (unsigned int)(st.st_mode & 0700));
+}
+
 /* Leases hold pidfds and clients hold sockets: allow as many as we may. */
 static void
 main_raise_nofile(void)
@@ -115,6 +135,8 @@ main(int argc, char **argv)
 	default:
 		break;
 	}
+	/* The database holds tokens: files we create are ours alone. */
+	umask(077);
 	log_init(cfg.log_level, cfg.log_file[0] != '\0' ? cfg.log_file : NULL);
 	signal(SIGPIPE, SIG_IGN);
 	main_raise_nofile();
@@ -124,6 +146,7 @@ main(int argc, char **argv)
 		fatal("cannot create the directory for database %s", cfg.db);
 	if ((store = store_open(cfg.db, err, sizeof err)) == NULL)
 		fatalx("cannot open database %s: %s", cfg.db, err);
+	main_private_db(cfg.db);
 	if ((pool = main_pool(&cfg, &fallback)) == NULL)
 		fatalx("pool: out of memory");
 	if ((broker = broker_new(store, pool, cfg.reuse_delay_ms, probe_port,

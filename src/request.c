@@ -151,23 +151,33 @@ req_send_pending(struct server *srv, int committed)
 {
 	struct reply	*r;
 	struct berr	 e;
+	json_t		*j;
 
 	berr_set(&e, 503, "db_unavailable", "the lease database could not "
 	    "commit this change; see berthd's log");
 	while ((r = TAILQ_FIRST(&srv->pending)) != NULL) {
 		TAILQ_REMOVE(&srv->pending, r, entry);
-		if (committed)
+		if (committed) {
 			req_send(srv, r->req, r->status, r->body);
-		else {
-			evbuffer_free(r->body);
-			evhttp_clear_headers(
-			    r->req->out);
-			evhttp_add_header(
-			    r->req->out,
-			    "Content-Type", "application/json");
-			req_send(srv, r->req, 503, req_json_buffer(
-			    req_error_json(e.code, e.message)));
+			free(r);
+			continue;
 		}
+		evbuffer_free(r->body);
+		evhttp_clear_headers(r->req->out);
+		/*
+		 * A read saw memory that held the failed turn's changes; ask
+		 * it again of the state the store has now. A write failed.
+		 */
+		if (r->req->method & (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)) {
+			req_dispatch(srv, r->req);
+			free(r);
+			continue;
+		}
+		evhttp_add_header(r->req->out, "Content-Type",
+		    "application/json");
+		j = req_error_json(e.code, e.message);
+		req_send(srv, r->req, 503, req_json_buffer(j));
+		json_decref(j);
 		free(r);
 	}
 }

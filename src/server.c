@@ -120,10 +120,17 @@ server_stop(struct server *srv)
 void
 server_free(struct server *srv)
 {
+	struct lease	*l;
+
 	waiters_free(srv->waiters);
 	http_free(srv);
 	if (srv->broker->in_txn && broker_commit(srv->broker) == -1)
 		log_warnx("store: last commit failed");
+	/* Owner watches live on the event base: end them before it goes. */
+	TAILQ_FOREACH(l, &srv->broker->reg.all, entry)
+		reaper_unwatch(l, srv);
+	srv->broker->hooks.watch = NULL;
+	srv->broker->hooks.unwatch = NULL;
 	reaper_free(srv->reaper);
 	metrics_free(srv->metrics);
 	if (srv->commit_ev != NULL)

@@ -47,11 +47,23 @@ _VG_ERROR = re.compile(r"^==\d+== (Invalid (read|write|free)|Mismatched free"
                        r"|Invalid .* of size)", re.M)
 
 
+# A sanitizer's report (a build with --enable-sanitizers run with, e.g.,
+# BERTHD_WRAPPER=env so that daemons end with SIGTERM and are checked).
+_SAN_ERROR = re.compile(r"^(==\d+==ERROR: \w+Sanitizer|.*: runtime error: )",
+                        re.M)
+
+
 def wrapper_errors(text):
-    """Valgrind's lines in a log if any of them reports an error, else ''."""
-    if not _VG_ERROR.search(text):
-        return ""
-    return "\n".join(l for l in text.splitlines() if _VG_LINE.match(l))
+    """The wrapper's report in a log if it shows an error or leak, else ''.
+
+    Valgrind's "==PID==" lines, or a sanitizer's report (40 lines of it)."""
+    out = []
+    if _VG_ERROR.search(text):
+        out += [l for l in text.splitlines() if _VG_LINE.match(l)]
+    m = _SAN_ERROR.search(text)
+    if m:
+        out += text[m.start():].splitlines()[:40]
+    return "\n".join(out)
 
 
 class Response:
