@@ -133,7 +133,7 @@ api_lookup(struct server *srv, struct api_req *req, const char *name)
 		return;
 	}
 	if ((l = broker_lookup(srv->broker, name)) != NULL) {
-		req_reply_json(srv, req, 200, lease_to_json(l, 0));
+		req_reply_lease(srv, req, l);
 		return;
 	}
 	if (wait > 0 && !srv->stopping) {

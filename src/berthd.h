@@ -108,6 +108,8 @@ struct lease {
 	char		 token[BERTH_TOKEN_HEX + 1];
 	char		*host;
 	char		*meta;		/* JSON object text, or NULL */
+	char		*json_text;	/* lease_json_text's cache, or NULL */
+	size_t		 json_len;
 	uint16_t	 port;
 	uint8_t		 proto;
 	enum lease_state state;
@@ -152,6 +154,8 @@ int		 lease_proto_parse(const char *);
 int		 lease_expired(const struct lease *, uint64_t);
 const char	*lease_state_name(enum lease_state);
 json_t		*lease_to_json(const struct lease *, int);
+const char	*lease_json_text(struct lease *, size_t *);
+void		 lease_json_forget(struct lease *);
 struct lease	*lease_new(void);
 void		 lease_free(struct lease *);
 void		 registry_init(struct registry *);
@@ -373,6 +377,8 @@ void		 req_reply_error(struct server *, struct api_req *,
 		    const struct berr *);
 void		 req_reply_text(struct server *, struct api_req *, int,
 		    const char *, const char *, size_t);
+void		 req_reply_lease(struct server *, struct api_req *,
+		    struct lease *);
 void		 req_send_pending(struct server *, int);
 const char	*req_bearer(struct api_req *);
 int		 req_body(struct api_req *, char **, size_t *, struct berr *);
@@ -387,7 +393,7 @@ void		 http_free(struct server *);
 /* conn.c: client connections: the limit, and the idle/slow deadline */
 struct bufferevent;
 struct bufferevent *conn_new_bev(struct event_base *, void *);
-void		 conn_request_begin(struct evhttp_request *);
+void		 conn_request_begin(struct evhttp_request *, int *, int *);
 void		 conn_request_end(struct evhttp_request *);
 
 /* api-services.c: /v1/services */

@@ -276,6 +276,7 @@ broker_apply_renew(struct broker *b, struct lease *l, uint32_t ttl)
 		broker_db_failed(b, "renew lease");
 		return (-1);
 	}
+	lease_json_forget(l);
 	registry_heap_update(&b->reg, l);
 	b->index++;
 	return (0);

@@ -12,8 +12,10 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
 #include <search.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -31,6 +33,8 @@ struct conn {
 	uint64_t		 progress;	/* requests begun + ended */
 	uint64_t		 seen;		/* progress, last tick */
 	unsigned int		 busy;		/* begun, unanswered */
+	int			 local;		/* over a unix socket */
+	int			 admin;		/* local, uid 0 or berthd's */
 };
 
 /* The one server this process runs, for callbacks that get no argument. */
@@ -56,6 +60,27 @@ conn_of(struct evhttp_request *req)
 		return (NULL);
 	found = tfind(&key, &conn_tree, conn_cmp);
 	return (found != NULL ? *found : NULL);
+}
+
+/*
+ * Who is on the other end, found once per connection: a unix-socket peer,
+ * and whether it runs as root or as berthd's user (SO_PEERCRED).
+ */
+static void
+conn_peer(struct conn *c)
+{
+	struct sockaddr_storage	ss;
+	struct ucred		cred;
+	socklen_t		len = sizeof ss;
+	int			fd = bufferevent_getfd(c->bev);
+
+	if (fd == -1 || getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
+	    ss.ss_family != AF_UNIX)
+		return;
+	c->local = 1;
+	len = sizeof cred;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+		c->admin = cred.uid == 0 || cred.uid == geteuid();
 }
 
 /* evhttp closes the connection: forget it. */
@@ -132,6 +157,7 @@ conn_adopt(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	srv->connections++;
+	conn_peer(c);
 	evhttp_connection_set_closecb(c->evcon, conn_closed, c);
 	/*
 	 * evhttp keeps reading while it writes an answer; a client that
@@ -170,15 +196,18 @@ conn_new_bev(struct event_base *base, void *arg)
 	return (c->bev);
 }
 
-/* A whole request arrived on its connection. */
+/* A whole request arrived on its connection; who sent it? */
 void
-conn_request_begin(struct evhttp_request *req)
+conn_request_begin(struct evhttp_request *req, int *local, int *admin)
 {
 	struct conn	*c;
 
+	*local = *admin = 0;
 	if ((c = conn_of(req)) != NULL) {
 		c->progress++;
 		c->busy++;
+		*local = c->local;
+		*admin = c->admin;
 	}
 }
 

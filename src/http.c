@@ -5,11 +5,9 @@
  */
 #include "config.h"
 
-#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -38,41 +36,6 @@ http_reason(int status)
 	case 503: return ("Service Unavailable");
 	default: return ("Unknown");
 	}
-}
-
-static int
-http_fd(struct evhttp_request *req)
-{
-	struct evhttp_connection	*evcon;
-
-	if ((evcon = evhttp_request_get_connection(req)) == NULL)
-		return (-1);
-	return (bufferevent_getfd(evhttp_connection_get_bufferevent(evcon)));
-}
-
-static int
-http_peer_is_unix(struct evhttp_request *req)
-{
-	struct sockaddr_storage	ss;
-	socklen_t		len = sizeof ss;
-	int			fd = http_fd(req);
-
-	return (fd != -1 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
-	    ss.ss_family == AF_UNIX);
-}
-
-/* Admin calls: a unix-socket peer running as root or as berthd's user. */
-static int
-http_peer_is_admin(struct evhttp_request *req)
-{
-	struct ucred	cred;
-	socklen_t	len = sizeof cred;
-	int		fd = http_fd(req);
-
-	if (fd == -1 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred,
-	    &len) == -1)
-		return (0);
-	return (cred.uid == 0 || cred.uid == geteuid());
 }
 
 /* The carrier's send: put the answer on the wire and free req. */
@@ -115,9 +78,7 @@ http_request_cb(struct evhttp_request *evreq, void *arg)
 	struct evbuffer		*in = evhttp_request_get_input_buffer(evreq);
 	struct api_req		*req;
 
-	conn_request_begin(evreq);
 	if ((req = calloc(1, sizeof *req)) == NULL) {
-		conn_request_end(evreq);
 		evhttp_send_error(evreq, 503, "out of memory");
 		return;
 	}
@@ -130,8 +91,7 @@ http_request_cb(struct evhttp_request *evreq, void *arg)
 	req->body_len = evbuffer_get_length(in);
 	req->body = req->body_len > 0 ?
 	    (const char *)evbuffer_pullup(in, -1) : NULL;
-	req->local = http_peer_is_unix(evreq);
-	req->admin = req->local && http_peer_is_admin(evreq);
+	conn_request_begin(evreq, &req->local, &req->admin);
 	req->send = http_send;
 	req->parked = http_parked;
 	req->ctx = evreq;

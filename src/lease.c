@@ -130,6 +130,7 @@ lease_free(struct lease *l)
 		return;
 	free(l->host);
 	free(l->meta);
+	free(l->json_text);
 	free(l);
 }
 
@@ -168,6 +169,43 @@ lease_to_json(const struct lease *l, int with_token)
 	if (o != NULL && with_token)
 		json_object_set_new(o, "token", json_string(l->token));
 	return (o);
+}
+
+/*
+ * The lease as lookups answer it (no token), as JSON text ending in a
+ * newline, built once and kept until the lease changes: a lookup then
+ * costs a copy, not a JSON encoding. NULL if out of memory.
+ */
+const char *
+lease_json_text(struct lease *l, size_t *len)
+{
+	json_t	*o;
+	char	*text;
+
+	if (l->json_text == NULL) {
+		o = lease_to_json(l, 0);
+		text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		if (text == NULL)
+			return (NULL);
+		l->json_len = strlen(text) + 1;
+		if ((l->json_text = realloc(text, l->json_len + 1)) == NULL) {
+			free(text);
+			return (NULL);
+		}
+		l->json_text[l->json_len - 1] = '\n';
+		l->json_text[l->json_len] = '\0';
+	}
+	*len = l->json_len;
+	return (l->json_text);
+}
+
+/* The lease changed: its JSON text must be built again. */
+void
+lease_json_forget(struct lease *l)
+{
+	free(l->json_text);
+	l->json_text = NULL;
 }
 
 /* Registry: hash by name. */

@@ -142,6 +142,20 @@ req_reply_text(struct server *srv, struct api_req *req, int status,
 	req_finish(srv, req, status, buf);
 }
 
+/* Answer with a lease as lookups show it, from its cached JSON text. */
+void
+req_reply_lease(struct server *srv, struct api_req *req, struct lease *l)
+{
+	const char	*text;
+	size_t		 len;
+
+	if ((text = lease_json_text(l, &len)) == NULL) {
+		req_reply_json(srv, req, 200, lease_to_json(l, 0));
+		return;
+	}
+	req_reply_text(srv, req, 200, "application/json", text, len);
+}
+
 /*
  * The turn's transaction is over: send what waited for it, or, if the
  * commit failed, tell every one of those clients the database failed.

@@ -181,7 +181,7 @@ waiter_answer(struct waiter *w)
 	if (w->kind == WAIT_INDEX)
 		req_reply_json(srv, w->req, 200, api_lease_list(srv));
 	else if ((l = broker_lookup(srv->broker, w->group->name)) != NULL)
-		req_reply_json(srv, w->req, 200, lease_to_json(l, 0));
+		req_reply_lease(srv, w->req, l);
 	else {
 		berr_set(&e, 404, "not_found", "no live lease named '%s' "
 		    "(waited)", w->group->name);

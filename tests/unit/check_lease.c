@@ -264,6 +264,39 @@ START_TEST(test_json_full)
 END_TEST
 
 /* Nothing optional set: nulls, the default host, an empty meta. */
+/*
+ * lease_json_text is a cache: the same bytes as lease_to_json without the
+ * token, plus a newline, rebuilt after lease_json_forget.
+ */
+START_TEST(test_json_text_cache)
+{
+	struct lease	*l = mklease("cached", 50200, 0);
+	const char	*t1, *t2;
+	json_t		*o;
+	size_t		 len;
+
+	l->host = strdup("127.0.0.1");
+	snprintf(l->token, sizeof l->token, "%s",
+	    "0123456789abcdef0123456789abcdef");
+	t1 = lease_json_text(l, &len);
+	ck_assert_ptr_nonnull(t1);
+	ck_assert_uint_eq(len, strlen(t1));
+	ck_assert_int_eq(t1[len - 1], '\n');
+	ck_assert_ptr_null(strstr(t1, "0123456789abcdef"));
+	o = json_loads(t1, 0, NULL);
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "ttl")), 0);
+	json_decref(o);
+	ck_assert_ptr_eq(lease_json_text(l, &len), t1);
+	l->ttl = 42;
+	lease_json_forget(l);
+	t2 = lease_json_text(l, &len);
+	o = json_loads(t2, 0, NULL);
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "ttl")), 42);
+	json_decref(o);
+	lease_free(l);
+}
+END_TEST
+
 START_TEST(test_json_defaults)
 {
 	struct lease	*l;
@@ -568,6 +601,7 @@ lease_suite(void)
 	tc = tcase_create("json");
 	tcase_add_test(tc, test_json_full);
 	tcase_add_test(tc, test_json_defaults);
+	tcase_add_test(tc, test_json_text_cache);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("registry");

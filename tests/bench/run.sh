@@ -1,0 +1,157 @@
+#!/bin/sh
+#
+# run.sh: berth's benchmarks, one after another on this machine, each
+# comparison alternating A B A B; then a table of the figures against
+# their targets, docs/performance.md and docs/performance.png.
+# `make bench` runs it with BERTHD, BERTH_CLI and BENCH_BIN set.
+#
+# Knobs: BENCH_ONLY="lookup pairs ..." runs a subset; BENCH_NO_DOCS=1
+# leaves docs/ alone (the table still prints).
+
+set -u
+
+: "${BERTHD:?BERTHD must name the berthd binary (use make bench)}"
+: "${BERTH_CLI:?BERTH_CLI must name the berth binary (use make bench)}"
+: "${BENCH_BIN:?BENCH_BIN must name the directory of the bench programs}"
+export BERTHD BERTH_CLI BENCH_BIN
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/../.." && pwd)
+OUT=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench.XXXXXX")
+RESULTS=$OUT/results
+ONLY=${BENCH_ONLY:-"lookup cli pairs concurrent scale waiters"}
+trap 'rm -rf "$OUT"' EXIT INT TERM
+
+for tool in wrk nginx hyperfine gnuplot curl; do
+	command -v "$tool" >/dev/null 2>&1 && continue
+	echo "run.sh: $tool not found; install: apt-get install wrk nginx-light" \
+	    "hyperfine gnuplot-nox python3-portpicker curl" >&2
+	exit 1
+done
+
+: >"$RESULTS"
+for b in $ONLY; do
+	case $b in
+	lookup|cli|pairs|concurrent) script="$HERE/bench_$b.sh"; run=sh ;;
+	scale|waiters) script="$HERE/bench_$b.py"; run=python3 ;;
+	*) echo "run.sh: unknown benchmark '$b'" >&2; exit 2 ;;
+	esac
+	echo "==== $b ($(basename "$script"))"
+	start=$(date +%s)
+	if ! $run "$script" 2>&1 | tee "$OUT/$b.log"; then
+		echo "run.sh: $b failed" >&2
+	fi
+	grep '^RESULT ' "$OUT/$b.log" >>"$RESULTS"
+	echo "==== $b done in $(( $(date +%s) - start )) s"
+done
+
+# value KEY: the figure a benchmark reported, or "-".
+value() {
+	awk -v k="$1" '$1 == "RESULT" && $2 == k { v = $3 } END { print (v == "" ? "-" : v) }' "$RESULTS"
+}
+unit() {
+	awk -v k="$1" '$1 == "RESULT" && $2 == k { u = $4 } END { print u }' "$RESULTS"
+}
+
+# The targets of the performance issue: key, comparison, bound, label.
+TARGETS="lookup_ratio_berth_nginx >= 0.9 lookup_throughput_berth/nginx
+pairs_ratio_berth_portserver >= 5 durable_pairs_berth/portserver
+scale_rss_mib_10k <= 16 rss_MiB_at_10k_leases
+scale_restart_ms_10k <= 300 restart_ms_at_10k_leases
+scale_p99_ratio_10k <= 1.2 lookup_p99_10k/1_lease
+waiter_kib_each <= 10 KiB_per_parked_waiter
+cli_ratio_berth_curl <= 1.0 berth_lookup/curl_process_time"
+
+verdict() {
+	awk -v v="$1" -v op="$2" -v b="$3" 'BEGIN {
+		if (v == "-") { print "not run"; exit }
+		ok = (op == ">=") ? (v + 0 >= b + 0) : (v + 0 <= b + 0)
+		print ok ? "met" : "MISSED" }'
+}
+
+TABLE=$OUT/table.md
+{
+	echo "| figure | value | target | |"
+	echo "|---|---|---|---|"
+	echo "$TARGETS" | while read -r key op bound label; do
+		v=$(value "$key")
+		echo "| $label | $v | $op $bound | $(verdict "$v" "$op" "$bound") |"
+	done
+} >"$TABLE"
+ALL=$OUT/all.md
+{
+	echo "| key | value | unit |"
+	echo "|---|---|---|"
+	awk '$1 == "RESULT" { printf "| %s | %s | %s |\n", $2, $3, $4 }' "$RESULTS"
+} >"$ALL"
+
+echo
+echo "==== targets"
+cat "$TABLE"
+echo
+echo "==== every figure"
+cat "$ALL"
+
+[ "${BENCH_NO_DOCS:-0}" = 1 ] && exit 0
+
+# The chart: each target's figure as a fraction of its bound (1 = the
+# target exactly; for <= targets, below 1 is better).
+DAT=$OUT/chart.dat
+echo "$TARGETS" | while read -r key op bound label; do
+	v=$(value "$key")
+	[ "$v" = "-" ] && continue
+	awk -v l="$label" -v v="$v" -v b="$bound" 'BEGIN { printf "\"%s\" %.3f\n", l, v / b }'
+done >"$DAT"
+if [ -s "$DAT" ]; then
+	gnuplot <<EOGP
+set terminal pngcairo size 900,420 font ",10" noenhanced
+set output "$TOP/docs/performance.png"
+set title "berth: each figure divided by its target (1.0 = on target)"
+set style data histograms
+set style fill solid 0.7
+set boxwidth 0.6
+set yrange [0:*]
+set xtics rotate by -25
+set key off
+set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb "red"
+plot "$DAT" using 2:xtic(1) lc rgb "#3b6ea5"
+EOGP
+fi
+
+MD=$TOP/docs/performance.md
+{
+	echo "# berth performance"
+	echo
+	echo "Measured by \`make bench\` (tests/bench/run.sh) on $(date -u +%Y-%m-%d)."
+	echo "Every comparison alternates A B A B on the same machine and reports"
+	echo "medians. Timing is never part of \`make check\`."
+	echo
+	echo "## Machine and versions"
+	echo
+	echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; memory $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+	echo "- Kernel: $(uname -sr); $(. /etc/os-release && echo "$PRETTY_NAME")"
+	echo "- berthd: $("$BERTHD" --version); libevent $(pkg-config --modversion libevent 2>/dev/null), SQLite $(pkg-config --modversion sqlite3 2>/dev/null), jansson $(pkg-config --modversion jansson 2>/dev/null)"
+	echo "- nginx: $(nginx -v 2>&1 | sed 's/.*nginx\///'); wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null); hyperfine $(hyperfine --version | cut -d' ' -f2); curl $(curl --version | head -1 | cut -d' ' -f2); portpicker $(dpkg-query -W -f='${Version}' python3-portpicker 2>/dev/null)"
+	echo
+	echo "## Against the targets"
+	echo
+	echo "![each figure divided by its target](performance.png)"
+	echo
+	cat "$TABLE"
+	echo
+	echo "## Every figure"
+	echo
+	cat "$ALL"
+	echo
+	echo "## Reproduce"
+	echo
+	echo '```sh'
+	echo 'apt-get install -y wrk nginx-light hyperfine gnuplot-nox python3-portpicker curl'
+	echo './autogen.sh && ./configure && make && make bench'
+	echo '# one benchmark: make bench BENCH_ONLY=lookup'
+	echo '```'
+	echo
+	echo "Each benchmark's script in tests/bench/ says what it runs, with which"
+	echo "flags; the commands are in its output above the RESULT lines."
+} >"$MD"
+echo "wrote $MD and docs/performance.png"
