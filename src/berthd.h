@@ -198,7 +198,7 @@ void		 leasereq_clear(struct lease_req *);
 struct store;
 typedef void	(*store_lease_cb)(struct lease *, void *);
 typedef void	(*store_memo_cb)(const char *, uint16_t, uint64_t, void *);
-struct store	*store_open(const char *, char *, size_t);
+struct store	*store_open(const char *, int, char *, size_t);
 void		 store_close(struct store *);
 int		 store_begin(struct store *);
 int		 store_commit(struct store *);
@@ -312,6 +312,7 @@ struct config {
 	unsigned int	 max_header_size;
 	unsigned int	 idle_timeout;		/* seconds */
 	unsigned int	 socket_mode;
+	int		 full_sync;	/* --sync full */
 };
 enum config_result { CONFIG_OK, CONFIG_EXIT, CONFIG_ERROR };
 enum config_result config_parse(struct config *, int, char **, char *,

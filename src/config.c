@@ -24,7 +24,8 @@
 enum {
 	OPT_LISTEN = 256, OPT_DB, OPT_RANGE, OPT_REUSE_DELAY, OPT_LOG_LEVEL,
 	OPT_LOG_FILE, OPT_ALLOW_REMOTE, OPT_ALLOW_ORIGIN, OPT_MAX_CONN,
-	OPT_MAX_HEADER, OPT_IDLE_TIMEOUT, OPT_SOCKET_MODE, OPT_FOREGROUND,
+	OPT_MAX_HEADER, OPT_IDLE_TIMEOUT, OPT_SOCKET_MODE, OPT_SYNC,
+	OPT_FOREGROUND,
 	OPT_HELP, OPT_VERSION
 };
 
@@ -41,6 +42,7 @@ static const struct option config_options[] = {
 	{ "max-header-size",	required_argument, NULL, OPT_MAX_HEADER },
 	{ "idle-timeout",	required_argument, NULL, OPT_IDLE_TIMEOUT },
 	{ "socket-mode",	required_argument, NULL, OPT_SOCKET_MODE },
+	{ "sync",		required_argument, NULL, OPT_SYNC },
 	{ "foreground",		no_argument,	   NULL, OPT_FOREGROUND },
 	{ "help",		no_argument,	   NULL, OPT_HELP },
 	{ "version",		no_argument,	   NULL, OPT_VERSION },
@@ -64,6 +66,9 @@ config_usage(void)
 "  --db PATH              lease database; :memory: for none   [BERTH_DB]\n"
 "                         default: /var/lib/berth/berth.db as root, else\n"
 "                         ${XDG_STATE_HOME:-$HOME/.local/state}/berth/berth.db\n"
+"  --sync normal|full     normal (default): a commit survives kill -9 of\n"
+"                         berthd; full: it survives power loss too (an\n"
+"                         fsync per commit)                  [BERTH_SYNC]\n"
 "  --range LO-HI[,LO-HI]  ports to hand out; default: 49152-65535 less the\n"
 "                         kernel's ephemeral and reserved ports  [BERTH_RANGE]\n"
 "  --reuse-delay S        seconds before a released port goes to another\n"
@@ -353,6 +358,15 @@ config_apply(struct config *cfg, int opt, const char *arg, char *err,
 	case OPT_IDLE_TIMEOUT:
 		return (config_number("idle timeout", arg, 10, 1, 86400,
 		    &cfg->idle_timeout, err, errlen));
+	case OPT_SYNC:
+		if (strcmp(arg, "normal") == 0)
+			cfg->full_sync = 0;
+		else if (strcmp(arg, "full") == 0)
+			cfg->full_sync = 1;
+		else
+			return (config_set_errno(err, errlen, "bad --sync '%s' "
+			    "(want normal or full)", arg));
+		return (0);
 	case OPT_SOCKET_MODE:
 		return (config_number("socket mode", arg, 8, 0, 0777,
 		    &cfg->socket_mode, err, errlen));
@@ -376,6 +390,7 @@ static const struct {
 	{ "BERTH_MAX_HEADER_SIZE", OPT_MAX_HEADER },
 	{ "BERTH_IDLE_TIMEOUT", OPT_IDLE_TIMEOUT },
 	{ "BERTH_SOCKET_MODE", OPT_SOCKET_MODE },
+	{ "BERTH_SYNC", OPT_SYNC },
 };
 
 static void

@@ -144,7 +144,8 @@ main(int argc, char **argv)
 
 	if (strcmp(cfg.db, ":memory:") != 0 && main_mkdirs(cfg.db) == -1)
 		fatal("cannot create the directory for database %s", cfg.db);
-	if ((store = store_open(cfg.db, err, sizeof err)) == NULL)
+	if ((store = store_open(cfg.db, cfg.full_sync, err, sizeof err)) ==
+	    NULL)
 		fatalx("cannot open database %s: %s", cfg.db, err);
 	main_private_db(cfg.db);
 	if ((pool = main_pool(&cfg, &fallback)) == NULL)

@@ -1,11 +1,14 @@
 /*
  * store.c: the durable copy of every lease, in SQLite.
  *
- * WAL journal with synchronous=FULL: a commit is on disk (fsync of the
- * WAL) before berthd answers, so an acknowledged lease survives kill -9
- * and power loss alike. The broker batches every mutation of one event
- * loop turn into one transaction (group commit), so the fsync is paid
- * once per turn, not once per request. locking_mode=EXCLUSIVE holds the
+ * WAL journal. With synchronous=NORMAL (the default) a commit is in the
+ * WAL, in the kernel's hands, before berthd answers: an acknowledged lease
+ * survives kill -9 of berthd, and a power loss may take the last commits
+ * (after which every pid-owned lease is dead anyway: the boot id changed).
+ * With --sync full each commit also waits for fsync of the WAL, so it
+ * survives power loss too. The broker batches every mutation of one event
+ * loop turn into one transaction (group commit), so that cost is paid once
+ * per turn, not once per request. locking_mode=EXCLUSIVE holds the
  * database lock for berthd's whole life: a second berthd on the same file
  * fails at once with "database is locked".
  */
@@ -57,10 +60,12 @@ static const char store_schema[] =
 	" value INTEGER NOT NULL) WITHOUT ROWID;"
 	"PRAGMA user_version = 1;";
 
+static int	store_full_sync;
+
 const char *
 store_sync_mode(void)
 {
-	return ("FULL");
+	return (store_full_sync ? "FULL" : "NORMAL");
 }
 
 static int
@@ -117,10 +122,11 @@ store_check(struct store *s, char *err, size_t errlen)
 
 /*
  * Open (creating) the database at path, take its lock and prepare every
- * statement. On failure returns NULL with a message in err.
+ * statement; full_sync selects synchronous=FULL. On failure returns NULL
+ * with a message in err.
  */
 struct store *
-store_open(const char *path, char *err, size_t errlen)
+store_open(const char *path, int full_sync, char *err, size_t errlen)
 {
 	struct store	*s;
 
@@ -135,9 +141,11 @@ store_open(const char *path, char *err, size_t errlen)
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, 0);
+	store_full_sync = full_sync;
 	if (store_exec(s, "PRAGMA locking_mode = EXCLUSIVE") == -1 ||
 	    store_exec(s, "PRAGMA journal_mode = WAL") == -1 ||
-	    store_exec(s, "PRAGMA synchronous = FULL") == -1 ||
+	    store_exec(s, full_sync ? "PRAGMA synchronous = FULL" :
+	    "PRAGMA synchronous = NORMAL") == -1 ||
 	    store_exec(s, "BEGIN IMMEDIATE") == -1) {
 		if (sqlite3_errcode(s->db) == SQLITE_BUSY ||
 		    sqlite3_errcode(s->db) == SQLITE_LOCKED)

@@ -586,6 +586,22 @@ class DaemonTest(BerthTestCase):
         log = r.logtext()
         self.assertNotIn("info", log, "BERTH_LOG_LEVEL=error still logs info lines")
 
+    def test_sync_modes(self):
+        # Default: synchronous=NORMAL (survives kill -9); --sync full and
+        # BERTH_SYNC=full add an fsync per commit; the flag beats the env.
+        d = self.berthd()
+        self.assertEqual(d.get("/v1/status").json["synchronous"], "NORMAL")
+        d = self.berthd("--sync", "full")
+        self.assertEqual(d.get("/v1/status").json["synchronous"], "FULL")
+        d = self.berthd(env={"BERTH_SYNC": "full"})
+        self.assertEqual(d.get("/v1/status").json["synchronous"], "FULL")
+        d = self.berthd("--sync", "normal", env={"BERTH_SYNC": "full"})
+        self.assertEqual(d.get("/v1/status").json["synchronous"], "NORMAL")
+        r = subprocess.run([berthtest.BERTHD, "--sync", "sometimes"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("--sync", r.stderr)
+
     def test_flag_beats_env(self):
         t = self.mktemp()
         env_sock = os.path.join(t, "env.sock")

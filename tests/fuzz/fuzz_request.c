@@ -56,7 +56,7 @@ fuzz_init(void)
 	if (config_parse(&fuzz_cfg, 1, argv, err, sizeof err) != CONFIG_OK)
 		abort();
 	snprintf(fuzz_cfg.db, sizeof fuzz_cfg.db, ":memory:");
-	if ((store = store_open(":memory:", err, sizeof err)) == NULL ||
+	if ((store = store_open(":memory:", 0, err, sizeof err)) == NULL ||
 	    (pool = pool_new(&range, 1, 60000)) == NULL ||
 	    (b = broker_new(store, pool, 60000, fuzz_probe, NULL)) == NULL ||
 	    server_init(&fuzz_srv, &fuzz_cfg, b) == -1 ||

@@ -48,7 +48,7 @@ open_broker(const char *path)
 	struct port_range	r = { LO, HI };
 	char			err[256];
 
-	st = store_open(path, err, sizeof err);
+	st = store_open(path, 1, err, sizeof err);
 	ck_assert_msg(st != NULL, "store_open %s: %s", path, err);
 	pl = pool_new(&r, 1, DELAY);
 	ck_assert_ptr_nonnull(pl);
@@ -1068,11 +1068,11 @@ START_TEST(test_store_locked)
 	char		 err[256] = "";
 
 	open_broker(path);
-	s2 = store_open(path, err, sizeof err);
+	s2 = store_open(path, 1, err, sizeof err);
 	ck_assert_msg(s2 == NULL, "second store_open on %s succeeded", path);
 	ck_assert_msg(strstr(err, "locked") != NULL, "error: %s", err);
 	close_broker();
-	s2 = store_open(path, err, sizeof err);
+	s2 = store_open(path, 1, err, sizeof err);
 	ck_assert_msg(s2 != NULL, "reopen after close: %s", err);
 	store_close(s2);
 }
