@@ -49,7 +49,7 @@ probe_bind(int family, int type, uint16_t port)
 	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
 	socklen_t		 len;
-	int			 fd, one = 1, ok;
+	int			 fd, one = 1, zero = 0, ok;
 
 	if ((fd = socket(family, type | SOCK_CLOEXEC, 0)) == -1)
 		return (0);
@@ -61,7 +61,7 @@ probe_bind(int family, int type, uint16_t port)
 		sin->sin_port = htons(port);
 		len = sizeof *sin;
 	} else {
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_addr = in6addr_any;
 		sin6->sin6_port = htons(port);
@@ -75,23 +75,20 @@ probe_bind(int family, int type, uint16_t port)
 	return (ok);
 }
 
-/* 1 if port is free for proto (PROTO_*) right now, 0 if something holds it. */
+/*
+ * 1 if port is free for proto (PROTO_*) right now, 0 if something holds
+ * it. Where the host has IPv6, one dual-stack socket ([::] without
+ * IPV6_V6ONLY) conflicts with holders on IPv4 and IPv6 alike, so one bind
+ * per protocol answers for both families.
+ */
 int
 probe_port(uint16_t port, int proto)
 {
-	int	v6 = probe_have_ipv6();
+	int	family = probe_have_ipv6() ? AF_INET6 : AF_INET;
 
-	if (proto & PROTO_TCP) {
-		if (!probe_bind(AF_INET, SOCK_STREAM, port))
-			return (0);
-		if (v6 && !probe_bind(AF_INET6, SOCK_STREAM, port))
-			return (0);
-	}
-	if (proto & PROTO_UDP) {
-		if (!probe_bind(AF_INET, SOCK_DGRAM, port))
-			return (0);
-		if (v6 && !probe_bind(AF_INET6, SOCK_DGRAM, port))
-			return (0);
-	}
+	if ((proto & PROTO_TCP) && !probe_bind(family, SOCK_STREAM, port))
+		return (0);
+	if ((proto & PROTO_UDP) && !probe_bind(family, SOCK_DGRAM, port))
+		return (0);
 	return (1);
 }

@@ -62,10 +62,18 @@ server_acquired(const struct lease *l, void *arg)
 int
 server_init(struct server *srv, struct config *cfg, struct broker *b)
 {
+	struct event_config	*ecfg;
+
 	srv->cfg = cfg;
 	srv->broker = b;
 	srv->started_at = clock_now_ms();
-	if ((srv->base = event_base_new()) == NULL ||
+	/* The epoll changelist folds a turn's add/del of one fd into one call. */
+	if ((ecfg = event_config_new()) == NULL)
+		return (-1);
+	event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	srv->base = event_base_new_with_config(ecfg);
+	event_config_free(ecfg);
+	if (srv->base == NULL ||
 	    event_base_priority_init(srv->base, SERVER_PRIORITIES) == -1)
 		return (-1);
 	if ((srv->commit_ev = event_new(srv->base, -1, 0, server_commit_cb,
