@@ -1,0 +1,193 @@
+#!/bin/bash
+# bench_concurrent.sh: acquire+release pairs from many connections at
+# once (bench_concurrent: 64 threads, one berth_client each, names of
+# their own) against a fresh berthd with its database on disk (default
+# synchronous=FULL), and how well group commit batches: the database
+# commits per mutation (acquire or release), from /metrics.
+#
+# Runs BENCH_ROUNDS (default 3) runs of BENCH_SECONDS (default 5) on one
+# berthd and reports the medians. Run from the build directory (or set
+# BERTHD and BENCH_BIN or BENCH_CONCURRENT).
+# Knobs: BENCH_THREADS (default 64), BENCH_SECONDS, BENCH_ROUNDS,
+# BENCH_DISK_DIR (where the database goes, default: $TMPDIR or /tmp,
+# or the build directory if that is a tmpfs), BENCH_PROFILE=1 (also run strace -c -f and perf record on
+# berthd during one extra run and print their summaries; needs root or
+# perf_event_paranoid <= 1).
+#
+# Prints RESULT lines: concurrent_pairs_per_s, concurrent_pair_p99_ms,
+# concurrent_commits_per_mutation.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+BERTHD=${BERTHD:-$PWD/src/berthd}
+if [ -z "${BENCH_CONCURRENT:-}" ]; then
+	BENCH_CONCURRENT=${BENCH_BIN:-$PWD/tests/bench}/bench_concurrent
+	[ -x "$BENCH_CONCURRENT" ] || BENCH_CONCURRENT=$here/bench_concurrent
+fi
+THREADS=${BENCH_THREADS:-64}
+SECS=${BENCH_SECONDS:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
+# The on-disk database goes to $TMPDIR (/tmp) unless that is a tmpfs,
+# then next to berthd (the build directory).
+DISK_DIR=${BENCH_DISK_DIR:-${TMPDIR:-/tmp}}
+if [ -z "${BENCH_DISK_DIR:-}" ] &&
+    [ "$(stat -f -c %T "$DISK_DIR" 2>/dev/null)" = tmpfs ]; then
+	DISK_DIR=$(dirname "$BERTHD")
+fi
+PROFILE=${BENCH_PROFILE:-0}
+PY=${PYTHON:-python3}
+RANGE=15000-24999
+
+for f in "$BERTHD" "$BENCH_CONCURRENT"; do
+	[ -x "$f" ] || { echo "bench_concurrent.sh: $f: not found" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-concurrent.XXXXXX")
+disk=$(mktemp -d "$DISK_DIR/bench-concurrent-db.XXXXXX")
+pids=""
+
+cleanup() {
+	local p
+	for p in $pids; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in $pids; do
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$tmp" "$disk"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_berthd DB: starts berthd on 127.0.0.1:0 with database DB; sets
+# berth_pid and berth_addr (from the READY/STATUS datagram berthd sends
+# to NOTIFY_SOCKET, as systemd would receive it).
+start_berthd() {
+	local sock=$tmp/notify.sock listener
+	rm -f "$sock" "$tmp/ready"
+	"$PY" - "$sock" >"$tmp/ready" <<'EOF' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(15)
+fields = dict(l.split("=", 1) for l in s.recv(4096).decode().splitlines()
+              if "=" in l)
+print(fields["STATUS"].split("serving on ", 1)[1].split(",")[0].split()[0])
+EOF
+	listener=$!
+	for _ in $(seq 100); do
+		[ -S "$sock" ] && break
+		sleep 0.05
+	done
+	# Room for the clients' connections, whatever BENCH_THREADS is.
+	NOTIFY_SOCKET=$sock "$BERTHD" --listen 127.0.0.1:0 --db "$1" \
+	    --range "$RANGE" --log-level warn \
+	    --max-connections $((THREADS + 64)) 2>>"$tmp/berthd.log" &
+	berth_pid=$!
+	pids="$pids $berth_pid"
+	# Fail at once if berthd exits before it is ready.
+	while kill -0 "$listener" 2>/dev/null; do
+		if ! kill -0 "$berth_pid" 2>/dev/null; then
+			kill "$listener" 2>/dev/null || true
+			break
+		fi
+		sleep 0.02
+	done
+	if ! wait "$listener" || ! [ -s "$tmp/ready" ]; then
+		echo "bench_concurrent.sh: berthd did not start:" >&2
+		cat "$tmp/berthd.log" >&2
+		exit 1
+	fi
+	berth_addr=$(cat "$tmp/ready")
+}
+
+# metrics: "acquires releases commits" from berthd's /metrics.
+metrics() {
+	"$PY" - "$berth_addr" <<'EOF'
+import sys, urllib.request
+text = urllib.request.urlopen("http://%s/metrics" % sys.argv[1]).read()
+v = {}
+for line in text.decode().splitlines():
+    if line and not line.startswith("#"):
+        k, _, n = line.rpartition(" ")
+        v[k] = n
+print(v["berth_acquires_total"], v["berth_releases_total"],
+      v["berth_db_commits_total"])
+EOF
+}
+
+median() {
+	sort -g | awk '{ v[NR] = $1 } END {
+		if (NR % 2) print v[(NR + 1) / 2];
+		else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# run OUT: one bench_concurrent run; appends
+# "pairs_per_s p99_ms commits mutations" to OUT.
+run() {
+	local before after out
+	before=$(metrics)
+	out=$("$BENCH_CONCURRENT" -a "$berth_addr" -c "$THREADS" -t "$SECS")
+	after=$(metrics)
+	echo "$out" | grep -v '^bench_concurrent ' | sed 's/^/    /'
+	echo "$before $after $(echo "$out" | grep '^bench_concurrent ')" | awk '{
+		for (i = 7; i <= NF; i++) {
+			split($i, kv, "=")
+			f[kv[1]] = kv[2]
+		}
+		printf "%s %s %d %d\n", f["pairs_per_s"], f["p99_ms"],
+		    $6 - $3, ($4 + $5) - ($1 + $2) }' >>"$1"
+}
+
+start_berthd "$disk/berth.db"
+echo "bench_concurrent: $THREADS connections, ${SECS}s per run, $ROUNDS runs"
+echo "  berthd: $BERTHD, db $disk/berth.db ($(stat -f -c %T "$disk"))"
+: >"$tmp/runs"
+for r in $(seq "$ROUNDS"); do
+	run "$tmp/runs"
+	read -r -a f < <(tail -1 "$tmp/runs")
+	set -- "${f[@]}"
+	printf '  run %d: %s pairs/s, p99 %s ms; %d commits for %d mutations (%.4f commits/mutation, %.1f mutations/commit)\n' \
+	    "$r" "$1" "$2" "$3" "$4" "$(awk -v c="$3" -v m="$4" 'BEGIN { print c / m }')" \
+	    "$(awk -v c="$3" -v m="$4" 'BEGIN { print m / c }')"
+done
+
+if [ "$PROFILE" = 1 ]; then
+	echo "profile run (strace -c -f, then perf record -g, on berthd):"
+	strace -c -f -p "$berth_pid" -o "$tmp/strace" 2>/dev/null &
+	st=$!
+	pids="$pids $st"
+	sleep 0.3
+	run "$tmp/prof"
+	kill -INT "$st"; wait "$st" 2>/dev/null || true
+	read -r -a f < <(tail -1 "$tmp/prof")
+	set -- "${f[@]}"
+	echo "  under strace: $1 pairs/s, $4 mutations, $3 commits"
+	awk -v m="$4" '$NF ~ /^(fdatasync|fsync|pwrite64|epoll_ctl|writev|readv|socket|bind)$/ {
+		printf "    %-10s %8d calls, %.3f per mutation\n", $NF, $4, $4 / m }' \
+	    "$tmp/strace"
+	if command -v perf >/dev/null; then
+		perf record -q -g -o "$tmp/perf.data" -p "$berth_pid" \
+		    -- sleep "$SECS" 2>/dev/null &
+		pf=$!
+		pids="$pids $pf"
+		run "$tmp/prof"
+		wait "$pf" 2>/dev/null || true
+		echo "  perf, by library:"
+		perf report -i "$tmp/perf.data" --no-children --stdio -g none \
+		    --sort dso --percent-limit 1 2>/dev/null |
+		    grep -E '^ +[0-9]' | sed 's/^ */    /'
+		echo "  perf, hottest symbols:"
+		perf report -i "$tmp/perf.data" --no-children --stdio -g none \
+		    --sort dso,sym --percent-limit 0.7 2>/dev/null |
+		    grep -E '^ +[0-9]' | head -25 | sed 's/^ */    /'
+	fi
+fi
+
+pps=$(cut -d' ' -f1 "$tmp/runs" | median)
+p99=$(cut -d' ' -f2 "$tmp/runs" | median)
+cpm=$(awk '{ c += $3; m += $4 } END { printf "%.4f", c / m }' "$tmp/runs")
+echo "medians: $pps pairs/s, p99 $p99 ms; $cpm commits per mutation overall"
+printf 'RESULT concurrent_pairs_per_s %.0f pairs/s\n' "$pps"
+printf 'RESULT concurrent_pair_p99_ms %.3f ms\n' "$p99"
+printf 'RESULT concurrent_commits_per_mutation %s commits/mutation\n' "$cpm"

@@ -1,0 +1,236 @@
+#!/bin/bash
+# bench_pairs.sh: durable acquire+release pairs per second through
+# libberth on one connection, against portpicker's portserver (Debian's
+# python3-portpicker, driven by portpicker's own client, memory only).
+#
+# Each round runs, in this order, on fresh servers:
+#   A  berthd, database on disk (default synchronous=FULL, WAL): bench_pairs
+#   B  /usr/bin/portserver: N x portpicker.get_port_from_port_server()
+#   C  berthd, database on tmpfs (/dev/shm): what the fsync costs
+#   D  berthd --db :memory: (no storage at all: the CPU path's ceiling)
+# and the figures are the medians over the rounds.
+#
+# What is compared: a berth "pair" is two requests, each committed to
+# SQLite before it is answered (acquire, then release with the token).
+# A portserver request is one request that allocates a port to a pid and
+# keeps nothing on disk; its release is implicit (the port returns to the
+# pool when that pid dies, checked on a later request), so one portserver
+# request is counted as one pair. The driver asks on behalf of its own
+# pid, which stays alive for the whole round, as a test runner would.
+#
+# Run from the build directory (or set BERTHD and BENCH_BIN or BENCH_PAIRS).
+# Knobs: BENCH_PAIRS_N (pairs per run, default 2000), BENCH_ROUNDS
+# (default 3), BENCH_NAMES (names rotated by bench_pairs, default 1),
+# BENCH_DISK_DIR (where the on-disk database goes, default: $TMPDIR
+# or /tmp, or the build directory if that is a tmpfs), BENCH_TMPFS_DIR (default /dev/shm), PORTPICKER_PYTHON
+# (default /usr/bin/python3), PORTSERVER (default /usr/bin/portserver).
+#
+# Prints RESULT lines: pairs_per_s_berth, pairs_per_s_portserver,
+# pairs_ratio_berth_portserver, pair_p99_ms_berth, pairs_per_s_berth_tmpfs,
+# and a few more for context.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+BERTHD=${BERTHD:-$PWD/src/berthd}
+if [ -z "${BENCH_PAIRS:-}" ]; then
+	BENCH_PAIRS=${BENCH_BIN:-$PWD/tests/bench}/bench_pairs
+	[ -x "$BENCH_PAIRS" ] || BENCH_PAIRS=$here/bench_pairs
+fi
+N=${BENCH_PAIRS_N:-2000}
+ROUNDS=${BENCH_ROUNDS:-3}
+NAMES=${BENCH_NAMES:-1}
+# The on-disk database goes to $TMPDIR (/tmp) unless that is a tmpfs,
+# then next to berthd (the build directory).
+DISK_DIR=${BENCH_DISK_DIR:-${TMPDIR:-/tmp}}
+if [ -z "${BENCH_DISK_DIR:-}" ] &&
+    [ "$(stat -f -c %T "$DISK_DIR" 2>/dev/null)" = tmpfs ]; then
+	DISK_DIR=$(dirname "$BERTHD")
+fi
+TMPFS_DIR=${BENCH_TMPFS_DIR:-/dev/shm}
+PY=${PORTPICKER_PYTHON:-/usr/bin/python3}
+PORTSERVER=${PORTSERVER:-/usr/bin/portserver}
+RANGE=15000-24999	# portserver's default pool, so both hand out the same
+
+for f in "$BERTHD" "$BENCH_PAIRS" "$PORTSERVER" "$PY"; do
+	[ -x "$f" ] || { echo "bench_pairs.sh: $f: not found" >&2; exit 1; }
+done
+"$PY" -c 'import portpicker' 2>/dev/null ||
+	{ echo "bench_pairs.sh: $PY cannot import portpicker" >&2; exit 1; }
+if [ "$N" -gt 9000 ]; then
+	# portserver keeps every port its live client asked for.
+	echo "bench_pairs.sh: BENCH_PAIRS_N must be <= 9000" >&2
+	exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-pairs.XXXXXX")
+disk=$(mktemp -d "$DISK_DIR/bench-pairs-db.XXXXXX")
+shm=$(mktemp -d "$TMPFS_DIR/bench-pairs-db.XXXXXX")
+pids=""
+
+cleanup() {
+	local p
+	for p in $pids; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in $pids; do
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$tmp" "$disk" "$shm"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_berthd DB: starts berthd on 127.0.0.1:0 with database DB; sets
+# berth_pid and berth_addr (learnt from the READY/STATUS datagram that
+# berthd sends to NOTIFY_SOCKET, as systemd would receive it).
+start_berthd() {
+	local sock=$tmp/notify.sock listener
+	rm -f "$sock" "$tmp/ready"
+	"$PY" - "$sock" >"$tmp/ready" <<'EOF' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(15)
+fields = dict(l.split("=", 1) for l in s.recv(4096).decode().splitlines()
+              if "=" in l)
+print(fields["STATUS"].split("serving on ", 1)[1].split(",")[0].split()[0])
+EOF
+	listener=$!
+	for _ in $(seq 100); do
+		[ -S "$sock" ] && break
+		sleep 0.05
+	done
+	NOTIFY_SOCKET=$sock "$BERTHD" --listen 127.0.0.1:0 --db "$1" \
+	    --range "$RANGE" --log-level warn 2>>"$tmp/berthd.log" &
+	berth_pid=$!
+	pids="$pids $berth_pid"
+	# Fail at once if berthd exits before it is ready.
+	while kill -0 "$listener" 2>/dev/null; do
+		if ! kill -0 "$berth_pid" 2>/dev/null; then
+			kill "$listener" 2>/dev/null || true
+			break
+		fi
+		sleep 0.02
+	done
+	if ! wait "$listener" || ! [ -s "$tmp/ready" ]; then
+		echo "bench_pairs.sh: berthd did not start:" >&2
+		cat "$tmp/berthd.log" >&2
+		exit 1
+	fi
+	berth_addr=$(cat "$tmp/ready")
+}
+
+# stop PID: ends a process this script started and waits for it.
+stop() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	pids=$(echo "$pids" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' ')
+}
+
+# berth_run DB OUT: one bench_pairs run on a fresh berthd; appends
+# "pairs_per_s p99_ms" to OUT. (Not in a subshell, so that the EXIT trap
+# knows every pid.)
+berth_run() {
+	local out
+	start_berthd "$1"
+	out=$("$BENCH_PAIRS" -a "$berth_addr" -n "$N" -k "$NAMES")
+	stop "$berth_pid"
+	[ "$1" = ":memory:" ] || rm -f "$1" "$1"-wal "$1"-shm
+	echo "$out" | sed -n 's/^bench_pairs .*pairs_per_s=\([0-9.]*\) .*p99_ms=\([0-9.]*\) .*/\1 \2/p' >>"$2"
+}
+
+cat >"$tmp/psdrive.py" <<'EOF'
+# N requests to portserver through portpicker's own client, on behalf of
+# this (live) process; 50 more first as a warm-up.
+import os, sys, time
+import portpicker
+
+addr, n = sys.argv[1], int(sys.argv[2])
+pid = os.getpid()
+for i in range(50):
+    if not portpicker.get_port_from_port_server(addr, pid=pid):
+        sys.exit("portserver: no port in the warm-up")
+lat = []
+start = time.perf_counter()
+for i in range(n):
+    t0 = time.perf_counter()
+    port = portpicker.get_port_from_port_server(addr, pid=pid)
+    lat.append(time.perf_counter() - t0)
+    if not port:
+        sys.exit("portserver: no port for request %d" % i)
+secs = time.perf_counter() - start
+lat.sort()
+print("%.1f %.4f" % (n / secs, lat[min(n - 1, int(n * 0.99 + 0.999999) - 1)] * 1e3))
+EOF
+
+# portserver_run ROUND OUT: one driver run on a fresh portserver; appends
+# "requests_per_s p99_ms" to OUT.
+portserver_run() {
+	local name=berth-bench-$$-$1 ps
+	# Its INFO log (two lines per request) is how it ships; send it to
+	# /dev/null rather than a file to spare it the disk.
+	"$PY" "$PORTSERVER" --portserver_address="@$name" \
+	    --portserver_static_pool="$RANGE" 2>/dev/null &
+	ps=$!
+	pids="$pids $ps"
+	for _ in $(seq 200); do
+		grep -q "@$name\$" /proc/net/unix && break
+		sleep 0.05
+	done
+	"$PY" "$tmp/psdrive.py" "@$name" "$N" >>"$2"
+	stop "$ps"
+}
+
+median() {
+	sort -g | awk '{ v[NR] = $1 } END {
+		if (NR % 2) print v[(NR + 1) / 2];
+		else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+echo "bench_pairs: $N acquire+release pairs on one connection, $ROUNDS rounds"
+echo "  berthd: $BERTHD (pool $RANGE, --log-level warn)"
+echo "  disk db in $DISK_DIR ($(stat -f -c %T "$disk")), tmpfs db in" \
+    "$TMPFS_DIR ($(stat -f -c %T "$shm"))"
+echo "  portserver: $PORTSERVER via $PY, client portpicker" \
+    "$("$PY" -c 'import importlib.metadata as m; print(m.version("portpicker"))' 2>/dev/null || echo '?')"
+start_berthd "$disk/check.db"
+"$PY" - "$berth_addr" <<'EOF'
+import json, sys, urllib.request
+st = json.load(urllib.request.urlopen("http://%s/v1/status" % sys.argv[1]))
+print("  berthd %s: synchronous=%s" % (st["version"], st.get("synchronous")))
+EOF
+stop "$berth_pid"
+rm -f "$disk"/check.db*
+
+: >"$tmp/disk"; : >"$tmp/ps"; : >"$tmp/shm"; : >"$tmp/mem"
+for r in $(seq "$ROUNDS"); do
+	berth_run "$disk/berth.db" "$tmp/disk"
+	portserver_run "$r" "$tmp/ps"
+	berth_run "$shm/berth.db" "$tmp/shm"
+	berth_run ":memory:" "$tmp/mem"
+	read -r a ap < <(tail -1 "$tmp/disk")
+	read -r b bp < <(tail -1 "$tmp/ps")
+	read -r c _ < <(tail -1 "$tmp/shm")
+	read -r d _ < <(tail -1 "$tmp/mem")
+	printf '  round %d: berth disk %s pairs/s (p99 %s ms), portserver %s req/s (p99 %s ms), berth tmpfs %s pairs/s, berth :memory: %s pairs/s\n' \
+	    "$r" "$a" "$ap" "$b" "$bp" "$c" "$d"
+done
+
+bd=$(cut -d' ' -f1 "$tmp/disk" | median)
+bp=$(cut -d' ' -f2 "$tmp/disk" | median)
+pd=$(cut -d' ' -f1 "$tmp/ps" | median)
+pp=$(cut -d' ' -f2 "$tmp/ps" | median)
+sd=$(cut -d' ' -f1 "$tmp/shm" | median)
+sp=$(cut -d' ' -f2 "$tmp/shm" | median)
+md=$(cut -d' ' -f1 "$tmp/mem" | median)
+ratio=$(awk -v a="$bd" -v b="$pd" 'BEGIN { printf "%.2f", a / b }')
+echo "medians: berth (disk) $bd pairs/s, portserver $pd req/s: ratio $ratio;" \
+    "berth tmpfs $sd, :memory: $md pairs/s"
+printf 'RESULT pairs_per_s_berth %.0f pairs/s\n' "$bd"
+printf 'RESULT pairs_per_s_portserver %.0f pairs/s\n' "$pd"
+printf 'RESULT pairs_ratio_berth_portserver %s x\n' "$ratio"
+printf 'RESULT pair_p99_ms_berth %.3f ms\n' "$bp"
+printf 'RESULT pair_p99_ms_portserver %.3f ms\n' "$pp"
+printf 'RESULT pairs_per_s_berth_tmpfs %.0f pairs/s\n' "$sd"
+printf 'RESULT pair_p99_ms_berth_tmpfs %.3f ms\n' "$sp"
+printf 'RESULT pairs_per_s_berth_memory %.0f pairs/s\n' "$md"
