@@ -88,8 +88,11 @@ broker_new_token(char *out)
 
 	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
 		return (-1);
-	for (i = 0; i < sizeof raw; i++)
-		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	for (i = 0; i < sizeof raw; i++) {
+		out[2 * i] = "0123456789abcdef"[raw[i] >> 4];
+		out[2 * i + 1] = "0123456789abcdef"[raw[i] & 0xf];
+	}
+	out[2 * i] = '\0';
 	return (0);
 }
 

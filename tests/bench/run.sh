@@ -32,7 +32,7 @@ done
 : >"$RESULTS"
 for b in $ONLY; do
 	case $b in
-	lookup|cli|pairs|concurrent) script="$HERE/bench_$b.sh"; run=sh ;;
+	lookup|cli|pairs|concurrent) script="$HERE/bench_$b.sh"; run=bash ;;
 	scale|waiters) script="$HERE/bench_$b.py"; run=python3 ;;
 	*) echo "run.sh: unknown benchmark '$b'" >&2; exit 2 ;;
 	esac
