@@ -1,0 +1,196 @@
+#!/bin/bash
+# bench_cli.sh - `berth lookup NAME` as a whole process vs `curl -s` of the
+# same URL (target: berth/curl <= 1.0).
+#
+# Starts berthd with a temp database, leases one name, and times both
+# commands with hyperfine (no shell, warmup), alternating berth curl berth
+# curl ... for several rounds; compares the medians.
+#
+# Needs: BERTHD and BERTH_CLI (paths), hyperfine, curl, python3.
+# BERTH_CLI may be the build tree's clients/cli/berth: that is a libtool
+# wrapper script, so the real binary next to it (.libs/berth) is timed, with
+# LD_LIBRARY_PATH set to the wrapper's library directory for it alone.
+# Prints a table and RESULT lines: cli_lookup_ms_berth, cli_lookup_ms_curl
+# (medians of the per-round medians) and cli_ratio_berth_curl.
+#
+# Knobs (environment):
+#   BENCH_ROUNDS=3    rounds; each runs hyperfine once per command
+#   BENCH_RUNS=70     timed runs per command per round
+#   BENCH_WARMUP=10   warmup runs per command per round
+#   BENCH_KEEP=       non-empty: keep the temp dir
+#   HYPERFINE, CURL   binaries (default: found in PATH)
+
+# run.sh starts benchmarks with sh; this one is written for bash.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+set -euo pipefail
+
+me=bench_cli.sh
+die() { echo "$me: $*" >&2; exit 1; }
+
+for v in BERTHD BERTH_CLI; do
+	if [ -z "${!v:-}" ]; then
+		echo "$me: $v is not set; e.g. BERTHD=BUILDDIR/src/berthd" \
+		    "BERTH_CLI=BUILDDIR/clients/cli/berth $0" >&2
+		exit 2
+	fi
+	[ -x "${!v}" ] || die "$v=${!v} is not an executable file"
+done
+
+ROUNDS=${BENCH_ROUNDS:-3}
+RUNS=${BENCH_RUNS:-70}
+WARMUP=${BENCH_WARMUP:-10}
+NAME=bench-cli
+HYPERFINE=${HYPERFINE:-$(command -v hyperfine || true)}
+CURL=${CURL:-$(command -v curl || true)}
+PY=$(command -v python3 || true)
+
+[ -n "$HYPERFINE" ] || die "hyperfine not found (apt-get install hyperfine)"
+[ -n "$CURL" ] || die "curl not found"
+[ -n "$PY" ] || die "python3 not found"
+[ "$ROUNDS" -ge 1 ] 2>/dev/null || die "BENCH_ROUNDS must be a positive integer"
+
+# The binary to time.  A libtool wrapper names its real program and the
+# library directory it adds to LD_LIBRARY_PATH.
+CLI_LIBPATH=
+if head -c 4 "$BERTH_CLI" | grep -q ELF; then
+	CLI_BIN=$BERTH_CLI
+	cli_kind="the binary itself"
+elif grep -q "libtool" "$BERTH_CLI" 2>/dev/null; then
+	prog=$(sed -n "s/^ *program=\(lt-\)\{0,1\}'\([^']*\)'.*/\1\2/p" "$BERTH_CLI" | head -1)
+	CLI_BIN=$(dirname "$BERTH_CLI")/.libs/${prog:-berth}
+	[ -x "$CLI_BIN" ] || CLI_BIN=$(dirname "$BERTH_CLI")/.libs/berth
+	[ -x "$CLI_BIN" ] || die "libtool wrapper $BERTH_CLI: no real binary in .libs/"
+	CLI_LIBPATH=$(sed -n 's/^ *LD_LIBRARY_PATH="\([^"$]*\):\$LD_LIBRARY_PATH".*/\1/p' \
+	    "$BERTH_CLI" | head -1)
+	cli_kind="real binary behind the libtool wrapper, LD_LIBRARY_PATH=$CLI_LIBPATH"
+else
+	die "BERTH_CLI=$BERTH_CLI is neither an ELF binary nor a libtool wrapper"
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench-cli.XXXXXX")
+BERTHD_PID=
+NOTIFY_PID=
+
+# Ends what this script started, by pid, and removes its files.
+cleanup() {
+	local pid
+	for pid in $NOTIFY_PID $BERTHD_PID; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	[ -n "${BENCH_KEEP:-}" ] && echo "kept $TMP" && return
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Starts berthd on 127.0.0.1:0 and learns its port from the READY datagram
+# it sends to NOTIFY_SOCKET, as systemd would.
+start_berthd() {
+	local sock=$TMP/notify.sock msg i
+	"$PY" -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(15)
+while True:
+    m = s.recv(4096).decode()
+    if "READY=1" in m:
+        print(m)
+        break' "$sock" >"$TMP/notify.out" &
+	NOTIFY_PID=$!
+	for i in $(seq 100); do
+		[ -S "$sock" ] && break
+		sleep 0.05
+	done
+	[ -S "$sock" ] || die "notify socket listener did not start"
+	env NOTIFY_SOCKET="$sock" "$BERTHD" --db "$TMP/berth.db" \
+	    --listen 127.0.0.1:0 --log-level warn \
+	    </dev/null >"$TMP/berthd.log" 2>&1 &
+	BERTHD_PID=$!
+	if ! wait "$NOTIFY_PID"; then
+		NOTIFY_PID=
+		cat "$TMP/berthd.log" >&2
+		die "berthd did not report ready"
+	fi
+	NOTIFY_PID=
+	msg=$(sed -n 's/^STATUS=.*serving on //p' "$TMP/notify.out" | head -1)
+	PORT=${msg##*:}
+	case $PORT in
+	''|*[!0-9]*) die "cannot read berthd's port from: $(cat "$TMP/notify.out")" ;;
+	esac
+}
+
+# Times one command with hyperfine; prints "median_ms mean_ms stddev_ms".
+# Extra leading VAR=value words go into the command's environment only.
+time_cmd() {
+	local json=$TMP/hf.json envs=()
+	while [[ $1 == *=* ]]; do
+		envs+=("$1")
+		shift
+	done
+	env "${envs[@]}" "$HYPERFINE" -N --style none --warmup "$WARMUP" \
+	    --runs "$RUNS" --export-json "$json" "$*" >/dev/null 2>"$TMP/hf.err" ||
+	    { cat "$TMP/hf.err" >&2; die "hyperfine failed on: $*"; }
+	"$PY" -c 'import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+print("%.4f %.4f %.4f" % (r["median"] * 1e3, r["mean"] * 1e3, r["stddev"] * 1e3))' "$json"
+}
+
+# Median of the numbers on stdin, one a line.
+median() {
+	sort -g | awk '{ v[NR] = $1 }
+	END {
+		if (NR == 0) exit 1
+		if (NR % 2) print v[(NR + 1) / 2]
+		else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+	}'
+}
+
+start_berthd
+ADDR=127.0.0.1:$PORT
+URL=http://$ADDR/v1/services/$NAME
+"$CURL" -sf -o /dev/null -H 'Content-Type: application/json' \
+    --data "{\"name\":\"$NAME\"}" "http://$ADDR/v1/services" ||
+    die "acquiring $NAME failed"
+
+BERTH_CMD="$CLI_BIN --addr $ADDR lookup $NAME"
+CURL_CMD="$CURL -q -s $URL"
+# Both must work before they are timed (hyperfine also fails on exit != 0).
+out=$(env ${CLI_LIBPATH:+LD_LIBRARY_PATH=$CLI_LIBPATH} $BERTH_CMD) ||
+    die "'$BERTH_CMD' failed"
+[[ $out =~ ^[0-9]+$ ]] || die "'$BERTH_CMD' printed '$out', not a port"
+$CURL_CMD | grep -q "\"port\":$out" || die "'$CURL_CMD' does not show port $out"
+
+echo "== CLI lookup: berth vs curl, one whole process each =="
+echo "berthd:  $BERTHD at $ADDR, name $NAME leased (port $out)"
+echo "berth:   $BERTH_CMD"
+echo "         ($cli_kind)"
+echo "curl:    $CURL_CMD"
+echo "timing:  hyperfine -N, $WARMUP warmup + $RUNS runs per command per round," \
+    "$ROUNDS rounds, alternating"
+echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) before the runs (other load skews results)"
+
+printf '\n%-6s %-6s %10s %10s %10s\n' round cmd "median ms" "mean ms" "sd ms"
+: >"$TMP/berth.res"
+: >"$TMP/curl.res"
+for r in $(seq "$ROUNDS"); do
+	res=$(time_cmd ${CLI_LIBPATH:+LD_LIBRARY_PATH=$CLI_LIBPATH} "$BERTH_CMD") &&
+	    [ -n "$res" ] || die "timing berth failed"
+	echo "$res" >>"$TMP/berth.res"
+	printf '%-6s %-6s %10.3f %10.3f %10.3f\n' "$r" berth $res
+	res=$(time_cmd "$CURL_CMD") && [ -n "$res" ] || die "timing curl failed"
+	echo "$res" >>"$TMP/curl.res"
+	printf '%-6s %-6s %10.3f %10.3f %10.3f\n' "$r" curl $res
+done
+
+MS_B=$(cut -d' ' -f1 "$TMP/berth.res" | median)
+MS_C=$(cut -d' ' -f1 "$TMP/curl.res" | median)
+RATIO=$(awk -v b="$MS_B" -v c="$MS_C" 'BEGIN { printf "%.3f", b / c }')
+printf '%-6s %-6s %10.3f\n' median berth "$MS_B"
+printf '%-6s %-6s %10.3f\n' median curl "$MS_C"
+echo "berth/curl time ratio: $RATIO (target <= 1.0)"
+
+echo
+printf 'RESULT cli_lookup_ms_berth %.3f ms\n' "$MS_B"
+printf 'RESULT cli_lookup_ms_curl %.3f ms\n' "$MS_C"
+printf 'RESULT cli_ratio_berth_curl %s x\n' "$RATIO"

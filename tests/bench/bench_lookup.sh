@@ -1,0 +1,393 @@
+#!/bin/bash
+# bench_lookup.sh - lookup throughput and p99 latency: berthd vs nginx.
+#
+# wrk sends keep-alive GETs of one leased name to berthd, and the same GETs
+# to an nginx (one worker) that returns the identical JSON body with the same
+# extra headers from memory.  The two servers alternate, berth nginx berth
+# nginx ..., and the medians are compared (target: berth/nginx >= 0.9).
+#
+# Besides req/s and p99, each run reads the server's own CPU time
+# (/proc/PID/stat, berthd or nginx's worker) and reports CPU microseconds
+# per request and how busy the server was: on this 2-core machine one wrk
+# thread can saturate before nginx does, and other load skews req/s, so
+# the CPU cost per request is the steadier comparison of the servers.
+#
+# Needs: BERTHD (path to berthd), wrk, nginx, curl, python3; taskset and
+# perf optionally.  Prints a table and RESULT lines: lookup_rps_berth,
+# lookup_rps_nginx, lookup_p99_ms_berth, lookup_p99_ms_nginx,
+# lookup_ratio_berth_nginx, lookup_cpu_us_per_req_berth,
+# lookup_cpu_us_per_req_nginx.
+#
+# Knobs (environment):
+#   BENCH_ROUNDS=3        rounds; each round runs wrk once per server
+#   BENCH_DURATION=5      seconds per wrk run
+#   BENCH_THREADS=1       wrk threads (-t)
+#   BENCH_CONNECTIONS=16  wrk connections (-c)
+#   BENCH_PIN=1           pin the server to CPU 0 and wrk to CPU 1 (taskset)
+#   BENCH_PERF=0          1: one more berthd run under perf record, print
+#                         the top of berthd's profile
+#   BENCH_KEEP=           non-empty: keep the temp dir (configs, logs, perf.data)
+#   NGINX, WRK            binaries (default: found in PATH or /usr/sbin)
+
+# run.sh starts benchmarks with sh; this one is written for bash.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+set -euo pipefail
+
+me=bench_lookup.sh
+die() { echo "$me: $*" >&2; exit 1; }
+
+if [ -z "${BERTHD:-}" ]; then
+	echo "$me: BERTHD is not set; point it at the berthd binary," \
+	    "e.g. BERTHD=BUILDDIR/src/berthd $0" >&2
+	exit 2
+fi
+[ -x "$BERTHD" ] || die "BERTHD=$BERTHD is not an executable file"
+
+ROUNDS=${BENCH_ROUNDS:-3}
+DURATION=${BENCH_DURATION:-5}
+THREADS=${BENCH_THREADS:-1}
+CONNS=${BENCH_CONNECTIONS:-16}
+PIN=${BENCH_PIN:-1}
+PERF=${BENCH_PERF:-0}
+NAME=bench-lookup
+WRK=${WRK:-$(command -v wrk || true)}
+NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+PY=$(command -v python3 || true)
+
+[ -n "$WRK" ] && [ -x "$WRK" ] || die "wrk not found (apt-get install wrk)"
+[ -x "$NGINX" ] || die "nginx not found (apt-get install nginx-light)"
+[ -n "$PY" ] || die "python3 not found"
+command -v curl >/dev/null || die "curl not found"
+[ "$ROUNDS" -ge 1 ] 2>/dev/null || die "BENCH_ROUNDS must be a positive integer"
+
+SERVER_CPU=()
+CLIENT_CPU=()
+if [ "$PIN" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+	SERVER_CPU=(taskset -c 0)
+	CLIENT_CPU=(taskset -c 1)
+	pinning="server on CPU 0, wrk on CPU 1 (taskset)"
+else
+	pinning="none"
+fi
+
+CLK_TCK=$(getconf CLK_TCK)
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench-lookup.XXXXXX")
+BERTHD_PID=
+NGINX_PID=
+NOTIFY_PID=
+
+# Ends what this script started, by pid, and removes its files.
+cleanup() {
+	local pid
+	for pid in $NOTIFY_PID $BERTHD_PID; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	if [ -n "$NGINX_PID" ]; then
+		# SIGQUIT: graceful; the master waits for its worker.
+		kill -QUIT "$NGINX_PID" 2>/dev/null || true
+		wait "$NGINX_PID" 2>/dev/null || true
+	fi
+	[ -n "${BENCH_KEEP:-}" ] && echo "kept $TMP" && return
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A free loopback TCP port (the kernel's pick; released before use, so the
+# caller retries if someone takes it in between).
+free_port() {
+	"$PY" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# Starts berthd on 127.0.0.1:0 and learns its port from the READY datagram
+# it sends to NOTIFY_SOCKET, as systemd would.
+start_berthd() {
+	local sock=$TMP/notify.sock msg i
+	"$PY" -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(15)
+while True:
+    m = s.recv(4096).decode()
+    if "READY=1" in m:
+        print(m)
+        break' "$sock" >"$TMP/notify.out" &
+	NOTIFY_PID=$!
+	for i in $(seq 100); do
+		[ -S "$sock" ] && break
+		sleep 0.05
+	done
+	[ -S "$sock" ] || die "notify socket listener did not start"
+	env NOTIFY_SOCKET="$sock" "${SERVER_CPU[@]}" "$BERTHD" \
+	    --db "$TMP/berth.db" --listen 127.0.0.1:0 --log-level warn \
+	    </dev/null >"$TMP/berthd.log" 2>&1 &
+	BERTHD_PID=$!
+	if ! wait "$NOTIFY_PID"; then
+		NOTIFY_PID=
+		cat "$TMP/berthd.log" >&2
+		die "berthd did not report ready"
+	fi
+	NOTIFY_PID=
+	msg=$(sed -n 's/^STATUS=.*serving on //p' "$TMP/notify.out" | head -1)
+	BERTH_PORT=${msg##*:}
+	case $BERTH_PORT in
+	''|*[!0-9]*) die "cannot read berthd's port from: $(cat "$TMP/notify.out")" ;;
+	esac
+}
+
+# Escapes a string for a single-quoted nginx config string.
+nginx_quote() {
+	local s=$1
+	s=${s//\\/\\\\}
+	s=${s//\'/\\\'}
+	printf "'%s'" "$s"
+}
+
+# Writes nginx.conf for port $1; the location answers like berthd's lookup.
+write_nginx_conf() {
+	local port=$1 d=$TMP/nginx body answer
+	body=$(cat "$TMP/body.json"; printf x)	# keep a trailing newline
+	body=${body%x}
+	if [[ $body == *'$'* ]]; then
+		# return's text expands $variables; serve a file instead.
+		answer="alias $d/body.json;"
+		cp "$TMP/body.json" "$d/body.json"
+	else
+		# A quoted nginx string may hold newlines: the body goes in
+		# byte for byte, and nginx answers it from memory.
+		answer="return 200 $(nginx_quote "$body");"
+	fi
+	cat >"$d/nginx.conf" <<EOF
+worker_processes 1;
+master_process on;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events {
+	worker_connections 1024;
+}
+http {
+	access_log off;
+	server_tokens off;
+	keepalive_requests 1000000;
+	keepalive_timeout 75s;
+	client_body_temp_path $d/tmp/body;
+	proxy_temp_path $d/tmp/proxy;
+	fastcgi_temp_path $d/tmp/fastcgi;
+	uwsgi_temp_path $d/tmp/uwsgi;
+	scgi_temp_path $d/tmp/scgi;
+	server {
+		listen 127.0.0.1:$port;
+		location = /v1/services/$NAME {
+			default_type application/json;
+			add_header X-Berth-Index $BERTH_INDEX;
+			add_header Cache-Control no-store;
+			add_header X-Content-Type-Options nosniff;
+			$answer
+		}
+	}
+}
+EOF
+}
+
+# Starts nginx on a free port; drops temp-path directives this build lacks.
+start_nginx() {
+	local d=$TMP/nginx try i bad
+	mkdir -p "$d/tmp"
+	chmod 755 "$TMP" "$d"
+	for try in 1 2 3 4 5; do
+		NGINX_PORT=$(free_port)
+		write_nginx_conf "$NGINX_PORT"
+		for i in 1 2 3 4 5; do
+			if "$NGINX" -q -t -p "$d/" -c "$d/nginx.conf" \
+			    -e "$d/error.log" 2>"$d/test.err"; then
+				break
+			fi
+			bad=$(sed -n 's/.*unknown directive "\([a-z_]*_temp_path\)".*/\1/p' \
+			    "$d/test.err")
+			[ -n "$bad" ] || { cat "$d/test.err" >&2; die "nginx config rejected"; }
+			sed -i "/^\t$bad /d" "$d/nginx.conf"
+		done
+		"${SERVER_CPU[@]}" "$NGINX" -p "$d/" -c "$d/nginx.conf" -e "$d/error.log" \
+		    </dev/null >>"$d/stdout.log" 2>&1 &
+		NGINX_PID=$!
+		for i in $(seq 100); do
+			if curl -sf -o /dev/null "http://127.0.0.1:$NGINX_PORT/v1/services/$NAME"; then
+				return 0
+			fi
+			kill -0 "$NGINX_PID" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill -QUIT "$NGINX_PID" 2>/dev/null || true
+		wait "$NGINX_PID" 2>/dev/null || true
+		NGINX_PID=
+	done
+	cat "$d/error.log" >&2 || true
+	die "nginx did not start"
+}
+
+# CPU time (user + system, in clock ticks) used so far by the pids given.
+cpu_ticks() {
+	local pid t=0 f
+	for pid in "$@"; do
+		# Fields after the ")" that ends the command name: utime is the 12th.
+		f=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+		set -- $f
+		t=$((t + ${12} + ${13}))
+	done
+	echo "$t"
+}
+
+# The processes that serve requests: berthd itself, nginx's worker(s).
+server_pids() {
+	if [ "$1" = berth ]; then
+		echo "$BERTHD_PID"
+	else
+		ps -o pid= --ppid "$NGINX_PID" 2>/dev/null | tr -s ' \n' ' '
+	fi
+}
+
+# Runs wrk against URL $1 for server $2 (berth or nginx); prints
+# "req/s p99_ms server_cpu_us_per_request server_busy_percent".
+run_wrk() {
+	local out=$TMP/wrk.out pids t0 t1
+	pids=$(server_pids "$2")
+	t0=$(cpu_ticks $pids)
+	"${CLIENT_CPU[@]}" "$WRK" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$1" >"$out"
+	t1=$(cpu_ticks $pids)
+	if grep -q -E "Non-2xx|Socket errors" "$out"; then
+		cat "$out" >&2
+		die "wrk saw errors against $1"
+	fi
+	awk -v ticks=$((t1 - t0)) -v hz="$CLK_TCK" '
+	/^Requests\/sec:/ { rps = $2 }
+	/ requests in / { n = $1; secs = $4; sub(/s,?$/, "", secs) }
+	$1 == "99%" {
+		v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+		if (u == "us") ms = v / 1000
+		else if (u == "ms") ms = v
+		else if (u == "s") ms = v * 1000
+		else if (u == "m") ms = v * 60000
+		else ms = -1
+	}
+	END {
+		if (rps == "" || ms == "" || ms < 0 || n <= 0) exit 1
+		printf "%.2f %.3f %.2f %.0f\n", rps, ms, ticks * 1e6 / hz / n,
+		    (secs > 0 ? ticks * 100 / hz / secs : 0)
+	}' "$out" || { cat "$out" >&2; die "cannot parse wrk output"; }
+}
+
+# Median of the numbers on stdin, one a line.
+median() {
+	sort -g | awk '{ v[NR] = $1 }
+	END {
+		if (NR == 0) exit 1
+		if (NR % 2) print v[(NR + 1) / 2]
+		else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+	}'
+}
+
+start_berthd
+BERTH_URL=http://127.0.0.1:$BERTH_PORT/v1/services/$NAME
+curl -sf -o /dev/null -H 'Content-Type: application/json' \
+    --data "{\"name\":\"$NAME\"}" "http://127.0.0.1:$BERTH_PORT/v1/services" ||
+    die "acquiring $NAME failed"
+curl -sf -D "$TMP/berth.headers" -o "$TMP/body.json" "$BERTH_URL" ||
+    die "looking up $NAME failed"
+BERTH_INDEX=$(tr -d '\r' <"$TMP/berth.headers" |
+    sed -n 's/^[Xx]-[Bb]erth-[Ii]ndex: *//p')
+[ -n "$BERTH_INDEX" ] || BERTH_INDEX=1
+
+start_nginx
+NGINX_URL=http://127.0.0.1:$NGINX_PORT/v1/services/$NAME
+curl -sf -D "$TMP/nginx.headers" -o "$TMP/nginx.body" "$NGINX_URL"
+cmp -s "$TMP/body.json" "$TMP/nginx.body" || die "nginx's body differs from berthd's"
+BYTES_B=$(( $(wc -c <"$TMP/berth.headers") + $(wc -c <"$TMP/body.json") ))
+BYTES_N=$(( $(wc -c <"$TMP/nginx.headers") + $(wc -c <"$TMP/nginx.body") ))
+
+echo "== lookup: berthd vs nginx, keep-alive GET $NAME =="
+echo "berthd:   $BERTHD (pid $BERTHD_PID) at 127.0.0.1:$BERTH_PORT"
+echo "nginx:    $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), 1 worker," \
+    "at 127.0.0.1:$NGINX_PORT"
+echo "body:     $(wc -c <"$TMP/body.json") bytes, identical on both;" \
+    "response bytes berth $BYTES_B, nginx $BYTES_N"
+echo "wrk:      -t$THREADS -c$CONNS -d${DURATION}s --latency, $ROUNDS rounds each, alternating"
+echo "pinning:  $pinning"
+echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) before the runs (other load skews results)"
+
+# Warm both servers (connections, caches) before measuring.
+DURATION_SAVE=$DURATION
+DURATION=1
+run_wrk "$BERTH_URL" berth >/dev/null
+run_wrk "$NGINX_URL" nginx >/dev/null
+DURATION=$DURATION_SAVE
+
+printf '\n%-6s %-6s %12s %10s %12s %6s\n' round server "req/s" "p99 ms" "cpu us/req" busy
+: >"$TMP/berth.res"
+: >"$TMP/nginx.res"
+for r in $(seq "$ROUNDS"); do
+	for s in berth nginx; do
+		if [ $s = berth ]; then url=$BERTH_URL; else url=$NGINX_URL; fi
+		res=$(run_wrk "$url" $s) && [ -n "$res" ] || die "wrk run failed"
+		echo "$res" >>"$TMP/$s.res"
+		printf '%-6s %-6s %12.0f %10.3f %12.2f %5s%%\n' "$r" "$s" $res
+	done
+done
+
+RPS_B=$(cut -d' ' -f1 "$TMP/berth.res" | median)
+RPS_N=$(cut -d' ' -f1 "$TMP/nginx.res" | median)
+P99_B=$(cut -d' ' -f2 "$TMP/berth.res" | median)
+P99_N=$(cut -d' ' -f2 "$TMP/nginx.res" | median)
+CPU_B=$(cut -d' ' -f3 "$TMP/berth.res" | median)
+CPU_N=$(cut -d' ' -f3 "$TMP/nginx.res" | median)
+RATIO=$(awk -v b="$RPS_B" -v n="$RPS_N" 'BEGIN { printf "%.3f", b / n }')
+printf '%-6s %-6s %12.0f %10.3f %12.2f\n' median berth "$RPS_B" "$P99_B" "$CPU_B"
+printf '%-6s %-6s %12.0f %10.3f %12.2f\n' median nginx "$RPS_N" "$P99_N" "$CPU_N"
+echo "berth/nginx throughput ratio: $RATIO (target >= 0.9)"
+echo "(busy: the server's CPU use during the run; well under 100% means the"
+echo " server was not the bottleneck - wrk or other load was - and req/s"
+echo " understates the difference; cpu us/req still compares the servers)"
+echo "server CPU per request (user+sys of berthd / nginx's worker; less" \
+    "sensitive to other load than req/s): nginx/berth =" \
+    "$(awk -v b="$CPU_B" -v n="$CPU_N" 'BEGIN { printf "%.3f", n / b }')"
+
+if [ "$PERF" = 1 ]; then
+	echo
+	echo "== perf: berthd under wrk (${DURATION}s) =="
+	if command -v perf >/dev/null; then
+		"${CLIENT_CPU[@]}" "$WRK" -t"$THREADS" -c"$CONNS" -d"$((DURATION + 2))s" \
+		    "$BERTH_URL" >/dev/null &
+		wrk_pid=$!
+		sleep 1
+		if perf record -q -g -F 2000 -p "$BERTHD_PID" -o "$TMP/perf.data" \
+		    -- sleep "$DURATION" >/dev/null 2>"$TMP/perf.err"; then
+			wait "$wrk_pid" || true
+			echo "-- self time by object:"
+			perf report -i "$TMP/perf.data" --stdio --no-children -g none \
+			    --sort dso --percent-limit 0.5 2>/dev/null |
+			    grep -v -e '^#' -e '^$' | sed 's/[ -]*$//'
+			echo "-- hottest symbols (self time):"
+			perf report -i "$TMP/perf.data" --stdio --no-children -g none \
+			    --sort dso,symbol --percent-limit 0.7 2>/dev/null |
+			    grep -v -e '^#' -e '^$' | sed 's/[ -]*$//' | head -30
+		else
+			wait "$wrk_pid" || true
+			echo "perf record failed: $(head -3 "$TMP/perf.err")"
+		fi
+	else
+		echo "perf not installed (apt-get install linux-perf)"
+	fi
+fi
+
+echo
+printf 'RESULT lookup_rps_berth %.0f req/s\n' "$RPS_B"
+printf 'RESULT lookup_rps_nginx %.0f req/s\n' "$RPS_N"
+printf 'RESULT lookup_p99_ms_berth %.3f ms\n' "$P99_B"
+printf 'RESULT lookup_p99_ms_nginx %.3f ms\n' "$P99_N"
+printf 'RESULT lookup_ratio_berth_nginx %s x\n' "$RATIO"
+printf 'RESULT lookup_cpu_us_per_req_berth %.2f us\n' "$CPU_B"
+printf 'RESULT lookup_cpu_us_per_req_nginx %.2f us\n' "$CPU_N"
