@@ -338,6 +338,7 @@ struct server {
 	uint64_t	 started_at;	/* ms */
 	unsigned int	 connections;
 	int		 stopping;
+	uint64_t	 stop_at;	/* ms, when stopping began */
 	int		 pool_fallback;
 	struct waiters	*waiters;
 	struct reaper	*reaper;
@@ -396,6 +397,7 @@ struct bufferevent;
 struct bufferevent *conn_new_bev(struct event_base *, void *);
 void		 conn_request_begin(struct evhttp_request *, int *, int *);
 void		 conn_request_end(struct evhttp_request *);
+int		 conn_all_flushed(void);
 
 /* api-services.c: /v1/services */
 void		 api_services(struct server *, struct api_req *, const char *);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -35,11 +36,14 @@ struct conn {
 	unsigned int		 busy;		/* begun, unanswered */
 	int			 local;		/* over a unix socket */
 	int			 admin;		/* local, uid 0 or berthd's */
+	TAILQ_ENTRY(conn)	 entry;
 };
+TAILQ_HEAD(conn_list, conn);
 
 /* The one server this process runs, for callbacks that get no argument. */
 static struct server	*conn_server;
 static void		*conn_tree;
+static struct conn_list	 conn_all = TAILQ_HEAD_INITIALIZER(conn_all);
 
 static int
 conn_cmp(const void *a, const void *b)
@@ -91,6 +95,7 @@ conn_closed(struct evhttp_connection *evcon, void *arg)
 
 	(void)evcon;
 	tdelete(c, &conn_tree, conn_cmp);
+	TAILQ_REMOVE(&conn_all, c, entry);
 	event_free(c->deadline);
 	conn_server->connections--;
 	free(c);
@@ -157,6 +162,7 @@ conn_adopt(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	srv->connections++;
+	TAILQ_INSERT_TAIL(&conn_all, c, entry);
 	conn_peer(c);
 	evhttp_connection_set_closecb(c->evcon, conn_closed, c);
 	/*
@@ -221,4 +227,18 @@ conn_request_end(struct evhttp_request *req)
 		c->progress++;
 		c->busy--;
 	}
+}
+
+/* Shutting down: has every answer left its connection's buffer? */
+int
+conn_all_flushed(void)
+{
+	struct conn	*c;
+
+	TAILQ_FOREACH(c, &conn_all, entry) {
+		if (c->busy > 0 ||
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+			return (0);
+	}
+	return (1);
 }

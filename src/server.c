@@ -17,7 +17,8 @@
 #include "berthd.h"
 
 #define SERVER_PRIORITIES	3
-#define SERVER_GRACE_MS		300	/* for answers to drain on shutdown */
+#define SERVER_GRACE_MS		1000	/* at most, for answers to drain */
+#define SERVER_DRAIN_TICK_MS	5	/* how often to look meanwhile */
 
 /*
  * The end of a turn: commit, then send what waited for the commit (or
@@ -93,28 +94,37 @@ server_init(struct server *srv, struct config *cfg, struct broker *b)
 	return (0);
 }
 
+/* Leave the loop once every answer is out, or when the grace is over. */
 static void
 server_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server	*srv = arg;
+	struct timeval	 tick = { 0, SERVER_DRAIN_TICK_MS * 1000 };
 
 	(void)fd;
 	(void)what;
-	event_base_loopbreak(srv->base);
+	if (conn_all_flushed() ||
+	    clock_now_ms() - srv->stop_at >= SERVER_GRACE_MS) {
+		event_base_loopbreak(srv->base);
+		return;
+	}
+	event_base_once(srv->base, -1, EV_TIMEOUT, server_drain_cb, srv, &tick);
 }
 
 /*
  * Stop accepting, commit what this turn holds, answer every parked
- * request, then leave the loop once the answers have had a moment to go.
+ * request, then leave the loop as soon as the answers have gone out
+ * (SERVER_GRACE_MS at most).
  */
 void
 server_stop(struct server *srv)
 {
-	struct timeval	grace = { 0, SERVER_GRACE_MS * 1000 };
+	struct timeval	tick = { 0, 0 };
 
 	if (srv->stopping)
 		return;
 	srv->stopping = 1;
+	srv->stop_at = clock_now_ms();
 	log_info("stopping: no new connections; answering parked requests");
 	listen_close(srv);
 	if (srv->broker->in_txn)
@@ -122,7 +132,7 @@ server_stop(struct server *srv)
 	waiters_flush(srv->waiters);
 	if (srv->broker->in_txn)
 		server_commit(srv);
-	event_base_once(srv->base, -1, EV_TIMEOUT, server_drain_cb, srv, &grace);
+	event_base_once(srv->base, -1, EV_TIMEOUT, server_drain_cb, srv, &tick);
 }
 
 void

@@ -11,11 +11,16 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 
 #include <event2/event.h>
 
 #include "berthd.h"
+
+#define WAITERS_TRIM_AFTER	1000	/* answers in one wake */
 
 enum waiter_kind {
 	WAIT_NAME,		/* for a name to be leased */
@@ -282,6 +287,7 @@ waiters_wake(struct waiters *ws)
 	struct broker		*b = ws->srv->broker;
 	struct waitgroup	*g;
 	struct waiter		*w, *next;
+	size_t			 before = ws->count;
 
 	while ((g = ws->ready) != NULL) {
 		ws->ready = g->ready_next;
@@ -302,6 +308,11 @@ waiters_wake(struct waiters *ws)
 		if (b->index > w->index)
 			waiter_answer(w);
 	}
+#ifdef __GLIBC__
+	/* Thousands of answers just went out: hand their memory back. */
+	if (before - ws->count >= WAITERS_TRIM_AFTER)
+		malloc_trim(0);
+#endif
 }
 
 /* Shutting down: answer everyone now, as if their wait had ended. */
