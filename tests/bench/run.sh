@@ -6,7 +6,8 @@
 # `make bench` runs it with BERTHD, BERTH_CLI and BENCH_BIN set.
 #
 # Knobs: BENCH_ONLY="lookup pairs ..." runs a subset; BENCH_NO_DOCS=1
-# leaves docs/ alone (the table still prints).
+# leaves docs/ alone (the table still prints); BENCH_FROM=FILE takes the
+# RESULT lines of an earlier run's output instead of running anything.
 
 set -u
 
@@ -30,6 +31,10 @@ for tool in wrk nginx hyperfine gnuplot curl; do
 done
 
 : >"$RESULTS"
+if [ -n "${BENCH_FROM:-}" ]; then
+	grep '^RESULT ' "$BENCH_FROM" >"$RESULTS"
+	ONLY=""
+fi
 for b in $ONLY; do
 	case $b in
 	lookup|cli|pairs|concurrent) script="$HERE/bench_$b.sh"; run=bash ;;
@@ -94,23 +99,27 @@ cat "$ALL"
 
 [ "${BENCH_NO_DOCS:-0}" = 1 ] && exit 0
 
-# The chart: each target's figure as a fraction of its bound (1 = the
-# target exactly; for <= targets, below 1 is better).
+# The chart: each figure's distance from its target as one number where
+# lower is better and 1.0 is the target exactly: figure/bound for "at
+# most" targets, bound/figure for "at least" ones.
 DAT=$OUT/chart.dat
 echo "$TARGETS" | while read -r key op bound label; do
 	v=$(value "$key")
 	[ "$v" = "-" ] && continue
-	awk -v l="$label" -v v="$v" -v b="$bound" 'BEGIN { printf "\"%s\" %.3f\n", l, v / b }'
+	awk -v l="$label" -v v="$v" -v b="$bound" -v op="$op" 'BEGIN {
+		r = (op == ">=") ? b / v : v / b
+		printf "\"%s\" %.3f\n", l, r }'
 done >"$DAT"
 if [ -s "$DAT" ]; then
 	gnuplot <<EOGP
-set terminal pngcairo size 900,420 font ",10" noenhanced
+set terminal pngcairo size 900,460 font ",10" noenhanced
 set output "$TOP/docs/performance.png"
-set title "berth: each figure divided by its target (1.0 = on target)"
+set title "berth against its targets: 1.0 = on target, lower is better"
 set style data histograms
 set style fill solid 0.7
 set boxwidth 0.6
-set yrange [0:*]
+set yrange [0:1.5<*]
+set bmargin 8
 set xtics rotate by -25
 set key off
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb "red"
@@ -135,7 +144,7 @@ MD=$TOP/docs/performance.md
 	echo
 	echo "## Against the targets"
 	echo
-	echo "![each figure divided by its target](performance.png)"
+	echo "![each figure against its target](performance.png)"
 	echo
 	cat "$TABLE"
 	echo
@@ -153,5 +162,9 @@ MD=$TOP/docs/performance.md
 	echo
 	echo "Each benchmark's script in tests/bench/ says what it runs, with which"
 	echo "flags; the commands are in its output above the RESULT lines."
+	if [ -f "$HERE/analysis.md" ]; then
+		echo
+		cat "$HERE/analysis.md"
+	fi
 } >"$MD"
 echo "wrote $MD and docs/performance.png"
