@@ -307,46 +307,65 @@ cmd_acquire(struct cli *cli, int argc, char **argv)
 	return (CLI_EXIT_OK);
 }
 
-/* renew NAME [--token T] [--ttl S]: prints the new expiry, if any. */
-int
-cmd_renew(struct cli *cli, int argc, char **argv)
+/*
+ * The arguments renew and release share: NAME, --token T (else
+ * $BERTH_TOKEN) and, where ttl is not NULL, --ttl S. 0, or the exit code.
+ */
+static int
+lease_token_args(int argc, char **argv, struct lease_args *args,
+    const char **token, long *ttl)
 {
 	static const struct option longopts[] = {
 		{ "token",	required_argument,	NULL,	OPT_TOKEN },
 		{ "ttl",	required_argument,	NULL,	OPT_TTL },
 		{ NULL,		0,			NULL,	0 }
 	};
-	const char		*cmd = argv[0], *token = NULL;
-	struct lease_args	 args = { NULL, NULL };
-	berth_lease		 lease;
-	berth_error		 err;
-	berth_client		*c;
-	long			 ttl = -1;
-	int			 ch, state = 0, rc;
+	const char	*cmd = argv[0];
+	int		 ch, state = 0, rc;
 
+	*token = NULL;
 	optind = 0;
 	opterr = 0;
-	while ((ch = lease_getopt(argc, argv, "+:", longopts, &args,
+	while ((ch = lease_getopt(argc, argv, "+:", longopts, args,
 	    &state)) != -1) {
 		switch (ch) {
 		case OPT_TOKEN:
-			token = optarg;
+			*token = optarg;
 			break;
 		case OPT_TTL:
+			if (ttl == NULL)
+				return (cli_usage(cmd, "unknown option "
+				    "'--ttl'"));
 			if ((rc = lease_number(cmd, "ttl", optarg, 0,
-			    LEASE_TTL_MAX, &ttl)) != 0)
+			    LEASE_TTL_MAX, ttl)) != 0)
 				return (rc);
 			break;
 		default:
 			return (lease_bad_option(cmd, ch, argv, state));
 		}
 	}
-	if ((rc = lease_name(cmd, &args)) != 0)
+	if ((rc = lease_name(cmd, args)) != 0)
 		return (rc);
-	if ((token = lease_token(token)) == NULL)
+	if ((*token = lease_token(*token)) == NULL)
 		return (cli_usage(cmd, "no token: give --token T or set "
 		    "BERTH_TOKEN"));
+	return (0);
+}
 
+/* renew NAME [--token T] [--ttl S]: prints the new expiry, if any. */
+int
+cmd_renew(struct cli *cli, int argc, char **argv)
+{
+	struct lease_args	 args = { NULL, NULL };
+	const char		*token;
+	berth_lease		 lease;
+	berth_error		 err;
+	berth_client		*c;
+	long			 ttl = -1;
+	int			 rc;
+
+	if ((rc = lease_token_args(argc, argv, &args, &token, &ttl)) != 0)
+		return (rc);
 	if ((c = cli_client(cli)) == NULL)
 		return (CLI_EXIT_ERROR);
 	memset(&lease, 0, sizeof lease);
@@ -365,34 +384,14 @@ cmd_renew(struct cli *cli, int argc, char **argv)
 int
 cmd_release(struct cli *cli, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "token",	required_argument,	NULL,	OPT_TOKEN },
-		{ NULL,		0,			NULL,	0 }
-	};
-	const char		*cmd = argv[0], *token = NULL;
 	struct lease_args	 args = { NULL, NULL };
+	const char		*token;
 	berth_error		 err;
 	berth_client		*c;
-	int			 ch, state = 0, rc;
+	int			 rc;
 
-	optind = 0;
-	opterr = 0;
-	while ((ch = lease_getopt(argc, argv, "+:", longopts, &args,
-	    &state)) != -1) {
-		switch (ch) {
-		case OPT_TOKEN:
-			token = optarg;
-			break;
-		default:
-			return (lease_bad_option(cmd, ch, argv, state));
-		}
-	}
-	if ((rc = lease_name(cmd, &args)) != 0)
+	if ((rc = lease_token_args(argc, argv, &args, &token, NULL)) != 0)
 		return (rc);
-	if ((token = lease_token(token)) == NULL)
-		return (cli_usage(cmd, "no token: give --token T or set "
-		    "BERTH_TOKEN"));
-
 	if ((c = cli_client(cli)) == NULL)
 		return (CLI_EXIT_ERROR);
 	memset(&err, 0, sizeof err);
