@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "berth.h"
+#include "bench.h"
 
 struct worker {
 	pthread_t	 thread;
@@ -41,51 +42,6 @@ static long		 nnames = 1;
 static uint64_t		 deadline_ns;	/* set before the start barrier */
 static pthread_barrier_t warm_barrier;	/* all connected and warm */
 static pthread_barrier_t start_barrier;	/* deadline_ns is set */
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
-}
-
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t	x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x < y ? -1 : x > y);
-}
-
-/* The q-quantile (0..1) of a sorted array, nearest rank, in ms. */
-static double
-quantile_ms(const uint64_t *v, size_t n, double q)
-{
-	size_t	i;
-
-	if (n == 0)
-		return (0);
-	i = (size_t)(q * (double)n + 0.999999);
-	if (i == 0)
-		i = 1;
-	if (i > n)
-		i = n;
-	return ((double)v[i - 1] / 1e6);
-}
-
-static long
-parse_count(const char *s, const char *what, long min, long max)
-{
-	char	*end;
-	long	 v;
-
-	v = strtol(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || v < min || v > max)
-		errx(2, "bad %s: %s", what, s);
-	return (v);
-}
 
 /* One acquire+release; 0 or -1 with w->error set. */
 static int

@@ -59,47 +59,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_berthd DB: starts berthd on 127.0.0.1:0 with database DB; sets
-# berth_pid and berth_addr (from the READY/STATUS datagram berthd sends
-# to NOTIFY_SOCKET, as systemd would receive it).
-start_berthd() {
-	local sock=$tmp/notify.sock listener
-	rm -f "$sock" "$tmp/ready"
-	"$PY" - "$sock" >"$tmp/ready" <<'EOF' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(15)
-fields = dict(l.split("=", 1) for l in s.recv(4096).decode().splitlines()
-              if "=" in l)
-print(fields["STATUS"].split("serving on ", 1)[1].split(",")[0].split()[0])
-EOF
-	listener=$!
-	for _ in $(seq 100); do
-		[ -S "$sock" ] && break
-		sleep 0.05
-	done
-	# Room for the clients' connections, whatever BENCH_THREADS is.
-	NOTIFY_SOCKET=$sock "$BERTHD" --listen 127.0.0.1:0 --db "$1" \
-	    --range "$RANGE" --log-level warn \
-	    --max-connections $((THREADS + 64)) 2>>"$tmp/berthd.log" &
-	berth_pid=$!
-	pids="$pids $berth_pid"
-	# Fail at once if berthd exits before it is ready.
-	while kill -0 "$listener" 2>/dev/null; do
-		if ! kill -0 "$berth_pid" 2>/dev/null; then
-			kill "$listener" 2>/dev/null || true
-			break
-		fi
-		sleep 0.02
-	done
-	if ! wait "$listener" || ! [ -s "$tmp/ready" ]; then
-		echo "bench_concurrent.sh: berthd did not start:" >&2
-		cat "$tmp/berthd.log" >&2
-		exit 1
-	fi
-	berth_addr=$(cat "$tmp/ready")
-}
+# start_berthd comes from lib.sh; room for every client's connection.
+. "$(dirname "$0")/lib.sh"
 
 # metrics: "acquires releases commits" from berthd's /metrics.
 metrics() {
@@ -139,7 +100,7 @@ run() {
 		    $6 - $3, ($4 + $5) - ($1 + $2) }' >>"$1"
 }
 
-start_berthd "$disk/berth.db"
+start_berthd "$disk/berth.db" --max-connections $((THREADS + 64))
 echo "bench_concurrent: $THREADS connections, ${SECS}s per run, $ROUNDS runs"
 echo "  berthd: $BERTHD, db $disk/berth.db ($(stat -f -c %T "$disk"))"
 : >"$tmp/runs"

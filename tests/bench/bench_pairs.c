@@ -24,51 +24,7 @@
 #include <unistd.h>
 
 #include "berth.h"
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
-}
-
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t	x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x < y ? -1 : x > y);
-}
-
-/* The q-quantile (0..1) of a sorted array, nearest rank. */
-static double
-quantile_ms(const uint64_t *v, size_t n, double q)
-{
-	size_t	i;
-
-	if (n == 0)
-		return (0);
-	i = (size_t)(q * (double)n + 0.999999);
-	if (i == 0)
-		i = 1;
-	if (i > n)
-		i = n;
-	return ((double)v[i - 1] / 1e6);
-}
-
-static long
-parse_count(const char *s, const char *what, long min)
-{
-	char	*end;
-	long	 v;
-
-	v = strtol(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || v < min || v > 100000000)
-		errx(2, "bad %s: %s", what, s);
-	return (v);
-}
+#include "bench.h"
 
 /* One acquire+release of name; exits on any error (a benchmark must not
  * count failures as work). */
@@ -114,20 +70,20 @@ main(int argc, char **argv)
 			addr = optarg;
 			break;
 		case 'n':
-			n = parse_count(optarg, "pair count", 1);
+			n = parse_count(optarg, "pair count", 1, 100000000);
 			break;
 		case 'k':
-			k = parse_count(optarg, "name count", 1);
+			k = parse_count(optarg, "name count", 1, 100000000);
 			break;
 		case 'w':
-			warm = parse_count(optarg, "warmup count", 0);
+			warm = parse_count(optarg, "warmup count", 0, 100000000);
 			break;
 		default:
 			usage();
 		}
 	}
 	if (optind < argc)
-		n = parse_count(argv[optind++], "pair count", 1);
+		n = parse_count(argv[optind++], "pair count", 1, 100000000);
 	if (optind != argc)
 		usage();
 

@@ -80,45 +80,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_berthd DB: starts berthd on 127.0.0.1:0 with database DB; sets
-# berth_pid and berth_addr (learnt from the READY/STATUS datagram that
-# berthd sends to NOTIFY_SOCKET, as systemd would receive it).
-start_berthd() {
-	local sock=$tmp/notify.sock listener
-	rm -f "$sock" "$tmp/ready"
-	"$PY" - "$sock" >"$tmp/ready" <<'EOF' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(15)
-fields = dict(l.split("=", 1) for l in s.recv(4096).decode().splitlines()
-              if "=" in l)
-print(fields["STATUS"].split("serving on ", 1)[1].split(",")[0].split()[0])
-EOF
-	listener=$!
-	for _ in $(seq 100); do
-		[ -S "$sock" ] && break
-		sleep 0.05
-	done
-	NOTIFY_SOCKET=$sock "$BERTHD" --listen 127.0.0.1:0 --db "$1" \
-	    --range "$RANGE" --log-level warn 2>>"$tmp/berthd.log" &
-	berth_pid=$!
-	pids="$pids $berth_pid"
-	# Fail at once if berthd exits before it is ready.
-	while kill -0 "$listener" 2>/dev/null; do
-		if ! kill -0 "$berth_pid" 2>/dev/null; then
-			kill "$listener" 2>/dev/null || true
-			break
-		fi
-		sleep 0.02
-	done
-	if ! wait "$listener" || ! [ -s "$tmp/ready" ]; then
-		echo "bench_pairs.sh: berthd did not start:" >&2
-		cat "$tmp/berthd.log" >&2
-		exit 1
-	fi
-	berth_addr=$(cat "$tmp/ready")
-}
+# start_berthd comes from lib.sh.
+. "$(dirname "$0")/lib.sh"
 
 # stop PID: ends a process this script started and waits for it.
 stop() {

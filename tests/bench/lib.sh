@@ -1,0 +1,46 @@
+# lib.sh: shell functions the bench scripts share; sourced by bash.
+# Needs: $tmp (a temp dir), $PY (python3), $BERTHD, $RANGE, and $pids
+# (the processes to end at exit, by pid).
+
+# start_berthd DB [ARG...]: starts berthd on 127.0.0.1:0 with database
+# DB and any further flags; sets berth_pid and berth_addr (learnt from the
+# READY/STATUS datagram that berthd sends to NOTIFY_SOCKET, as systemd
+# would receive it).
+start_berthd() {
+	local db=$1
+	shift
+	local sock=$tmp/notify.sock listener
+	rm -f "$sock" "$tmp/ready"
+	"$PY" - "$sock" >"$tmp/ready" <<'EOF' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(15)
+fields = dict(l.split("=", 1) for l in s.recv(4096).decode().splitlines()
+              if "=" in l)
+print(fields["STATUS"].split("serving on ", 1)[1].split(",")[0].split()[0])
+EOF
+	listener=$!
+	for _ in $(seq 100); do
+		[ -S "$sock" ] && break
+		sleep 0.05
+	done
+	NOTIFY_SOCKET=$sock "$BERTHD" --listen 127.0.0.1:0 --db "$db" \
+	    --range "$RANGE" --log-level warn "$@" 2>>"$tmp/berthd.log" &
+	berth_pid=$!
+	pids="$pids $berth_pid"
+	# Fail at once if berthd exits before it is ready.
+	while kill -0 "$listener" 2>/dev/null; do
+		if ! kill -0 "$berth_pid" 2>/dev/null; then
+			kill "$listener" 2>/dev/null || true
+			break
+		fi
+		sleep 0.02
+	done
+	if ! wait "$listener" || ! [ -s "$tmp/ready" ]; then
+		echo "$(basename "$0"): berthd did not start:" >&2
+		cat "$tmp/berthd.log" >&2
+		exit 1
+	fi
+	berth_addr=$(cat "$tmp/ready")
+}
