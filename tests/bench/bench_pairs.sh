@@ -8,6 +8,9 @@
 #   B  /usr/bin/portserver: N x portpicker.get_port_from_port_server()
 #   C  berthd, database on tmpfs (/dev/shm): what the fsync costs
 #   D  berthd --db :memory: (no storage at all: the CPU path's ceiling)
+#   E  bench_echo: two processes that only echo 200 bytes back and forth
+#      on one loopback connection (the ceiling of any server: a pair is
+#      two such round trips)
 # and the figures are the medians over the rounds.
 #
 # What is compared: a berth "pair" is two requests, each committed to
@@ -36,6 +39,7 @@ if [ -z "${BENCH_PAIRS:-}" ]; then
 	BENCH_PAIRS=${BENCH_BIN:-$PWD/tests/bench}/bench_pairs
 	[ -x "$BENCH_PAIRS" ] || BENCH_PAIRS=$here/bench_pairs
 fi
+BENCH_ECHO=${BENCH_ECHO:-$(dirname "$BENCH_PAIRS")/bench_echo}
 N=${BENCH_PAIRS_N:-2000}
 ROUNDS=${BENCH_ROUNDS:-3}
 NAMES=${BENCH_NAMES:-1}
@@ -51,7 +55,7 @@ PY=${PORTPICKER_PYTHON:-/usr/bin/python3}
 PORTSERVER=${PORTSERVER:-/usr/bin/portserver}
 RANGE=15000-24999	# portserver's default pool, so both hand out the same
 
-for f in "$BERTHD" "$BENCH_PAIRS" "$PORTSERVER" "$PY"; do
+for f in "$BERTHD" "$BENCH_PAIRS" "$BENCH_ECHO" "$PORTSERVER" "$PY"; do
 	[ -x "$f" ] || { echo "bench_pairs.sh: $f: not found" >&2; exit 1; }
 done
 "$PY" -c 'import portpicker' 2>/dev/null ||
@@ -165,18 +169,21 @@ EOF
 stop "$berth_pid"
 rm -f "$disk"/check.db*
 
-: >"$tmp/disk"; : >"$tmp/ps"; : >"$tmp/shm"; : >"$tmp/mem"
+: >"$tmp/disk"; : >"$tmp/ps"; : >"$tmp/shm"; : >"$tmp/mem"; : >"$tmp/echo"
 for r in $(seq "$ROUNDS"); do
 	berth_run "$disk/berth.db" "$tmp/disk"
 	portserver_run "$r" "$tmp/ps"
 	berth_run "$shm/berth.db" "$tmp/shm"
 	berth_run ":memory:" "$tmp/mem"
+	"$BENCH_ECHO" -n $((N * 4)) | sed -n \
+	    's/^bench_echo .*roundtrips_per_s=\([0-9.]*\) .*/\1/p' >>"$tmp/echo"
 	read -r a ap < <(tail -1 "$tmp/disk")
 	read -r b bp < <(tail -1 "$tmp/ps")
 	read -r c _ < <(tail -1 "$tmp/shm")
 	read -r d _ < <(tail -1 "$tmp/mem")
-	printf '  round %d: berth disk %s pairs/s (p99 %s ms), portserver %s req/s (p99 %s ms), berth tmpfs %s pairs/s, berth :memory: %s pairs/s\n' \
-	    "$r" "$a" "$ap" "$b" "$bp" "$c" "$d"
+	read -r e < <(tail -1 "$tmp/echo")
+	printf '  round %d: berth disk %s pairs/s (p99 %s ms), portserver %s req/s (p99 %s ms), berth tmpfs %s pairs/s, berth :memory: %s pairs/s, bare echo %s round trips/s\n' \
+	    "$r" "$a" "$ap" "$b" "$bp" "$c" "$d" "$e"
 done
 
 bd=$(cut -d' ' -f1 "$tmp/disk" | median)
@@ -186,9 +193,14 @@ pp=$(cut -d' ' -f2 "$tmp/ps" | median)
 sd=$(cut -d' ' -f1 "$tmp/shm" | median)
 sp=$(cut -d' ' -f2 "$tmp/shm" | median)
 md=$(cut -d' ' -f1 "$tmp/mem" | median)
+ed=$(median <"$tmp/echo")
 ratio=$(awk -v a="$bd" -v b="$pd" 'BEGIN { printf "%.2f", a / b }')
+ceil=$(awk -v e="$ed" -v b="$pd" 'BEGIN { printf "%.2f", e / 2 / b }')
 echo "medians: berth (disk) $bd pairs/s, portserver $pd req/s: ratio $ratio;" \
     "berth tmpfs $sd, :memory: $md pairs/s"
+echo "ceiling: a bare echo does $ed round trips/s on one connection, so no" \
+    "server can do more than $(awk -v e="$ed" 'BEGIN { printf "%.0f", e / 2 }')" \
+    "two-request pairs/s: $ceil x portserver"
 printf 'RESULT pairs_per_s_berth %.0f pairs/s\n' "$bd"
 printf 'RESULT pairs_per_s_portserver %.0f pairs/s\n' "$pd"
 printf 'RESULT pairs_ratio_berth_portserver %s x\n' "$ratio"
@@ -197,3 +209,5 @@ printf 'RESULT pair_p99_ms_portserver %.3f ms\n' "$pp"
 printf 'RESULT pairs_per_s_berth_tmpfs %.0f pairs/s\n' "$sd"
 printf 'RESULT pair_p99_ms_berth_tmpfs %.3f ms\n' "$sp"
 printf 'RESULT pairs_per_s_berth_memory %.0f pairs/s\n' "$md"
+printf 'RESULT loopback_roundtrips_per_s %.0f roundtrips/s\n' "$ed"
+printf 'RESULT pairs_ceiling_ratio_portserver %s x\n' "$ceil"
