@@ -1,6 +1,6 @@
 /*
  * api-status.c: the endpoints that describe berthd itself: /v1/health,
- * /v1/status, /metrics, and the status page at / for people.
+ * /v1/status and /metrics (the page for people is api-page.c).
  */
 #include "config.h"
 
@@ -60,6 +60,18 @@ api_status_pool(struct server *srv)
 	    "reuse_delay", (json_int_t)(srv->cfg->reuse_delay_ms / 1000)));
 }
 
+/* The portserver protocol's address and counts, or null when it is off. */
+static json_t *
+api_status_portserver(struct server *srv)
+{
+	if (srv->portserver == NULL)
+		return (json_null());
+	return (json_pack("{s:s, s:I, s:I}",
+	    "address", srv->cfg->portserver.text,
+	    "granted", (json_int_t)portserver_granted(srv->portserver),
+	    "refused", (json_int_t)portserver_refused(srv->portserver)));
+}
+
 void
 api_status(struct server *srv, struct api_req *req)
 {
@@ -69,7 +81,7 @@ api_status(struct server *srv, struct api_req *req)
 	for (i = 0; i < srv->nlisteners; i++)
 		json_array_append_new(listen, json_string(srv->bound[i].text));
 	req_reply_json(srv, req, 200, json_pack(
-	    "{s:s, s:I, s:o, s:I, s:I, s:o, s:s, s:s, s:b}",
+	    "{s:s, s:I, s:o, s:I, s:I, s:o, s:s, s:s, s:b, s:o}",
 	    "version", PACKAGE_VERSION,
 	    "uptime", (json_int_t)((clock_now_ms() - srv->started_at) / 1000),
 	    "pool", api_status_pool(srv),
@@ -78,7 +90,8 @@ api_status(struct server *srv, struct api_req *req)
 	    "listen", listen,
 	    "db", srv->cfg->db,
 	    "synchronous", store_sync_mode(),
-	    "db_ok", srv->broker->db_ok));
+	    "db_ok", srv->broker->db_ok,
+	    "portserver", api_status_portserver(srv)));
 }
 
 void
@@ -95,88 +108,5 @@ api_metrics(struct server *srv, struct api_req *req)
 	text = (char *)evbuffer_pullup(out, -1);
 	req_reply_text(srv, req, 200, "text/plain; version=0.0.4; "
 	    "charset=utf-8", text != NULL ? text : "", text != NULL ? len : 0);
-	evbuffer_free(out);
-}
-
-/* HTML-escape s into out. */
-static void
-api_html(struct evbuffer *out, const char *s)
-{
-	for (; *s != '\0'; s++) {
-		switch (*s) {
-		case '<': evbuffer_add(out, "&lt;", 4); break;
-		case '>': evbuffer_add(out, "&gt;", 4); break;
-		case '&': evbuffer_add(out, "&amp;", 5); break;
-		case '"': evbuffer_add(out, "&quot;", 6); break;
-		case '\'': evbuffer_add(out, "&#39;", 5); break;
-		default: evbuffer_add(out, s, 1);
-		}
-	}
-}
-
-static void
-api_page_row(struct evbuffer *out, json_t *l)
-{
-	char		 addr[300], num[32];
-	json_t		*pid = json_object_get(l, "pid");
-	json_t		*exp = json_object_get(l, "expires_at");
-
-	snprintf(addr, sizeof addr, "%s:%lld",
-	    json_string_value(json_object_get(l, "host")),
-	    (long long)json_integer_value(json_object_get(l, "port")));
-	evbuffer_add_printf(out, "<tr><td>");
-	api_html(out, json_string_value(json_object_get(l, "name")));
-	evbuffer_add_printf(out, "</td><td><a href=\"http://");
-	api_html(out, addr);
-	evbuffer_add_printf(out, "/\">");
-	api_html(out, addr);
-	evbuffer_add_printf(out, "</a></td><td>");
-	api_html(out, json_string_value(json_object_get(l, "proto")));
-	evbuffer_add_printf(out, "</td><td>");
-	api_html(out, json_is_string(exp) ? json_string_value(exp) : "-");
-	evbuffer_add_printf(out, "</td><td>");
-	snprintf(num, sizeof num, "%lld", (long long)json_integer_value(pid));
-	api_html(out, json_is_integer(pid) ? num : "-");
-	evbuffer_add_printf(out, "</td><td>");
-	api_html(out, json_string_value(json_object_get(l, "created_at")));
-	evbuffer_add_printf(out, "</td></tr>\n");
-}
-
-/* A page for people: the live lease table, no external assets. */
-void
-api_index_page(struct server *srv, struct api_req *req)
-{
-	struct evbuffer	*out = evbuffer_new();
-	json_t		*list = api_lease_list(srv), *l;
-	size_t		 i, len;
-	char		*text;
-
-	if (out == NULL || list == NULL) {
-		if (out != NULL)
-			evbuffer_free(out);
-		json_decref(list);
-		return;
-	}
-	evbuffer_add_printf(out, "<!doctype html>\n<html><head>"
-	    "<meta charset=\"utf-8\"><title>berth</title><style>"
-	    "body{font-family:sans-serif;margin:2em}"
-	    "table{border-collapse:collapse}"
-	    "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-	    "</style></head><body><h1>berth</h1>"
-	    "<p>%zu live leases, change index %llu</p>"
-	    "<table><tr><th>name</th><th>address</th><th>proto</th>"
-	    "<th>expires</th><th>pid</th><th>created</th></tr>\n",
-	    json_array_size(json_object_get(list, "services")),
-	    (unsigned long long)srv->broker->index);
-	json_array_foreach(json_object_get(list, "services"), i, l)
-		api_page_row(out, l);
-	evbuffer_add_printf(out, "</table></body></html>\n");
-	json_decref(list);
-	evhttp_add_header(req->out,
-	    "Content-Security-Policy", "default-src 'none'; style-src "
-	    "'unsafe-inline'; frame-ancestors 'none'");
-	len = evbuffer_get_length(out);
-	text = (char *)evbuffer_pullup(out, -1);
-	req_reply_text(srv, req, 200, "text/html; charset=utf-8", text, len);
 	evbuffer_free(out);
 }

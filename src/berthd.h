@@ -18,6 +18,7 @@
 
 #define BERTH_DEFAULT_PORT	62893
 #define BERTH_DEFAULT_LISTEN	"127.0.0.1:62893"
+#define BERTH_DEFAULT_HOST	"127.0.0.1"	/* a lease's host */
 #define BERTH_NAME_MAX		63
 #define BERTH_HOST_MAX		253
 #define BERTH_META_MAX		4096	/* encoded bytes */
@@ -256,6 +257,8 @@ void		 broker_free(struct broker *);
 int		 broker_load(struct broker *, char *, size_t);
 int		 broker_acquire(struct broker *, const struct lease_req *,
 		    const char *, struct lease **, int *, struct berr *);
+int		 broker_acquire_anon(struct broker *, pid_t, struct lease **,
+		    struct berr *);
 int		 broker_renew(struct broker *, const char *, const char *,
 		    const uint32_t *, struct lease **, struct berr *);
 int		 broker_release(struct broker *, const char *, const char *,
@@ -313,6 +316,8 @@ struct config {
 	unsigned int	 idle_timeout;		/* seconds */
 	unsigned int	 socket_mode;
 	int		 full_sync;	/* --sync full */
+	struct listen_addr portserver;	/* --portserver, if has_portserver */
+	int		 has_portserver;
 };
 enum config_result { CONFIG_OK, CONFIG_EXIT, CONFIG_ERROR };
 enum config_result config_parse(struct config *, int, char **, char *,
@@ -343,6 +348,7 @@ struct server {
 	struct waiters	*waiters;
 	struct reaper	*reaper;
 	struct metrics	*metrics;
+	struct portserver *portserver;	/* NULL without --portserver */
 };
 
 int		 server_init(struct server *, struct config *, struct broker *);
@@ -401,13 +407,15 @@ int		 conn_all_flushed(void);
 
 /* api-services.c: /v1/services */
 void		 api_services(struct server *, struct api_req *, const char *);
+json_t		*api_lease_list(struct server *);
 
-/* api-status.c: /, /v1/health, /v1/status, /metrics */
+/* api-status.c: /v1/health, /v1/status, /metrics */
 void		 api_health(struct server *, struct api_req *);
 void		 api_status(struct server *, struct api_req *);
 void		 api_metrics(struct server *, struct api_req *);
+
+/* api-page.c: the status page at / */
 void		 api_index_page(struct server *, struct api_req *);
-json_t		*api_lease_list(struct server *);
 
 /* metrics.c: counters for /metrics */
 struct metrics;
@@ -437,8 +445,20 @@ void		 reaper_schedule(struct reaper *);
 void		 reaper_watch(struct lease *, void *);
 void		 reaper_unwatch(struct lease *, void *);
 
+/* portserver.c: portpicker's portserver protocol (SPEC §6) */
+struct portserver;
+struct portserver *portserver_open(struct server *, char *, size_t);
+void		 portserver_committed(struct portserver *, int);
+void		 portserver_stop(struct portserver *);
+int		 portserver_flushed(const struct portserver *);
+void		 portserver_free(struct portserver *);
+uint64_t	 portserver_granted(const struct portserver *);
+uint64_t	 portserver_refused(const struct portserver *);
+
 /* listen.c: the listening sockets */
 int		 listen_open(struct server *, char *, size_t);
+int		 listen_socket(struct server *, const struct listen_addr *, char *,
+		    size_t);
 void		 listen_close(struct server *);
 
 /* notify.c: systemd's readiness protocol */

@@ -321,6 +321,56 @@ broker_acquire_existing(struct broker *b, const struct lease_req *r,
 }
 
 /*
+ * Make the lease r describes on port (already taken from the pool) inside
+ * the open transaction: store, registry, memo, owner watch.
+ */
+static int
+broker_grant(struct broker *b, const struct lease_req *r,
+    const struct owner *owner, uint16_t port, struct lease **out,
+    struct berr *e)
+{
+	struct lease	*l;
+	uint64_t	 now;
+
+	if ((l = lease_new()) == NULL || broker_new_token(l->token) == -1 ||
+	    (l->host = strdup(r->host)) == NULL ||
+	    (r->meta != NULL && (l->meta = strdup(r->meta)) == NULL)) {
+		lease_free(l);
+		pool_release(b->pool, port, pool_name_hash(r->name), 0);
+		berr_set(e, 500, "internal", "out of memory or entropy");
+		return (-1);
+	}
+	now = clock_now_ms();
+	snprintf(l->name, sizeof l->name, "%s", r->name);
+	l->port = port;
+	l->proto = (uint8_t)r->proto;
+	l->ttl = r->ttl;
+	l->expires_at = r->ttl != 0 ? now + (uint64_t)r->ttl * 1000 : 0;
+	l->created_at = l->renewed_at = now;
+	l->owner = *owner;
+	if (store_put_lease(b->store, l) == -1 ||
+	    store_put_memo(b->store, l->name, port, 0) == -1) {
+		broker_db_failed(b, "put lease");
+		lease_free(l);
+		broker_db_error(e);
+		return (-1);
+	}
+	registry_add(&b->reg, l);
+	registry_memo_set(&b->reg, l->name, port);
+	if (b->hooks.watch != NULL && l->owner.pid > 0)
+		b->hooks.watch(l, b->hooks.arg);
+	if (b->hooks.acquired != NULL)
+		b->hooks.acquired(l, b->hooks.arg);
+	b->index++;
+	b->stats.acquired++;
+	log_info("lease %s: port %u granted%s", l->name, port,
+	    l->owner.pid > 0 ? ", owner watched" : "");
+	*out = l;
+	return (0);
+}
+
+
+/*
  * POST /v1/services. On success *out is the lease and *created is 1 for a
  * new lease (201) or 0 for an idempotent re-acquire with the token (200).
  */
@@ -330,7 +380,6 @@ broker_acquire(struct broker *b, const struct lease_req *r, const char *bearer,
 {
 	struct lease	*l;
 	struct owner	 owner;
-	uint64_t	 now;
 	uint16_t	 port;
 	int		 done;
 
@@ -355,42 +404,58 @@ broker_acquire(struct broker *b, const struct lease_req *r, const char *bearer,
 	}
 	if (broker_choose_port(b, r, &port, e) == -1)
 		return (-1);
-	if ((l = lease_new()) == NULL || broker_new_token(l->token) == -1 ||
-	    (l->host = strdup(r->host)) == NULL ||
-	    (r->meta != NULL && (l->meta = strdup(r->meta)) == NULL)) {
-		lease_free(l);
-		pool_release(b->pool, port, pool_name_hash(r->name), 0);
-		berr_set(e, 500, "internal", "out of memory or entropy");
+	if (broker_grant(b, r, &owner, port, out, e) == -1)
+		return (-1);
+	*created = 1;
+	return (0);
+}
+
+/*
+ * A lease for a client that names no service: portpicker's portserver
+ * protocol (SPEC §6). Any pool port free on TCP and UDP, owned by pid,
+ * named "portpicker-PORT": unique while the port is leased, and its
+ * sticky-port memo is bounded by the pool. The no-back-to-back rule
+ * tells clients apart by pid, so a port one test process dropped is not
+ * handed straight to another.
+ */
+int
+broker_acquire_anon(struct broker *b, pid_t pid, struct lease **out,
+    struct berr *e)
+{
+	struct broker_probe_ctx	 ctx = { b, PROTO_BOTH };
+	struct lease_req	 r;
+	struct owner		 owner;
+	char			 who[32];
+	uint16_t		 port;
+
+	if (pid <= 1 || owner_read(pid, &owner) == -1 || !owner_alive(&owner)) {
+		berr_set(e, 400, "pid_not_visible", "no live process %ld is "
+		    "visible to berthd", (long)pid);
 		return (-1);
 	}
-	now = clock_now_ms();
-	snprintf(l->name, sizeof l->name, "%s", r->name);
-	l->port = port;
-	l->proto = (uint8_t)r->proto;
-	l->ttl = r->ttl;
-	l->expires_at = r->ttl != 0 ? now + (uint64_t)r->ttl * 1000 : 0;
-	l->created_at = l->renewed_at = now;
-	l->owner = owner;
-	if (store_put_lease(b->store, l) == -1 ||
-	    store_put_memo(b->store, l->name, port, 0) == -1) {
-		broker_db_failed(b, "put lease");
-		lease_free(l);
+	if (broker_txn(b) == -1) {
 		broker_db_error(e);
 		return (-1);
 	}
-	registry_add(&b->reg, l);
-	registry_memo_set(&b->reg, l->name, port);
-	if (b->hooks.watch != NULL && l->owner.pid > 0)
-		b->hooks.watch(l, b->hooks.arg);
-	if (b->hooks.acquired != NULL)
-		b->hooks.acquired(l, b->hooks.arg);
-	b->index++;
-	b->stats.acquired++;
-	log_info("lease %s: port %u granted%s", l->name, port,
-	    l->owner.pid > 0 ? ", owner watched" : "");
-	*out = l;
-	*created = 1;
-	return (0);
+	snprintf(who, sizeof who, "portpicker pid %ld", (long)pid);
+	if (pool_take(b->pool, pool_name_hash(who), clock_now_ms(),
+	    broker_pool_probe, &ctx, &port) == -1) {
+		berr_set(e, 503, "pool_exhausted", "no free port left in the "
+		    "pool");
+		return (-1);
+	}
+	memset(&r, 0, sizeof r);
+	snprintf(r.name, sizeof r.name, "portpicker-%u", port);
+	snprintf(r.host, sizeof r.host, "%s", BERTH_DEFAULT_HOST);
+	r.proto = PROTO_BOTH;
+	r.pid = pid;
+	/* Never: the name holds its own port, which was free in the pool. */
+	if (registry_find(&b->reg, r.name) != NULL) {
+		pool_release(b->pool, port, pool_name_hash(who), 0);
+		berr_set(e, 500, "internal", "lease %s exists", r.name);
+		return (-1);
+	}
+	return (broker_grant(b, &r, &owner, port, out, e));
 }
 
 /* The lease named name if bearer is its token; 404 or 403 otherwise. */

@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@ enum {
 	OPT_LISTEN = 256, OPT_DB, OPT_RANGE, OPT_REUSE_DELAY, OPT_LOG_LEVEL,
 	OPT_LOG_FILE, OPT_ALLOW_REMOTE, OPT_ALLOW_ORIGIN, OPT_MAX_CONN,
 	OPT_MAX_HEADER, OPT_IDLE_TIMEOUT, OPT_SOCKET_MODE, OPT_SYNC,
-	OPT_FOREGROUND,
+	OPT_PORTSERVER, OPT_FOREGROUND,
 	OPT_HELP, OPT_VERSION
 };
 
@@ -43,6 +44,7 @@ static const struct option config_options[] = {
 	{ "idle-timeout",	required_argument, NULL, OPT_IDLE_TIMEOUT },
 	{ "socket-mode",	required_argument, NULL, OPT_SOCKET_MODE },
 	{ "sync",		required_argument, NULL, OPT_SYNC },
+	{ "portserver",		required_argument, NULL, OPT_PORTSERVER },
 	{ "foreground",		no_argument,	   NULL, OPT_FOREGROUND },
 	{ "help",		no_argument,	   NULL, OPT_HELP },
 	{ "version",		no_argument,	   NULL, OPT_VERSION },
@@ -82,6 +84,9 @@ config_usage(void)
 "                         (default 60)                        [BERTH_IDLE_TIMEOUT]\n"
 "  --socket-mode MODE     permissions of unix sockets (default 0660)\n"
 "                                                             [BERTH_SOCKET_MODE]\n"
+"  --portserver ADDR      also answer portpicker's portserver protocol on\n"
+"                         this unix socket: @name (abstract) or a path\n"
+"                                                             [BERTH_PORTSERVER]\n"
 "  --log-level LEVEL      error, warn, info (default) or debug [BERTH_LOG_LEVEL]\n"
 "  --log-file PATH        log here instead of stderr; reopened on SIGHUP\n"
 "                                                             [BERTH_LOG_FILE]\n"
@@ -133,6 +138,40 @@ config_parse_port(const char *s, uint16_t *port)
 	if (errno != 0 || *end != '\0' || v > 65535 || *s == '-' || *s == '+')
 		return (-1);
 	*port = (uint16_t)v;
+	return (0);
+}
+
+/*
+ * The portserver address (SPEC §6): "@name" is an abstract unix socket,
+ * anything else a path. The abstract name is the bytes after the '@',
+ * with no trailing NUL, as portpicker connects to it.
+ */
+static int
+config_parse_portserver(const char *s, struct listen_addr *la, char *err,
+    size_t errlen)
+{
+	struct sockaddr_un	*sun = (struct sockaddr_un *)&la->ss;
+	size_t			 len = strlen(s);
+
+	memset(la, 0, sizeof *la);
+	if (len == 0 || (s[0] == '@' && len == 1) ||
+	    len >= sizeof sun->sun_path || len >= sizeof la->text)
+		return (config_set_errno(err, errlen, "bad portserver address "
+		    "'%.64s' (want @name or a socket path, at most %zu bytes)",
+		    s, sizeof sun->sun_path - 1));
+	snprintf(la->text, sizeof la->text, "%s", s);
+	la->family = AF_UNIX;
+	la->loopback = 1;
+	sun->sun_family = AF_UNIX;
+	if (s[0] == '@') {
+		sun->sun_path[0] = '\0';
+		memcpy(sun->sun_path + 1, s + 1, len - 1);
+		la->sslen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+		    len);
+	} else {
+		memcpy(sun->sun_path, s, len + 1);
+		la->sslen = sizeof *sun;
+	}
 	return (0);
 }
 
@@ -370,6 +409,12 @@ config_apply(struct config *cfg, int opt, const char *arg, char *err,
 	case OPT_SOCKET_MODE:
 		return (config_number("socket mode", arg, 8, 0, 0777,
 		    &cfg->socket_mode, err, errlen));
+	case OPT_PORTSERVER:
+		if (config_parse_portserver(arg, &cfg->portserver, err,
+		    errlen) == -1)
+			return (-1);
+		cfg->has_portserver = 1;
+		return (0);
 	}
 	return (0);
 }
@@ -391,6 +436,7 @@ static const struct {
 	{ "BERTH_IDLE_TIMEOUT", OPT_IDLE_TIMEOUT },
 	{ "BERTH_SOCKET_MODE", OPT_SOCKET_MODE },
 	{ "BERTH_SYNC", OPT_SYNC },
+	{ "BERTH_PORTSERVER", OPT_PORTSERVER },
 };
 
 static void

@@ -185,7 +185,7 @@ leasereq_parse(const char *body, size_t len, struct lease_req *r,
 
 	memset(r, 0, sizeof *r);
 	r->proto = PROTO_TCP;
-	snprintf(r->host, sizeof r->host, "127.0.0.1");
+	snprintf(r->host, sizeof r->host, "%s", BERTH_DEFAULT_HOST);
 	if ((o = leasereq_load(body, len, 0, e)) == NULL)
 		return (-1);
 	json_object_foreach(o, k, v) {

@@ -68,7 +68,11 @@ listen_record(struct listen_addr *bound, const struct listen_addr *la, int fd)
 	}
 }
 
-static int
+/*
+ * A listening socket for la (TCP, a unix path, or an abstract unix name,
+ * which has no file to check, remove or chmod).
+ */
+int
 listen_socket(struct server *srv, const struct listen_addr *la, char *err,
     size_t errlen)
 {
@@ -76,6 +80,7 @@ listen_socket(struct server *srv, const struct listen_addr *la, char *err,
 	struct stat	 st;
 	mode_t		 mask = 0;
 	int		 fd, one = 1, rc;
+	int		 file = la->family == AF_UNIX && path[0] != '\0';
 
 	if ((fd = socket(la->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 	    0)) == -1)
@@ -88,7 +93,7 @@ listen_socket(struct server *srv, const struct listen_addr *la, char *err,
 			return (-1);
 		}
 		/* Only a stale socket is ours to remove, never a file. */
-		if (lstat(path, &st) == 0) {
+		if (file && lstat(path, &st) == 0) {
 			if (!S_ISSOCK(st.st_mode)) {
 				snprintf(err, errlen, "%s: the path exists and "
 				    "is not a socket", la->text);
@@ -104,15 +109,14 @@ listen_socket(struct server *srv, const struct listen_addr *la, char *err,
 			    sizeof one);
 	}
 	/* The socket file is born with its final mode: no window at umask. */
-	if (la->family == AF_UNIX)
+	if (file)
 		mask = umask(~(mode_t)srv->cfg->socket_mode & 0777);
 	rc = bind(fd, (const struct sockaddr *)&la->ss, la->sslen);
-	if (la->family == AF_UNIX)
+	if (file)
 		umask(mask);
 	if (rc == -1)
 		goto fail;
-	if (la->family == AF_UNIX &&
-	    chmod(path, (mode_t)srv->cfg->socket_mode) == -1)
+	if (file && chmod(path, (mode_t)srv->cfg->socket_mode) == -1)
 		goto fail;
 	if (listen(fd, LISTEN_BACKLOG) == -1)
 		goto fail;

@@ -160,6 +160,9 @@ main(int argc, char **argv)
 		fatalx("database %s: %s", cfg.db, err);
 	if (listen_open(&srv, err, sizeof err) == -1)
 		fatalx("cannot listen on %s", err);
+	if (cfg.has_portserver &&
+	    (srv.portserver = portserver_open(&srv, err, sizeof err)) == NULL)
+		fatalx("cannot listen for portserver clients on %s", err);
 
 	for (i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(srv.base, signums[i], main_signal_cb, &srv);

@@ -31,6 +31,7 @@ server_commit(struct server *srv)
 
 	ok = broker_commit(srv->broker) == 0;
 	req_send_pending(srv, ok);
+	portserver_committed(srv->portserver, ok);
 	waiters_wake(srv->waiters);
 	reaper_schedule(srv->reaper);
 }
@@ -103,7 +104,7 @@ server_drain_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (conn_all_flushed() ||
+	if ((conn_all_flushed() && portserver_flushed(srv->portserver)) ||
 	    clock_now_ms() - srv->stop_at >= SERVER_GRACE_MS) {
 		event_base_loopbreak(srv->base);
 		return;
@@ -127,6 +128,7 @@ server_stop(struct server *srv)
 	srv->stop_at = clock_now_ms();
 	log_info("stopping: no new connections; answering parked requests");
 	listen_close(srv);
+	portserver_stop(srv->portserver);
 	if (srv->broker->in_txn)
 		server_commit(srv);
 	waiters_flush(srv->waiters);
@@ -141,6 +143,8 @@ server_free(struct server *srv)
 	struct lease	*l;
 
 	waiters_free(srv->waiters);
+	portserver_free(srv->portserver);
+	srv->portserver = NULL;
 	http_free(srv);
 	if (srv->broker->in_txn && broker_commit(srv->broker) == -1)
 		log_warnx("store: last commit failed");

@@ -127,6 +127,7 @@ class Berthd:
                     break
                 except socket.timeout:
                     if self.proc.poll() is not None:
+                        self.log.close()
                         raise RuntimeError("berthd exited with %d before it "
                                            "was ready:\n%s" % (self.proc.returncode, self.logtext()))
                     if time.monotonic() > deadline:
