@@ -895,6 +895,78 @@ START_TEST(test_check_owners)
 }
 END_TEST
 
+/*
+ * The portserver's anonymous leases: a pool port free for TCP and UDP,
+ * named after it, owned by a live pid; pid <= 1 or dead pids refused.
+ */
+START_TEST(test_acquire_anon)
+{
+	struct lease	*l, *m, *second;
+	struct berr	 e;
+	char		 name[32];
+	pid_t		 pid, dead;
+	int		 wfd;
+
+	pid = spawn_child(&wfd);
+	busy[LO] = 1;
+	ck_assert_int_eq(broker_acquire_anon(br, pid, &l, &e), 0);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_uint_ne(l->port, LO);
+	snprintf(name, sizeof name, "portpicker-%u", l->port);
+	ck_assert_str_eq(l->name, name);
+	ck_assert_int_eq(l->proto, PROTO_BOTH);
+	ck_assert_str_eq(l->host, "127.0.0.1");
+	ck_assert_int_eq(l->owner.pid, pid);
+	ck_assert_uint_eq(l->expires_at, 0);
+	ck_assert_ptr_eq(broker_lookup(br, name), l);
+	ck_assert_int_eq(broker_acquire_anon(br, pid, &m, &e), 0);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_uint_ne(m->port, l->port);
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS - 2);
+	second = m;
+
+	memset(&e, 0, sizeof e);
+	ck_assert_int_eq(broker_acquire_anon(br, 1, &m, &e), -1);
+	ck_assert_int_eq(e.status, 400);
+	ck_assert_int_eq(broker_acquire_anon(br, 0, &m, &e), -1);
+	ck_assert_int_eq(broker_acquire_anon(br, -7, &m, &e), -1);
+	dead = fork();
+	ck_assert_int_ne(dead, -1);
+	if (dead == 0)
+		_exit(0);
+	ck_assert_int_eq(waitpid(dead, NULL, 0), dead);
+	ck_assert_int_eq(broker_acquire_anon(br, dead, &m, &e), -1);
+	ck_assert_str_eq(e.code, "pid_not_visible");
+	ck_assert_uint_eq(broker_live_count(br), 2);
+
+	/* The owner dies: both leases end, the ports go back. */
+	end_child(pid, wfd);
+	l->polled = 1;
+	second->polled = 1;
+	ck_assert_int_eq(broker_check_owners(br), 2);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_uint_eq(broker_live_count(br), 0);
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS);
+}
+END_TEST
+
+/* An exhausted pool (or every port busy) refuses with 503. */
+START_TEST(test_acquire_anon_exhausted)
+{
+	struct lease	*l;
+	struct berr	 e;
+	unsigned int	 p;
+
+	for (p = LO; p <= HI; p++)
+		busy[p] = 1;
+	memset(&e, 0, sizeof e);
+	ck_assert_int_eq(broker_acquire_anon(br, getpid(), &l, &e), -1);
+	ck_assert_int_eq(e.status, 503);
+	ck_assert_str_eq(e.code, "pool_exhausted");
+	ck_assert_uint_eq(broker_live_count(br), 0);
+}
+END_TEST
+
 START_TEST(test_token_equal)
 {
 	const char	*t = "0123456789abcdef0123456789abcdef";
@@ -1118,6 +1190,8 @@ broker_suite(void)
 	tcase_add_test(tc, test_pid_not_visible);
 	tcase_add_test(tc, test_owner_takeover);
 	tcase_add_test(tc, test_check_owners);
+	tcase_add_test(tc, test_acquire_anon);
+	tcase_add_test(tc, test_acquire_anon_exhausted);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("durable");
