@@ -23,7 +23,7 @@
 #include "berthd.h"
 
 #define API_PAGE_STYLE_HASH	"sha256-WJElOOuyTyxpjUDbtHXR2V70+T1fZQUyMQ2X2LDEyjw="
-#define API_PAGE_SCRIPT_HASH	"sha256-MF2Ef9DwvOzdu0btduL0xRhkXRsmfjMd31MzWDn+aZk="
+#define API_PAGE_SCRIPT_HASH	"sha256-hb1RxAsMOo/BGICJQWv5Z1kT6/bD7ItKpv1Pu+ncfow="
 
 /* The page's inline style and script, byte for byte as hashed. */
 static const char api_page_style[] =
@@ -107,9 +107,14 @@ static const char api_page_script[] =
     "        const r = await fetch('/v1/services?index=' + index + '&wait=30',\n"
     "          { cache: 'no-store', credentials: 'omit' });\n"
     "        if (!r.ok) throw new Error('HTTP ' + r.status);\n"
-    "        show(await r.json());\n"
+    "        const list = await r.json();\n"
+    "        const same = String(list.index) === String(index);\n"
+    "        show(list);\n"
     "        state.textContent = 'live';\n"
     "        delay = 1000;\n"
+    "        // No change: the wait ran out, or berthd is stopping and answers\n"
+    "        // at once; do not ask again in a tight loop.\n"
+    "        if (same) await new Promise((done) => setTimeout(done, 1000));\n"
     "      } catch (e) {\n"
     "        state.textContent = 'not connected (' + e.message + '), retrying';\n"
     "        await new Promise((done) => setTimeout(done, delay));\n"

@@ -1,0 +1,175 @@
+// page_driver.mjs: drives berthd's status page in headless Chromium for
+// test_page.py, over a line protocol on stdin/stdout.
+//
+//   node page_driver.mjs --check   exit 0 if playwright-core and Chromium
+//                                  are there, else print what is missing, 3
+//   node page_driver.mjs URL       open URL, print "loaded", then obey:
+//
+//   expect-row NAME      wait until the table has a row for NAME;
+//                        "ok {json: href, cells}"
+//   expect-no-row NAME   wait until it has none; "ok"
+//   state                "ok TEXT" of the page's update state
+//   click NAME           follow NAME's address link; "ok {json: url, text}"
+//   problems             "ok [json]": console errors and warnings, page
+//                        errors, CSP violations, dialogs, and navigations
+//                        after the first load other than by click
+//   quit                 close Chromium and exit
+//
+// Every wait gives up after WAIT_MS and answers "fail WHY". playwright-core
+// is found by Node's module resolution, NODE_PATH included; Chromium is
+// /usr/bin/chromium unless BERTH_TEST_CHROMIUM names another.
+import { createRequire } from 'node:module';
+import { accessSync, constants } from 'node:fs';
+import { createInterface } from 'node:readline';
+
+const require = createRequire(import.meta.url);
+const WAIT_MS = 10000;
+const CHROMIUM = process.env.BERTH_TEST_CHROMIUM || '/usr/bin/chromium';
+
+function out(line) {
+  process.stdout.write(line.replace(/\n/g, ' ') + '\n');
+}
+
+function loadPlaywright() {
+  try {
+    return require('playwright-core');
+  } catch (e) {
+    return null;
+  }
+}
+
+if (process.argv[2] === '--check') {
+  const missing = [];
+  if (loadPlaywright() === null)
+    missing.push('the npm package playwright-core (npm install ' +
+      'playwright-core@1 in a directory and set NODE_PATH to its ' +
+      'node_modules)');
+  try {
+    accessSync(CHROMIUM, constants.X_OK);
+  } catch (e) {
+    missing.push(CHROMIUM + ' (apt-get install chromium)');
+  }
+  if (missing.length > 0) {
+    out('missing: ' + missing.join('; '));
+    process.exit(3);
+  }
+  out('ok');
+  process.exit(0);
+}
+
+const url = process.argv[2];
+const { chromium } = loadPlaywright();
+const problems = [];
+let navigations = 0;
+let clicked = false;
+let browser = null;
+
+// Never outlive the test: give up after two minutes.
+setTimeout(() => { out('fail driver timeout'); finish(2); }, 120000).unref();
+
+async function finish(code) {
+  if (browser !== null) {
+    try { await browser.close(); } catch (e) { /* already gone */ }
+  }
+  process.exit(code);
+}
+
+function rowSelector(name) {
+  return '#leases > tr[data-name="' + name.replace(/["\\]/g, '\\$&') + '"]';
+}
+
+async function run(page, line) {
+  const [cmd, arg] = line.trim().split(/\s+/, 2);
+  switch (cmd) {
+  case 'expect-row': {
+    const row = page.locator(rowSelector(arg));
+    await row.waitFor({ state: 'attached', timeout: WAIT_MS });
+    const href = await row.locator('a').getAttribute('href');
+    const cells = await row.locator('td').allTextContents();
+    return 'ok ' + JSON.stringify({ href, cells });
+  }
+  case 'expect-no-row':
+    await page.locator(rowSelector(arg)).waitFor({ state: 'detached',
+      timeout: WAIT_MS });
+    return 'ok';
+  case 'state':
+    return 'ok ' + await page.locator('#state').textContent();
+  case 'click': {
+    const link = page.locator(rowSelector(arg) + ' a');
+    clicked = true;
+    await Promise.all([
+      page.waitForNavigation({ timeout: WAIT_MS }),
+      link.click({ timeout: WAIT_MS }),
+    ]);
+    const text = await page.locator('body').textContent();
+    return 'ok ' + JSON.stringify({ url: page.url(), text });
+  }
+  case 'problems':
+    return 'ok ' + JSON.stringify(problems.concat(navigations > 0 ?
+      ['page navigated ' + navigations + ' time(s) after loading'] : []));
+  case 'quit':
+    await finish(0);
+    return 'ok';
+  default:
+    return 'fail unknown command ' + JSON.stringify(line);
+  }
+}
+
+async function main() {
+  const args = [];
+  if (process.getuid && process.getuid() === 0)
+    args.push('--no-sandbox');
+  browser = await chromium.launch({ executablePath: CHROMIUM,
+    headless: true, args });
+  const page = await browser.newPage();
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning')
+      problems.push('console ' + m.type() + ': ' + m.text());
+  });
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  page.on('dialog', (d) => {
+    problems.push('dialog: ' + d.message());
+    d.dismiss().catch(() => {});
+  });
+  // CSP violations also reach the console; this catches any that do not.
+  await page.exposeFunction('berthCspViolation',
+    (what) => problems.push('CSP violation: ' + what));
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.berthCspViolation(e.violatedDirective + ' blocked ' +
+        (e.blockedURI || 'inline') + ' at line ' + e.lineNumber);
+    });
+  });
+  let loaded = false;
+  page.on('framenavigated', (f) => {
+    if (loaded && !clicked && f === page.mainFrame())
+      navigations++;
+  });
+  const resp = await page.goto(url, { waitUntil: 'load', timeout: WAIT_MS });
+  loaded = true;
+  if (resp === null || resp.status() !== 200) {
+    out('fail load status ' + (resp === null ? 'none' : resp.status()));
+    await finish(1);
+  }
+  out('loaded');
+
+  const rl = createInterface({ input: process.stdin });
+  for await (const line of rl) {
+    if (line.trim() === '')
+      continue;
+    let answer;
+    try {
+      answer = await run(page, line);
+    } catch (e) {
+      answer = 'fail ' + e.message.split('\n')[0];
+    }
+    out(answer);
+  }
+  // stdin closed: the test is gone.
+  await finish(0);
+}
+
+main().catch((e) => {
+  out('fail ' + (e && e.message ? e.message.split('\n')[0] : String(e)));
+  finish(1);
+});
