@@ -94,15 +94,20 @@ api_status(struct server *srv, struct api_req *req)
 	    "portserver", api_status_portserver(srv)));
 }
 
+/* Prometheus text format 0.0.4; the series are in docs/monitoring.md. */
 void
 api_metrics(struct server *srv, struct api_req *req)
 {
 	struct evbuffer	*out = evbuffer_new();
+	struct berr	 e;
 	size_t		 len;
 	char		*text;
 
-	if (out == NULL)
+	if (out == NULL) {
+		berr_set(&e, 500, "internal", "out of memory");
+		req_reply_error(srv, req, &e);
 		return;
+	}
 	metrics_write(srv, out);
 	len = evbuffer_get_length(out);
 	text = (char *)evbuffer_pullup(out, -1);

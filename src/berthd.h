@@ -224,8 +224,28 @@ struct broker_hooks {
 	void	(*unwatch)(struct lease *, void *);
 	void	*arg;
 };
+/*
+ * A latency histogram for /metrics: counts per bucket (not cumulative;
+ * the last one is +Inf), the count and the sum. The bounds are fixed,
+ * 25 us to 10 s, and shared by every histogram berthd keeps.
+ */
+#define LATENCY_BUCKETS	18
+struct latency_bound {
+	uint64_t	 ns;
+	const char	*le;		/* the bound in seconds, as printed */
+};
+extern const struct latency_bound latency_bounds[LATENCY_BUCKETS];
+struct latency_hist {
+	uint64_t	 bucket[LATENCY_BUCKETS + 1];
+	uint64_t	 count;
+	uint64_t	 sum_ns;
+};
+uint64_t	 latency_now_ns(void);	/* monotonic */
+void		 latency_observe(struct latency_hist *, uint64_t);
+/* Lease events for /metrics; a rolled-back turn's events are taken back. */
 struct broker_stats {
 	uint64_t	 acquired;
+	uint64_t	 renewed;
 	uint64_t	 released;
 	uint64_t	 expired;
 	uint64_t	 owner_dead;
@@ -233,6 +253,7 @@ struct broker_stats {
 	uint64_t	 taken_over;
 	uint64_t	 commits;
 	uint64_t	 commit_failures;
+	struct latency_hist commit_latency;	/* successful commits */
 };
 typedef int	(*broker_probe_fn)(uint16_t, int);
 struct broker {
@@ -250,6 +271,7 @@ struct broker {
 	uint64_t	 txn_index;	/* index when the transaction began */
 	char		 db_error[256];	/* why the last write failed */
 	struct broker_stats stats;
+	struct broker_stats txn_stats;	/* stats when the transaction began */
 };
 struct broker	*broker_new(struct store *, struct pool *, uint64_t,
 		    broker_probe_fn, const struct broker_hooks *);
@@ -417,11 +439,21 @@ void		 api_metrics(struct server *, struct api_req *);
 /* api-page.c: the status page at / */
 void		 api_index_page(struct server *, struct api_req *);
 
-/* metrics.c: counters for /metrics */
+/* metrics.c: counters for /metrics (docs/monitoring.md) */
 struct metrics;
+struct metrics_frame {			/* an outer dispatch, kept aside */
+	const struct api_req *req;
+	uint64_t	 began;
+};
 struct metrics	*metrics_new(void);
 void		 metrics_free(struct metrics *);
-void		 metrics_count_request(struct metrics *, int);
+void		 metrics_dispatch_begin(struct metrics *,
+		    const struct api_req *, uint64_t, struct metrics_frame *);
+void		 metrics_dispatch_end(struct metrics *,
+		    const struct metrics_frame *);
+uint64_t	 metrics_answering(struct metrics *, const struct api_req *);
+void		 metrics_count_request(struct metrics *,
+		    const struct api_req *, int, uint64_t);
 void		 metrics_write(struct server *, struct evbuffer *);
 
 /* waiters.c: blocking lookups and watches, parked as callbacks */

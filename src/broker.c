@@ -16,8 +16,44 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "berthd.h"
+
+/* 25 us to 10 s: a lookup from memory up to a commit stuck on the disk. */
+const struct latency_bound latency_bounds[LATENCY_BUCKETS] = {
+	{ 25000ULL, "2.5e-05" }, { 50000ULL, "5e-05" },
+	{ 100000ULL, "0.0001" }, { 250000ULL, "0.00025" },
+	{ 500000ULL, "0.0005" }, { 1000000ULL, "0.001" },
+	{ 2500000ULL, "0.0025" }, { 5000000ULL, "0.005" },
+	{ 10000000ULL, "0.01" }, { 25000000ULL, "0.025" },
+	{ 50000000ULL, "0.05" }, { 100000000ULL, "0.1" },
+	{ 250000000ULL, "0.25" }, { 500000000ULL, "0.5" },
+	{ 1000000000ULL, "1" }, { 2500000000ULL, "2.5" },
+	{ 5000000000ULL, "5" }, { 10000000000ULL, "10" }
+};
+
+/* Monotonic nanoseconds: durations must not jump with the wall clock. */
+uint64_t
+latency_now_ns(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
+}
+
+void
+latency_observe(struct latency_hist *h, uint64_t ns)
+{
+	size_t	i;
+
+	for (i = 0; i < LATENCY_BUCKETS && ns > latency_bounds[i].ns; i++)
+		continue;
+	h->bucket[i]++;
+	h->count++;
+	h->sum_ns += ns;
+}
 
 struct broker_probe_ctx {
 	struct broker	*b;
@@ -119,6 +155,7 @@ broker_txn(struct broker *b)
 	b->in_txn = 1;
 	b->txn_failed = 0;
 	b->txn_index = b->index;
+	b->txn_stats = b->stats;
 	if (b->hooks.txn_opened != NULL)
 		b->hooks.txn_opened(b->hooks.arg);
 	return (0);
@@ -282,6 +319,7 @@ broker_apply_renew(struct broker *b, struct lease *l, uint32_t ttl)
 	lease_json_forget(l);
 	registry_heap_update(&b->reg, l);
 	b->index++;
+	b->stats.renewed++;
 	return (0);
 }
 
@@ -312,11 +350,11 @@ broker_acquire_existing(struct broker *b, const struct lease_req *r,
 		    "end", l->name, l->port);
 		return (-1);
 	}
-	b->stats.taken_over++;
 	if (broker_end(b, l, expired ? LEASE_EXPIRED : LEASE_OWNER_DEAD) == -1) {
 		broker_db_error(e);
 		return (-1);
 	}
+	b->stats.taken_over++;
 	return (0);
 }
 
@@ -674,13 +712,17 @@ fail:
 int
 broker_commit(struct broker *b)
 {
-	char	err[256];
+	char		err[256];
+	uint64_t	start;
 
 	if (!b->in_txn)
 		return (0);
 	b->in_txn = 0;
+	start = latency_now_ns();
 	if (!b->txn_failed && store_put_index(b->store, b->index) == 0 &&
 	    store_commit(b->store) == 0) {
+		latency_observe(&b->stats.commit_latency,
+		    latency_now_ns() - start);
 		b->stats.commits++;
 		b->db_ok = 1;
 		return (0);
@@ -690,6 +732,8 @@ broker_commit(struct broker *b)
 	log_warnx("store: this turn's changes are rolled back and answered "
 	    "503");
 	store_rollback(b->store);
+	/* What the turn counted did not happen either. */
+	b->stats = b->txn_stats;
 	b->stats.commit_failures++;
 	b->db_ok = 0;
 	b->txn_failed = 0;
