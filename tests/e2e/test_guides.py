@@ -1,0 +1,649 @@
+#!/usr/bin/env python3
+"""test_guides: run the examples of docs/guide-shell.md, guide-python.md and
+guide-node.md against a real berthd, in the order a reader would.
+
+Every fenced code block in a guide carries a marker in its info string,
+after the language:
+
+    ```sh test=ID          run it, then check_<guide>_<ID> (below) checks it
+    ```sh test=ID bg       a long-running command (a server, "in a second
+                           terminal"): started as its own process; its
+                           check waits for it, the test stops it by pid
+    ```sh test=ID file=F   saved as F in the working directory, not run
+                           (a script or module that later blocks use);
+                           only syntax-checked
+    ```text output=ID      what block ID prints on stdout
+    ```text stderr=ID      what block ID prints on stderr
+    ```sh norun            illustrative only, not run (keep these rare)
+
+<guide> is shell, python or node, and a "-" in ID is "_" in the method's
+name (test=curl-wait: check_shell_curl_wait). A block without one of these
+markers fails the test, as does a test=ID block (other than file=) with no
+check method, or an output block that does not match.
+Outputs are compared line by line with tokens (32 hex digits), RFC 3339
+times and numbers of 4 or more digits (ports) masked, and runs of spaces
+collapsed, since those differ from run to run.
+
+How blocks run, per language, with BERTH_ADDR set to the test's berthd
+(which also listens on a Unix socket), the berth CLI ($BERTH_CLI) first on
+PATH, and a fresh working directory per guide:
+  sh      all plain blocks of a guide run in one bash, one after the other,
+          as if pasted into one terminal (variables carry over); bg blocks
+          run in their own bash
+  python  saved as ID.py and run with python3
+  js      saved as ID.mjs and run with node (the Node guide is skipped,
+          with one line saying why, without node >= 18 on PATH)
+before_<guide>_<ID> methods run before a block (to set the scene, e.g.
+register a dependency a moment later); finish_<guide> runs at the end.
+
+Run: BERTHD=.../src/berthd BERTH_CLI=.../clients/cli/berth \
+     PYTHONPATH=tests/e2e python3 tests/e2e/test_guides.py -v
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+
+from berthtest import BerthTestCase, main
+
+DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs")
+BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
+
+FENCE = re.compile(r"^```(.*)$")
+TIMEOUT = 30            # seconds for one block that is not a server
+
+
+class Block:
+    def __init__(self, guide, lineno, info, code):
+        self.guide, self.lineno, self.code = guide, lineno, code
+        words = info.split()
+        self.lang = words[0] if words else ""
+        self.attrs = {}
+        self.flags = set()
+        for w in words[1:]:
+            if "=" in w:
+                k, v = w.split("=", 1)
+                self.attrs[k] = v
+            else:
+                self.flags.add(w)
+        self.id = self.attrs.get("test")
+
+    def where(self):
+        return "docs/%s line %d" % (self.guide, self.lineno)
+
+
+def parse(guide):
+    """The fenced blocks of a guide, in order."""
+    blocks, info, code, start = [], None, [], 0
+    with open(os.path.join(DOCS, guide)) as f:
+        for n, line in enumerate(f, 1):
+            m = FENCE.match(line.rstrip("\n"))
+            if info is None:
+                if m:
+                    info, code, start = m.group(1).strip(), [], n
+            elif m and not m.group(1).strip():
+                blocks.append(Block(guide, start, info, "".join(code)))
+                info = None
+            else:
+                code.append(line)
+    assert info is None, "docs/%s: unclosed fence at line %d" % (guide, start)
+    return blocks
+
+
+def mask(text):
+    """Text with what differs per run masked, as a list of lines."""
+    text = re.sub(r"\b[0-9a-f]{32}\b", "TOKEN", text)
+    text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "TIME", text)
+    text = re.sub(r"\b\d{4,}\b", "PORT", text)
+    return [re.sub(r"[ \t]+", " ", l).strip() for l in text.strip().splitlines()]
+
+
+class Result:
+    def __init__(self, stdout, stderr, rc):
+        self.stdout, self.stderr, self.rc = stdout, stderr, rc
+
+    def __repr__(self):
+        return "<rc %r stdout %r stderr %r>" % (self.rc, self.stdout, self.stderr)
+
+
+class Background:
+    """A block running as its own process; output goes to files."""
+
+    def __init__(self, argv, cwd, env, name):
+        self.out_path = os.path.join(cwd, "." + name + ".out")
+        self.err_path = os.path.join(cwd, "." + name + ".err")
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out,
+                                         stderr=err, stdin=subprocess.DEVNULL,
+                                         preexec_fn=default_sigint)
+        self.pid = self.proc.pid
+
+    def stdout(self):
+        with open(self.out_path, errors="replace") as f:
+            return f.read()
+
+    def stderr(self):
+        with open(self.err_path, errors="replace") as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Send sig and wait; the exit status (negative: killed by a signal)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def __repr__(self):
+        return "<pid %d rc %r stdout %r stderr %r>" % (
+            self.pid, self.proc.poll(), self.stdout(), self.stderr())
+
+
+class Session:
+    """One bash reading blocks from a pipe, like a terminal a reader pastes into."""
+
+    def __init__(self, cwd, env):
+        self.mark = "@@guide-%d@@" % os.getpid()
+        r, self.w = os.pipe()
+        self.out_path = os.path.join(cwd, ".session.out")
+        self.err_path = os.path.join(cwd, ".session.err")
+        self.out = open(self.out_path, "wb")
+        self.err = open(self.err_path, "wb")
+        # Commands come on their own pipe, so nothing a block runs can eat
+        # them from stdin.
+        self.proc = subprocess.Popen(["bash", "/dev/fd/%d" % r], cwd=cwd, env=env,
+                                     stdin=subprocess.DEVNULL, stdout=self.out,
+                                     stderr=self.err, pass_fds=(r,),
+                                     preexec_fn=default_sigint)
+        os.close(r)
+        self.out_pos = self.err_pos = 0
+
+    def run(self, code, timeout=TIMEOUT):
+        script = ("%s\nprintf '%%s %%d\\n' '%s' \"$?\"\nprintf '%%s\\n' '%s' >&2\n"
+                  % (code.rstrip("\n"), self.mark, self.mark))
+        os.write(self.w, script.encode())
+        deadline = time.monotonic() + timeout
+        pat = re.compile(r"%s (\d+)\n" % re.escape(self.mark))
+        while True:
+            out = self._read(self.out_path, self.out_pos)
+            err = self._read(self.err_path, self.err_pos)
+            m = pat.search(out)
+            if m and (self.mark + "\n") in err:
+                break
+            if self.proc.poll() is not None:
+                raise AssertionError("the shell exited (%d) during the block;"
+                                     " stdout %r stderr %r" % (self.proc.returncode, out, err))
+            if time.monotonic() > deadline:
+                raise AssertionError("block did not finish in %d s; stdout %r "
+                                     "stderr %r" % (timeout, out, err))
+            time.sleep(0.05)
+        self.out_pos += len(out[:m.end()].encode())
+        e = err.index(self.mark + "\n")
+        self.err_pos += len(err[:e + len(self.mark) + 1].encode())
+        return Result(out[:m.start()], err[:e], int(m.group(1)))
+
+    @staticmethod
+    def _read(path, pos):
+        with open(path, "rb") as f:
+            f.seek(pos)
+            return f.read().decode(errors="replace")
+
+    def close(self):
+        try:
+            os.close(self.w)
+        except OSError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+        self.err.close()
+
+
+def default_sigint():
+    """In the child: SIGINT as in a terminal, even if make runs us with it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def closed_port():
+    """A loopback port nothing listens on (the kernel's pick, closed again)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(fn, timeout=10, what="condition"):
+    """Poll fn until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %d s waiting for %s" % (timeout, what))
+        time.sleep(0.05)
+
+
+class GuideTest(BerthTestCase):
+
+    # ---- the runner ------------------------------------------------------
+
+    def run_guide(self, guide, key):
+        """Run every marked block of docs/guide, checking each."""
+        self.key = key
+        blocks = parse(guide)
+        self.assertTrue(blocks, guide)
+        by_id = {}
+        for b in blocks:
+            marked = b.id or "output" in b.attrs or "stderr" in b.attrs or "norun" in b.flags
+            self.assertTrue(marked, "%s: a code block without a marker "
+                            "(test=ID, output=ID, stderr=ID or norun): %r"
+                            % (b.where(), b.code[:80]))
+            if b.id:
+                self.assertNotIn(b.id, by_id, "%s: duplicate test=%s" % (b.where(), b.id))
+                by_id[b.id] = b
+                if "file" not in b.attrs:
+                    self.assertTrue(hasattr(self, self.method("check", b.id)),
+                                    "%s: test=%s has no %s" % (b.where(), b.id,
+                                                               self.method("check", b.id)))
+        for b in blocks:
+            for k in ("output", "stderr"):
+                if k in b.attrs:
+                    self.assertIn(b.attrs[k], by_id, "%s: %s=%s names no block"
+                                  % (b.where(), k, b.attrs[k]))
+
+        self.tmp = tempfile.mkdtemp(prefix="berth-guides-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        self.work = os.path.join(self.tmp, "work")
+        os.mkdir(self.work)
+        self.sock = os.path.join(self.tmp, "berth.sock")
+        self.d = self.berthd("--listen", "127.0.0.1:0,unix:" + self.sock)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+        env["BERTH_ADDR"] = self.d.addr
+        cli_dir = os.path.dirname(os.path.abspath(BERTH_CLI))
+        env["PATH"] = cli_dir + os.pathsep + env.get("PATH", "")
+        self.env = env
+        self.bgs = []
+        self.addCleanup(self._kill_bgs)
+        self.session = None
+        self.results = {}
+
+        for b in blocks:
+            if b.id is None:
+                if "output" in b.attrs or "stderr" in b.attrs:
+                    self.compare(b)
+                continue
+            before = getattr(self, self.method("before", b.id), None)
+            self.block_env = dict(self.env)
+            if before:
+                before()
+            if "file" in b.attrs:
+                self.save(b)
+                continue
+            res = self.run_block(b)
+            self.results[b.id] = res
+            try:
+                getattr(self, self.method("check", b.id))(res)
+            except AssertionError as e:
+                raise AssertionError("%s (test=%s): %s\n%r" % (b.where(), b.id, e, res)) from None
+        finish = getattr(self, "finish_" + key, None)
+        if finish:
+            finish()
+        if self.session:
+            self.session.close()
+            self.session = None
+
+    def method(self, kind, bid):
+        return "%s_%s_%s" % (kind, self.key, bid.replace("-", "_"))
+
+    def _kill_bgs(self):
+        for bg in self.bgs:
+            bg.kill()
+        if self.session:
+            self.session.close()
+
+    def save(self, b):
+        path = os.path.join(self.work, b.attrs["file"])
+        with open(path, "w") as f:
+            f.write(b.code)
+        check = {"sh": ["sh", "-n", path],
+                 "python": ["python3", "-m", "py_compile", path],
+                 "js": ["node", "--check", path]}[b.lang]
+        r = subprocess.run(check, capture_output=True, text=True, cwd=self.work)
+        self.assertEqual(r.returncode, 0, "%s: %s does not parse: %s"
+                         % (b.where(), b.attrs["file"], r.stderr))
+
+    def run_block(self, b):
+        bg = "bg" in b.flags
+        if b.lang == "sh":
+            if bg:
+                argv = ["bash", "-c", b.code]
+            else:
+                if self.block_env != self.env:
+                    raise AssertionError("a before_ hook cannot change the env "
+                                         "of the shell session")
+                if self.session is None:
+                    self.session = Session(self.work, self.env)
+                return self.session.run(b.code)
+        elif b.lang in ("python", "js"):
+            ext, interp = {"python": (".py", "python3"), "js": (".mjs", "node")}[b.lang]
+            path = os.path.join(self.work, b.id + ext)
+            with open(path, "w") as f:
+                f.write(b.code)
+            argv = [interp, path]
+        else:
+            raise AssertionError("%s: cannot run a %r block" % (b.where(), b.lang))
+        if bg:
+            p = Background(argv, self.work, self.block_env, b.id)
+            self.bgs.append(p)
+            return p
+        r = subprocess.run(argv, cwd=self.work, env=self.block_env, capture_output=True,
+                           text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+        return Result(r.stdout, r.stderr, r.returncode)
+
+    def compare(self, b):
+        kind = "output" if "output" in b.attrs else "stderr"
+        res = self.results.get(b.attrs[kind])
+        self.assertIsNotNone(res, "%s: %s=%s comes before that block ran"
+                             % (b.where(), kind, b.attrs[kind]))
+        got = res.stdout if kind == "output" else res.stderr
+        self.assertEqual(mask(got), mask(b.code), "%s: the %s of %s differs from "
+                         "the guide" % (b.where(), kind, b.attrs[kind]))
+
+    # ---- helpers for the checks ------------------------------------------
+
+    def lease(self, name):
+        """The live lease of name, or None."""
+        r = self.d.get("/v1/services/" + name)
+        if r.status == 404:
+            return None
+        self.assertEqual(r.status, 200, r)
+        return r.json
+
+    def wait_lease(self, name, timeout=10):
+        return wait_for(lambda: self.lease(name), timeout, "a lease for %r" % name)
+
+    def wait_gone(self, name, timeout=5):
+        wait_for(lambda: self.lease(name) is None, timeout, "%r to be released" % name)
+
+    def metric(self, name):
+        body = self.d.get("/metrics").body
+        m = re.search(r"^%s (\d+)" % re.escape(name), body, re.M)
+        self.assertTrue(m, name)
+        return int(m.group(1))
+
+    def http_status(self, lease):
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+                "http://%s:%d/" % (lease["host"], lease["port"]), timeout=10) as r:
+            return r.status
+
+    def assert_ok(self, res):
+        self.assertEqual(res.rc, 0, res)
+
+    def register_later(self, name, delay=1.0):
+        """Acquire name (no owner, TTL 60) from a thread after delay seconds."""
+        def go():
+            time.sleep(delay)
+            self.d.acquire(name, ttl=60)
+        t = threading.Thread(target=go, daemon=True)
+        t.start()
+        self.addCleanup(t.join, 10)
+
+    # ---- the shell guide -------------------------------------------------
+
+    def test_shell(self):
+        self.assertTrue(shutil.which("curl"), "curl is needed")
+        self.run_guide("guide-shell.md", "shell")
+
+    def check_shell_setup(self, res):
+        self.assert_ok(res)
+        self.assertIn("broker at %s is up" % self.d.addr, res.stdout)
+
+    def check_shell_run_api(self, bg):
+        api = self.wait_lease("api")
+        self.assertEqual(api["pid"], bg.pid, "berth run owns the lease")
+        self.assertEqual(api["ttl"], 30)
+        wait_for(lambda: self._answers(api), 10, "the api server to answer")
+        self.api = api
+
+    def _answers(self, lease):
+        try:
+            return self.http_status(lease) == 200
+        except OSError:
+            return False
+
+    def check_shell_lookup(self, res):
+        self.assert_ok(res)
+        self.assertEqual(res.stdout.splitlines(),
+                         [str(self.api["port"]), "127.0.0.1:%d" % self.api["port"], "200"])
+
+    def check_shell_run_web(self, bg):
+        web = self.wait_lease("web")
+        self.assertEqual(web["pid"], bg.pid)
+        self.assertNotEqual(web["port"], self.api["port"])
+        wait_for(lambda: "web: api is at" in bg.stdout(), 10, "web's first line")
+        self.assertEqual(bg.stdout().splitlines()[0],
+                         "web: api is at 127.0.0.1:%d" % self.api["port"])
+        wait_for(lambda: self._answers(web), 10, "the web server to answer")
+        self.web = (bg, web)
+
+    def check_shell_wait_db(self, res):
+        self.assert_ok(res)
+        self.assertIn("'db'", res.stderr)
+
+    def check_shell_acquire(self, res):
+        self.assert_ok(res)
+        cache = self.lease("cache")
+        self.assertIsNotNone(cache)
+        self.assertEqual(res.stdout, "cache: port %d\n" % cache["port"])
+        self.assertEqual(cache["ttl"], 30)
+        self.assertIsNone(cache["pid"])
+
+    def before_shell_worker(self):
+        self.releases = self.metric("berth_releases_total")
+
+    def check_shell_worker(self, res):
+        self.assert_ok(res)
+        port = int(res.stdout.split()[2])
+        self.assertEqual(res.stdout.splitlines()[1], "127.0.0.1:%d" % port)
+        self.assertIsNone(self.lease("worker"))
+        self.assertEqual(self.metric("berth_releases_total"), self.releases + 1,
+                         "the trap released the lease (not the owner's death)")
+        # The name is sticky: acquiring it again gives the port the script printed.
+        r = self.d.acquire("worker")
+        self.assertEqual(r.json["port"], port, r)
+        self.d.release("worker", r.json["token"])
+
+    def before_shell_renew(self):
+        self.releases = self.metric("berth_releases_total")
+
+    def check_shell_renew(self, res):
+        self.assert_ok(res)
+        self.assertRegex(res.stdout, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\n$")
+        self.assertIsNone(self.lease("jobs"))
+        self.assertEqual(self.metric("berth_releases_total"), self.releases + 1)
+
+    def check_shell_exit_codes(self, res):
+        self.assert_ok(res)
+        self.assertIn("port %d" % self.api["port"], res.stderr)
+
+    def check_shell_case(self, res):
+        self.assert_ok(res)
+        self.assertEqual(res.stdout, "api is up on port %d\n" % self.api["port"])
+
+    def check_shell_curl_acquire(self, res):
+        self.assert_ok(res)
+        lease = json.loads(res.stdout)
+        self.assertEqual(self.lease("queue")["port"], lease["port"])
+        self.queue = lease
+
+    def check_shell_curl_lookup(self, res):
+        self.assert_ok(res)
+        first = json.loads(res.stdout.splitlines()[0])
+        self.assertEqual(first["port"], self.queue["port"])
+        self.assertNotIn("token", first)
+
+    def check_shell_curl_renew(self, res):
+        self.assert_ok(res)
+        self.assertEqual(json.loads(res.stdout)["ttl"], 60)
+        self.assertEqual(self.lease("queue")["ttl"], 60)
+
+    def check_shell_curl_wait(self, res):
+        self.assert_ok(res)
+        mail = json.loads(res.stdout)
+        self.assertEqual(mail["name"], "mail")
+        self.assertEqual(mail["ttl"], 30)
+
+    def check_shell_curl_watch(self, res):
+        self.assert_ok(res)
+        self.assertEqual(res.stdout, "queue is gone\n")
+        self.assertIsNone(self.lease("queue"))
+
+    def check_shell_curl_errors(self, res):
+        self.assert_ok(res)
+
+    def check_shell_list(self, res):
+        self.assert_ok(res)
+        names = [l.split()[0] for l in res.stdout.splitlines()[1:]]
+        self.assertEqual(names, ["api", "cache", "mail", "web"])
+
+    def finish_shell(self):
+        # Ctrl-C in the second and third terminals: http.server exits 0 on
+        # SIGINT, so does berth run, after releasing the lease.
+        bg, _ = self.web
+        self.assertEqual(bg.stop(signal.SIGINT), 0, bg)
+        self.assertIsNone(self.lease("web"))
+        api_bg = self.bgs[0]
+        self.assertEqual(api_bg.stop(signal.SIGINT), 0, api_bg)
+        self.assertIsNone(self.lease("api"))
+
+    # ---- the Python guide ------------------------------------------------
+
+    def test_python(self):
+        self.run_guide("guide-python.md", "python")
+
+    def check_python_service(self, bg):
+        api = self.wait_lease("api")
+        self.assertEqual(api["pid"], bg.pid)
+        self.assertEqual(api["ttl"], 30)
+        wait_for(lambda: bg.stdout(), 10, "the service's first line")
+        self.assertEqual(bg.stdout(), "api: serving on port %d\n" % api["port"])
+        self.assertEqual(self.http_status(api), 200)
+        self.api = api
+
+    def before_python_client_app(self):
+        self.register_later("db")
+
+    def check_python_client_app(self, res):
+        self.assert_ok(res)
+        db = self.lease("db")
+        self.assertEqual(res.stdout.splitlines()[0], "db is at 127.0.0.1:%d" % db["port"])
+
+    def check_python_errors(self, res):
+        self.assertEqual(res.rc, 1, res)
+        self.assertEqual(res.stderr, "api is already running on port %d\n" % self.api["port"])
+        # The same program with no broker at the address.
+        addr = "127.0.0.1:%d" % closed_port()
+        env = dict(self.env, BERTH_ADDR=addr)
+        r = subprocess.run(["python3", "errors.py"], cwd=self.work, env=env,
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertRegex(r.stderr, r"^no broker at %s \(.*refused.*\); "
+                         r"start it with berthd\n$" % re.escape(addr))
+
+    def before_python_job(self):
+        self.releases = self.metric("berth_releases_total")
+
+    def check_python_job(self, res):
+        self.assert_ok(res)
+        port = int(res.stdout.split()[-1])
+        self.assertIsNone(self.lease("batch"))
+        self.assertEqual(self.metric("berth_releases_total"), self.releases + 1)
+        r = self.d.acquire("batch")
+        self.assertEqual(r.json["port"], port, r)
+        self.d.release("batch", r.json["token"])
+
+    def before_python_unix(self):
+        self.block_env["BERTH_ADDR"] = "unix:" + self.sock
+
+    def check_python_unix(self, res):
+        self.assert_ok(res)
+
+    def finish_python(self):
+        self._finish_service()
+
+    def _finish_service(self):
+        bg = self.bgs[0]
+        releases = self.metric("berth_releases_total")
+        self.assertEqual(bg.stop(signal.SIGTERM), 0, bg)
+        self.assertIsNone(self.lease("api"))
+        self.assertEqual(self.metric("berth_releases_total"), releases + 1,
+                         "the service released its lease on SIGTERM")
+        self.assertNotIn("Traceback", bg.stderr())
+
+    # ---- the Node guide --------------------------------------------------
+
+    def test_node(self):
+        node = shutil.which("node")
+        if not node:
+            raise unittest.SkipTest("node is not on PATH: docs/guide-node.md not run")
+        v = subprocess.run([node, "--version"], capture_output=True, text=True).stdout
+        m = re.match(r"v(\d+)", v)
+        if not m or int(m.group(1)) < 18:
+            raise unittest.SkipTest("node %s is older than 18: docs/guide-node.md "
+                                    "not run" % v.strip())
+        self.run_guide("guide-node.md", "node")
+
+    check_node_service = check_python_service
+    before_node_client_app = before_python_client_app
+    before_node_unix = before_python_unix
+    check_node_unix = check_python_unix
+
+    def check_node_client_app(self, res):
+        self.assert_ok(res)
+        db = self.lease("db")
+        self.assertEqual(res.stdout.splitlines(),
+                         ["db is at 127.0.0.1:%d" % db["port"],
+                          "api answers 200 hello from api"])
+
+    def check_node_errors(self, res):
+        self.assertEqual(res.rc, 1, res)
+        self.assertEqual(res.stderr, "api is already running on port %d\n" % self.api["port"])
+        # (Not port 1: fetch refuses the Fetch standard's "bad ports".)
+        addr = "127.0.0.1:%d" % closed_port()
+        env = dict(self.env, BERTH_ADDR=addr)
+        r = subprocess.run(["node", "errors.mjs"], cwd=self.work, env=env,
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertEqual(r.stderr, "no broker at %s; start it with berthd\n" % addr)
+
+    def finish_node(self):
+        self._finish_service()
+        # Ctrl-C releases too.
+        bg = Background(["node", "service.mjs"], self.work, self.env, "service2")
+        self.bgs.append(bg)
+        self.wait_lease("api")
+        releases = self.metric("berth_releases_total")
+        self.assertEqual(bg.stop(signal.SIGINT), 0, bg)
+        self.assertIsNone(self.lease("api"))
+        self.assertEqual(self.metric("berth_releases_total"), releases + 1)
+
+
+if __name__ == "__main__":
+    main()
