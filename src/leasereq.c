@@ -160,6 +160,13 @@ leasereq_field(const char *k, json_t *v, struct lease_req *r, struct berr *e)
 			return (0);
 		if (leasereq_int(v, k, 1, PID_MAX_LINUX, &n, e) == -1)
 			return (-1);
+		/* init never exits: its lease would never end. */
+		if (n == 1) {
+			berr_set(e, 400, "invalid_field", "'pid' 1 is init, "
+			    "which never exits: give the owner's own pid, or "
+			    "none and a ttl");
+			return (-1);
+		}
 		r->pid = (pid_t)n;
 	} else if (strcmp(k, "meta") == 0) {
 		if (json_is_null(v))

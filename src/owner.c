@@ -39,6 +39,28 @@ owner_boot_id(void)
 }
 
 /*
+ * Our PID namespace as the kernel names it, "pid:[INODE]", read once;
+ * NULL where /proc does not say. Pids are only meaningful inside one
+ * namespace: a client elsewhere (another container) compares this with
+ * its own /proc/self/ns/pid before it names itself as a lease's owner.
+ */
+const char *
+owner_pid_namespace(void)
+{
+	static char	ns[64];
+	ssize_t		n;
+
+	if (ns[0] != '\0')
+		return (ns);
+	if ((n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1)) <= 0) {
+		ns[0] = '\0';
+		return (NULL);
+	}
+	ns[n] = '\0';
+	return (ns);
+}
+
+/*
  * Read the state (field 3) and start time (field 22) of /proc/PID/stat.
  * The command name in field 2 may hold spaces and parentheses, so parse
  * from the last ')'.

@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 
 #define RUN_TTL		30	/* default lease TTL, seconds */
@@ -60,6 +62,7 @@ struct run {
 	char			**cmd;		/* the command as given */
 	char			**argv;		/* the command, {port} replaced */
 	berth_lease		 lease;
+	pid_t			 owner;		/* the lease's pid, or 0 */
 	int			 listen_fd;
 	pid_t			 child;
 	pid_t			 parent;	/* berth run itself, for the child */
@@ -76,6 +79,7 @@ static long long run_now(void);
 static void	run_envname(const char *, const char *, char *, size_t);
 static void	run_hostport(const berth_lease *, char *, size_t);
 static int	run_need(struct run *, const char *);
+static void	run_choose_owner(struct run *);
 static int	run_acquire(struct run *, int, berth_error *);
 static int	run_listen(struct run *);
 static char	*run_subst(const char *, const char *);
@@ -274,8 +278,63 @@ run_need(struct run *r, const char *dep)
 	return (0);
 }
 
+/* berthd's PID namespace, "pid:[INODE]", from /v1/status; NULL if unknown. */
+static char *
+run_broker_pid_namespace(struct run *r)
+{
+	berth_error	 err;
+	json_t		*st;
+	const char	*ns;
+	char		*text = NULL, *out = NULL;
+
+	if (berth_status(r->client, &text, &err) != 0)
+		return (NULL);
+	if ((st = json_loads(text, 0, NULL)) != NULL &&
+	    (ns = json_string_value(json_object_get(st, "pid_namespace"))) !=
+	    NULL)
+		out = strdup(ns);
+	json_decref(st);
+	berth_free(text);
+	return (out);
+}
+
 /*
- * Take NAME with this process as the owner. port overrides --port: a
+ * The lease's owner is berth run itself, so the lease ends at once if it
+ * dies; its TTL, renewed while the command runs, is the second line.
+ * berthd reads pids in its own PID namespace, though: from another one
+ * (another container) our pid names some unrelated process there, or
+ * none. So ask berthd for its namespace and compare; when they differ,
+ * or we are PID 1 (a container's init, which berthd refuses as owner),
+ * the lease lives by its TTL alone.
+ */
+static void
+run_choose_owner(struct run *r)
+{
+	char	 mine[64], *theirs;
+	ssize_t	 n;
+	int	 same;
+
+	r->owner = getpid();
+	if (r->owner != 1) {
+		if ((n = readlink("/proc/self/ns/pid", mine, sizeof mine - 1)) <=
+		    0 || (theirs = run_broker_pid_namespace(r)) == NULL)
+			return;		/* no way to tell: as before */
+		mine[n] = '\0';
+		same = strcmp(mine, theirs) == 0;
+		free(theirs);
+		if (same)
+			return;
+	}
+	r->owner = 0;
+	if (r->ttl == 0)
+		r->ttl = RUN_TTL;
+	cli_warn("run: %s; the lease of %s lives by its %ld s TTL, renewed "
+	    "while the command runs", getpid() == 1 ? "running as PID 1" :
+	    "berthd is in another PID namespace", r->name, r->ttl);
+}
+
+/*
+ * Take NAME, owned by r->owner (run_choose_owner). port overrides --port: a
  * lease that lapsed is taken back on the port the command already uses.
  * r->lease changes only on success, so its token stays usable.
  */
@@ -290,7 +349,7 @@ run_acquire(struct run *r, int port, berth_error *err)
 	opts.port = port;
 	opts.host = r->host;
 	opts.ttl = r->ttl;
-	opts.pid = getpid();
+	opts.pid = r->owner;
 	memset(&l, 0, sizeof l);
 	if (berth_acquire(r->client, &opts, &l, err) != 0) {
 		berth_lease_clear(&l);
@@ -667,6 +726,7 @@ cmd_run(struct cli *cli, int argc, char **argv)
 		if ((rc = run_need(&r, r.needs[i])) != 0)
 			goto out;
 	}
+	run_choose_owner(&r);
 	if (run_acquire(&r, (int)r.port, &err) != 0) {
 		rc = cli_fail(cli, &err);
 		goto out;

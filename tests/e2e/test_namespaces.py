@@ -11,7 +11,8 @@ to a port broker by hand:
   the kernel drops every signal PID 1 has no handler for; SIGTERM from
   outside must still end it with status 0 within SPEC §2's 2 s and leave
   the database intact. A lease's pid is read in berthd's namespace: its
-  own processes are visible, a pid from outside is 400 pid_not_visible.
+  own processes are visible, a pid from outside is 400 pid_not_visible,
+  and `berth run` from another PID namespace leases by TTL, not by pid.
 
 As root the namespaces are made with `unshare -n` / `unshare -pf
 --mount-proc`; otherwise a user namespace is added (`-r`). When unshare is
@@ -577,26 +578,44 @@ class PidNamespaceTest(berthtest.BerthTestCase):
         self.assertEqual(r.json["port"], kept["port"], r)
 
     def test_pid_visibility(self):
-        """A lease's pid is looked up in berthd's PID namespace: pid 1 (berthd
-        itself there) is a visible owner; this test process, outside that
-        namespace, is 400 pid_not_visible. On the host pid 1 is another
-        process, so after a restart outside that lease's owner is dead."""
+        """A lease's pid is looked up in berthd's PID namespace: a process
+        inside it (entered with nsenter) is a visible owner; pid 1 is init
+        and refused as an owner; this test process, outside, is 400
+        pid_not_visible. On the host the inside pid names another process,
+        so after a restart outside the lease's owner is dead."""
         proc, hostpid, fields = self.start_pid1()
         addr = fields["STATUS"].split("serving on ", 1)[1]
 
         r = http_request(addr, "POST", "/v1/services",
-                         {"name": "pidns-own", "pid": 1})
+                         {"name": "pidns-init", "pid": 1})
+        self.assertError(r, 400, "invalid_field")
+
+        nsenter = shutil.which("nsenter")
+        if nsenter is None:
+            self.skipTest("nsenter(1) not found (util-linux)")
+        inner = subprocess.Popen([nsenter, "--target", str(hostpid), "--pid",
+                                  "--", "sleep", "60"],
+                                 stdin=subprocess.DEVNULL)
+        self.addCleanup(kill_tree, inner)
+        deadline = time.monotonic() + 5
+        while not children_of(inner.pid):
+            self.assertLess(time.monotonic(), deadline, "nsenter's child")
+            time.sleep(0.02)
+        sleeper = children_of(inner.pid)[0]
+        nspid = status_fields(sleeper)["NSpid"].split()
+        self.assertEqual(len(nspid), 2, nspid)
+        inside = int(nspid[1])
+        r = http_request(addr, "POST", "/v1/services",
+                         {"name": "pidns-own", "pid": inside})
         self.assertEqual(r.status, 201, r)
-        self.assertEqual(r.json.get("pid"), 1, r)
-        r = http_request(addr, "GET", "/v1/services/pidns-own")
-        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json.get("pid"), inside, r)
 
         mine = os.getpid()
         try:    # precondition: our pid number is not in berthd's namespace
-            inside = os.path.exists("/proc/%d/root/proc/%d" % (hostpid, mine))
+            seen = os.path.exists("/proc/%d/root/proc/%d" % (hostpid, mine))
         except OSError:
-            inside = False
-        self.assertFalse(inside, "pid %d happens to exist in berthd's PID "
+            seen = False
+        self.assertFalse(seen, "pid %d happens to exist in berthd's PID "
                          "namespace too" % mine)
         r = http_request(addr, "POST", "/v1/services",
                          {"name": "pidns-outside", "pid": mine})
@@ -607,9 +626,9 @@ class PidNamespaceTest(berthtest.BerthTestCase):
         os.kill(hostpid, signal.SIGTERM)
         self.assertEqual(proc.wait(10 * SLOWDOWN), 0)
 
-        # Restarted in the host's namespace, "pid 1" is init, not the
-        # process recorded (start time differs): the lease ends (§3 owner
-        # death, checked at least once a second).
+        # Restarted in the host's namespace, the inside pid names another
+        # process (or none): the lease ends (§3 owner death, checked at
+        # least once a second).
         d = self.berthd(db=self.db)
         deadline = time.monotonic() + 5 * SLOWDOWN
         while True:
@@ -618,9 +637,81 @@ class PidNamespaceTest(berthtest.BerthTestCase):
                 break
             self.assertEqual(r.status, 200, r)
             if time.monotonic() > deadline:
-                self.fail("lease owned by pid 1 of a dead PID namespace "
-                          "still live on the host: %r" % r)
+                self.fail("lease owned by pid %d of a dead PID namespace "
+                          "still live on the host: %r" % (inside, r))
             time.sleep(0.1)
+
+
+class RunAcrossPidNamespacesTest(berthtest.BerthTestCase):
+    """`berth run` in another PID namespace than berthd (a container using
+    a broker outside it): its pid means nothing to berthd, so it must not
+    name itself as the owner; the lease lives by its TTL."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_namespace("PID", PID_FLAGS)
+        cls.cli = os.environ.get("BERTH_CLI", "")
+        if not cls.cli or not os.access(cls.cli, os.X_OK):
+            raise unittest.SkipTest("BERTH_CLI is not set to the berth CLI")
+
+    def run_inside(self, d, name, pid1):
+        """berth run NAME in a new PID namespace, as its PID 1 or not; the
+        command says "up" and waits for stdin. Returns (proc, the lease
+        while it runs)."""
+        run = [self.cli, "--addr", d.addr, "run", name, "--", "sh", "-c",
+               "echo up; read x"]
+        if pid1:
+            cmd = [UNSHARE] + PID_FLAGS + ["--kill-child"] + run
+        else:
+            cmd = [UNSHARE] + PID_FLAGS + ["--kill-child", "sh", "-c",
+                                           '"$@"; exit $?', "sh"] + run
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(kill_tree, p)
+        self.assertEqual(p.stdout.readline(), b"up\n")
+        r = d.get("/v1/services/" + name)
+        self.assertEqual(r.status, 200, r)
+        return p, r.json
+
+    def finish(self, d, p, name):
+        out, err = p.communicate(b"\n", timeout=10 * SLOWDOWN)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(d.get("/v1/services/" + name).status, 404)
+        return err.decode()
+
+    def test_status_names_the_pid_namespace(self):
+        d = self.berthd()
+        ns = d.get("/v1/status").json["pid_namespace"]
+        self.assertEqual(ns, os.readlink("/proc/%d/ns/pid" % d.proc.pid))
+
+    def test_run_as_pid1_elsewhere_leases_by_ttl(self):
+        d = self.berthd()
+        p, lease = self.run_inside(d, "nsrun-init", pid1=True)
+        self.assertIsNone(lease["pid"], lease)
+        self.assertEqual(lease["ttl"], 30, lease)
+        err = self.finish(d, p, "nsrun-init")
+        self.assertIn("running as PID 1", err)
+
+    def test_run_in_another_namespace_leases_by_ttl(self):
+        d = self.berthd()
+        p, lease = self.run_inside(d, "nsrun-other", pid1=False)
+        self.assertIsNone(lease["pid"], lease)
+        self.assertEqual(lease["ttl"], 30, lease)
+        err = self.finish(d, p, "nsrun-other")
+        self.assertIn("berthd is in another PID namespace", err)
+
+    def test_run_in_the_same_namespace_owns_its_lease(self):
+        d = self.berthd()
+        run = subprocess.Popen([self.cli, "--addr", d.addr, "run", "nsrun-same",
+                                "--", "sh", "-c", "echo up; read x"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+        self.addCleanup(kill_tree, run)
+        self.assertEqual(run.stdout.readline(), b"up\n")
+        lease = d.get("/v1/services/nsrun-same").json
+        self.assertEqual(lease["pid"], run.pid, lease)
+        err = self.finish(d, run, "nsrun-same")
+        self.assertNotIn("PID", err)
 
 
 if __name__ == "__main__":

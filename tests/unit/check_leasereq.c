@@ -30,14 +30,14 @@ START_TEST(test_full)
 
 	ck_assert_int_eq(parse("{\"name\":\"api.v2_x-1\",\"port\":50123,"
 	    "\"proto\":\"both\",\"host\":\"db.example.com\",\"ttl\":30,"
-	    "\"pid\":1,\"meta\":{\"env\":\"dev\",\"a\":\"b\"}}", &r, &e), 0);
+	    "\"pid\":2,\"meta\":{\"env\":\"dev\",\"a\":\"b\"}}", &r, &e), 0);
 	ck_assert_str_eq(r.name, "api.v2_x-1");
 	ck_assert_uint_eq(r.port, 50123);
 	ck_assert_int_eq(r.proto, PROTO_BOTH);
 	ck_assert_str_eq(r.host, "db.example.com");
 	ck_assert_uint_eq(r.ttl, 30);
 	ck_assert_int_eq(r.has_ttl, 1);
-	ck_assert_int_eq(r.pid, 1);
+	ck_assert_int_eq(r.pid, 2);
 	ck_assert_ptr_nonnull(r.meta);
 	meta = json_loads(r.meta, 0, NULL);
 	ck_assert_ptr_nonnull(meta);
@@ -201,6 +201,7 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"name\":\"a\",\"ttl\":[5]}", 400, "invalid_field" },
 	/* pid */
 	{ "{\"name\":\"a\",\"pid\":0}", 400, "invalid_field" },
+	{ "{\"name\":\"a\",\"pid\":1}", 400, "invalid_field" },	/* init */
 	{ "{\"name\":\"a\",\"pid\":-5}", 400, "invalid_field" },
 	{ "{\"name\":\"a\",\"pid\":4294967296}", 400, "invalid_field" },
 	{ "{\"name\":\"a\",\"pid\":\"123\"}", 400, "invalid_field" },
