@@ -306,6 +306,20 @@ class BerthTestCase(unittest.TestCase):
         self.assertTrue(err["message"], resp)
 
 
+def wait_for(fn, timeout=10, what="condition"):
+    """Poll fn until it returns something true and return that; fail the
+    test after timeout seconds (longer under a wrapper)."""
+    deadline = time.monotonic() + timeout * SLOWDOWN
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %g s waiting for %s"
+                                 % (timeout * SLOWDOWN, what))
+        time.sleep(0.02)
+
+
 def listener(port=0, host="0.0.0.0", family=socket.AF_INET, kind=socket.SOCK_STREAM):
     """A socket bound (and, for TCP, listening) on port; the caller closes it."""
     s = socket.socket(family, kind)

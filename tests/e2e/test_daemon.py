@@ -16,7 +16,7 @@ import time
 import uuid
 
 import berthtest
-from berthtest import BerthTestCase, Response, UnixHTTPConnection, main
+from berthtest import BerthTestCase, Response, UnixHTTPConnection, main, wait_for
 
 BERTHD = berthtest.BERTHD
 NOBODY = 65534
@@ -237,16 +237,6 @@ class DaemonTest(BerthTestCase):
         self.assertEqual(r.status, 200, r)
         return r.json
 
-    def wait_for(self, cond, timeout=5, what="condition"):
-        deadline = time.monotonic() + timeout
-        while True:
-            v = cond()
-            if v:
-                return v
-            if time.monotonic() > deadline:
-                self.fail("timed out waiting for " + what)
-            time.sleep(0.02)
-
     def assertUsageError(self, res, *words):
         self.assertEqual(res.returncode, 2, (res.args, res.stdout, res.stderr))
         self.assertTrue(res.stderr.strip(), "no message on stderr for %r" % (res.args,))
@@ -344,7 +334,7 @@ class DaemonTest(BerthTestCase):
         threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
         for t in threads:
             t.start()
-        self.wait_for(lambda: len(acked) >= 120, timeout=20, what="120 leases")
+        wait_for(lambda: len(acked) >= 120, timeout=20, what="120 leases")
         d.kill9()
         stop.set()
         for t in threads:
@@ -410,7 +400,7 @@ class DaemonTest(BerthTestCase):
                   threading.Thread(target=park, args=("index", "/v1/services?index=%d&wait=30" % index))]
         for t in parked:
             t.start()
-        self.wait_for(lambda: self.status(d)["waiters"] >= 2, what="two parked waiters")
+        wait_for(lambda: self.status(d)["waiters"] >= 2, what="two parked waiters")
         d.proc.send_signal(sig)
         try:
             rc = d.proc.wait(2.0)
@@ -448,11 +438,11 @@ class DaemonTest(BerthTestCase):
         t = self.mktemp()
         logf = os.path.join(t, "file.log")
         d = self.berthd("--log-file", logf, tmpdir=t)
-        self.wait_for(lambda: os.path.exists(logf) and os.path.getsize(logf) > 0,
+        wait_for(lambda: os.path.exists(logf) and os.path.getsize(logf) > 0,
                       what="lines in the --log-file")
         os.rename(logf, logf + ".1")
         d.proc.send_signal(signal.SIGHUP)
-        self.wait_for(lambda: os.path.exists(logf), what="a new log file after SIGHUP")
+        wait_for(lambda: os.path.exists(logf), what="a new log file after SIGHUP")
         self.assertEqual(d.acquire("after-hup").status, 201)
         self.assertEqual(d.stop(), 0)
         with open(logf) as f:
@@ -531,7 +521,7 @@ class DaemonTest(BerthTestCase):
                 except OSError:
                     return False
             return r.get("/v1/health").status == 200
-        self.wait_for(up, timeout=10, what="berthd without NOTIFY_SOCKET")
+        wait_for(up, timeout=10, what="berthd without NOTIFY_SOCKET")
         self.assertEqual(r.stop(), 0)
 
     # flags and environment twins (SPEC §2)

@@ -53,7 +53,7 @@ import time
 import unittest
 import urllib.request
 
-from berthtest import BerthTestCase, main
+from berthtest import BerthTestCase, main, wait_for
 
 DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs")
 BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
@@ -226,18 +226,6 @@ def closed_port():
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-def wait_for(fn, timeout=10, what="condition"):
-    """Poll fn until it returns something true; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %d s waiting for %s" % (timeout, what))
-        time.sleep(0.05)
 
 
 class GuideTest(BerthTestCase):
