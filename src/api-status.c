@@ -81,7 +81,7 @@ api_status(struct server *srv, struct api_req *req)
 	for (i = 0; i < srv->nlisteners; i++)
 		json_array_append_new(listen, json_string(srv->bound[i].text));
 	req_reply_json(srv, req, 200, json_pack(
-	    "{s:s, s:I, s:o, s:I, s:I, s:o, s:s, s:s, s:b, s:o, s:o}",
+	    "{s:s, s:I, s:o, s:I, s:I, s:o, s:s, s:s, s:b, s:o, s:o, s:s}",
 	    "version", PACKAGE_VERSION,
 	    "uptime", (json_int_t)((clock_now_ms() - srv->started_at) / 1000),
 	    "pool", api_status_pool(srv),
@@ -93,7 +93,8 @@ api_status(struct server *srv, struct api_req *req)
 	    "db_ok", srv->broker->db_ok,
 	    "portserver", api_status_portserver(srv),
 	    "pid_namespace", owner_pid_namespace() != NULL ?
-	    json_string(owner_pid_namespace()) : json_null()));
+	    json_string(owner_pid_namespace()) : json_null(),
+	    "boot_id", owner_boot_id()));
 }
 
 /* Prometheus text format 0.0.4; the series are in docs/monitoring.md. */

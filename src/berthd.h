@@ -37,6 +37,12 @@ void		 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+/* A warning that may repeat many times a second, said once per period. */
+struct log_every {
+	uint64_t	 said;		/* ms, when last said (0: never) */
+	uint64_t	 quiet;		/* times not said since */
+};
+int		 log_every(struct log_every *, uint64_t);
 void		 fatal(const char *, ...)
 		    __attribute__((format(printf, 1, 2), noreturn));
 void		 fatalx(const char *, ...)
@@ -487,11 +493,13 @@ int		 portserver_flushed(const struct portserver *);
 void		 portserver_free(struct portserver *);
 uint64_t	 portserver_granted(const struct portserver *);
 uint64_t	 portserver_refused(const struct portserver *);
+unsigned int	 portserver_connections(const struct portserver *);
 
 /* listen.c: the listening sockets */
 int		 listen_open(struct server *, char *, size_t);
 int		 listen_socket(struct server *, const struct listen_addr *, char *,
 		    size_t);
+void		 listen_accept_error(struct evconnlistener *, void *);
 void		 listen_close(struct server *);
 
 /* notify.c: systemd's readiness protocol */

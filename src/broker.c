@@ -423,8 +423,9 @@ broker_acquire(struct broker *b, const struct lease_req *r, const char *bearer,
 
 	memset(&owner, 0, sizeof owner);
 	if (r->pid != 0 && owner_read(r->pid, &owner) == -1) {
-		berr_set(e, 400, "pid_not_visible", "no process %ld is visible "
-		    "to berthd (another PID namespace?)", (long)r->pid);
+		berr_set(e, 400, "pid_not_visible", "pid %ld is no user "
+		    "process berthd can see (another PID namespace?)",
+		    (long)r->pid);
 		return (-1);
 	}
 	if ((l = registry_find(&b->reg, r->name)) != NULL) {
@@ -452,48 +453,72 @@ broker_acquire(struct broker *b, const struct lease_req *r, const char *bearer,
  * A lease for a client that names no service: portpicker's portserver
  * protocol (SPEC §6). Any pool port free on TCP and UDP, owned by pid,
  * named "portpicker-PORT": unique while the port is leased, and its
- * sticky-port memo is bounded by the pool. The no-back-to-back rule
- * tells clients apart by pid, so a port one test process dropped is not
- * handed straight to another.
+ * sticky-port memo is bounded by the pool. Should an HTTP client hold
+ * that name on another port, the port is set aside and another drawn.
  */
+#define BROKER_ANON_TRIES	8
+
 int
 broker_acquire_anon(struct broker *b, pid_t pid, struct lease **out,
     struct berr *e)
 {
 	struct broker_probe_ctx	 ctx = { b, PROTO_BOTH };
 	struct lease_req	 r;
+	struct lease		*held;
 	struct owner		 owner;
-	char			 who[32];
-	uint16_t		 port;
+	enum lease_state	 why;
+	uint16_t		 port, aside[BROKER_ANON_TRIES];
+	size_t			 naside = 0, i;
+	int			 rc = -1;
 
 	if (pid <= 1 || owner_read(pid, &owner) == -1 || !owner_alive(&owner)) {
-		berr_set(e, 400, "pid_not_visible", "no live process %ld is "
-		    "visible to berthd", (long)pid);
+		berr_set(e, 400, "pid_not_visible", "pid %ld is no live user "
+		    "process berthd can see", (long)pid);
 		return (-1);
 	}
 	if (broker_txn(b) == -1) {
 		broker_db_error(e);
 		return (-1);
 	}
-	snprintf(who, sizeof who, "portpicker pid %ld", (long)pid);
-	if (pool_take(b->pool, pool_name_hash(who), clock_now_ms(),
-	    broker_pool_probe, &ctx, &port) == -1) {
-		berr_set(e, 503, "pool_exhausted", "no free port left in the "
-		    "pool");
-		return (-1);
-	}
 	memset(&r, 0, sizeof r);
-	snprintf(r.name, sizeof r.name, "portpicker-%u", port);
 	snprintf(r.host, sizeof r.host, "%s", BERTH_DEFAULT_HOST);
 	r.proto = PROTO_BOTH;
 	r.pid = pid;
-	/* Never: the name holds its own port, which was free in the pool. */
-	if (registry_find(&b->reg, r.name) != NULL) {
-		pool_release(b->pool, port, pool_name_hash(who), 0);
-		berr_set(e, 500, "internal", "lease %s exists", r.name);
-		return (-1);
+	for (;;) {
+		if (pool_take(b->pool, 0, clock_now_ms(), broker_pool_probe,
+		    &ctx, &port) == -1) {
+			berr_set(e, 503, "pool_exhausted", "no free port left "
+			    "in the pool");
+			break;
+		}
+		snprintf(r.name, sizeof r.name, "portpicker-%u", port);
+		held = registry_find(&b->reg, r.name);
+		/* A holder that is gone gives the name up, as in an acquire. */
+		if (held != NULL && (lease_expired(held, clock_now_ms()) ||
+		    !owner_alive(&held->owner))) {
+			why = lease_expired(held, clock_now_ms()) ?
+			    LEASE_EXPIRED : LEASE_OWNER_DEAD;
+			if (broker_end(b, held, why) == -1) {
+				aside[naside++] = port;
+				broker_db_error(e);
+				break;
+			}
+			held = NULL;
+		}
+		if (held == NULL) {
+			rc = broker_grant(b, &r, &owner, port, out, e);
+			break;
+		}
+		aside[naside++] = port;
+		if (naside == BROKER_ANON_TRIES) {
+			berr_set(e, 503, "pool_exhausted", "no port whose "
+			    "portpicker- name is free");
+			break;
+		}
 	}
-	return (broker_grant(b, &r, &owner, port, out, e));
+	for (i = 0; i < naside; i++)
+		pool_release(b->pool, aside[i], 0, 0);
+	return (rc);
 }
 
 /* The lease named name if bearer is its token; 404 or 403 otherwise. */

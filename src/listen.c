@@ -25,6 +25,46 @@
 
 /* A burst of clients at startup waits in the kernel, not refused. */
 #define LISTEN_BACKLOG	4096
+#define LISTEN_PAUSE_MS	100	/* after accept() ran out of descriptors */
+#define LISTEN_SAY_MS	10000	/* how often to say so */
+
+static struct server	*listen_server;
+
+static void
+listen_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	if (!listen_server->stopping)
+		evconnlistener_enable(arg);
+}
+
+/*
+ * accept() failed for want of file descriptors or memory. The listening
+ * socket stays readable, so libevent would retry at once, for ever, and
+ * print a warning each time: pause this listener for a moment instead
+ * (clients wait in the backlog) and say so now and then.
+ */
+void
+listen_accept_error(struct evconnlistener *lev, void *arg)
+{
+	static struct log_every	 said;
+	struct timeval		 tv = { 0, LISTEN_PAUSE_MS * 1000 };
+	int			 err = EVUTIL_SOCKET_ERROR();
+
+	(void)arg;
+	if (log_every(&said, LISTEN_SAY_MS)) {
+		log_warnx("accept: %s; pausing new connections for %d ms "
+		    "(%llu more pauses since last said)",
+		    evutil_socket_error_to_string(err), LISTEN_PAUSE_MS,
+		    (unsigned long long)said.quiet);
+		said.quiet = 0;
+	}
+	evconnlistener_disable(lev);
+	if (event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT,
+	    listen_resume, lev, &tv) == -1)
+		evconnlistener_enable(lev);
+}
 
 /* Is someone already serving on this unix socket path? */
 static int
@@ -138,6 +178,7 @@ listen_open(struct server *srv, char *err, size_t errlen)
 	size_t			 i;
 	int			 fd;
 
+	listen_server = srv;
 	for (i = 0; i < srv->cfg->nlisten; i++) {
 		const struct listen_addr *la = &srv->cfg->listen[i];
 
@@ -158,6 +199,7 @@ listen_open(struct server *srv, char *err, size_t errlen)
 			evconnlistener_free(lev);
 			goto fail;
 		}
+		evconnlistener_set_error_cb(lev, listen_accept_error);
 		srv->listeners[srv->nlisteners] = lev;
 		listen_record(&srv->bound[srv->nlisteners], la, fd);
 		srv->nlisteners++;

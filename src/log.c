@@ -135,3 +135,21 @@ fatalx(const char *fmt, ...)
 	va_end(ap);
 	exit(1);
 }
+
+/*
+ * Should a repeating warning be said now? Yes the first time and then at
+ * most once per period_ms; in between it is counted in le->quiet, which
+ * the caller may report (and which restarts from 0 when said).
+ */
+int
+log_every(struct log_every *le, uint64_t period_ms)
+{
+	uint64_t	now = clock_now_ms();
+
+	if (le->said != 0 && now - le->said < period_ms) {
+		le->quiet++;
+		return (0);
+	}
+	le->said = now != 0 ? now : 1;
+	return (1);
+}

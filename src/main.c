@@ -64,13 +64,28 @@ main_private_db(const char *path)
 
 /* Leases hold pidfds and clients hold sockets: allow as many as we may. */
 static void
-main_raise_nofile(void)
+main_raise_nofile(struct config *cfg)
 {
 	struct rlimit	rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	/*
+	 * Half the descriptors at most go to clients; the rest are for the
+	 * owners' pidfds, the database and the listeners.
+	 */
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    cfg->max_connections > rl.rlim_cur / 2) {
+		cfg->max_connections = rl.rlim_cur / 2 > 16 ?
+		    (unsigned int)(rl.rlim_cur / 2) : 16;
+		log_warnx("open file limit %llu: at most %u client "
+		    "connections", (unsigned long long)rl.rlim_cur,
+		    cfg->max_connections);
 	}
 }
 
@@ -139,7 +154,7 @@ main(int argc, char **argv)
 	umask(077);
 	log_init(cfg.log_level, cfg.log_file[0] != '\0' ? cfg.log_file : NULL);
 	signal(SIGPIPE, SIG_IGN);
-	main_raise_nofile();
+	main_raise_nofile(&cfg);
 	probe_init();
 
 	if (strcmp(cfg.db, ":memory:") != 0 && main_mkdirs(cfg.db) == -1)
@@ -161,8 +176,10 @@ main(int argc, char **argv)
 	if (listen_open(&srv, err, sizeof err) == -1)
 		fatalx("cannot listen on %s", err);
 	if (cfg.has_portserver &&
-	    (srv.portserver = portserver_open(&srv, err, sizeof err)) == NULL)
+	    (srv.portserver = portserver_open(&srv, err, sizeof err)) == NULL) {
+		listen_close(&srv);	/* no unix socket file left behind */
 		fatalx("cannot listen for portserver clients on %s", err);
+	}
 
 	for (i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(srv.base, signums[i], main_signal_cb, &srv);

@@ -60,16 +60,18 @@ owner_pid_namespace(void)
 	return (ns);
 }
 
+#define OWNER_PF_KTHREAD	0x00200000	/* linux/sched.h: a kernel thread */
+
 /*
- * Read the state (field 3) and start time (field 22) of /proc/PID/stat.
- * The command name in field 2 may hold spaces and parentheses, so parse
- * from the last ')'.
+ * Read the state (field 3), flags (field 9) and start time (field 22) of
+ * /proc/PID/stat. The command name in field 2 may hold spaces and
+ * parentheses, so parse from the last ')'.
  */
 static int
-owner_stat(pid_t pid, char *state, uint64_t *start)
+owner_stat(pid_t pid, char *state, unsigned int *flags, uint64_t *start)
 {
 	char		 path[64], buf[1024], *p;
-	int		 fd, field;
+	int		 fd;
 	ssize_t		 n;
 	unsigned long long v;
 
@@ -83,12 +85,9 @@ owner_stat(pid_t pid, char *state, uint64_t *start)
 	buf[n] = '\0';
 	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ' || p[2] == '\0')
 		return (-1);
-	*state = p[2];
-	p++;
-	/* p now points before field 3; skip to field 22. */
-	for (field = 2; field < 21 && p != NULL; field++)
-		p = strchr(p + 1, ' ');
-	if (p == NULL || sscanf(p, " %llu", &v) != 1)
+	/* state, 5 ids, flags, 6 counters and times, 6 more, starttime */
+	if (sscanf(p + 2, "%c %*d %*d %*d %*d %*d %u %*u %*u %*u %*u %*u %*u "
+	    "%*d %*d %*d %*d %*d %*d %llu", state, flags, &v) != 3)
 		return (-1);
 	*start = v;
 	return (0);
@@ -101,16 +100,22 @@ owner_exited(char state)
 	return (state == 'Z' || state == 'X');
 }
 
-/* Fill in the identity of a live process; -1 if it is not visible. */
+/*
+ * Fill in the identity of a live process; -1 if it is not visible. A
+ * kernel thread never exits: as an owner it would hold its lease for
+ * ever (a pid from another PID namespace may well name one here).
+ */
 int
 owner_read(pid_t pid, struct owner *o)
 {
-	char	state;
+	unsigned int	flags;
+	char		state;
 
 	memset(o, 0, sizeof *o);
 	if (pid <= 0)
 		return (-1);
-	if (owner_stat(pid, &state, &o->start) == -1 || owner_exited(state))
+	if (owner_stat(pid, &state, &flags, &o->start) == -1 ||
+	    owner_exited(state) || (flags & OWNER_PF_KTHREAD))
 		return (-1);
 	o->pid = pid;
 	snprintf(o->boot_id, sizeof o->boot_id, "%s", owner_boot_id());
@@ -122,14 +127,15 @@ int
 owner_alive(const struct owner *o)
 {
 	uint64_t	start;
+	unsigned int	flags;
 	char		state;
 
 	if (o->pid <= 0)
 		return (1);
 	if (strcmp(o->boot_id, owner_boot_id()) != 0)
 		return (0);
-	return (owner_stat(o->pid, &state, &start) == 0 && start == o->start &&
-	    !owner_exited(state));
+	return (owner_stat(o->pid, &state, &flags, &start) == 0 &&
+	    start == o->start && !owner_exited(state));
 }
 
 /*

@@ -34,6 +34,7 @@
 
 #define PS_LINE_MAX	20	/* request bytes, newline included */
 #define PS_TIMEOUT_S	10	/* to send the line, and to take the answer */
+#define PS_SAY_MS	10000	/* how often to say the limit is hit */
 
 enum ps_state { PS_READING, PS_COMMITTING, PS_ANSWERING };
 
@@ -41,6 +42,7 @@ struct ps_conn {
 	struct portserver	*ps;
 	struct bufferevent	*bev;
 	enum ps_state		 state;
+	pid_t			 peer;		/* SO_PEERCRED, -1 unknown */
 	pid_t			 pid;
 	uint16_t		 port;		/* granted, once COMMITTING */
 	TAILQ_ENTRY(ps_conn)	 entry;
@@ -54,6 +56,7 @@ struct portserver {
 	unsigned int		 nconns;
 	uint64_t		 granted;
 	uint64_t		 refused;
+	struct log_every	 limit_said;
 };
 
 static void
@@ -102,6 +105,52 @@ ps_parse_pid(const char *s, size_t len)
 	return (i == len && digits > 0 ? v : -1);
 }
 
+/*
+ * Is pid in a PID namespace below the one our /proc shows (and so below
+ * berthd's)? Its NSpid line then lists more than one number.
+ */
+static int
+ps_nested(pid_t pid)
+{
+	char	 path[64], line[256];
+	FILE	*f;
+	int	 nested = 0;
+
+	snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return (0);
+	while (fgets(line, sizeof line, f) != NULL) {
+		if (strncmp(line, "NSpid:", 6) == 0) {
+			nested = strchr(line + 7, '\t') != NULL ||
+			    strchr(line + 7, ' ') != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return (nested);
+}
+
+/*
+ * The owner of the lease: the pid the client sent, which is a pid in the
+ * client's own PID namespace. When that is not berthd's (a test in a
+ * container, berthd outside it), the number names some unrelated process
+ * here, or none; the lease is then owned by the connecting process, as
+ * the kernel numbers it for us (SO_PEERCRED). 0: the client's namespace
+ * is hidden from berthd altogether.
+ */
+static pid_t
+ps_owner(struct ps_conn *c)
+{
+	if (c->peer == 0)
+		return (0);
+	if (c->peer < 0 || !ps_nested(c->peer))
+		return (c->pid);
+	log_info("portserver: pid %ld is from another PID namespace; the "
+	    "lease goes to the client process, pid %ld here", (long)c->pid,
+	    (long)c->peer);
+	return (c->peer);
+}
+
 /* A whole request line: lease a port for its pid, answer after commit. */
 static void
 ps_request(struct ps_conn *c, const char *line, size_t len)
@@ -110,6 +159,7 @@ ps_request(struct ps_conn *c, const char *line, size_t len)
 	struct lease		*l;
 	struct berr		 e;
 	long long		 pid;
+	pid_t			 owner;
 
 	bufferevent_disable(c->bev, EV_READ);
 	if ((pid = ps_parse_pid(line, len)) < 0 || pid > INT_MAX) {
@@ -117,16 +167,20 @@ ps_request(struct ps_conn *c, const char *line, size_t len)
 		return;
 	}
 	c->pid = (pid_t)pid;
-	if (pid <= 1) {
-		ps_refuse(c, "pid 0 and 1 are not clients");
-		return;
-	}
 	if (ps->srv->stopping) {
 		ps_refuse(c, "berthd is stopping");
 		return;
 	}
+	if ((owner = ps_owner(c)) == 0) {
+		ps_refuse(c, "the client's PID namespace is hidden from berthd");
+		return;
+	}
+	if (owner <= 1) {
+		ps_refuse(c, "pid 0 and 1 are not clients");
+		return;
+	}
 	memset(&e, 0, sizeof e);
-	if (broker_acquire_anon(ps->srv->broker, c->pid, &l, &e) == -1) {
+	if (broker_acquire_anon(ps->srv->broker, owner, &l, &e) == -1) {
 		ps_refuse(c, e.message);
 		return;
 	}
@@ -201,15 +255,24 @@ ps_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	struct portserver	*ps = arg;
 	struct ps_conn		*c;
 	struct timeval		 tv = { PS_TIMEOUT_S, 0 };
+	struct ucred		 cred;
+	socklen_t		 len;
 
 	(void)lev;
 	(void)sa;
 	(void)salen;
-	if (ps->nconns >= ps->srv->cfg->max_connections || ps->srv->stopping ||
+	/* One budget for HTTP and portserver clients (conn.c). */
+	if (ps->nconns + ps->srv->connections >= ps->srv->cfg->max_connections ||
+	    ps->srv->stopping ||
 	    (c = calloc(1, sizeof *c)) == NULL) {
-		if (!ps->srv->stopping)
+		if (!ps->srv->stopping && log_every(&ps->limit_said,
+		    PS_SAY_MS)) {
 			log_warnx("portserver: connection limit (%u) reached, "
-			    "refusing a client", ps->srv->cfg->max_connections);
+			    "refusing clients (%llu more since last said)",
+			    ps->srv->cfg->max_connections,
+			    (unsigned long long)ps->limit_said.quiet);
+			ps->limit_said.quiet = 0;
+		}
 		evutil_closesocket(fd);
 		return;
 	}
@@ -221,11 +284,25 @@ ps_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	}
 	c->ps = ps;
 	c->state = PS_READING;
+	c->peer = -1;
+	len = sizeof cred;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+		c->peer = cred.pid;
 	TAILQ_INSERT_TAIL(&ps->conns, c, entry);
 	ps->nconns++;
 	bufferevent_setcb(c->bev, ps_read_cb, ps_write_cb, ps_event_cb, c);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	bufferevent_enable(c->bev, EV_READ);
+}
+
+/* Remove the socket file (an abstract name has none). */
+static void
+ps_unlink(struct portserver *ps)
+{
+	const char	*path = ((struct sockaddr_un *)&ps->addr.ss)->sun_path;
+
+	if (path[0] != '\0')
+		unlink(path);
 }
 
 /* Listen on cfg's --portserver address; NULL with err set on failure. */
@@ -251,9 +328,11 @@ portserver_open(struct server *srv, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: cannot make a listener",
 		    ps->addr.text);
 		close(fd);
+		ps_unlink(ps);
 		free(ps);
 		return (NULL);
 	}
+	evconnlistener_set_error_cb(ps->lev, listen_accept_error);
 	log_info("portserver protocol on %s", ps->addr.text);
 	return (ps);
 }
@@ -292,15 +371,11 @@ portserver_committed(struct portserver *ps, int ok)
 void
 portserver_stop(struct portserver *ps)
 {
-	const char	*path;
-
 	if (ps == NULL || ps->lev == NULL)
 		return;
 	evconnlistener_free(ps->lev);
 	ps->lev = NULL;
-	path = ((struct sockaddr_un *)&ps->addr.ss)->sun_path;
-	if (path[0] != '\0')
-		unlink(path);
+	ps_unlink(ps);
 }
 
 /* Has every answer gone out (for the shutdown drain)? */
@@ -338,4 +413,10 @@ uint64_t
 portserver_refused(const struct portserver *ps)
 {
 	return (ps != NULL ? ps->refused : 0);
+}
+
+unsigned int
+portserver_connections(const struct portserver *ps)
+{
+	return (ps != NULL ? ps->nconns : 0);
 }

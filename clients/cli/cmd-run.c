@@ -278,59 +278,99 @@ run_need(struct run *r, const char *dep)
 	return (0);
 }
 
-/* berthd's PID namespace, "pid:[INODE]", from /v1/status; NULL if unknown. */
-static char *
-run_broker_pid_namespace(struct run *r)
+/* The first line of a small file, newline cut; -1 if unreadable. */
+static int
+run_read_line(const char *path, char *buf, size_t len)
+{
+	FILE	*f;
+
+	if ((f = fopen(path, "re")) == NULL)
+		return (-1);
+	if (fgets(buf, (int)len, f) == NULL) {
+		fclose(f);
+		return (-1);
+	}
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return (0);
+}
+
+/*
+ * Does berthd see our pid as ours: same host (boot id) and same PID
+ * namespace, by what /v1/status says of berthd's? 1 yes, 0 no, -1
+ * cannot tell (no /proc here, or a broker that does not say), -2 the
+ * broker did not answer (the acquire that follows will say so).
+ */
+static int
+run_same_pid_space(struct run *r)
 {
 	berth_error	 err;
 	json_t		*st;
-	const char	*ns;
-	char		*text = NULL, *out = NULL;
+	const char	*ns, *boot;
+	char		 myns[64], myboot[64], *text = NULL;
+	ssize_t		 n;
+	int		 same = -1;
 
+	if ((n = readlink("/proc/self/ns/pid", myns, sizeof myns - 1)) <= 0 ||
+	    run_read_line("/proc/sys/kernel/random/boot_id", myboot,
+	    sizeof myboot) == -1)
+		return (-1);
+	myns[n] = '\0';
 	if (berth_status(r->client, &text, &err) != 0)
-		return (NULL);
+		return (-2);
 	if ((st = json_loads(text, 0, NULL)) != NULL &&
 	    (ns = json_string_value(json_object_get(st, "pid_namespace"))) !=
-	    NULL)
-		out = strdup(ns);
+	    NULL &&
+	    (boot = json_string_value(json_object_get(st, "boot_id"))) != NULL)
+		same = strcmp(ns, myns) == 0 && strcmp(boot, myboot) == 0;
 	json_decref(st);
 	berth_free(text);
-	return (out);
+	return (same);
+}
+
+/* Lease by TTL alone from now on, and say why. */
+static void
+run_disown(struct run *r, const char *why)
+{
+	r->owner = 0;
+	if (r->ttl == 0)
+		r->ttl = RUN_TTL;
+	cli_warn("run: %s; the lease of %s lives by its %ld s TTL, renewed "
+	    "while the command runs", why, r->name, r->ttl);
 }
 
 /*
  * The lease's owner is berth run itself, so the lease ends at once if it
  * dies; its TTL, renewed while the command runs, is the second line.
- * berthd reads pids in its own PID namespace, though: from another one
- * (another container) our pid names some unrelated process there, or
- * none. So ask berthd for its namespace and compare; when they differ,
- * or we are PID 1 (a container's init, which berthd refuses as owner),
- * the lease lives by its TTL alone.
+ * berthd reads pids in its own PID namespace on its own host, though:
+ * from another namespace (another container) our pid names some
+ * unrelated process there, or none. So compare with what berthd says of
+ * itself, and lease by TTL alone unless the pid is surely ours to give.
+ * PID 1 (a container's init) never is: berthd refuses it.
  */
 static void
 run_choose_owner(struct run *r)
 {
-	char	 mine[64], *theirs;
-	ssize_t	 n;
-	int	 same;
-
-	r->owner = getpid();
-	if (r->owner != 1) {
-		if ((n = readlink("/proc/self/ns/pid", mine, sizeof mine - 1)) <=
-		    0 || (theirs = run_broker_pid_namespace(r)) == NULL)
-			return;		/* no way to tell: as before */
-		mine[n] = '\0';
-		same = strcmp(mine, theirs) == 0;
-		free(theirs);
-		if (same)
-			return;
+	if (getpid() == 1) {
+		run_disown(r, "running as PID 1");
+		return;
 	}
-	r->owner = 0;
-	if (r->ttl == 0)
-		r->ttl = RUN_TTL;
-	cli_warn("run: %s; the lease of %s lives by its %ld s TTL, renewed "
-	    "while the command runs", getpid() == 1 ? "running as PID 1" :
-	    "berthd is in another PID namespace", r->name, r->ttl);
+	switch (run_same_pid_space(r)) {
+	case 1:
+		r->owner = getpid();
+		break;
+	case 0:
+		run_disown(r, "berthd is in another PID namespace or on "
+		    "another host");
+		break;
+	case -2:
+		/* Should the acquire get through, pid_not_visible is retried. */
+		r->owner = getpid();
+		break;
+	default:
+		run_disown(r, "cannot tell whether berthd sees this process");
+		break;
+	}
 }
 
 /*
@@ -343,6 +383,7 @@ run_acquire(struct run *r, int port, berth_error *err)
 {
 	berth_acquire_opts	opts;
 	berth_lease		l;
+	int			rc;
 
 	memset(&opts, 0, sizeof opts);
 	opts.name = r->name;
@@ -351,7 +392,18 @@ run_acquire(struct run *r, int port, berth_error *err)
 	opts.ttl = r->ttl;
 	opts.pid = r->owner;
 	memset(&l, 0, sizeof l);
-	if (berth_acquire(r->client, &opts, &l, err) != 0) {
+	rc = berth_acquire(r->client, &opts, &l, err);
+	if (rc != 0 && opts.pid != 0 &&
+	    strcmp(err->api_code, "pid_not_visible") == 0) {
+		/* Our namespace looked like berthd's, yet it cannot see us. */
+		run_disown(r, "berthd cannot see this process");
+		opts.pid = 0;
+		opts.ttl = r->ttl;
+		berth_lease_clear(&l);
+		memset(&l, 0, sizeof l);
+		rc = berth_acquire(r->client, &opts, &l, err);
+	}
+	if (rc != 0) {
 		berth_lease_clear(&l);
 		return (-1);
 	}

@@ -281,9 +281,14 @@ class CompletionTest(BerthTestCase):
         self.check("berth acquire api --proto=", ["both", "tcp", "udp"])
 
     def test_addr_values(self):
-        self.check("berth --addr 127.0.0.1:6", ["62893"])
-        self.check("berth --addr u", ["unix:"])
-        self.check("berth lookup --addr [", ["[::1]:62893"])
+        # $BERTH_ADDR is offered too: pin it (a random dead port might
+        # share the prefix), then check it is offered.
+        env = {"BERTH_ADDR": "127.0.0.1:1"}
+        self.check("berth --addr 127.0.0.1:6", ["62893"], env=env)
+        self.check("berth --addr u", ["unix:"], env=env)
+        self.check("berth lookup --addr [", ["[::1]:62893"], env=env)
+        self.check("berth --addr 127.0.0.1:4", ["45678"],
+                   env={"BERTH_ADDR": "127.0.0.1:45678"})
         for bc in self.modes:
             got = self.complete("berth --addr ", bc=bc)
             self.assertIn("127.0.0.1:62893", got)

@@ -681,8 +681,11 @@ class RunAcrossPidNamespacesTest(berthtest.BerthTestCase):
 
     def test_status_names_the_pid_namespace(self):
         d = self.berthd()
-        ns = d.get("/v1/status").json["pid_namespace"]
-        self.assertEqual(ns, os.readlink("/proc/%d/ns/pid" % d.proc.pid))
+        st = d.get("/v1/status").json
+        self.assertEqual(st["pid_namespace"],
+                         os.readlink("/proc/%d/ns/pid" % d.proc.pid))
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            self.assertEqual(st["boot_id"], f.read().strip())
 
     def test_run_as_pid1_elsewhere_leases_by_ttl(self):
         d = self.berthd()
@@ -699,6 +702,31 @@ class RunAcrossPidNamespacesTest(berthtest.BerthTestCase):
         self.assertEqual(lease["ttl"], 30, lease)
         err = self.finish(d, p, "nsrun-other")
         self.assertIn("berthd is in another PID namespace", err)
+
+    def test_run_that_cannot_tell_leases_by_ttl(self):
+        """When berth run cannot read its own boot id (hidden here under a
+        tmpfs in a private mount namespace) it cannot compare itself with
+        berthd: it must not guess, so no pid (even though here it happens
+        to share berthd's namespace)."""
+        d = self.berthd()
+        run = [self.cli, "--addr", d.addr, "run", "nsrun-blind", "--", "sh",
+               "-c", "echo up; read x"]
+        mnt = ["-m"] if ROOT else ["-r", "-m"]
+        cmd = [UNSHARE] + mnt + [
+            "sh", "-c", 'mount -t tmpfs none /proc/sys/kernel/random && "$@"',
+            "sh"] + run
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(kill_tree, p)
+        line = p.stdout.readline()
+        if line != b"up\n" and b"mount" in p.stderr.peek():
+            self.skipTest("cannot mount a tmpfs in a mount namespace here")
+        self.assertEqual(line, b"up\n")
+        lease = d.get("/v1/services/nsrun-blind").json
+        self.assertIsNone(lease["pid"], lease)
+        self.assertEqual(lease["ttl"], 30, lease)
+        err = self.finish(d, p, "nsrun-blind")
+        self.assertIn("cannot tell whether berthd sees this process", err)
 
     def test_run_in_the_same_namespace_owns_its_lease(self):
         d = self.berthd()

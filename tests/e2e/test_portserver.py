@@ -8,6 +8,7 @@ see it die. A raw unix-socket client covers what portpicker never sends.
 import json
 import os
 import random
+import shutil
 import socket
 import stat
 import subprocess
@@ -276,6 +277,36 @@ class PortserverTest(BerthTestCase):
                 self.berthd("--portserver", f.name, db=":memory:")
             self.assertIn("not a socket", str(cm.exception))
             self.assertTrue(os.path.isfile(f.name))
+
+    def test_client_in_another_pid_namespace_owns_by_its_real_pid(self):
+        """A client in a new PID namespace sends a pid that means nothing to
+        berthd (it is PID 1 there); the lease goes to the connecting process
+        as berthd sees it, and ends when it exits."""
+        unshare = shutil.which("unshare")
+        flags = ["-p", "-f", "--mount-proc"]
+        if os.geteuid() != 0:
+            flags = ["-r"] + flags
+        if unshare is None or subprocess.run(
+                [unshare] + flags + ["true"], capture_output=True).returncode:
+            self.skipTest("cannot make a PID namespace here (unshare %s)"
+                          % " ".join(flags))
+        d = self.start()
+        p = subprocess.Popen([unshare] + flags + ["--kill-child", PY, "-c",
+                                                  CLIENT, self.addr, "get"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.clients.append(p)
+        out = json.loads(p.stdout.readline())
+        self.assertEqual(out["pid"], 1, out)     # what it sent
+        port = out["got"][0]
+        self.assertIsNotNone(port, out)
+        lease = self.leases(d)["portpicker-%d" % port]
+        # The owner is the client as the host sees it: unshare's child.
+        with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+            inner = [int(x) for x in f.read().split()]
+        self.assertEqual([lease["pid"]], inner, lease)
+        p.stdin.close()
+        p.wait(timeout=10)
+        self.wait_no_leases(d)
 
     def test_a_second_berthd_on_the_same_name_exits(self):
         d = self.start()

@@ -950,6 +950,27 @@ START_TEST(test_acquire_anon)
 }
 END_TEST
 
+/* A name portpicker-P already held on another port: P is set aside. */
+START_TEST(test_acquire_anon_name_clash)
+{
+	struct lease	*l, *h;
+	struct berr	 e;
+	char		 body[96];
+
+	snprintf(body, sizeof body, "{\"name\":\"portpicker-%u\",\"port\":%u}",
+	    LO, LO + 5);
+	h = grant(body);
+	ck_assert_uint_eq(h->port, LO + 5);
+	ck_assert_int_eq(broker_acquire_anon(br, getpid(), &l, &e), 0);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_uint_ne(l->port, LO);
+	ck_assert_uint_ne(l->port, LO + 5);
+	ck_assert_uint_eq(broker_live_count(br), 2);
+	/* LO went back: only the two leased ports are out of the pool. */
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS - 2);
+}
+END_TEST
+
 /* An exhausted pool (or every port busy) refuses with 503. */
 START_TEST(test_acquire_anon_exhausted)
 {
@@ -1192,6 +1213,7 @@ broker_suite(void)
 	tcase_add_test(tc, test_check_owners);
 	tcase_add_test(tc, test_acquire_anon);
 	tcase_add_test(tc, test_acquire_anon_exhausted);
+	tcase_add_test(tc, test_acquire_anon_name_clash);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("durable");
