@@ -70,7 +70,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
 	CMD ["berth", "health"]
 
 # berthd stops cleanly on SIGTERM (Docker's stop signal) within 2 s and
-# starts no child processes, so it runs as PID 1 without an init.
+# reaps any orphans it inherits, so it runs as PID 1 without an init.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["berthd"]
 CMD []

@@ -6,6 +6,7 @@
 
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <errno.h>
 #include <libgen.h>
 #include <signal.h>
@@ -116,6 +117,16 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct server	*srv = arg;
 
 	(void)what;
+	/*
+	 * berthd starts no processes, but as PID 1 of a container whose PID
+	 * namespace other services share it inherits their orphans: reap
+	 * them, as an init must, so no zombies pile up.
+	 */
+	if (sig == SIGCHLD) {
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		return;
+	}
 	if (sig == SIGHUP) {
 		if (log_reopen() == -1)
 			log_warn("log: reopen");
@@ -132,8 +143,8 @@ main(int argc, char **argv)
 {
 	static struct config	 cfg;
 	static struct server	 srv;
-	struct event		*sigs[3];
-	const int		 signums[3] = { SIGTERM, SIGINT, SIGHUP };
+	struct event		*sigs[4];
+	const int		 signums[4] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
 	struct store		*store;
 	struct broker		*broker;
 	struct pool		*pool;
@@ -181,7 +192,7 @@ main(int argc, char **argv)
 		fatalx("cannot listen for portserver clients on %s", err);
 	}
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
 		sigs[i] = evsignal_new(srv.base, signums[i], main_signal_cb, &srv);
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
 			fatalx("cannot handle signal %d", signums[i]);
@@ -194,7 +205,7 @@ main(int argc, char **argv)
 
 	event_base_dispatch(srv.base);
 
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);
 	server_free(&srv);
 	broker_free(broker);

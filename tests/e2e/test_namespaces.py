@@ -577,6 +577,44 @@ class PidNamespaceTest(berthtest.BerthTestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json["port"], kept["port"], r)
 
+    def test_pid1_reaps_orphans(self):
+        """As PID 1, berthd inherits the orphans of processes that share its
+        PID namespace (a compose service with pid: service:berth); it must
+        reap them, or zombies pile up."""
+        proc, hostpid, fields = self.start_pid1()
+        nsenter = shutil.which("nsenter")
+        if nsenter is None:
+            self.skipTest("nsenter(1) not found (util-linux)")
+        # sh leaves a short sleep behind and exits: the sleep is orphaned,
+        # re-parented to the namespace's init (berthd), and then exits.
+        r = subprocess.run([nsenter, "--target", str(hostpid), "--pid", "--",
+                            "sh", "-c", "sleep 0.2 & echo $!"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r)
+
+        def zombies():
+            out = []
+            for p in os.listdir("/proc"):
+                if not p.isdigit():
+                    continue
+                try:
+                    st = status_fields(int(p))
+                except (OSError, KeyError):
+                    continue
+                if st.get("PPid", "").strip() == str(hostpid):
+                    out.append((p, st.get("State", "").strip()))
+            return out
+
+        # The orphan is berthd's child for a while, then gone altogether.
+        deadline = time.monotonic() + 5 * SLOWDOWN
+        while zombies():
+            self.assertLess(time.monotonic(), deadline,
+                            "children of berthd left: %r" % zombies())
+            time.sleep(0.05)
+        r = http_request(fields["STATUS"].split("serving on ", 1)[1], "GET",
+                         "/v1/health")
+        self.assertEqual(r.status, 200, r)
+
     def test_pid_visibility(self):
         """A lease's pid is looked up in berthd's PID namespace: a process
         inside it (entered with nsenter) is a visible owner; pid 1 is init
