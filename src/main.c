@@ -68,6 +68,7 @@ static void
 main_raise_nofile(struct config *cfg)
 {
 	struct rlimit	rl;
+	rlim_t		reserve;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return;
@@ -77,13 +78,16 @@ main_raise_nofile(struct config *cfg)
 			getrlimit(RLIMIT_NOFILE, &rl);
 	}
 	/*
-	 * Half the descriptors at most go to clients; the rest are for the
-	 * owners' pidfds, the database and the listeners.
+	 * Keep some descriptors from clients for the database, listeners and
+	 * owners' pidfds (the reaper polls an owner it gets no pidfd for):
+	 * 256, or half of a small limit.
 	 */
-	if (rl.rlim_cur != RLIM_INFINITY &&
-	    cfg->max_connections > rl.rlim_cur / 2) {
-		cfg->max_connections = rl.rlim_cur / 2 > 16 ?
-		    (unsigned int)(rl.rlim_cur / 2) : 16;
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return;
+	reserve = rl.rlim_cur > 1024 ? 256 : rl.rlim_cur / 2;
+	if (cfg->max_connections > rl.rlim_cur - reserve) {
+		cfg->max_connections = rl.rlim_cur - reserve > 16 ?
+		    (unsigned int)(rl.rlim_cur - reserve) : 16;
 		log_warnx("open file limit %llu: at most %u client "
 		    "connections", (unsigned long long)rl.rlim_cur,
 		    cfg->max_connections);

@@ -88,8 +88,9 @@ class Response:
 class Berthd:
     """One berthd process with its own temporary state directory."""
 
-    def __init__(self, args=(), env=None, db=None, tmpdir=None):
+    def __init__(self, args=(), env=None, db=None, tmpdir=None, preexec=None):
         self.own_tmp = tmpdir is None
+        self.preexec = preexec     # run in the child before exec
         self.tmp = tmpdir or tempfile.mkdtemp(prefix="berth-e2e-")
         self.db = db or os.path.join(self.tmp, "berth.db")
         self.args = list(args)
@@ -115,7 +116,8 @@ class Berthd:
         args += self.args
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log,
-                                     env=env, stdin=subprocess.DEVNULL)
+                                     env=env, stdin=subprocess.DEVNULL,
+                                     preexec_fn=self.preexec)
         if not expect_ready:
             nsock.close()
             return

@@ -1214,5 +1214,49 @@ class Barrage(HostileCase):
         self.assertEqual(r.status, 204, r)
 
 
+
+class OutOfDescriptors(BerthTestCase):
+    """berthd out of file descriptors: accept() fails while the listening
+    socket stays readable. libevent alone would retry at once, for ever,
+    printing a warning each time; berthd pauses the listener instead."""
+
+    def test_accept_emfile_pauses_and_recovers(self):
+        d = self.berthd()
+        # The limit is set on the running daemon, so the startup clamp of
+        # --max-connections (4096) does not apply: descriptors run out.
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (48, 48))
+        socks = []
+        self.addCleanup(lambda: [s.close() for s in socks])
+        for _ in range(80):
+            socks.append(socket.create_connection((d.host, d.port),
+                                                  timeout=10))
+        berthtest.wait_for(lambda: "pausing new connections" in d.logtext(),
+                           10, "berthd to say it pauses")
+        for s in socks:
+            s.close()
+        socks.clear()
+
+        def healthy():
+            try:
+                return d.get("/v1/health").status == 200
+            except OSError:
+                return False
+        berthtest.wait_for(healthy, 10, "berthd to serve again")
+        log = d.logtext()
+        self.assertNotIn("Error from accept", log)
+        self.assertLessEqual(log.count("pausing new connections"), 2, log)
+
+    def test_low_limit_caps_connections_at_start(self):
+        d = self.berthd(preexec=lambda: resource.setrlimit(
+            resource.RLIMIT_NOFILE, (64, 64)))
+        # (valgrind keeps a few descriptors of the limit for itself.)
+        m = re.search(r"open file limit (\d+): at most (\d+) client "
+                      r"connections", d.logtext())
+        self.assertIsNotNone(m, d.logtext())
+        limit, conns = int(m.group(1)), int(m.group(2))
+        self.assertLessEqual(limit, 64)
+        self.assertEqual(conns, limit // 2)
+        self.assertEqual(d.get("/v1/health").status, 200)
+
 if __name__ == "__main__":
     main()
