@@ -131,7 +131,7 @@ MD=$TOP/docs/performance.md
 {
 	echo "# berth performance"
 	echo
-	echo "Measured by \`make bench\` (tests/bench/run.sh) on $(date -u +%Y-%m-%d)."
+	echo "Measured by \`${BENCH_ROUNDS:+BENCH_ROUNDS=$BENCH_ROUNDS }make bench\` (tests/bench/run.sh) on $(date -u +%Y-%m-%d)."
 	echo "Every comparison alternates A B A B on the same machine and reports"
 	echo "medians. Timing is never part of \`make check\`."
 	echo
@@ -156,7 +156,7 @@ MD=$TOP/docs/performance.md
 	echo
 	echo '```sh'
 	echo 'apt-get install -y wrk nginx-light hyperfine gnuplot-nox python3-portpicker curl'
-	echo './autogen.sh && ./configure && make && make bench'
+	echo "./autogen.sh && ./configure && make && ${BENCH_ROUNDS:+BENCH_ROUNDS=$BENCH_ROUNDS }make bench"
 	echo '# one benchmark: make bench BENCH_ONLY=lookup'
 	echo '```'
 	echo
