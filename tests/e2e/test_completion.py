@@ -390,7 +390,9 @@ class InteractiveBash:
         import pty
         env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
         env.update(PATH=self.path + os.pathsep + env.get("PATH", "/usr/bin:/bin"),
-                   HOME=self.home, TERM="dumb", BERTH_ADDR=dead_addr(),
+                   # Port 1: nothing answers, and --addr's completions,
+                   # which offer $BERTH_ADDR, stay unambiguous.
+                   HOME=self.home, TERM="dumb", BERTH_ADDR="127.0.0.1:1",
                    INPUTRC="/dev/null")
         self.pid, self.fd = pty.fork()
         if self.pid == 0:

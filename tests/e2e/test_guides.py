@@ -627,6 +627,10 @@ class GuideTest(BerthTestCase):
         bg = Background(["node", "service.mjs"], self.work, self.env, "service2")
         self.bgs.append(bg)
         self.wait_lease("api")
+        # The lease shows before node has resumed from the acquire and set
+        # its signal handlers; its first line comes after them.
+        wait_for(lambda: "serving on port" in bg.stdout(), 10,
+                 "the service's first line")
         releases = self.metric("berth_releases_total")
         self.assertEqual(bg.stop(signal.SIGINT), 0, bg)
         self.assertIsNone(self.lease("api"))
