@@ -41,9 +41,9 @@ function loadPlaywright() {
 if (process.argv[2] === '--check') {
   const missing = [];
   if (loadPlaywright() === null)
-    missing.push('the npm package playwright-core (npm install ' +
-      'playwright-core@1 in a directory and set NODE_PATH to its ' +
-      'node_modules)');
+    missing.push('the npm package playwright-core (.ci/test-deps ' +
+      'installs it in the checkout; or npm install playwright-core@1 ' +
+      'elsewhere and set NODE_PATH to its node_modules)');
   try {
     accessSync(CHROMIUM, constants.X_OK);
   } catch (e) {
