@@ -324,6 +324,20 @@ broker_apply_renew(struct broker *b, struct lease *l, uint32_t ttl)
 }
 
 /*
+ * Has a lease's holder gone, so that its name may be taken: why
+ * (LEASE_EXPIRED or LEASE_OWNER_DEAD), or LEASE_LIVE if it holds on.
+ */
+static enum lease_state
+broker_holder_gone(const struct lease *l)
+{
+	if (lease_expired(l, clock_now_ms()))
+		return (LEASE_EXPIRED);
+	if (!owner_alive(&l->owner))
+		return (LEASE_OWNER_DEAD);
+	return (LEASE_LIVE);
+}
+
+/*
  * An acquire meets a live lease of the same name. With its token: the
  * same lease, renewed (*done = 1). Held by a dead owner or past its TTL:
  * end it and go on (*done = 0). Otherwise name_taken.
@@ -332,10 +346,11 @@ static int
 broker_acquire_existing(struct broker *b, const struct lease_req *r,
     const char *bearer, struct lease *l, int *done, struct berr *e)
 {
-	int	expired = lease_expired(l, clock_now_ms());
+	enum lease_state	gone = broker_holder_gone(l);
 
 	*done = 0;
-	if (!expired && bearer != NULL && broker_token_equal(bearer, l->token)) {
+	if (gone != LEASE_EXPIRED && bearer != NULL &&
+	    broker_token_equal(bearer, l->token)) {
 		if (broker_apply_renew(b, l, r->has_ttl ? r->ttl : l->ttl) ==
 		    -1) {
 			broker_db_error(e);
@@ -344,13 +359,13 @@ broker_acquire_existing(struct broker *b, const struct lease_req *r,
 		*done = 1;
 		return (0);
 	}
-	if (!expired && owner_alive(&l->owner)) {
+	if (gone == LEASE_LIVE) {
 		berr_set(e, 409, "name_taken", "'%s' is held by a live lease "
 		    "on port %u; release it with its token, or wait for it to "
 		    "end", l->name, l->port);
 		return (-1);
 	}
-	if (broker_end(b, l, expired ? LEASE_EXPIRED : LEASE_OWNER_DEAD) == -1) {
+	if (broker_end(b, l, gone) == -1) {
 		broker_db_error(e);
 		return (-1);
 	}
@@ -494,10 +509,8 @@ broker_acquire_anon(struct broker *b, pid_t pid, struct lease **out,
 		snprintf(r.name, sizeof r.name, "portpicker-%u", port);
 		held = registry_find(&b->reg, r.name);
 		/* A holder that is gone gives the name up, as in an acquire. */
-		if (held != NULL && (lease_expired(held, clock_now_ms()) ||
-		    !owner_alive(&held->owner))) {
-			why = lease_expired(held, clock_now_ms()) ?
-			    LEASE_EXPIRED : LEASE_OWNER_DEAD;
+		if (held != NULL && (why = broker_holder_gone(held)) !=
+		    LEASE_LIVE) {
 			if (broker_end(b, held, why) == -1) {
 				aside[naside++] = port;
 				broker_db_error(e);
