@@ -42,7 +42,7 @@ struct log_every {
 	uint64_t	 said;		/* ms, when last said (0: never) */
 	uint64_t	 quiet;		/* times not said since */
 };
-int		 log_every(struct log_every *, uint64_t);
+int		 log_every(struct log_every *, uint64_t, uint64_t *);
 void		 fatal(const char *, ...)
 		    __attribute__((format(printf, 1, 2), noreturn));
 void		 fatalx(const char *, ...)
@@ -381,6 +381,7 @@ struct server {
 };
 
 int		 server_init(struct server *, struct config *, struct broker *);
+int		 server_conn_admit(struct server *, const char *);
 void		 server_stop(struct server *);
 void		 server_commit(struct server *);
 void		 server_free(struct server *);

@@ -25,7 +25,6 @@
 #include "berthd.h"
 
 #define CONN_READ_MAX	(256 * 1024)	/* unparsed input held per client */
-#define CONN_SAY_MS	10000		/* how often to say the limit is hit */
 
 /* One client connection, from adoption until evhttp closes it. */
 struct conn {
@@ -45,7 +44,6 @@ TAILQ_HEAD(conn_list, conn);
 static struct server	*conn_server;
 static void		*conn_tree;
 static struct conn_list	 conn_all = TAILQ_HEAD_INITIALIZER(conn_all);
-static struct log_every	 conn_limit_said;
 
 static int
 conn_cmp(const void *a, const void *b)
@@ -152,18 +150,9 @@ conn_adopt(evutil_socket_t fd, short what, void *arg)
 	/* Our reference kept bev alive even if evhttp already dropped it. */
 	bufferevent_decref(c->bev);
 	c->evcon = cbarg;
-	if (c->evcon == NULL || srv->connections +
-	    portserver_connections(srv->portserver) >=
-	    srv->cfg->max_connections ||
-	    srv->stopping || tsearch(c, &conn_tree, conn_cmp) == NULL) {
-		if (c->evcon != NULL && !srv->stopping &&
-		    log_every(&conn_limit_said, CONN_SAY_MS)) {
-			log_warnx("http: connection limit (%u) reached, "
-			    "refusing clients (%llu more since last said)",
-			    srv->cfg->max_connections,
-			    (unsigned long long)conn_limit_said.quiet);
-			conn_limit_said.quiet = 0;
-		}
+	if (c->evcon == NULL || srv->stopping ||
+	    !server_conn_admit(srv, "http") ||
+	    tsearch(c, &conn_tree, conn_cmp) == NULL) {
 		if (c->evcon != NULL)
 			evhttp_connection_free(c->evcon);
 		event_free(c->deadline);

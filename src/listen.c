@@ -51,15 +51,14 @@ listen_accept_error(struct evconnlistener *lev, void *arg)
 	static struct log_every	 said;
 	struct timeval		 tv = { 0, LISTEN_PAUSE_MS * 1000 };
 	int			 err = EVUTIL_SOCKET_ERROR();
+	uint64_t		 quiet;
 
 	(void)arg;
-	if (log_every(&said, LISTEN_SAY_MS)) {
+	if (log_every(&said, LISTEN_SAY_MS, &quiet))
 		log_warnx("accept: %s; pausing new connections for %d ms "
 		    "(%llu more pauses since last said)",
 		    evutil_socket_error_to_string(err), LISTEN_PAUSE_MS,
-		    (unsigned long long)said.quiet);
-		said.quiet = 0;
-	}
+		    (unsigned long long)quiet);
 	evconnlistener_disable(lev);
 	if (event_base_once(evconnlistener_get_base(lev), -1, EV_TIMEOUT,
 	    listen_resume, lev, &tv) == -1)

@@ -138,11 +138,11 @@ fatalx(const char *fmt, ...)
 
 /*
  * Should a repeating warning be said now? Yes the first time and then at
- * most once per period_ms; in between it is counted in le->quiet, which
- * the caller may report (and which restarts from 0 when said).
+ * most once per period_ms; when yes, *quiet is how many times it was
+ * not said since, for the message.
  */
 int
-log_every(struct log_every *le, uint64_t period_ms)
+log_every(struct log_every *le, uint64_t period_ms, uint64_t *quiet)
 {
 	uint64_t	now = clock_now_ms();
 
@@ -151,5 +151,7 @@ log_every(struct log_every *le, uint64_t period_ms)
 		return (0);
 	}
 	le->said = now != 0 ? now : 1;
+	*quiet = le->quiet;
+	le->quiet = 0;
 	return (1);
 }

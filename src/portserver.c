@@ -34,7 +34,6 @@
 
 #define PS_LINE_MAX	20	/* request bytes, newline included */
 #define PS_TIMEOUT_S	10	/* to send the line, and to take the answer */
-#define PS_SAY_MS	10000	/* how often to say the limit is hit */
 
 enum ps_state { PS_READING, PS_COMMITTING, PS_ANSWERING };
 
@@ -56,7 +55,6 @@ struct portserver {
 	unsigned int		 nconns;
 	uint64_t		 granted;
 	uint64_t		 refused;
-	struct log_every	 limit_said;
 };
 
 static void
@@ -261,18 +259,8 @@ ps_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	(void)lev;
 	(void)sa;
 	(void)salen;
-	/* One budget for HTTP and portserver clients (conn.c). */
-	if (ps->nconns + ps->srv->connections >= ps->srv->cfg->max_connections ||
-	    ps->srv->stopping ||
+	if (ps->srv->stopping || !server_conn_admit(ps->srv, "portserver") ||
 	    (c = calloc(1, sizeof *c)) == NULL) {
-		if (!ps->srv->stopping && log_every(&ps->limit_said,
-		    PS_SAY_MS)) {
-			log_warnx("portserver: connection limit (%u) reached, "
-			    "refusing clients (%llu more since last said)",
-			    ps->srv->cfg->max_connections,
-			    (unsigned long long)ps->limit_said.quiet);
-			ps->limit_said.quiet = 0;
-		}
 		evutil_closesocket(fd);
 		return;
 	}

@@ -19,6 +19,28 @@
 #define SERVER_PRIORITIES	3
 #define SERVER_GRACE_MS		1000	/* at most, for answers to drain */
 #define SERVER_DRAIN_TICK_MS	5	/* how often to look meanwhile */
+#define SERVER_SAY_MS		10000	/* how often to say the limit is hit */
+
+/*
+ * May one more client connect? HTTP and portserver clients share one
+ * budget, --max-connections. If not, say so (at most once per
+ * SERVER_SAY_MS), naming who refuses the client.
+ */
+int
+server_conn_admit(struct server *srv, const char *who)
+{
+	static struct log_every	said;
+	uint64_t		quiet;
+
+	if (srv->connections + portserver_connections(srv->portserver) <
+	    srv->cfg->max_connections)
+		return (1);
+	if (log_every(&said, SERVER_SAY_MS, &quiet))
+		log_warnx("%s: connection limit (%u) reached, refusing clients "
+		    "(%llu more since last said)", who,
+		    srv->cfg->max_connections, (unsigned long long)quiet);
+	return (0);
+}
 
 /*
  * The end of a turn: commit, then send what waited for the commit (or
