@@ -65,6 +65,7 @@ int		 owner_read(pid_t, struct owner *);
 int		 owner_alive(const struct owner *);
 const char	*owner_boot_id(void);
 const char	*owner_pid_namespace(void);
+int		 owner_nested(pid_t);
 int		 owner_pidfd(const struct owner *);
 
 /* pool.c: the ports berthd hands out, and which of them are free */

@@ -63,6 +63,32 @@ owner_pid_namespace(void)
 #define OWNER_PF_KTHREAD	0x00200000	/* linux/sched.h: a kernel thread */
 
 /*
+ * Is pid in a PID namespace below the one our /proc shows (and so below
+ * berthd's), where the pids it knows are not ours? Its NSpid line then
+ * lists more than one number.
+ */
+int
+owner_nested(pid_t pid)
+{
+	char	 path[64], line[256];
+	FILE	*f;
+	int	 nested = 0;
+
+	snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return (0);
+	while (fgets(line, sizeof line, f) != NULL) {
+		if (strncmp(line, "NSpid:", 6) == 0) {
+			nested = strchr(line + 7, '\t') != NULL ||
+			    strchr(line + 7, ' ') != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return (nested);
+}
+
+/*
  * Read the state (field 3), flags (field 9) and start time (field 22) of
  * /proc/PID/stat. The command name in field 2 may hold spaces and
  * parentheses, so parse from the last ')'.

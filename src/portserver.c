@@ -104,31 +104,6 @@ ps_parse_pid(const char *s, size_t len)
 }
 
 /*
- * Is pid in a PID namespace below the one our /proc shows (and so below
- * berthd's)? Its NSpid line then lists more than one number.
- */
-static int
-ps_nested(pid_t pid)
-{
-	char	 path[64], line[256];
-	FILE	*f;
-	int	 nested = 0;
-
-	snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
-	if ((f = fopen(path, "re")) == NULL)
-		return (0);
-	while (fgets(line, sizeof line, f) != NULL) {
-		if (strncmp(line, "NSpid:", 6) == 0) {
-			nested = strchr(line + 7, '\t') != NULL ||
-			    strchr(line + 7, ' ') != NULL;
-			break;
-		}
-	}
-	fclose(f);
-	return (nested);
-}
-
-/*
  * The owner of the lease: the pid the client sent, which is a pid in the
  * client's own PID namespace. When that is not berthd's (a test in a
  * container, berthd outside it), the number names some unrelated process
@@ -141,7 +116,7 @@ ps_owner(struct ps_conn *c)
 {
 	if (c->peer == 0)
 		return (0);
-	if (c->peer < 0 || !ps_nested(c->peer))
+	if (c->peer < 0 || !owner_nested(c->peer))
 		return (c->pid);
 	log_info("portserver: pid %ld is from another PID namespace; the "
 	    "lease goes to the client process, pid %ld here", (long)c->pid,
