@@ -67,6 +67,15 @@ def wrapper_errors(text):
     return "\n".join(out)
 
 
+def read_log(path):
+    """A log file's text so far ("" if there is none yet)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status
@@ -150,11 +159,7 @@ class Berthd:
         self.port = int(port)
 
     def logtext(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log_path)
 
     def request(self, method, path, body=None, headers=None, raw=None,
                 timeout=30, conn=None):

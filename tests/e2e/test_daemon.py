@@ -16,7 +16,8 @@ import time
 import uuid
 
 import berthtest
-from berthtest import BerthTestCase, Response, UnixHTTPConnection, main, wait_for
+from berthtest import (BerthTestCase, Response, UnixHTTPConnection, main,
+                       read_log, wait_for)
 
 BERTHD = berthtest.BERTHD
 NOBODY = 65534
@@ -177,11 +178,7 @@ class Raw:
             self.nsock.close()
 
     def logtext(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log_path)
 
 
 class DaemonTest(BerthTestCase):

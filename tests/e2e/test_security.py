@@ -15,21 +15,7 @@ import stat
 import tempfile
 import time
 
-from berthtest import BerthTestCase, UnixHTTPConnection, main
-
-
-class RawResponse:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    @property
-    def json(self):
-        return json.loads(self.body) if self.body else None
-
-    def __repr__(self):
-        return "<RawResponse %d %r>" % (self.status, self.body[:200])
+from berthtest import BerthTestCase, Response, UnixHTTPConnection, main
 
 
 def read_response(sock, timeout=10):
@@ -68,7 +54,7 @@ def read_response(sock, timeout=10):
                 body += chunk
         except (ConnectionResetError, BrokenPipeError):
             pass
-    return RawResponse(status, headers, body.decode(errors="replace"))
+    return Response(status, headers, body.decode(errors="replace"))
 
 
 def raw_exchange(host, port, data, timeout=10):
