@@ -46,21 +46,16 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-concurrent.XXXXXX")
 disk=$(mktemp -d "$DISK_DIR/bench-concurrent-db.XXXXXX")
 pids=""
 
+# start_berthd, median and end_pids come from lib.sh.
+. "$(dirname "$0")/lib.sh"
+
 cleanup() {
-	local p
-	for p in $pids; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in $pids; do
-		wait "$p" 2>/dev/null || true
-	done
+	end_pids
 	rm -rf "$tmp" "$disk"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_berthd comes from lib.sh; room for every client's connection.
-. "$(dirname "$0")/lib.sh"
 
 # metrics: "acquires releases commits" from berthd's /metrics.
 metrics() {
@@ -77,11 +72,6 @@ print(v["berth_acquires_total"], v["berth_releases_total"],
 EOF
 }
 
-median() {
-	sort -g | awk '{ v[NR] = $1 } END {
-		if (NR % 2) print v[(NR + 1) / 2];
-		else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 # run OUT: one bench_concurrent run; appends
 # "pairs_per_s p99_ms commits mutations" to OUT.

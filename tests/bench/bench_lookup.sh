@@ -74,12 +74,14 @@ CLK_TCK=$(getconf CLK_TCK)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench-lookup.XXXXXX")
 BERTHD_PID=
 NGINX_PID=
-NOTIFY_PID=
+
+# start_berthd and median come from lib.sh.
+. "$(dirname "$0")/lib.sh"
 
 # Ends what this script started, by pid, and removes its files.
 cleanup() {
 	local pid
-	for pid in $NOTIFY_PID $BERTHD_PID; do
+	for pid in $BERTHD_PID; do
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
@@ -103,40 +105,15 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
-# Starts berthd on 127.0.0.1:0 and learns its port from the READY datagram
-# it sends to NOTIFY_SOCKET, as systemd would.
-start_berthd() {
-	local sock=$TMP/notify.sock msg i
-	"$PY" -c 'import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(15)
-while True:
-    m = s.recv(4096).decode()
-    if "READY=1" in m:
-        print(m)
-        break' "$sock" >"$TMP/notify.out" &
-	NOTIFY_PID=$!
-	for i in $(seq 100); do
-		[ -S "$sock" ] && break
-		sleep 0.05
-	done
-	[ -S "$sock" ] || die "notify socket listener did not start"
-	env NOTIFY_SOCKET="$sock" "${SERVER_CPU[@]}" "$BERTHD" \
-	    --db "$TMP/berth.db" --listen 127.0.0.1:0 --log-level warn \
-	    </dev/null >"$TMP/berthd.log" 2>&1 &
-	BERTHD_PID=$!
-	if ! wait "$NOTIFY_PID"; then
-		NOTIFY_PID=
-		cat "$TMP/berthd.log" >&2
-		die "berthd did not report ready"
-	fi
-	NOTIFY_PID=
-	msg=$(sed -n 's/^STATUS=.*serving on //p' "$TMP/notify.out" | head -1)
-	BERTH_PORT=${msg##*:}
-	case $BERTH_PORT in
-	''|*[!0-9]*) die "cannot read berthd's port from: $(cat "$TMP/notify.out")" ;;
-	esac
+# berthd on 127.0.0.1:0 through lib.sh's start_berthd (which learns its
+# address from the READY datagram, as systemd would), pinned like nginx.
+run_berthd() {
+	tmp=$TMP
+	pids=
+	BERTHD_PREFIX="${SERVER_CPU[*]:-}"
+	start_berthd "$TMP/berth.db"
+	BERTHD_PID=$berth_pid
+	BERTH_PORT=${berth_addr##*:}
 }
 
 # Escapes a string for a single-quoted nginx config string.
@@ -281,17 +258,8 @@ run_wrk() {
 	}' "$out" || { cat "$out" >&2; die "cannot parse wrk output"; }
 }
 
-# Median of the numbers on stdin, one a line.
-median() {
-	sort -g | awk '{ v[NR] = $1 }
-	END {
-		if (NR == 0) exit 1
-		if (NR % 2) print v[(NR + 1) / 2]
-		else print (v[NR / 2] + v[NR / 2 + 1]) / 2
-	}'
-}
 
-start_berthd
+run_berthd
 BERTH_URL=http://127.0.0.1:$BERTH_PORT/v1/services/$NAME
 curl -sf -o /dev/null -H 'Content-Type: application/json' \
     --data "{\"name\":\"$NAME\"}" "http://127.0.0.1:$BERTH_PORT/v1/services" ||

@@ -71,21 +71,16 @@ disk=$(mktemp -d "$DISK_DIR/bench-pairs-db.XXXXXX")
 shm=$(mktemp -d "$TMPFS_DIR/bench-pairs-db.XXXXXX")
 pids=""
 
+# start_berthd, median and end_pids come from lib.sh.
+. "$(dirname "$0")/lib.sh"
+
 cleanup() {
-	local p
-	for p in $pids; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in $pids; do
-		wait "$p" 2>/dev/null || true
-	done
+	end_pids
 	rm -rf "$tmp" "$disk" "$shm"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_berthd comes from lib.sh.
-. "$(dirname "$0")/lib.sh"
 
 # stop PID: ends a process this script started and waits for it.
 stop() {
@@ -148,11 +143,6 @@ portserver_run() {
 	stop "$ps"
 }
 
-median() {
-	sort -g | awk '{ v[NR] = $1 } END {
-		if (NR % 2) print v[(NR + 1) / 2];
-		else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 echo "bench_pairs: $N acquire+release pairs on one connection, $ROUNDS rounds"
 echo "  berthd: $BERTHD (pool $RANGE, --log-level warn)"

@@ -46,22 +46,7 @@ import struct
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
-
-
-def find_berthd():
-    if os.environ.get("BERTHD"):
-        return os.environ["BERTHD"]
-    for cand in (os.path.join(HERE, "..", "..", "src", "berthd"),
-                 os.path.join(os.getcwd(), "src", "berthd")):
-        if os.access(cand, os.X_OK):
-            return os.path.abspath(cand)
-    return shutil.which("berthd") or "berthd"
-
-
-os.environ["BERTHD"] = find_berthd()
-import berthtest  # noqa: E402  (reads BERTHD at import)
+from benchlib import berthtest  # noqa: E402  (sets BERTHD first)
 
 LONG = os.environ.get("BENCH_LONG") == "1"
 COUNT = int(os.environ.get("BENCH_WAITERS", "10000"))

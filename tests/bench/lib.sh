@@ -1,6 +1,28 @@
 # lib.sh: shell functions the bench scripts share; sourced by bash.
-# Needs: $tmp (a temp dir), $PY (python3), $BERTHD, $RANGE, and $pids
-# (the processes to end at exit, by pid).
+# start_berthd needs: $tmp (a temp dir), $PY (python3), $BERTHD, $pids
+# (the processes to end at exit, by pid), and optionally $RANGE (the
+# pool) and $BERTHD_PREFIX (a command to run berthd under, e.g. taskset).
+
+# median: the median of the numbers on stdin, one a line; fails on none.
+median() {
+	sort -g | awk '{ v[NR] = $1 }
+	END {
+		if (NR == 0) exit 1
+		if (NR % 2) print v[(NR + 1) / 2]
+		else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+	}'
+}
+
+# end_pids: ends every process in $pids, by pid, and waits for them.
+end_pids() {
+	local p
+	for p in $pids; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in $pids; do
+		wait "$p" 2>/dev/null || true
+	done
+}
 
 # start_berthd DB [ARG...]: starts berthd on 127.0.0.1:0 with database
 # DB and any further flags; sets berth_pid and berth_addr (learnt from the
@@ -25,8 +47,10 @@ EOF
 		[ -S "$sock" ] && break
 		sleep 0.05
 	done
-	NOTIFY_SOCKET=$sock "$BERTHD" --listen 127.0.0.1:0 --db "$db" \
-	    --range "$RANGE" --log-level warn "$@" 2>>"$tmp/berthd.log" &
+	# shellcheck disable=SC2086 # the prefix and the range are words
+	NOTIFY_SOCKET=$sock ${BERTHD_PREFIX:-} "$BERTHD" --listen 127.0.0.1:0 \
+	    --db "$db" ${RANGE:+--range "$RANGE"} --log-level warn "$@" \
+	    </dev/null 2>>"$tmp/berthd.log" &
 	berth_pid=$!
 	pids="$pids $berth_pid"
 	# Fail at once if berthd exits before it is ready.
