@@ -170,6 +170,16 @@ cli_parse_long(const char *s, long lo, long hi, long *out)
 	return (0);
 }
 
+/* host:port as clients connect to it, with an IPv6 host in brackets. */
+void
+cli_format_addr(const berth_lease *l, char *buf, size_t len)
+{
+	if (strchr(l->host, ':') != NULL && l->host[0] != '[')
+		snprintf(buf, len, "[%s]:%d", l->host, l->port);
+	else
+		snprintf(buf, len, "%s:%d", l->host, l->port);
+}
+
 /* A duration for people: 42s, 5m03s, 2h07m, 3d04h. */
 void
 cli_format_age(long secs, char *buf, size_t len)

@@ -40,6 +40,7 @@ void		 cli_warn(const char *, ...)
 void		 cli_print_json(const char *);
 int		 cli_parse_long(const char *, long, long, long *);
 void		 cli_format_age(long, char *, size_t);
+void		 cli_format_addr(const berth_lease *, char *, size_t);
 
 /* cmd-lease.c: acquire, renew, release, revoke, lookup */
 int		 cmd_acquire(struct cli *, int, char **);

@@ -45,7 +45,6 @@ static int	 lease_number(const char *, const char *, const char *, long,
 		    long, long *);
 static const char *lease_token(const char *);
 static void	 lease_print_env(const char *, const char *);
-static void	 lease_print_addr(const berth_lease *);
 
 /*
  * One step of option parsing that lets NAME stand anywhere among the
@@ -166,16 +165,6 @@ lease_print_env(const char *var, const char *value)
 			putchar(*p);
 	}
 	fputs("'\n", stdout);
-}
-
-/* Print host:port, with an IPv6 host in brackets as in URLs. */
-static void
-lease_print_addr(const berth_lease *l)
-{
-	if (strchr(l->host, ':') != NULL)
-		printf("[%s]:%d\n", l->host, l->port);
-	else
-		printf("%s:%d\n", l->host, l->port);
 }
 
 /*
@@ -454,7 +443,8 @@ cmd_lookup(struct cli *cli, int argc, char **argv)
 	berth_error		 err;
 	berth_client		*c;
 	long			 wait = 0;
-	int			 ch, state = 0, rc, addr = 0;
+	char			 addr[300];
+	int			 ch, state = 0, rc, addr_only = 0;
 
 	optind = 0;
 	opterr = 0;
@@ -467,7 +457,7 @@ cmd_lookup(struct cli *cli, int argc, char **argv)
 				return (rc);
 			break;
 		case OPT_ADDR_ONLY:
-			addr = 1;
+			addr_only = 1;
 			break;
 		default:
 			return (lease_bad_option(cmd, ch, argv, state));
@@ -487,9 +477,10 @@ cmd_lookup(struct cli *cli, int argc, char **argv)
 		return (cli_fail(cli, &err));
 	if (cli->json)
 		cli_print_json(lease.json);
-	else if (addr)
-		lease_print_addr(&lease);
-	else
+	else if (addr_only) {
+		cli_format_addr(&lease, addr, sizeof addr);
+		puts(addr);
+	} else
 		printf("%d\n", lease.port);
 	berth_lease_clear(&lease);
 	return (CLI_EXIT_OK);

@@ -109,9 +109,8 @@ list_fill_row(const berth_lease *l, long long now, int probe,
 
 	snprintf(row->cell[COL_NAME], sizeof row->cell[COL_NAME], "%s",
 	    l->name);
-	snprintf(row->cell[COL_ADDRESS], sizeof row->cell[COL_ADDRESS],
-	    strchr(l->host, ':') != NULL ? "[%s]:%d" : "%s:%d", l->host,
-	    l->port);
+	cli_format_addr(l, row->cell[COL_ADDRESS],
+	    sizeof row->cell[COL_ADDRESS]);
 	snprintf(row->cell[COL_PROTO], sizeof row->cell[COL_PROTO], "%s",
 	    l->proto);
 	/* Round time left up: a live lease never reads "0s". */

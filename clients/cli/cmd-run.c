@@ -77,7 +77,6 @@ static const int run_forward[] = { SIGINT, SIGTERM, SIGHUP };
 static int	run_parse(struct run *, int, char **);
 static long long run_now(void);
 static void	run_envname(const char *, const char *, char *, size_t);
-static void	run_hostport(const berth_lease *, char *, size_t);
 static int	run_need(struct run *, const char *);
 static void	run_choose_owner(struct run *);
 static int	run_acquire(struct run *, int, berth_error *);
@@ -214,16 +213,6 @@ run_envname(const char *dep, const char *suffix, char *buf, size_t len)
 	}
 }
 
-/* host:port as clients connect to it, with brackets for IPv6. */
-static void
-run_hostport(const berth_lease *l, char *buf, size_t len)
-{
-	if (strchr(l->host, ':') != NULL && l->host[0] != '[')
-		snprintf(buf, len, "[%s]:%d", l->host, l->port);
-	else
-		snprintf(buf, len, "%s:%d", l->host, l->port);
-}
-
 /*
  * Wait until dep is registered, in blocking lookups of at most the
  * broker's 300 s each (libberth stretches its answer timeout to match),
@@ -269,7 +258,7 @@ run_need(struct run *r, const char *dep)
 		}
 	}
 	run_envname(dep, "ADDR", var, sizeof var);
-	run_hostport(&l, val, sizeof val);
+	cli_format_addr(&l, val, sizeof val);
 	setenv(var, val, 1);
 	run_envname(dep, "PORT", var, sizeof var);
 	snprintf(val, sizeof val, "%d", l.port);
