@@ -327,6 +327,16 @@ def wait_for(fn, timeout=10, what="condition"):
         time.sleep(0.02)
 
 
+def unused_port():
+    """A loopback TCP port nothing listens on: the kernel's pick, closed
+    again at once (so a connection to it is refused)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def listener(port=0, host="0.0.0.0", family=socket.AF_INET, kind=socket.SOCK_STREAM):
     """A socket bound (and, for TCP, listening) on port; the caller closes it."""
     s = socket.socket(family, kind)

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from berthtest import BERTHD, BerthTestCase, listener, main
+from berthtest import BERTHD, BerthTestCase, listener, main, unused_port
 
 CLI = os.environ.get("BERTH_CLI", "berth")
 HEX_TOKEN = re.compile(r"^[0-9a-f]{32,}$")
@@ -53,15 +53,6 @@ def run_cli(*args, env=None, timeout=30):
                        timeout=timeout)
     return Run(list(args), p.returncode, p.stdout.decode(errors="replace"),
                p.stderr.decode(errors="replace"))
-
-
-def unused_port():
-    """A loopback port nobody listens on: bind port 0, note it, close it."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def ephemeral_range():

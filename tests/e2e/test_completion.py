@@ -18,7 +18,7 @@ import shutil
 import time
 import unittest
 
-from berthtest import BerthTestCase, main
+from berthtest import BerthTestCase, main, unused_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COMPLETION = os.environ.get("BERTH_COMPLETION") or os.path.join(
@@ -469,11 +469,7 @@ class InteractiveBash:
 
 def dead_addr():
     """A loopback address where nothing listens (connection refused)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return "127.0.0.1:%d" % port
+    return "127.0.0.1:%d" % unused_port()
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -53,7 +52,7 @@ import time
 import unittest
 import urllib.request
 
-from berthtest import BerthTestCase, main, wait_for
+from berthtest import BerthTestCase, main, unused_port, wait_for
 
 DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs")
 BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
@@ -217,15 +216,6 @@ class Session:
 def default_sigint():
     """In the child: SIGINT as in a terminal, even if make runs us with it ignored."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def closed_port():
-    """A loopback port nothing listens on (the kernel's pick, closed again)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class GuideTest(BerthTestCase):
@@ -547,7 +537,7 @@ class GuideTest(BerthTestCase):
         self.assertEqual(res.rc, 1, res)
         self.assertEqual(res.stderr, "api is already running on port %d\n" % self.api["port"])
         # The same program with no broker at the address.
-        addr = "127.0.0.1:%d" % closed_port()
+        addr = "127.0.0.1:%d" % unused_port()
         env = dict(self.env, BERTH_ADDR=addr)
         r = subprocess.run(["python3", "errors.py"], cwd=self.work, env=env,
                            capture_output=True, text=True, timeout=TIMEOUT)
@@ -614,7 +604,7 @@ class GuideTest(BerthTestCase):
         self.assertEqual(res.rc, 1, res)
         self.assertEqual(res.stderr, "api is already running on port %d\n" % self.api["port"])
         # (Not port 1: fetch refuses the Fetch standard's "bad ports".)
-        addr = "127.0.0.1:%d" % closed_port()
+        addr = "127.0.0.1:%d" % unused_port()
         env = dict(self.env, BERTH_ADDR=addr)
         r = subprocess.run(["node", "errors.mjs"], cwd=self.work, env=env,
                            capture_output=True, text=True, timeout=TIMEOUT)

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 
-from berthtest import BerthTestCase, listener, main
+from berthtest import BerthTestCase, listener, main, unused_port
 
 BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
 MARKER = "berth-who-marker-7f3a"
@@ -86,15 +86,6 @@ class WhoDoctorCase(BerthTestCase):
         self.addCleanup(s.close)
         return "127.0.0.1:%d" % s.getsockname()[1]
 
-    @staticmethod
-    def unused_port():
-        """A port no socket uses right now (closed at once)."""
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        return port
-
     def lines(self, r):
         return [l for l in r.stdout.splitlines() if l.strip()]
 
@@ -159,7 +150,7 @@ class TestWho(WhoDoctorCase):
         self.assertIn("who-web", r.stdout)
         self.assertIn("pid %d" % proc.pid, r.stdout)
         # A lease on another port is not named.
-        other = self.unused_port()
+        other = unused_port()
         r = self.cli(d.addr, "who", str(other))
         self.assertNotIn("who-web", r.stdout + r.stderr)
 
@@ -178,7 +169,7 @@ class TestWho(WhoDoctorCase):
 
     def test_nothing_holds_port(self):
         d = self.berthd()
-        port = self.unused_port()
+        port = unused_port()
         r = self.cli(d.addr, "who", str(port))
         self.assertEqual(r.returncode, 3, r)
         self.assertIn("nothing holds port %d" % port, r.stdout + r.stderr)
@@ -196,7 +187,7 @@ class TestWho(WhoDoctorCase):
         self.assertIn("no broker", r.stderr)
         self.assertIn(addr, r.stderr)
         # Nothing on the port and no broker: still "nothing", exit 3.
-        r = self.cli(addr, "who", str(self.unused_port()))
+        r = self.cli(addr, "who", str(unused_port()))
         self.assertEqual(r.returncode, 3, r)
 
     def test_bad_port_is_usage(self):
