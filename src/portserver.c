@@ -168,18 +168,18 @@ ps_read_cb(struct bufferevent *bev, void *arg)
 	struct ps_conn	*c = arg;
 	struct evbuffer	*in = bufferevent_get_input(bev);
 	size_t		 len = evbuffer_get_length(in);
-	unsigned char	*buf;
-	char		 line[PS_LINE_MAX + 1];
+	unsigned char	*buf, *nl;
+	char		 line[PS_LINE_MAX];
 	size_t		 n;
 
 	if (c->state != PS_READING)
 		return;
 	n = len < PS_LINE_MAX ? len : PS_LINE_MAX;
 	buf = evbuffer_pullup(in, (ev_ssize_t)n);
-	if (buf != NULL && memchr(buf, '\n', n) != NULL) {
-		n = (size_t)((unsigned char *)memchr(buf, '\n', n) - buf);
+	if (buf != NULL && (nl = memchr(buf, '\n', n)) != NULL) {
+		/* A copy: answering may free the buffer. */
+		n = (size_t)(nl - buf);
 		memcpy(line, buf, n);
-		line[n] = '\0';
 		ps_request(c, line, n);
 		return;
 	}
@@ -203,7 +203,7 @@ ps_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct ps_conn	*c = arg;
 	struct evbuffer	*in = bufferevent_get_input(bev);
-	char		 line[PS_LINE_MAX + 1];
+	char		 line[PS_LINE_MAX];
 	size_t		 n;
 
 	/* A line ended by the client's shutdown rather than a newline. */
