@@ -400,8 +400,6 @@ doctor_owner(struct doctor *d, const berth_lease *l)
 {
 	char		path[64], cmd[256], shown[DOCTOR_CMD_MAX + 8];
 	struct stat	st;
-	FILE		*f;
-	size_t		n, i;
 
 	if (l->pid <= 0) {
 		if (l->ttl > 0)
@@ -422,19 +420,7 @@ doctor_owner(struct doctor *d, const berth_lease *l)
 		    "%s: owner pid %ld is not running here", l->name, l->pid);
 		return;
 	}
-	cmd[0] = '\0';
-	snprintf(path, sizeof path, "/proc/%ld/cmdline", l->pid);
-	if ((f = fopen(path, "re")) != NULL) {
-		n = fread(cmd, 1, sizeof cmd - 1, f);
-		fclose(f);
-		while (n > 0 && cmd[n - 1] == '\0')
-			n--;
-		for (i = 0; i < n; i++) {
-			if (cmd[i] == '\0')
-				cmd[i] = ' ';
-		}
-		cmd[n] = '\0';
-	}
+	sockets_cmdline((pid_t)l->pid, cmd, sizeof cmd);
 	doctor_cmd(cmd, shown, sizeof shown);
 	if (shown[0] != '\0')
 		doctor_note(d, DOCTOR_OK, NULL, "%s: owner pid %ld is alive "

@@ -185,7 +185,7 @@ sockets_state_name(const struct sock_entry *e)
  * The command line of pid, NULs turned into spaces; a process without one
  * (a kernel thread, a zombie) is shown by its name in brackets.
  */
-static void
+void
 sockets_cmdline(pid_t pid, char *out, size_t len)
 {
 	char	 path[64];
