@@ -408,6 +408,8 @@ struct api_req {
 	void		(*parked)(struct api_req *, unsigned int);
 					/* optional: it will wait this long */
 	void		*ctx;		/* the carrier's */
+	uint64_t	 began;		/* dispatched, monotonic ns; 0 once
+					   parked: a wait is not a latency */
 };
 void		 req_dispatch(struct server *, struct api_req *);
 void		 req_reply_json(struct server *, struct api_req *, int,
@@ -450,19 +452,10 @@ void		 api_index_page(struct server *, struct api_req *);
 
 /* metrics.c: counters for /metrics (docs/monitoring.md) */
 struct metrics;
-struct metrics_frame {			/* an outer dispatch, kept aside */
-	const struct api_req *req;
-	uint64_t	 began;
-};
 struct metrics	*metrics_new(void);
 void		 metrics_free(struct metrics *);
-void		 metrics_dispatch_begin(struct metrics *,
-		    const struct api_req *, uint64_t, struct metrics_frame *);
-void		 metrics_dispatch_end(struct metrics *,
-		    const struct metrics_frame *);
-uint64_t	 metrics_answering(struct metrics *, const struct api_req *);
 void		 metrics_count_request(struct metrics *,
-		    const struct api_req *, int, uint64_t);
+		    const struct api_req *, int);
 void		 metrics_write(struct server *, struct evbuffer *);
 
 /* waiters.c: blocking lookups and watches, parked as callbacks */

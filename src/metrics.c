@@ -55,8 +55,6 @@ static const char *const metrics_method_names[METHOD_COUNT] = {
 struct metrics {
 	uint64_t	 requests[ROUTE_COUNT][METHOD_COUNT][STATUS_COUNT];
 	struct latency_hist latency[ROUTE_COUNT];
-	const struct api_req *cur;	/* being dispatched, not answered */
-	uint64_t	 cur_began;
 };
 
 struct metrics *
@@ -118,57 +116,19 @@ metrics_method(int method)
 	}
 }
 
-/*
- * req_dispatch begins routing req, which it received at began: an answer
- * made before metrics_dispatch_end is timed from then. Dispatches may
- * nest (a read asked again after a failed commit); saved keeps the outer.
- */
-void
-metrics_dispatch_begin(struct metrics *m, const struct api_req *req,
-    uint64_t began, struct metrics_frame *saved)
-{
-	saved->req = m->cur;
-	saved->began = m->cur_began;
-	m->cur = req;
-	m->cur_began = began;
-}
-
-void
-metrics_dispatch_end(struct metrics *m, const struct metrics_frame *saved)
-{
-	m->cur = saved->req;
-	m->cur_began = saved->began;
-}
-
-/*
- * req is being answered (or held for the commit): when it was dispatched,
- * or 0 if it is answered outside its dispatch, i.e. it was parked (a
- * blocking lookup or watch), whose wait is not a latency.
- */
-uint64_t
-metrics_answering(struct metrics *m, const struct api_req *req)
-{
-	uint64_t	began;
-
-	if (m->cur != req)
-		return (0);
-	began = m->cur_began;
-	m->cur = NULL;
-	return (began);
-}
-
-/* Count req's answer; time it if it began at began (not 0). */
+/* Count req's answer; time it from its dispatch unless it was parked. */
 void
 metrics_count_request(struct metrics *m, const struct api_req *req,
-    int status, uint64_t began)
+    int status)
 {
 	enum metrics_route	route = metrics_route(req->path);
 
 	if (status >= STATUS_MIN && status < STATUS_MIN + STATUS_COUNT)
 		m->requests[route][metrics_method(req->method)]
 		    [status - STATUS_MIN]++;
-	if (began != 0)
-		latency_observe(&m->latency[route], latency_now_ns() - began);
+	if (req->began != 0)
+		latency_observe(&m->latency[route], latency_now_ns() -
+		    req->began);
 }
 
 static void

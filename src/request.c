@@ -28,20 +28,18 @@ struct reply {
 	struct api_req		*req;
 	int			 status;
 	struct evbuffer		*body;
-	uint64_t		 began;		/* metrics: 0 if parked */
 	TAILQ_ENTRY(reply)	 entry;
 };
 
-static void	 req_dispatch_at(struct server *, struct api_req *, uint64_t);
 static void	 req_route(struct server *, struct api_req *);
 
 /*
- * Answer now: common headers, the change index and the metrics count
- * (timed from began, if not 0), then the carrier sends it and frees req.
+ * Answer now: common headers, the change index and the metrics count,
+ * then the carrier sends it and frees req.
  */
 static void
 req_send(struct server *srv, struct api_req *req, int status,
-    struct evbuffer *body, uint64_t began)
+    struct evbuffer *body)
 {
 	struct evkeyvalq	*h = req->out;
 	char			 idx[32];
@@ -53,7 +51,7 @@ req_send(struct server *srv, struct api_req *req, int status,
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	if (srv->stopping)
 		evhttp_add_header(h, "Connection", "close");
-	metrics_count_request(srv->metrics, req, status, began);
+	metrics_count_request(srv->metrics, req, status);
 	req->send(req, status, body);
 }
 
@@ -63,20 +61,18 @@ req_finish(struct server *srv, struct api_req *req, int status,
     struct evbuffer *body)
 {
 	struct reply	*r;
-	uint64_t	 began = metrics_answering(srv->metrics, req);
 
 	if (!srv->broker->in_txn) {
-		req_send(srv, req, status, body, began);
+		req_send(srv, req, status, body);
 		return;
 	}
 	if ((r = calloc(1, sizeof *r)) == NULL) {
-		req_send(srv, req, 500, body, began);
+		req_send(srv, req, 500, body);
 		return;
 	}
 	r->req = req;
 	r->status = status;
 	r->body = body;
-	r->began = began;
 	TAILQ_INSERT_TAIL(&srv->pending, r, entry);
 }
 
@@ -178,7 +174,7 @@ req_send_pending(struct server *srv, int committed)
 	while ((r = TAILQ_FIRST(&srv->pending)) != NULL) {
 		TAILQ_REMOVE(&srv->pending, r, entry);
 		if (committed) {
-			req_send(srv, r->req, r->status, r->body, r->began);
+			req_send(srv, r->req, r->status, r->body);
 			free(r);
 			continue;
 		}
@@ -189,14 +185,14 @@ req_send_pending(struct server *srv, int committed)
 		 * it again of the state the store has now. A write failed.
 		 */
 		if (r->req->method & (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)) {
-			req_dispatch_at(srv, r->req, r->began);
+			req_route(srv, r->req);	/* still timed from its start */
 			free(r);
 			continue;
 		}
 		evhttp_add_header(r->req->out, "Content-Type",
 		    "application/json");
 		j = req_error_json(e.code, e.message);
-		req_send(srv, r->req, 503, req_json_buffer(j), r->began);
+		req_send(srv, r->req, 503, req_json_buffer(j));
 		json_decref(j);
 		free(r);
 	}
@@ -487,22 +483,8 @@ req_method_ok(struct server *srv, struct api_req *req, int allowed,
 void
 req_dispatch(struct server *srv, struct api_req *req)
 {
-	req_dispatch_at(srv, req, latency_now_ns());
-}
-
-/*
- * Dispatch req, received at began (monotonic ns; 0: do not time it). An
- * answer made before routing returns is timed from began; one made later
- * (a parked request) is not.
- */
-static void
-req_dispatch_at(struct server *srv, struct api_req *req, uint64_t began)
-{
-	struct metrics_frame	saved;
-
-	metrics_dispatch_begin(srv->metrics, req, began, &saved);
+	req->began = latency_now_ns();
 	req_route(srv, req);
-	metrics_dispatch_end(srv->metrics, &saved);
 }
 
 static void

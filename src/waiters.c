@@ -218,6 +218,7 @@ waiter_new(struct waiters *ws, struct api_req *req, unsigned int wait)
 		return (NULL);
 	}
 	evtimer_add(w->timer, &tv);
+	req->began = 0;		/* its wait is not a latency (/metrics) */
 	if (req->parked != NULL)
 		req->parked(req, wait);
 	ws->count++;
