@@ -238,7 +238,6 @@ api_index_page(struct server *srv, struct api_req *req)
 {
 	struct evbuffer	*out = evbuffer_new();
 	json_t		*list = api_lease_list(srv), *services, *l;
-	struct berr	 e;
 	uint64_t	 now = clock_now_ms();
 	long long	 index;
 	size_t		 i, len;
@@ -248,8 +247,7 @@ api_index_page(struct server *srv, struct api_req *req)
 		if (out != NULL)
 			evbuffer_free(out);
 		json_decref(list);
-		berr_set(&e, 500, "internal", "out of memory");
-		req_reply_error(srv, req, &e);
+		req_fail(srv, req, 500, "internal", "out of memory");
 		return;
 	}
 	services = json_object_get(list, "services");

@@ -1,11 +1,12 @@
 /*
- * api-services.c: /v1/services, the lease endpoints of SPEC §4.
+ * api-services.c: the lease endpoints (docs/api.md), one handler each,
+ * as router.c's table names them:
  *
- *   GET    /v1/services[?index=N&wait=S]	list (or watch) live leases
- *   POST   /v1/services			acquire
- *   GET    /v1/services/NAME[?wait=S]	look up (or wait for) one
- *   DELETE /v1/services/NAME[?force=1]	release (or admin revoke)
- *   POST   /v1/services/NAME/renew		renew
+ *   GET    /v1/services[?index=N&wait=S]	api_list: list (or watch)
+ *   POST   /v1/services			api_acquire
+ *   GET    /v1/services/NAME[?wait=S]	api_lookup: look up (or wait)
+ *   DELETE /v1/services/NAME[?force=1]	api_release (or admin revoke)
+ *   POST   /v1/services/NAME/renew		api_renew
  */
 #include "config.h"
 
@@ -36,9 +37,11 @@ api_lease_list(struct server *srv)
 	uint64_t	  now = clock_now_ms();
 	size_t		  n = 0, i;
 
-	if ((v = calloc(b->reg.count + 1, sizeof *v)) == NULL)
+	if ((v = calloc(broker_live_count(b) + 1, sizeof *v)) == NULL) {
+		json_decref(arr);
 		return (NULL);
-	TAILQ_FOREACH(l, &b->reg.all, entry) {
+	}
+	for (l = broker_first(b); l != NULL; l = broker_next(l)) {
 		if (!lease_expired(l, now))
 			v[n++] = l;
 	}
@@ -47,32 +50,51 @@ api_lease_list(struct server *srv)
 		json_array_append_new(arr, lease_to_json(v[i], 0));
 	free(v);
 	return (json_pack("{s:o, s:I}", "services", arr, "index",
-	    (json_int_t)b->index));
+	    (json_int_t)broker_index(b)));
 }
 
+/* The list, now: what a watch answers when the index moves or time is up. */
 static void
-api_list(struct server *srv, struct api_req *req)
+api_list_now(struct server *srv, struct api_req *req)
 {
-	struct berr	e;
-	uint64_t	index = 0, wait = 0;
-	int		has_index, has_wait;
-
-	if (req_query_uint(req, "index", UINT64_MAX, &index, &has_index,
-	    &e) == -1 || req_query_uint(req, "wait", BERTH_WAIT_MAX, &wait,
-	    &has_wait, &e) == -1) {
-		req_reply_error(srv, req, &e);
-		return;
-	}
-	if (has_index && index >= srv->broker->index && !srv->stopping &&
-	    (!has_wait || wait > 0)) {
-		waiters_park_index(srv->waiters, req, index,
-		    has_wait ? (unsigned int)wait : BERTH_WAIT_MAX);
-		return;
-	}
 	req_reply_json(srv, req, 200, api_lease_list(srv));
 }
 
+void
+api_list(struct server *srv, struct api_req *req)
+{
+	uint64_t	index = 0, wait = 0;
+	int		has_index, has_wait;
+
+	if (req_query_uint(srv, req, "index", UINT64_MAX, &index,
+	    &has_index) == -1 || req_query_uint(srv, req, "wait",
+	    BERTH_WAIT_MAX, &wait, &has_wait) == -1)
+		return;
+	if (has_index && index >= broker_index(srv->broker) &&
+	    !srv->stopping && (!has_wait || wait > 0)) {
+		if (waiters_park_index(srv->waiters, req, index, has_wait ?
+		    (unsigned int)wait : BERTH_WAIT_MAX, api_list_now) == -1)
+			req_fail(srv, req, 500, "internal", "out of memory "
+			    "parking the request");
+		return;
+	}
+	api_list_now(srv, req);
+}
+
+/* An acquire with no body: 411 without a length, 400 with one of 0. */
 static void
+api_acquire_empty(struct server *srv, struct api_req *req)
+{
+	if (evhttp_find_header(req->in, "Content-Length") == NULL &&
+	    evhttp_find_header(req->in, "Transfer-Encoding") == NULL)
+		req_fail(srv, req, 411, "length_required", "send the body "
+		    "with a Content-Length (curl --json does)");
+	else
+		req_fail(srv, req, 400, "bad_json", "acquire needs a JSON "
+		    "body such as {\"name\":\"api\"}");
+}
+
+void
 api_acquire(struct server *srv, struct api_req *req)
 {
 	struct lease_req	 r;
@@ -80,182 +102,111 @@ api_acquire(struct server *srv, struct api_req *req)
 	struct berr		 e;
 	char			*body, loc[128];
 	size_t			 len;
-	int			 created;
+	int			 created, rc;
 
-	if (req_body(req, &body, &len, &e) == -1) {
-		req_reply_error(srv, req, &e);
+	if (req_body(srv, req, &body, &len) == -1)
 		return;
-	}
 	if (len == 0) {
 		free(body);
-		if (evhttp_find_header(req->in,
-		    "Content-Length") == NULL &&
-		    evhttp_find_header(req->in,
-		    "Transfer-Encoding") == NULL)
-			berr_set(&e, 411, "length_required", "send the body "
-			    "with a Content-Length (curl --json does)");
-		else
-			berr_set(&e, 400, "bad_json", "acquire needs a JSON "
-			    "body such as {\"name\":\"api\"}");
-		req_reply_error(srv, req, &e);
+		api_acquire_empty(srv, req);
 		return;
 	}
-	if (leasereq_parse(body, len, &r, &e) == -1) {
-		free(body);
-		req_reply_error(srv, req, &e);
-		return;
-	}
+	rc = leasereq_parse(body, len, &r, &e);
 	free(body);
-	if (broker_acquire(srv->broker, &r, req_bearer(req), &l, &created,
-	    &e) == -1) {
-		leasereq_clear(&r);
+	if (rc == 0)
+		rc = broker_acquire(srv->broker, &r, req_bearer(req), &l,
+		    &created, &e);
+	leasereq_clear(&r);
+	if (rc == -1) {
 		req_reply_error(srv, req, &e);
 		return;
 	}
-	leasereq_clear(&r);
 	snprintf(loc, sizeof loc, "/v1/services/%s", l->name);
-	evhttp_add_header(req->out, "Location",
-	    loc);
+	evhttp_add_header(req->out, "Location", loc);
 	req_reply_json(srv, req, created ? 201 : 200, lease_to_json(l, 1));
 }
 
+/* The lease named in req's path, now; 404 if there is none (waited or not). */
 static void
-api_lookup(struct server *srv, struct api_req *req, const char *name)
+api_lookup_now(struct server *srv, struct api_req *req)
 {
 	struct lease	*l;
 	struct berr	 e;
-	uint64_t	 wait = 0;
-	int		 has_wait;
 
-	if (req_query_uint(req, "wait", BERTH_WAIT_MAX, &wait, &has_wait,
-	    &e) == -1) {
-		req_reply_error(srv, req, &e);
-		return;
-	}
-	if ((l = broker_lookup(srv->broker, name)) != NULL) {
+	if ((l = broker_lookup(srv->broker, req->name)) != NULL) {
 		req_reply_lease(srv, req, l);
 		return;
 	}
-	if (wait > 0 && !srv->stopping) {
-		waiters_park_name(srv->waiters, req, name, (unsigned int)wait);
-		return;
-	}
-	berr_set(&e, 404, "not_found", "no live lease named '%s'", name);
+	berr_set(&e, BERR_NOT_FOUND, "no live lease named '%s'%s", req->name,
+	    req->state == REQ_PARKED ? " (waited)" : "");
 	req_reply_error(srv, req, &e);
 }
 
-static void
-api_release(struct server *srv, struct api_req *req, const char *name)
+void
+api_lookup(struct server *srv, struct api_req *req)
+{
+	uint64_t	 wait = 0;
+	int		 has_wait;
+
+	if (req_query_uint(srv, req, "wait", BERTH_WAIT_MAX, &wait,
+	    &has_wait) == -1)
+		return;
+	if (wait > 0 && !srv->stopping &&
+	    broker_lookup(srv->broker, req->name) == NULL) {
+		if (waiters_park_name(srv->waiters, req, (unsigned int)wait,
+		    api_lookup_now) == -1)
+			req_fail(srv, req, 500, "internal", "out of memory "
+			    "parking the request");
+		return;
+	}
+	api_lookup_now(srv, req);
+}
+
+void
+api_release(struct server *srv, struct api_req *req)
 {
 	struct berr	e;
 	uint64_t	force = 0;
 	int		has_force, rc;
 
-	if (req_query_uint(req, "force", 1, &force, &has_force, &e) == -1) {
-		req_reply_error(srv, req, &e);
+	if (req_query_uint(srv, req, "force", 1, &force, &has_force) == -1)
+		return;
+	if (force && !req->admin) {
+		req_fail(srv, req, 403, "forbidden", "force=1 (revoke) is only "
+		    "for root or berthd's own user over berthd's unix socket");
 		return;
 	}
-	if (force) {
-		if (!req->admin) {
-			berr_set(&e, 403, "forbidden", "force=1 (revoke) is "
-			    "only for root or berthd's own user over berthd's "
-			    "unix socket");
-			req_reply_error(srv, req, &e);
-			return;
-		}
-		rc = broker_revoke(srv->broker, name, &e);
-	} else
-		rc = broker_release(srv->broker, name, req_bearer(req), &e);
+	if (force)
+		rc = broker_revoke(srv->broker, req->name, &e);
+	else
+		rc = broker_release(srv->broker, req->name, req_bearer(req),
+		    &e);
 	if (rc == -1)
 		req_reply_error(srv, req, &e);
 	else
 		req_reply_json(srv, req, 204, NULL);
 }
 
-static void
-api_renew(struct server *srv, struct api_req *req, const char *name)
+void
+api_renew(struct server *srv, struct api_req *req)
 {
 	struct lease	*l;
 	struct berr	 e;
 	char		*body;
 	size_t		 len;
 	uint32_t	 ttl = 0;
-	int		 has_ttl;
+	int		 has_ttl, rc;
 
-	if (req_body(req, &body, &len, &e) == -1 ||
-	    leasereq_parse_renew(body, len, &ttl, &has_ttl, &e) == -1) {
-		free(body);
-		req_reply_error(srv, req, &e);
+	if (req_body(srv, req, &body, &len) == -1)
 		return;
-	}
+	rc = leasereq_parse_renew(body, len, &ttl, &has_ttl, &e);
 	free(body);
-	if (broker_renew(srv->broker, name, req_bearer(req),
-	    has_ttl ? &ttl : NULL, &l, &e) == -1) {
+	if (rc == 0)
+		rc = broker_renew(srv->broker, req->name, req_bearer(req),
+		    has_ttl ? &ttl : NULL, &l, &e);
+	if (rc == -1) {
 		req_reply_error(srv, req, &e);
 		return;
 	}
 	req_reply_json(srv, req, 200, lease_to_json(l, 0));
-}
-
-static void
-api_method_error(struct server *srv, struct api_req *req,
-    const char *allow)
-{
-	struct berr	e;
-
-	evhttp_add_header(req->out, "Allow",
-	    allow);
-	berr_set(&e, 405, "method_not_allowed", "use %s on this path", allow);
-	req_reply_error(srv, req, &e);
-}
-
-/* rest is the path after "/v1/services": "", "/NAME" or "/NAME/renew". */
-void
-api_services(struct server *srv, struct api_req *req, const char *rest)
-{
-	int			 cmd = req->method;
-	char			 name[BERTH_NAME_MAX + 2];
-	const char		*slash;
-	struct berr		 e;
-	size_t			 len;
-
-	if (rest[0] == '\0' || strcmp(rest, "/") == 0) {
-		if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
-			api_list(srv, req);
-		else if (cmd == EVHTTP_REQ_POST)
-			api_acquire(srv, req);
-		else
-			api_method_error(srv, req, "GET, HEAD, POST");
-		return;
-	}
-	rest++;
-	slash = strchr(rest, '/');
-	len = slash != NULL ? (size_t)(slash - rest) : strlen(rest);
-	if (len >= sizeof name)
-		len = sizeof name - 1;
-	memcpy(name, rest, len);
-	name[len] = '\0';
-	if (!lease_name_valid(name)) {
-		berr_set(&e, 400, "invalid_name", "'%.64s' is not a valid name: "
-		    "1-63 characters, [a-z0-9] first, then [a-z0-9._-]", name);
-		req_reply_error(srv, req, &e);
-		return;
-	}
-	if (slash == NULL) {
-		if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
-			api_lookup(srv, req, name);
-		else if (cmd == EVHTTP_REQ_DELETE)
-			api_release(srv, req, name);
-		else
-			api_method_error(srv, req, "GET, HEAD, DELETE");
-	} else if (strcmp(slash, "/renew") == 0) {
-		if (cmd == EVHTTP_REQ_POST)
-			api_renew(srv, req, name);
-		else
-			api_method_error(srv, req, "POST");
-	} else {
-		berr_set(&e, 404, "not_found", "no such endpoint under "
-		    "/v1/services/%s", name);
-		req_reply_error(srv, req, &e);
-	}
 }

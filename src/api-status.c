@@ -1,6 +1,6 @@
 /*
- * api-status.c: the endpoints that describe berthd itself: /v1/health,
- * /v1/status and /metrics (the page for people is api-page.c).
+ * api-status.c: the endpoints that describe berthd itself: /v1/health and
+ * /v1/status (/metrics is api-metrics.c, the page for people api-page.c).
  */
 #include "config.h"
 
@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/http.h>
 
 #include "berthd.h"
 
@@ -30,9 +28,9 @@ api_health(struct server *srv, struct api_req *req)
 		last_probe = now;
 		broker_probe_db(b);
 	}
-	if (store_ping(b->store) == -1 || !b->db_ok) {
-		berr_set(&e, 503, "db_unavailable", "the lease database does "
-		    "not take writes (%s)", b->db_error);
+	if (!broker_db_healthy(b)) {
+		berr_set(&e, BERR_DB_UNAVAILABLE, "the lease database does "
+		    "not take writes (%s)", broker_db_error(b));
 		req_reply_error(srv, req, &e);
 		return;
 	}
@@ -42,20 +40,21 @@ api_health(struct server *srv, struct api_req *req)
 static json_t *
 api_status_pool(struct server *srv)
 {
+	struct pool		*pool = broker_pool(srv->broker);
 	const struct port_range	*r;
 	json_t			*ranges = json_array();
 	char			 buf[16];
 	size_t			 i, n;
 
-	n = pool_ranges(srv->broker->pool, &r);
+	n = pool_ranges(pool, &r);
 	for (i = 0; i < n; i++) {
 		snprintf(buf, sizeof buf, "%u-%u", r[i].lo, r[i].hi);
 		json_array_append_new(ranges, json_string(buf));
 	}
 	return (json_pack("{s:o, s:I, s:I, s:b, s:I}",
 	    "ranges", ranges,
-	    "size", (json_int_t)pool_size(srv->broker->pool),
-	    "free", (json_int_t)pool_free_count(srv->broker->pool),
+	    "size", (json_int_t)pool_size(pool),
+	    "free", (json_int_t)pool_free_count(pool),
 	    "fallback", srv->pool_fallback,
 	    "reuse_delay", (json_int_t)(srv->cfg->reuse_delay_ms / 1000)));
 }
@@ -90,31 +89,9 @@ api_status(struct server *srv, struct api_req *req)
 	    "listen", listen,
 	    "db", srv->cfg->db,
 	    "synchronous", store_sync_mode(),
-	    "db_ok", srv->broker->db_ok,
+	    "db_ok", broker_db_ok(srv->broker),
 	    "portserver", api_status_portserver(srv),
 	    "pid_namespace", owner_pid_namespace() != NULL ?
 	    json_string(owner_pid_namespace()) : json_null(),
 	    "boot_id", owner_boot_id()));
-}
-
-/* Prometheus text format 0.0.4; the series are in docs/monitoring.md. */
-void
-api_metrics(struct server *srv, struct api_req *req)
-{
-	struct evbuffer	*out = evbuffer_new();
-	struct berr	 e;
-	size_t		 len;
-	char		*text;
-
-	if (out == NULL) {
-		berr_set(&e, 500, "internal", "out of memory");
-		req_reply_error(srv, req, &e);
-		return;
-	}
-	metrics_write(srv, out);
-	len = evbuffer_get_length(out);
-	text = (char *)evbuffer_pullup(out, -1);
-	req_reply_text(srv, req, 200, "text/plain; version=0.0.4; "
-	    "charset=utf-8", text != NULL ? text : "", text != NULL ? len : 0);
-	evbuffer_free(out);
 }

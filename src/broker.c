@@ -1,6 +1,6 @@
 /*
- * broker.c: the lease rules of SPEC §3, over the registry (memory), the
- * pool (which ports are free) and the store (SQLite).
+ * broker.c: the lease rules (docs/api.md, "Leases"), over the registry
+ * (memory), the pool (which ports are free) and the store (SQLite).
  *
  * Every mutation writes the store first, inside the transaction of the
  * current event-loop turn, and only then changes memory. The caller
@@ -16,44 +16,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "berthd.h"
+#include "core.h"
 
-/* 25 us to 10 s: a lookup from memory up to a commit stuck on the disk. */
-const struct latency_bound latency_bounds[LATENCY_BUCKETS] = {
-	{ 25000ULL, "2.5e-05" }, { 50000ULL, "5e-05" },
-	{ 100000ULL, "0.0001" }, { 250000ULL, "0.00025" },
-	{ 500000ULL, "0.0005" }, { 1000000ULL, "0.001" },
-	{ 2500000ULL, "0.0025" }, { 5000000ULL, "0.005" },
-	{ 10000000ULL, "0.01" }, { 25000000ULL, "0.025" },
-	{ 50000000ULL, "0.05" }, { 100000000ULL, "0.1" },
-	{ 250000000ULL, "0.25" }, { 500000000ULL, "0.5" },
-	{ 1000000000ULL, "1" }, { 2500000000ULL, "2.5" },
-	{ 5000000000ULL, "5" }, { 10000000000ULL, "10" }
+struct broker {
+	struct registry	 reg;
+	struct pool	*pool;
+	struct store	*store;
+	broker_probe_fn	 probe;
+	uint64_t	 reuse_delay;	/* ms, as the pool's */
+	struct broker_hooks hooks;
+	uint64_t	 index;		/* change index, bumped per mutation */
+	int		 in_txn;
+	int		 txn_failed;
+	int		 db_ok;		/* last commit or ping succeeded */
+	int		 reloading;	/* inside broker_load */
+	uint64_t	 txn_index;	/* index when the transaction began */
+	char		 db_error[256];	/* why the last write failed */
+	struct broker_stats stats;
+	struct broker_stats txn_stats;	/* stats when the transaction began */
 };
-
-/* Monotonic nanoseconds: durations must not jump with the wall clock. */
-uint64_t
-latency_now_ns(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
-}
-
-void
-latency_observe(struct latency_hist *h, uint64_t ns)
-{
-	size_t	i;
-
-	for (i = 0; i < LATENCY_BUCKETS && ns > latency_bounds[i].ns; i++)
-		continue;
-	h->bucket[i]++;
-	h->count++;
-	h->sum_ns += ns;
-}
 
 struct broker_probe_ctx {
 	struct broker	*b;
@@ -68,7 +50,10 @@ broker_new(struct store *store, struct pool *pool, uint64_t reuse_delay_ms,
 
 	if ((b = calloc(1, sizeof *b)) == NULL)
 		return (NULL);
-	registry_init(&b->reg);
+	if (registry_init(&b->reg) == -1) {
+		free(b);
+		return (NULL);
+	}
 	b->store = store;
 	b->pool = pool;
 	b->reuse_delay = reuse_delay_ms;
@@ -96,9 +81,7 @@ broker_free(struct broker *b)
 	if (b == NULL)
 		return;
 	broker_unwatch_all(b);
-	registry_clear(&b->reg);
-	free(b->reg.buckets);
-	free(b->reg.memos);
+	registry_free(&b->reg);
 	free(b);
 }
 
@@ -169,9 +152,9 @@ broker_db_failed(struct broker *b, const char *what)
 }
 
 static void
-broker_db_error(struct berr *e)
+broker_db_refused(struct berr *e)
 {
-	berr_set(e, 503, "db_unavailable", "the lease database cannot be "
+	berr_set(e, BERR_DB_UNAVAILABLE, "the lease database cannot be "
 	    "written; see berthd's log");
 }
 
@@ -256,7 +239,7 @@ broker_port_held(struct broker *b, uint16_t port)
 	return (1);
 }
 
-/* Choose the port for a new lease per SPEC §3: named, sticky, or pooled. */
+/* Choose the port for a new lease: the one named, the sticky one, or any. */
 static int
 broker_choose_port(struct broker *b, const struct lease_req *r,
     uint16_t *port, struct berr *e)
@@ -268,13 +251,13 @@ broker_choose_port(struct broker *b, const struct lease_req *r,
 
 	if (r->port != 0) {
 		if (broker_port_held(b, r->port)) {
-			berr_set(e, 409, "port_unavailable", "port %u is leased "
+			berr_set(e, BERR_PORT_UNAVAILABLE, "port %u is leased "
 			    "to '%s'", r->port,
 			    registry_by_port(&b->reg, r->port)->name);
 			return (-1);
 		}
 		if (!broker_pool_probe(r->port, &ctx)) {
-			berr_set(e, 409, "port_unavailable", "port %u is in use "
+			berr_set(e, BERR_PORT_UNAVAILABLE, "port %u is in use "
 			    "by another process on this host", r->port);
 			return (-1);
 		}
@@ -291,36 +274,49 @@ broker_choose_port(struct broker *b, const struct lease_req *r,
 	}
 	if (pool_take(b->pool, hash, now, broker_pool_probe, &ctx, port) == 0)
 		return (0);
-	berr_set(e, 503, "pool_exhausted", "no free port left in the pool "
+	berr_set(e, BERR_POOL_EXHAUSTED, "no free port left in the pool "
 	    "(%zu ports, %zu not leased, none of them bindable)",
 	    pool_size(b->pool), pool_free_count(b->pool));
 	return (-1);
 }
 
-/* Renew l for ttl seconds (0: no expiry) from now; -1 if the store refused. */
+/*
+ * Renew l for ttl seconds (0: no expiry) from now; -1 with e set if the
+ * store refused or there was no memory to index the new expiry.
+ */
 static int
-broker_apply_renew(struct broker *b, struct lease *l, uint32_t ttl)
+broker_apply_renew(struct broker *b, struct lease *l, uint32_t ttl,
+    struct berr *e)
 {
 	struct lease	 saved = *l;
 	uint64_t	 now = clock_now_ms();
 
-	if (broker_txn(b) == -1)
+	if (broker_txn(b) == -1) {
+		broker_db_refused(e);
 		return (-1);
+	}
 	l->ttl = ttl;
 	l->expires_at = ttl != 0 ? now + (uint64_t)ttl * 1000 : 0;
 	l->renewed_at = now;
+	if (registry_heap_update(&b->reg, l) == -1) {
+		berr_set(e, BERR_NOMEM, "out of memory");
+		goto undo;
+	}
 	if (store_put_lease(b->store, l) == -1) {
-		l->ttl = saved.ttl;
-		l->expires_at = saved.expires_at;
-		l->renewed_at = saved.renewed_at;
 		broker_db_failed(b, "renew lease");
-		return (-1);
+		broker_db_refused(e);
+		goto undo;
 	}
 	lease_json_forget(l);
-	registry_heap_update(&b->reg, l);
 	b->index++;
 	b->stats.renewed++;
 	return (0);
+undo:
+	l->ttl = saved.ttl;
+	l->expires_at = saved.expires_at;
+	l->renewed_at = saved.renewed_at;
+	registry_heap_update(&b->reg, l);	/* back where it was: no growth */
+	return (-1);
 }
 
 /*
@@ -351,22 +347,20 @@ broker_acquire_existing(struct broker *b, const struct lease_req *r,
 	*done = 0;
 	if (gone != LEASE_EXPIRED && bearer != NULL &&
 	    broker_token_equal(bearer, l->token)) {
-		if (broker_apply_renew(b, l, r->has_ttl ? r->ttl : l->ttl) ==
-		    -1) {
-			broker_db_error(e);
+		if (broker_apply_renew(b, l, r->has_ttl ? r->ttl : l->ttl,
+		    e) == -1)
 			return (-1);
-		}
 		*done = 1;
 		return (0);
 	}
 	if (gone == LEASE_LIVE) {
-		berr_set(e, 409, "name_taken", "'%s' is held by a live lease "
+		berr_set(e, BERR_NAME_TAKEN, "'%s' is held by a live lease "
 		    "on port %u; release it with its token, or wait for it to "
 		    "end", l->name, l->port);
 		return (-1);
 	}
 	if (broker_end(b, l, gone) == -1) {
-		broker_db_error(e);
+		broker_db_refused(e);
 		return (-1);
 	}
 	b->stats.taken_over++;
@@ -385,15 +379,11 @@ broker_grant(struct broker *b, const struct lease_req *r,
 	struct lease	*l;
 	uint64_t	 now;
 
+	now = clock_now_ms();
 	if ((l = lease_new()) == NULL || broker_new_token(l->token) == -1 ||
 	    (l->host = strdup(r->host)) == NULL ||
-	    (r->meta != NULL && (l->meta = strdup(r->meta)) == NULL)) {
-		lease_free(l);
-		pool_release(b->pool, port, pool_name_hash(r->name), 0);
-		berr_set(e, 500, "internal", "out of memory or entropy");
-		return (-1);
-	}
-	now = clock_now_ms();
+	    (r->meta != NULL && (l->meta = strdup(r->meta)) == NULL))
+		goto nomem;
 	snprintf(l->name, sizeof l->name, "%s", r->name);
 	l->port = port;
 	l->proto = (uint8_t)r->proto;
@@ -401,15 +391,17 @@ broker_grant(struct broker *b, const struct lease_req *r,
 	l->expires_at = r->ttl != 0 ? now + (uint64_t)r->ttl * 1000 : 0;
 	l->created_at = l->renewed_at = now;
 	l->owner = *owner;
+	if (registry_memo_set(&b->reg, l->name, port) == -1 ||
+	    registry_add(&b->reg, l) == -1)
+		goto nomem;
 	if (store_put_lease(b->store, l) == -1 ||
 	    store_put_memo(b->store, l->name, port, 0) == -1) {
 		broker_db_failed(b, "put lease");
+		registry_remove(&b->reg, l);
 		lease_free(l);
-		broker_db_error(e);
+		broker_db_refused(e);
 		return (-1);
 	}
-	registry_add(&b->reg, l);
-	registry_memo_set(&b->reg, l->name, port);
 	if (b->hooks.watch != NULL && l->owner.pid > 0)
 		b->hooks.watch(l, b->hooks.arg);
 	if (b->hooks.acquired != NULL)
@@ -420,6 +412,11 @@ broker_grant(struct broker *b, const struct lease_req *r,
 	    l->owner.pid > 0 ? ", owner watched" : "");
 	*out = l;
 	return (0);
+nomem:
+	lease_free(l);
+	pool_release(b->pool, port, pool_name_hash(r->name), 0);
+	berr_set(e, BERR_NOMEM, "out of memory or entropy");
+	return (-1);
 }
 
 
@@ -438,7 +435,7 @@ broker_acquire(struct broker *b, const struct lease_req *r, const char *bearer,
 
 	memset(&owner, 0, sizeof owner);
 	if (r->pid != 0 && owner_read(r->pid, &owner) == -1) {
-		berr_set(e, 400, "pid_not_visible", "pid %ld is no user "
+		berr_set(e, BERR_PID_NOT_VISIBLE, "pid %ld is no user "
 		    "process berthd can see (another PID namespace?)",
 		    (long)r->pid);
 		return (-1);
@@ -453,7 +450,7 @@ broker_acquire(struct broker *b, const struct lease_req *r, const char *bearer,
 		}
 	}
 	if (broker_txn(b) == -1) {
-		broker_db_error(e);
+		broker_db_refused(e);
 		return (-1);
 	}
 	if (broker_choose_port(b, r, &port, e) == -1)
@@ -466,7 +463,7 @@ broker_acquire(struct broker *b, const struct lease_req *r, const char *bearer,
 
 /*
  * A lease for a client that names no service: portpicker's portserver
- * protocol (SPEC §6). Any pool port free on TCP and UDP, owned by pid,
+ * protocol (docs/portpicker.md). Any pool port free on TCP and UDP, owned by pid,
  * named "portpicker-PORT": unique while the port is leased, and its
  * sticky-port memo is bounded by the pool. Should an HTTP client hold
  * that name on another port, the port is set aside and another drawn.
@@ -487,12 +484,12 @@ broker_acquire_anon(struct broker *b, pid_t pid, struct lease **out,
 	int			 rc = -1;
 
 	if (pid <= 1 || owner_read(pid, &owner) == -1 || !owner_alive(&owner)) {
-		berr_set(e, 400, "pid_not_visible", "pid %ld is no live user "
+		berr_set(e, BERR_PID_NOT_VISIBLE, "pid %ld is no live user "
 		    "process berthd can see", (long)pid);
 		return (-1);
 	}
 	if (broker_txn(b) == -1) {
-		broker_db_error(e);
+		broker_db_refused(e);
 		return (-1);
 	}
 	memset(&r, 0, sizeof r);
@@ -502,7 +499,7 @@ broker_acquire_anon(struct broker *b, pid_t pid, struct lease **out,
 	for (;;) {
 		if (pool_take(b->pool, 0, clock_now_ms(), broker_pool_probe,
 		    &ctx, &port) == -1) {
-			berr_set(e, 503, "pool_exhausted", "no free port left "
+			berr_set(e, BERR_POOL_EXHAUSTED, "no free port left "
 			    "in the pool");
 			break;
 		}
@@ -513,7 +510,7 @@ broker_acquire_anon(struct broker *b, pid_t pid, struct lease **out,
 		    LEASE_LIVE) {
 			if (broker_end(b, held, why) == -1) {
 				aside[naside++] = port;
-				broker_db_error(e);
+				broker_db_refused(e);
 				break;
 			}
 			held = NULL;
@@ -524,7 +521,7 @@ broker_acquire_anon(struct broker *b, pid_t pid, struct lease **out,
 		}
 		aside[naside++] = port;
 		if (naside == BROKER_ANON_TRIES) {
-			berr_set(e, 503, "pool_exhausted", "no port whose "
+			berr_set(e, BERR_POOL_EXHAUSTED, "no port whose "
 			    "portpicker- name is free");
 			break;
 		}
@@ -542,16 +539,16 @@ broker_authorize(struct broker *b, const char *name, const char *bearer,
 	struct lease	*l;
 
 	if ((l = broker_lookup(b, name)) == NULL) {
-		berr_set(e, 404, "not_found", "no live lease named '%s'", name);
+		berr_set(e, BERR_NOT_FOUND, "no live lease named '%s'", name);
 		return (NULL);
 	}
 	if (bearer == NULL) {
-		berr_set(e, 403, "bad_token", "this call needs the lease's "
+		berr_set(e, BERR_BAD_TOKEN, "this call needs the lease's "
 		    "token: Authorization: Bearer TOKEN");
 		return (NULL);
 	}
 	if (!broker_token_equal(bearer, l->token)) {
-		berr_set(e, 403, "bad_token", "the token does not match the "
+		berr_set(e, BERR_BAD_TOKEN, "the token does not match the "
 		    "lease '%s'", name);
 		return (NULL);
 	}
@@ -566,10 +563,8 @@ broker_renew(struct broker *b, const char *name, const char *bearer,
 
 	if ((l = broker_authorize(b, name, bearer, e)) == NULL)
 		return (-1);
-	if (broker_apply_renew(b, l, ttl != NULL ? *ttl : l->ttl) == -1) {
-		broker_db_error(e);
+	if (broker_apply_renew(b, l, ttl != NULL ? *ttl : l->ttl, e) == -1)
 		return (-1);
-	}
 	*out = l;
 	return (0);
 }
@@ -583,7 +578,7 @@ broker_release(struct broker *b, const char *name, const char *bearer,
 	if ((l = broker_authorize(b, name, bearer, e)) == NULL)
 		return (-1);
 	if (broker_end(b, l, LEASE_RELEASED) == -1) {
-		broker_db_error(e);
+		broker_db_refused(e);
 		return (-1);
 	}
 	return (0);
@@ -595,11 +590,11 @@ broker_revoke(struct broker *b, const char *name, struct berr *e)
 	struct lease	*l;
 
 	if ((l = broker_lookup(b, name)) == NULL) {
-		berr_set(e, 404, "not_found", "no live lease named '%s'", name);
+		berr_set(e, BERR_NOT_FOUND, "no live lease named '%s'", name);
 		return (-1);
 	}
 	if (broker_end(b, l, LEASE_REVOKED) == -1) {
-		broker_db_error(e);
+		broker_db_refused(e);
 		return (-1);
 	}
 	return (0);
@@ -664,7 +659,86 @@ broker_check_owners(struct broker *b)
 size_t
 broker_live_count(const struct broker *b)
 {
-	return (b->reg.count);
+	return (registry_count(&b->reg));
+}
+
+/* The live leases in no order: for (l = broker_first(b); l; l = broker_next(l)). */
+struct lease *
+broker_first(const struct broker *b)
+{
+	return (TAILQ_FIRST(&b->reg.all));
+}
+
+struct lease *
+broker_next(const struct lease *l)
+{
+	return (TAILQ_NEXT(l, entry));
+}
+
+uint64_t
+broker_index(const struct broker *b)
+{
+	return (b->index);
+}
+
+/* Is this turn's transaction open, its answers to be held for the commit? */
+int
+broker_in_txn(const struct broker *b)
+{
+	return (b->in_txn);
+}
+
+int
+broker_db_ok(const struct broker *b)
+{
+	return (b->db_ok);
+}
+
+/* Why the last write failed, for /v1/health. */
+const char *
+broker_db_error(const struct broker *b)
+{
+	return (b->db_error);
+}
+
+/* Does the database answer, and did the last write to it succeed? */
+int
+broker_db_healthy(struct broker *b)
+{
+	return (store_ping(b->store) == 0 && b->db_ok);
+}
+
+struct pool *
+broker_pool(const struct broker *b)
+{
+	return (b->pool);
+}
+
+/* The registry, to read (the unit tests check its indexes). */
+const struct registry *
+broker_registry(const struct broker *b)
+{
+	return (&b->reg);
+}
+
+const struct broker_stats *
+broker_stats(const struct broker *b)
+{
+	return (&b->stats);
+}
+
+void
+broker_set_hooks(struct broker *b, const struct broker_hooks *hooks)
+{
+	b->hooks = *hooks;
+}
+
+/* The hooks' owner goes away: end every owner watch, then forget them. */
+void
+broker_drop_hooks(struct broker *b)
+{
+	broker_unwatch_all(b);
+	memset(&b->hooks, 0, sizeof b->hooks);
 }
 
 struct broker_load_ctx {
@@ -672,29 +746,35 @@ struct broker_load_ctx {
 	uint64_t	 now;
 };
 
-static void
+static int
 broker_load_lease(struct lease *l, void *arg)
 {
 	struct broker_load_ctx	*ctx = arg;
 
-	registry_add(&ctx->b->reg, l);
+	if (registry_add(&ctx->b->reg, l) == -1) {
+		lease_free(l);
+		return (-1);
+	}
 	pool_take_port(ctx->b->pool, l->port, pool_name_hash(l->name),
 	    ctx->now, 1);
+	return (0);
 }
 
-static void
+static int
 broker_load_memo(const char *name, uint16_t port, uint64_t freed_at, void *arg)
 {
 	struct broker_load_ctx	*ctx = arg;
 	struct broker		*b = ctx->b;
 
-	registry_memo_set(&b->reg, name, port);
+	if (registry_memo_set(&b->reg, name, port) == -1)
+		return (-1);
 	/* A port released shortly before the restart still cools. */
 	if (freed_at != 0 && freed_at + b->reuse_delay > ctx->now &&
 	    registry_by_port(&b->reg, port) == NULL &&
 	    pool_contains(b->pool, port) &&
 	    pool_take_port(b->pool, port, 0, ctx->now, 1) == 0)
 		pool_release(b->pool, port, pool_name_hash(name), freed_at);
+	return (0);
 }
 
 /*
@@ -710,8 +790,11 @@ broker_load(struct broker *b, char *err, size_t errlen)
 	uint64_t		 index;
 
 	broker_unwatch_all(b);
-	registry_clear(&b->reg);
 	pool_reset(b->pool);
+	if (registry_clear(&b->reg) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return (-1);
+	}
 	if (store_get_index(b->store, &index) == -1 ||
 	    store_load(b->store, broker_load_lease, broker_load_memo,
 	    &ctx) == -1) {

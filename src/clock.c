@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "berthd.h"
+#include "core.h"
 
 static int	 clock_fake;
 static uint64_t	 clock_fake_now;

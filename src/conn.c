@@ -1,6 +1,10 @@
 /*
  * conn.c: berthd's client connections.
  *
+ * HTTP and portserver clients share one budget, --max-connections:
+ * conn_admit counts a client in (or refuses it, saying so at most once
+ * per CONN_SAY_MS), conn_leave counts it out.
+ *
  * evhttp 2.1 has neither a connection limit nor a deadline for a whole
  * request (its timeout is per read, so a client dribbling one header line
  * a second is never cut off). We add both. Each connection gets a struct
@@ -25,6 +29,7 @@
 #include "berthd.h"
 
 #define CONN_READ_MAX	(256 * 1024)	/* unparsed input held per client */
+#define CONN_SAY_MS	10000		/* how often to say the limit is hit */
 
 /* One client connection, from adoption until evhttp closes it. */
 struct conn {
@@ -44,6 +49,47 @@ TAILQ_HEAD(conn_list, conn);
 static struct server	*conn_server;
 static void		*conn_tree;
 static struct conn_list	 conn_all = TAILQ_HEAD_INITIALIZER(conn_all);
+static unsigned int	 conn_clients;	/* HTTP and portserver */
+
+void
+conn_init(struct server *srv)
+{
+	conn_server = srv;
+}
+
+/*
+ * May one more client connect? If so it is counted until conn_leave. If
+ * not, say so (at most once per CONN_SAY_MS), naming who refuses it.
+ */
+int
+conn_admit(const char *who)
+{
+	static struct log_every	said;
+	uint64_t		quiet;
+
+	if (conn_clients < conn_server->cfg->max_connections) {
+		conn_clients++;
+		return (1);
+	}
+	if (log_every(&said, CONN_SAY_MS, &quiet))
+		log_warnx("%s: connection limit (%u) reached, refusing clients "
+		    "(%llu more since last said)", who,
+		    conn_server->cfg->max_connections, (unsigned long long)quiet);
+	return (0);
+}
+
+void
+conn_leave(void)
+{
+	conn_clients--;
+}
+
+/* Open client connections, HTTP and portserver. */
+unsigned int
+conn_count(void)
+{
+	return (conn_clients);
+}
 
 static int
 conn_cmp(const void *a, const void *b)
@@ -97,7 +143,7 @@ conn_closed(struct evhttp_connection *evcon, void *arg)
 	tdelete(c, &conn_tree, conn_cmp);
 	TAILQ_REMOVE(&conn_all, c, entry);
 	event_free(c->deadline);
-	conn_server->connections--;
+	conn_leave();
 	free(c);
 }
 
@@ -150,16 +196,20 @@ conn_adopt(evutil_socket_t fd, short what, void *arg)
 	/* Our reference kept bev alive even if evhttp already dropped it. */
 	bufferevent_decref(c->bev);
 	c->evcon = cbarg;
-	if (c->evcon == NULL || srv->stopping ||
-	    !server_conn_admit(srv, "http") ||
-	    tsearch(c, &conn_tree, conn_cmp) == NULL) {
+	if (c->evcon == NULL || srv->stopping || !conn_admit("http")) {
 		if (c->evcon != NULL)
 			evhttp_connection_free(c->evcon);
 		event_free(c->deadline);
 		free(c);
 		return;
 	}
-	srv->connections++;
+	if (tsearch(c, &conn_tree, conn_cmp) == NULL) {
+		conn_leave();
+		evhttp_connection_free(c->evcon);
+		event_free(c->deadline);
+		free(c);
+		return;
+	}
 	TAILQ_INSERT_TAIL(&conn_all, c, entry);
 	conn_peer(c);
 	evhttp_connection_set_closecb(c->evcon, conn_closed, c);
@@ -183,7 +233,7 @@ conn_new_bev(struct event_base *base, void *arg)
 {
 	struct conn	*c;
 
-	conn_server = arg;
+	(void)arg;
 	if ((c = calloc(1, sizeof *c)) == NULL)
 		return (NULL);
 	if ((c->bev = bufferevent_socket_new(base, -1,

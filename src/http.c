@@ -1,6 +1,6 @@
 /*
  * http.c: the HTTP carrier of API requests. evhttp parses the request;
- * we wrap it in a struct api_req, hand it to req_dispatch (request.c),
+ * we wrap it in a struct api_req, hand it to router_dispatch (router.c),
  * and send what comes back, once the turn's commit allows.
  */
 #include "config.h"
@@ -95,16 +95,15 @@ http_request_cb(struct evhttp_request *evreq, void *arg)
 	req->send = http_send;
 	req->parked = http_parked;
 	req->ctx = evreq;
-	req_dispatch(srv, req);
+	router_dispatch(srv, req);
 }
 
 int
 http_init(struct server *srv)
 {
-	TAILQ_INIT(&srv->pending);
 	if ((srv->http = evhttp_new(srv->base)) == NULL)
 		return (-1);
-	/* Every method reaches http_route, so a wrong one gets a JSON 405. */
+	/* Every method reaches the router, so a wrong one gets a JSON 405. */
 	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET |
 	    EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
 	    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |

@@ -6,26 +6,13 @@
 #include "config.h"
 
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "berthd.h"
+#include "core.h"
 
 #define PID_MAX_LINUX	4194304
-
-void
-berr_set(struct berr *e, int status, const char *code, const char *fmt, ...)
-{
-	va_list	ap;
-
-	e->status = status;
-	e->code = code;
-	va_start(ap, fmt);
-	vsnprintf(e->message, sizeof e->message, fmt, ap);
-	va_end(ap);
-}
 
 void
 leasereq_clear(struct lease_req *r)
@@ -46,13 +33,13 @@ leasereq_load(const char *body, size_t len, int allow_empty, struct berr *e)
 	/* NULs are let through the parser so they fail as the field's error. */
 	o = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (o == NULL) {
-		berr_set(e, 400, "bad_json", "request body is not valid JSON: "
+		berr_set(e, BERR_BAD_JSON, "request body is not valid JSON: "
 		    "%s (line %d, column %d)", jerr.text, jerr.line,
 		    jerr.column);
 		return (NULL);
 	}
 	if (!json_is_object(o)) {
-		berr_set(e, 400, "bad_json", "request body must be a JSON "
+		berr_set(e, BERR_BAD_JSON, "request body must be a JSON "
 		    "object");
 		json_decref(o);
 		return (NULL);
@@ -76,7 +63,7 @@ leasereq_int(json_t *v, const char *field, json_int_t lo, json_int_t hi,
 {
 	if (!json_is_integer(v) || json_integer_value(v) < lo ||
 	    json_integer_value(v) > hi) {
-		berr_set(e, 400, "invalid_field", "'%s' must be an integer "
+		berr_set(e, BERR_INVALID_FIELD, "'%s' must be an integer "
 		    "from %lld to %lld", field, (long long)lo, (long long)hi);
 		return (-1);
 	}
@@ -91,25 +78,25 @@ leasereq_meta(json_t *v, struct lease_req *r, struct berr *e)
 	json_t		*val;
 
 	if (!json_is_object(v)) {
-		berr_set(e, 400, "invalid_field", "'meta' must be an object "
+		berr_set(e, BERR_INVALID_FIELD, "'meta' must be an object "
 		    "of string values");
 		return (-1);
 	}
 	json_object_foreach(v, k, val) {
 		if (leasereq_str(val) == NULL) {
-			berr_set(e, 400, "invalid_field", "'meta.%.64s' must "
+			berr_set(e, BERR_INVALID_FIELD, "'meta.%.64s' must "
 			    "be a string without NUL characters", k);
 			return (-1);
 		}
 		if (k[0] == '\0') {
-			berr_set(e, 400, "invalid_field", "'meta' keys must "
+			berr_set(e, BERR_INVALID_FIELD, "'meta' keys must "
 			    "be non-empty");
 			return (-1);
 		}
 	}
 	r->meta = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
 	if (r->meta == NULL || strlen(r->meta) > BERTH_META_MAX) {
-		berr_set(e, 400, "invalid_field", "'meta' must be at most %d "
+		berr_set(e, BERR_INVALID_FIELD, "'meta' must be at most %d "
 		    "bytes encoded", BERTH_META_MAX);
 		return (-1);
 	}
@@ -124,7 +111,7 @@ leasereq_field(const char *k, json_t *v, struct lease_req *r, struct berr *e)
 
 	if (strcmp(k, "name") == 0) {
 		if (!lease_name_valid(leasereq_str(v))) {
-			berr_set(e, 400, "invalid_name", "'name' must be 1-63 "
+			berr_set(e, BERR_INVALID_NAME, "'name' must be 1-63 "
 			    "characters, [a-z0-9] first, then [a-z0-9._-]");
 			return (-1);
 		}
@@ -138,13 +125,13 @@ leasereq_field(const char *k, json_t *v, struct lease_req *r, struct berr *e)
 	} else if (strcmp(k, "proto") == 0) {
 		if (leasereq_str(v) == NULL ||
 		    (r->proto = lease_proto_parse(json_string_value(v))) == -1) {
-			berr_set(e, 400, "invalid_field", "'proto' must be "
+			berr_set(e, BERR_INVALID_FIELD, "'proto' must be "
 			    "\"tcp\", \"udp\" or \"both\"");
 			return (-1);
 		}
 	} else if (strcmp(k, "host") == 0) {
 		if (!lease_host_valid(leasereq_str(v))) {
-			berr_set(e, 400, "invalid_field", "'host' must be an IP "
+			berr_set(e, BERR_INVALID_FIELD, "'host' must be an IP "
 			    "address or a DNS name of at most %d characters",
 			    BERTH_HOST_MAX);
 			return (-1);
@@ -162,7 +149,7 @@ leasereq_field(const char *k, json_t *v, struct lease_req *r, struct berr *e)
 			return (-1);
 		/* init never exits: its lease would never end. */
 		if (n == 1) {
-			berr_set(e, 400, "invalid_field", "'pid' 1 is init, "
+			berr_set(e, BERR_INVALID_FIELD, "'pid' 1 is init, "
 			    "which never exits: give the owner's own pid, or "
 			    "none and a ttl");
 			return (-1);
@@ -175,7 +162,7 @@ leasereq_field(const char *k, json_t *v, struct lease_req *r, struct berr *e)
 		r->meta = NULL;
 		return (leasereq_meta(v, r, e));
 	} else {
-		berr_set(e, 400, "invalid_field", "unknown field '%.64s' (known: "
+		berr_set(e, BERR_INVALID_FIELD, "unknown field '%.64s' (known: "
 		    "name, port, proto, host, ttl, pid, meta)", k);
 		return (-1);
 	}
@@ -204,7 +191,7 @@ leasereq_parse(const char *body, size_t len, struct lease_req *r,
 	}
 	json_decref(o);
 	if (r->name[0] == '\0') {
-		berr_set(e, 400, "invalid_name", "'name' is required");
+		berr_set(e, BERR_INVALID_NAME, "'name' is required");
 		leasereq_clear(r);
 		return (-1);
 	}
@@ -226,7 +213,7 @@ leasereq_parse_renew(const char *body, size_t len, uint32_t *ttl, int *has_ttl,
 		return (-1);
 	json_object_foreach(o, k, v) {
 		if (strcmp(k, "ttl") != 0) {
-			berr_set(e, 400, "invalid_field", "unknown field "
+			berr_set(e, BERR_INVALID_FIELD, "unknown field "
 			    "'%.64s' (renew takes only 'ttl')", k);
 			rc = -1;
 			break;

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "berthd.h"
+#include "core.h"
 
 static enum log_level	 log_level = LOG_LVL_INFO;
 static char		*log_path;

@@ -195,6 +195,9 @@ main(int argc, char **argv)
 		listen_close(&srv);	/* no unix socket file left behind */
 		fatalx("cannot listen for portserver clients on %s", err);
 	}
+	if (srv.portserver != NULL &&
+	    server_on_commit(&srv, portserver_committed, srv.portserver) == -1)
+		fatalx("cannot set up the event loop");
 
 	for (i = 0; i < 4; i++) {
 		sigs[i] = evsignal_new(srv.base, signums[i], main_signal_cb, &srv);

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "berthd.h"
+#include "core.h"
 
 static char	owner_boot[40];
 

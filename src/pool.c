@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berthd.h"
+#include "core.h"
 
 #define POOL_PROBES	256	/* candidates tried before giving up */
 

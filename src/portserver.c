@@ -52,7 +52,6 @@ struct portserver {
 	struct evconnlistener	*lev;
 	struct listen_addr	 addr;
 	TAILQ_HEAD(, ps_conn)	 conns;
-	unsigned int		 nconns;
 	uint64_t		 granted;
 	uint64_t		 refused;
 };
@@ -63,7 +62,7 @@ ps_close(struct ps_conn *c)
 	struct portserver	*ps = c->ps;
 
 	TAILQ_REMOVE(&ps->conns, c, entry);
-	ps->nconns--;
+	conn_leave();
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -234,15 +233,16 @@ ps_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	(void)lev;
 	(void)sa;
 	(void)salen;
-	if (ps->srv->stopping || !server_conn_admit(ps->srv, "portserver") ||
-	    (c = calloc(1, sizeof *c)) == NULL) {
+	if (ps->srv->stopping || !conn_admit("portserver")) {
 		evutil_closesocket(fd);
 		return;
 	}
-	if ((c->bev = bufferevent_socket_new(ps->srv->base, fd,
+	if ((c = calloc(1, sizeof *c)) == NULL ||
+	    (c->bev = bufferevent_socket_new(ps->srv->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		evutil_closesocket(fd);
 		free(c);
+		conn_leave();
 		return;
 	}
 	c->ps = ps;
@@ -252,7 +252,6 @@ ps_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
 		c->peer = cred.pid;
 	TAILQ_INSERT_TAIL(&ps->conns, c, entry);
-	ps->nconns++;
 	bufferevent_setcb(c->bev, ps_read_cb, ps_write_cb, ps_event_cb, c);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	bufferevent_enable(c->bev, EV_READ);
@@ -305,8 +304,9 @@ portserver_open(struct server *srv, char *err, size_t errlen)
  * lease it carried, or close them unanswered (the lease was rolled back).
  */
 void
-portserver_committed(struct portserver *ps, int ok)
+portserver_committed(void *arg, int ok)
 {
+	struct portserver *ps = arg;
 	struct ps_conn	*c, *next;
 	char		 line[16];
 	int		 n;
@@ -376,10 +376,4 @@ uint64_t
 portserver_refused(const struct portserver *ps)
 {
 	return (ps != NULL ? ps->refused : 0);
-}
-
-unsigned int
-portserver_connections(const struct portserver *ps)
-{
-	return (ps != NULL ? ps->nconns : 0);
 }

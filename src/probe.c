@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "berthd.h"
+#include "core.h"
 
 static int	probe_ipv6 = -1;
 

@@ -57,7 +57,7 @@ reaper_poll_cb(evutil_socket_t fd, short what, void *arg)
 	if (rp->polled > 0)
 		broker_check_owners(rp->srv->broker);
 	/* A failed write: see whether the database takes writes again. */
-	if (!rp->srv->broker->db_ok)
+	if (!broker_db_ok(rp->srv->broker))
 		broker_probe_db(rp->srv->broker);
 }
 
@@ -173,4 +173,12 @@ reaper_unwatch(struct lease *l, void *arg)
 	close(w->fd);
 	free(w);
 	l->watch = NULL;
+}
+
+/* A commit hook: the turn may have changed the next expiry. */
+void
+reaper_committed(void *arg, int ok)
+{
+	(void)ok;
+	reaper_schedule(arg);
 }

@@ -1,18 +1,17 @@
 /*
- * request.c: an API request, whatever carried it. The HTTP adapter
- * (http.c) and the fuzz harness (tests/fuzz/) both fill in a struct
- * api_req and hand it to req_dispatch, which checks it against the
- * browser-safety rules (Host allow-list against DNS rebinding, Origin
- * refusal), routes it, and answers in JSON through the carrier's send
- * function. An answer made while the turn's transaction is open waits on
- * the pending list until the commit (group commit): nothing is
- * acknowledged before it is durable.
+ * request.c: an API request, whatever carried it, from the moment its
+ * carrier (http.c, or the fuzz harness) hands it over until its answer is
+ * sent: its state, the answers it can be given, and the group-commit
+ * hold. Routing is router.c's; the handlers are api-*.c.
+ *
+ * An answer made while the turn's transaction is open is held until the
+ * commit: nothing is acknowledged before it is durable.
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,14 +23,56 @@
 
 #include "berthd.h"
 
-struct reply {
-	struct api_req		*req;
-	int			 status;
-	struct evbuffer		*body;
-	TAILQ_ENTRY(reply)	 entry;
+/* The HTTP status of each core error (docs/api.md, "Errors"). */
+static const int req_berr_status[BERR_COUNT] = {
+	[BERR_BAD_JSON] = 400,
+	[BERR_INVALID_FIELD] = 400,
+	[BERR_INVALID_NAME] = 400,
+	[BERR_PID_NOT_VISIBLE] = 400,
+	[BERR_BAD_TOKEN] = 403,
+	[BERR_NOT_FOUND] = 404,
+	[BERR_NAME_TAKEN] = 409,
+	[BERR_PORT_UNAVAILABLE] = 409,
+	[BERR_POOL_EXHAUSTED] = 503,
+	[BERR_DB_UNAVAILABLE] = 503,
+	[BERR_NOMEM] = 500
 };
 
-static void	 req_route(struct server *, struct api_req *);
+static const char *const req_state_names[] = {
+	"new", "routed", "parked", "held", "sent"
+};
+
+/*
+ * The one place a request changes state. The moves a request may make:
+ *
+ *	new -> routed			router_dispatch
+ *	routed -> parked		a blocking query waits (waiters.c)
+ *	routed|parked -> held -> sent	answered inside an open transaction
+ *	routed|parked -> sent		answered
+ *	held -> routed			a read whose turn failed to commit
+ *
+ * A parked request's wait is not a latency, so its start time goes.
+ */
+void
+req_set_state(struct api_req *req, enum req_state to)
+{
+	static const unsigned int ok[] = {
+		[REQ_NEW] = 1u << REQ_ROUTED,
+		[REQ_ROUTED] = 1u << REQ_PARKED | 1u << REQ_HELD | 1u << REQ_SENT,
+		[REQ_PARKED] = 1u << REQ_HELD | 1u << REQ_SENT,
+		[REQ_HELD] = 1u << REQ_ROUTED | 1u << REQ_SENT,
+		[REQ_SENT] = 0
+	};
+
+	if ((ok[req->state] & (1u << to)) == 0)
+		fatalx("request: cannot go from %s to %s",
+		    req_state_names[req->state], req_state_names[to]);
+	if (to == REQ_ROUTED && req->state == REQ_NEW)
+		req->began = latency_now_ns();
+	else if (to == REQ_PARKED)
+		req->began = 0;
+	req->state = to;
+}
 
 /*
  * Answer now: common headers, the change index and the metrics count,
@@ -44,7 +85,8 @@ req_send(struct server *srv, struct api_req *req, int status,
 	struct evkeyvalq	*h = req->out;
 	char			 idx[32];
 
-	snprintf(idx, sizeof idx, "%llu", (unsigned long long)srv->broker->index);
+	snprintf(idx, sizeof idx, "%llu",
+	    (unsigned long long)broker_index(srv->broker));
 	evhttp_remove_header(h, "X-Berth-Index");
 	evhttp_add_header(h, "X-Berth-Index", idx);
 	evhttp_add_header(h, "Cache-Control", "no-store");
@@ -52,6 +94,7 @@ req_send(struct server *srv, struct api_req *req, int status,
 	if (srv->stopping)
 		evhttp_add_header(h, "Connection", "close");
 	metrics_count_request(srv->metrics, req, status);
+	req_set_state(req, REQ_SENT);
 	req->send(req, status, body);
 }
 
@@ -60,20 +103,14 @@ static void
 req_finish(struct server *srv, struct api_req *req, int status,
     struct evbuffer *body)
 {
-	struct reply	*r;
-
-	if (!srv->broker->in_txn) {
+	if (!broker_in_txn(srv->broker)) {
 		req_send(srv, req, status, body);
 		return;
 	}
-	if ((r = calloc(1, sizeof *r)) == NULL) {
-		req_send(srv, req, 500, body);
-		return;
-	}
-	r->req = req;
-	r->status = status;
-	r->body = body;
-	TAILQ_INSERT_TAIL(&srv->pending, r, entry);
+	req->status = status;
+	req->answer = body;
+	req_set_state(req, REQ_HELD);
+	TAILQ_INSERT_TAIL(&srv->held, req, held_entry);
 }
 
 static struct evbuffer *
@@ -100,21 +137,20 @@ req_reply_json(struct server *srv, struct api_req *req, int status,
 	struct evbuffer	*buf = req_json_buffer(j);
 
 	json_decref(j);
-	evhttp_add_header(req->out,
-	    "Content-Type", "application/json");
+	evhttp_add_header(req->out, "Content-Type", "application/json");
 	req_finish(srv, req, status, buf);
 }
 
+/*
+ * The error object. Messages quote what the client sent, which may be any
+ * bytes; JSON needs UTF-8, so anything but printable ASCII becomes '?'.
+ */
 static json_t *
 req_error_json(const char *code, const char *message)
 {
 	char	clean[sizeof ((struct berr *)0)->message];
 	size_t	i;
 
-	/*
-	 * Messages quote what the client sent, which may be any bytes; JSON
-	 * needs UTF-8, so anything but printable ASCII becomes '?'.
-	 */
 	for (i = 0; message[i] != '\0' && i < sizeof clean - 1; i++)
 		clean[i] = message[i] >= 0x20 && message[i] < 0x7f ?
 		    message[i] : '?';
@@ -123,12 +159,29 @@ req_error_json(const char *code, const char *message)
 	    clean));
 }
 
+/* Answer with an error of the core, as its HTTP status. */
 void
 req_reply_error(struct server *srv, struct api_req *req,
     const struct berr *e)
 {
-	req_reply_json(srv, req, e->status, req_error_json(e->code,
+	int	status = e->code < BERR_COUNT ? req_berr_status[e->code] : 500;
+
+	req_reply_json(srv, req, status, req_error_json(berr_name(e->code),
 	    e->message));
+}
+
+/* Answer with an error of the HTTP layer itself (405, 413, 403 ...). */
+void
+req_fail(struct server *srv, struct api_req *req, int status,
+    const char *code, const char *fmt, ...)
+{
+	char	message[sizeof ((struct berr *)0)->message];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof message, fmt, ap);
+	va_end(ap);
+	req_reply_json(srv, req, status, req_error_json(code, message));
 }
 
 void
@@ -139,8 +192,7 @@ req_reply_text(struct server *srv, struct api_req *req, int status,
 
 	if (buf != NULL)
 		evbuffer_add(buf, text, len);
-	evhttp_add_header(req->out,
-	    "Content-Type", ctype);
+	evhttp_add_header(req->out, "Content-Type", ctype);
 	req_finish(srv, req, status, buf);
 }
 
@@ -159,42 +211,34 @@ req_reply_lease(struct server *srv, struct api_req *req, struct lease *l)
 }
 
 /*
- * The turn's transaction is over: send what waited for it, or, if the
- * commit failed, tell every one of those clients the database failed.
+ * The turn's transaction is over: send what was held for it. If the
+ * commit failed, a write is told the database failed; a read saw memory
+ * that held the failed turn's changes, so it goes back to routed and is
+ * handed to redo, to be asked again of the state the store has now.
  */
 void
-req_send_pending(struct server *srv, int committed)
+req_send_held(struct server *srv, int committed,
+    void (*redo)(struct server *, struct api_req *))
 {
-	struct reply	*r;
-	struct berr	 e;
-	json_t		*j;
+	struct api_req	*req;
 
-	berr_set(&e, 503, "db_unavailable", "the lease database could not "
-	    "commit this change; see berthd's log");
-	while ((r = TAILQ_FIRST(&srv->pending)) != NULL) {
-		TAILQ_REMOVE(&srv->pending, r, entry);
+	while ((req = TAILQ_FIRST(&srv->held)) != NULL) {
+		TAILQ_REMOVE(&srv->held, req, held_entry);
 		if (committed) {
-			req_send(srv, r->req, r->status, r->body);
-			free(r);
+			req_send(srv, req, req->status, req->answer);
 			continue;
 		}
-		evbuffer_free(r->body);
-		evhttp_clear_headers(r->req->out);
-		/*
-		 * A read saw memory that held the failed turn's changes; ask
-		 * it again of the state the store has now. A write failed.
-		 */
-		if (r->req->method & (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)) {
-			req_route(srv, r->req);	/* still timed from its start */
-			free(r);
+		if (req->answer != NULL)
+			evbuffer_free(req->answer);
+		req->answer = NULL;
+		evhttp_clear_headers(req->out);
+		req_set_state(req, REQ_ROUTED);
+		if (req->method & (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)) {
+			redo(srv, req);	/* still timed from its start */
 			continue;
 		}
-		evhttp_add_header(r->req->out, "Content-Type",
-		    "application/json");
-		j = req_error_json(e.code, e.message);
-		req_send(srv, r->req, 503, req_json_buffer(j));
-		json_decref(j);
-		free(r);
+		req_fail(srv, req, 503, "db_unavailable", "the lease database "
+		    "could not commit this change; see berthd's log");
 	}
 }
 
@@ -204,8 +248,7 @@ req_bearer(struct api_req *req)
 {
 	const char	*v;
 
-	v = evhttp_find_header(req->in,
-	    "Authorization");
+	v = evhttp_find_header(req->in, "Authorization");
 	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
 		return (NULL);
 	v += 7;
@@ -216,10 +259,11 @@ req_bearer(struct api_req *req)
 
 /*
  * The request body as one NUL-terminated string (free it). JSON bodies
- * only: a body of another declared type is 415, over the limit 413.
+ * only: a body of another declared type is 415, over the limit 413. On
+ * -1 the request has been answered.
  */
 int
-req_body(struct api_req *req, char **out, size_t *len, struct berr *e)
+req_body(struct server *srv, struct api_req *req, char **out, size_t *len)
 {
 	const char	*ctype;
 	size_t		 n = req->body_len;
@@ -227,20 +271,20 @@ req_body(struct api_req *req, char **out, size_t *len, struct berr *e)
 	*out = NULL;
 	*len = 0;
 	if (n > BERTH_BODY_MAX) {
-		berr_set(e, 413, "body_too_large", "request body is %zu bytes; "
-		    "the limit is %d", n, BERTH_BODY_MAX);
+		req_fail(srv, req, 413, "body_too_large", "request body is %zu "
+		    "bytes; the limit is %d", n, BERTH_BODY_MAX);
 		return (-1);
 	}
 	ctype = evhttp_find_header(req->in, "Content-Type");
 	if (n > 0 && (ctype == NULL || strncasecmp(ctype, "application/json",
 	    16) != 0 || (ctype[16] != '\0' && ctype[16] != ';' &&
 	    ctype[16] != ' '))) {
-		berr_set(e, 415, "unsupported_media_type", "send the body as "
-		    "Content-Type: application/json (curl: --json)");
+		req_fail(srv, req, 415, "unsupported_media_type", "send the "
+		    "body as Content-Type: application/json (curl: --json)");
 		return (-1);
 	}
 	if ((*out = malloc(n + 1)) == NULL) {
-		berr_set(e, 500, "internal", "out of memory");
+		req_fail(srv, req, 500, "internal", "out of memory");
 		return (-1);
 	}
 	if (n > 0)
@@ -250,276 +294,59 @@ req_body(struct api_req *req, char **out, size_t *len, struct berr *e)
 	return (0);
 }
 
-/*
- * An unsigned query parameter: *found says whether it was given; a value
- * that is not a number up to max is 400. "5s" is read as 5, as Consul does.
- */
-int
-req_query_uint(struct api_req *req, const char *key, uint64_t max,
-    uint64_t *out, int *found, struct berr *e)
+/* Read one query value as a whole number up to max; "5s" is 5, as Consul. */
+static int
+req_parse_uint(const char *v, uint64_t max, uint64_t *out)
 {
-	struct evkeyvalq	 q;
-	const char		*query, *v;
 	char			*end;
 	unsigned long long	 n;
+
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno == ERANGE)
+		return (-1);
+	if (*end == 's' && end[1] == '\0')
+		end++;
+	if (!isdigit((unsigned char)v[0]) || *end != '\0' || n > max)
+		return (-1);
+	*out = n;
+	return (0);
+}
+
+/*
+ * An unsigned query parameter: *found says whether it was given; a value
+ * that is not a number up to max is answered 400 and -1 returned.
+ */
+int
+req_query_uint(struct server *srv, struct api_req *req, const char *key,
+    uint64_t max, uint64_t *out, int *found)
+{
+	struct evkeyvalq	 q;
+	const char		*v;
 	int			 rc = 0;
 
 	*found = 0;
-	if ((query = req->query) == NULL)
+	if (req->query == NULL)
 		return (0);
 	/* A decoded NUL would cut the value short: "5%00junk" reads as 5. */
-	if (strcasestr(query, "%00") != NULL) {
-		berr_set(e, 400, "invalid_field", "the query string holds a "
-		    "NUL (%%00)");
+	if (strcasestr(req->query, "%00") != NULL) {
+		req_fail(srv, req, 400, "invalid_field", "the query string "
+		    "holds a NUL (%%00)");
 		return (-1);
 	}
 	TAILQ_INIT(&q);
-	if (evhttp_parse_query_str(query, &q) == -1) {
-		berr_set(e, 400, "invalid_field", "malformed query string");
+	if (evhttp_parse_query_str(req->query, &q) == -1) {
+		req_fail(srv, req, 400, "invalid_field", "malformed query "
+		    "string");
 		return (-1);
 	}
 	if ((v = evhttp_find_header(&q, key)) != NULL) {
 		*found = 1;
-		errno = 0;
-		n = strtoull(v, &end, 10);
-		if (errno == ERANGE)
-			end = (char *)v;	/* refused below */
-		if (*end == 's' && end[1] == '\0')
-			end++;
-		if (!isdigit((unsigned char)v[0]) || *end != '\0' || n > max) {
-			berr_set(e, 400, "invalid_field", "query parameter "
-			    "'%s' must be a whole number from 0 to %llu", key,
-			    (unsigned long long)max);
-			rc = -1;
-		} else
-			*out = n;
+		if ((rc = req_parse_uint(v, max, out)) == -1)
+			req_fail(srv, req, 400, "invalid_field", "query "
+			    "parameter '%s' must be a whole number from 0 to "
+			    "%llu", key, (unsigned long long)max);
 	}
 	evhttp_clear_headers(&q);
 	return (rc);
 }
-
-/*
- * Host header allow-list against DNS rebinding: a loopback name or address,
- * or the host of one of our listen addresses, with an optional port.
- */
-int
-req_host_allowed(const struct server *srv, const char *host)
-{
-	char		 name[256];
-	const char	*end;
-	struct in_addr	 a4;
-	struct in6_addr	 a6;
-	size_t		 len, i;
-
-	if (host[0] == '[') {
-		if ((end = strchr(host, ']')) == NULL)
-			return (0);
-		len = (size_t)(end - host - 1);
-		if (len >= sizeof name)
-			return (0);
-		memcpy(name, host + 1, len);
-		name[len] = '\0';
-		end++;
-	} else {
-		end = strchr(host, ':');
-		len = end != NULL ? (size_t)(end - host) : strlen(host);
-		if (len >= sizeof name)
-			return (0);
-		memcpy(name, host, len);
-		name[len] = '\0';
-		if (end == NULL)
-			end = host + len;
-	}
-	if (*end == ':') {
-		for (i = 1; end[i] != '\0'; i++)
-			if (!isdigit((unsigned char)end[i]))
-				return (0);
-		if (i == 1 || i > 6)
-			return (0);
-	} else if (*end != '\0')
-		return (0);
-	if (strcasecmp(name, "localhost") == 0)
-		return (1);
-	if (len > 10 && strcasecmp(name + len - 10, ".localhost") == 0)
-		return (1);
-	if (inet_pton(AF_INET, name, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127)
-		return (1);
-	if (inet_pton(AF_INET6, name, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6))
-		return (1);
-	for (i = 0; i < srv->cfg->nlisten; i++) {
-		if (srv->cfg->listen[i].family != AF_UNIX &&
-		    strcasecmp(srv->cfg->listen[i].host, name) == 0)
-			return (1);
-	}
-	return (0);
-}
-
-/* An Origin is allowed if configured, or if it is our own (same-origin). */
-static int
-req_origin_allowed(const struct server *srv, const char *origin,
-    const char *host)
-{
-	char	self[300];
-	size_t	i;
-
-	for (i = 0; i < srv->cfg->norigins; i++) {
-		if (strcmp(srv->cfg->origins[i], "*") == 0 ||
-		    strcasecmp(srv->cfg->origins[i], origin) == 0)
-			return (1);
-	}
-	if (host != NULL) {
-		snprintf(self, sizeof self, "http://%s", host);
-		if (strcasecmp(self, origin) == 0)
-			return (1);
-	}
-	return (0);
-}
-
-static void
-req_error(struct server *srv, struct api_req *req, int status,
-    const char *code, const char *message)
-{
-	struct berr	e;
-
-	berr_set(&e, status, code, "%s", message);
-	req_reply_error(srv, req, &e);
-}
-
-static int
-req_header_count(struct evkeyvalq *h, const char *name)
-{
-	struct evkeyval	*kv;
-	int		 n = 0;
-
-	TAILQ_FOREACH(kv, h, next) {
-		if (strcasecmp(kv->key, name) == 0)
-			n++;
-	}
-	return (n);
-}
-
-/* An absolute-form request line (GET http://host/...) names a host too. */
-static int
-req_uri_host_allowed(const struct server *srv, struct api_req *req)
-{
-	const char	*host = req->uri_host;
-	char		 buf[300];
-
-	if (host == NULL)
-		return (1);
-	if (strchr(host, ':') != NULL && host[0] != '[') {
-		snprintf(buf, sizeof buf, "[%s]", host);
-		host = buf;
-	}
-	return (req_host_allowed(srv, host));
-}
-
-/*
- * An allowed origin may read our answers (CORS). A preflight OPTIONS is
- * answered in req_dispatch.
- */
-static void
-req_cors(struct api_req *req, const char *origin)
-{
-	struct evkeyvalq	*out = req->out;
-
-	evhttp_add_header(out, "Access-Control-Allow-Origin", origin);
-	evhttp_add_header(out, "Vary", "Origin");
-	if (req->method != EVHTTP_REQ_OPTIONS)
-		return;
-	evhttp_add_header(out, "Access-Control-Allow-Methods",
-	    "GET, HEAD, POST, DELETE");
-	evhttp_add_header(out, "Access-Control-Allow-Headers",
-	    "Authorization, Content-Type");
-	evhttp_add_header(out, "Access-Control-Expose-Headers",
-	    "X-Berth-Index, Location");
-	evhttp_add_header(out, "Access-Control-Max-Age", "600");
-}
-
-/* The checks every request passes before it is routed. */
-static int
-req_admit(struct server *srv, struct api_req *req)
-{
-	struct evkeyvalq	*in = req->in;
-	const char		*host, *origin;
-
-	host = evhttp_find_header(in, "Host");
-	/* No browser reaches a unix socket: no rebinding to refuse there. */
-	if (!req->local && (req_header_count(in, "Host") > 1 ||
-	    (host != NULL && !req_host_allowed(srv, host)) ||
-	    !req_uri_host_allowed(srv, req))) {
-		req_error(srv, req, 403, "forbidden_host", "the Host header "
-		    "is not a loopback name or a listen address of this "
-		    "berthd (DNS rebinding?)");
-		return (-1);
-	}
-	origin = evhttp_find_header(in, "Origin");
-	if (origin == NULL)
-		return (0);
-	if (!req_origin_allowed(srv, origin, host)) {
-		req_error(srv, req, 403, "forbidden_origin", "requests from "
-		    "web pages are refused unless berthd runs with "
-		    "--allow-origin for that origin");
-		return (-1);
-	}
-	req_cors(req, origin);
-	return (0);
-}
-
-/* 405 unless the method is one of allowed (EVHTTP_REQ_* bits). */
-static int
-req_method_ok(struct server *srv, struct api_req *req, int allowed,
-    const char *allow)
-{
-	if (req->method & allowed)
-		return (1);
-	evhttp_add_header(req->out, "Allow", allow);
-	req_error(srv, req, 405, "method_not_allowed", "method not allowed "
-	    "on this path");
-	return (0);
-}
-
-/* Check, route and answer one request; req is freed by its answer. */
-void
-req_dispatch(struct server *srv, struct api_req *req)
-{
-	req->began = latency_now_ns();
-	req_route(srv, req);
-}
-
-static void
-req_route(struct server *srv, struct api_req *req)
-{
-	const char	*path = req->path;
-	int		 get = EVHTTP_REQ_GET | EVHTTP_REQ_HEAD;
-
-	if (req_admit(srv, req) == -1)
-		return;
-	if (path == NULL || path[0] == '\0')
-		path = "/";
-	/* A CORS preflight from an allowed origin (req_admit said so). */
-	if (req->method == EVHTTP_REQ_OPTIONS &&
-	    evhttp_find_header(req->in, "Origin") != NULL) {
-		req_reply_json(srv, req, 204, NULL);
-		return;
-	}
-	if (strcmp(path, "/") == 0) {
-		if (req_method_ok(srv, req, get, "GET, HEAD"))
-			api_index_page(srv, req);
-	} else if (strcmp(path, "/metrics") == 0) {
-		if (req_method_ok(srv, req, get, "GET, HEAD"))
-			api_metrics(srv, req);
-	} else if (strcmp(path, "/v1/health") == 0) {
-		if (req_method_ok(srv, req, get, "GET, HEAD"))
-			api_health(srv, req);
-	} else if (strcmp(path, "/v1/status") == 0) {
-		if (req_method_ok(srv, req, get, "GET, HEAD"))
-			api_status(srv, req);
-	} else if (strncmp(path, "/v1/services", 12) == 0 &&
-	    (path[12] == '\0' || path[12] == '/'))
-		api_services(srv, req, path + 12);
-	else
-		req_error(srv, req, 404, "not_found", "no such endpoint; see "
-		    "GET /v1/status and docs/api.md");
-}
-

@@ -19,43 +19,33 @@
 #define SERVER_PRIORITIES	3
 #define SERVER_GRACE_MS		1000	/* at most, for answers to drain */
 #define SERVER_DRAIN_TICK_MS	5	/* how often to look meanwhile */
-#define SERVER_SAY_MS		10000	/* how often to say the limit is hit */
 
 /*
- * May one more client connect? HTTP and portserver clients share one
- * budget, --max-connections. If not, say so (at most once per
- * SERVER_SAY_MS), naming who refuses the client.
+ * Have fn(arg, ok) called after each commit, in the order registered:
+ * what each carrier held for the commit goes out (or 503 if it failed),
+ * then waiters wake and the expiry timer is set again.
  */
 int
-server_conn_admit(struct server *srv, const char *who)
+server_on_commit(struct server *srv, server_commit_fn fn, void *arg)
 {
-	static struct log_every	said;
-	uint64_t		quiet;
-
-	if (srv->connections + portserver_connections(srv->portserver) <
-	    srv->cfg->max_connections)
-		return (1);
-	if (log_every(&said, SERVER_SAY_MS, &quiet))
-		log_warnx("%s: connection limit (%u) reached, refusing clients "
-		    "(%llu more since last said)", who,
-		    srv->cfg->max_connections, (unsigned long long)quiet);
+	if (srv->nhooks == SERVER_MAX_HOOKS)
+		return (-1);
+	srv->hooks[srv->nhooks].fn = fn;
+	srv->hooks[srv->nhooks].arg = arg;
+	srv->nhooks++;
 	return (0);
 }
 
-/*
- * The end of a turn: commit, then send what waited for the commit (or
- * 503 if it failed), wake the waiters it satisfied, re-arm the expiry.
- */
+/* The end of a turn: commit, then tell every hook how it went. */
 void
 server_commit(struct server *srv)
 {
+	size_t	i;
 	int	ok;
 
 	ok = broker_commit(srv->broker) == 0;
-	req_send_pending(srv, ok);
-	portserver_committed(srv->portserver, ok);
-	waiters_wake(srv->waiters);
-	reaper_schedule(srv->reaper);
+	for (i = 0; i < srv->nhooks; i++)
+		srv->hooks[i].fn(srv->hooks[i].arg, ok);
 }
 
 static void
@@ -86,8 +76,12 @@ server_acquired(const struct lease *l, void *arg)
 int
 server_init(struct server *srv, struct config *cfg, struct broker *b)
 {
+	struct broker_hooks	 hooks = { server_txn_opened, server_acquired,
+				    reaper_watch, reaper_unwatch, srv };
 	struct event_config	*ecfg;
 
+	TAILQ_INIT(&srv->held);
+	conn_init(srv);
 	srv->cfg = cfg;
 	srv->broker = b;
 	srv->started_at = clock_now_ms();
@@ -107,13 +101,12 @@ server_init(struct server *srv, struct config *cfg, struct broker *b)
 	if ((srv->metrics = metrics_new()) == NULL ||
 	    (srv->waiters = waiters_new(srv)) == NULL ||
 	    (srv->reaper = reaper_new(srv)) == NULL ||
-	    http_init(srv) == -1)
+	    http_init(srv) == -1 ||
+	    server_on_commit(srv, router_committed, srv) == -1 ||
+	    server_on_commit(srv, waiters_committed, srv->waiters) == -1 ||
+	    server_on_commit(srv, reaper_committed, srv->reaper) == -1)
 		return (-1);
-	b->hooks.txn_opened = server_txn_opened;
-	b->hooks.acquired = server_acquired;
-	b->hooks.watch = reaper_watch;
-	b->hooks.unwatch = reaper_unwatch;
-	b->hooks.arg = srv;
+	broker_set_hooks(b, &hooks);
 	return (0);
 }
 
@@ -151,10 +144,10 @@ server_stop(struct server *srv)
 	log_info("stopping: no new connections; answering parked requests");
 	listen_close(srv);
 	portserver_stop(srv->portserver);
-	if (srv->broker->in_txn)
+	if (broker_in_txn(srv->broker))
 		server_commit(srv);
 	waiters_flush(srv->waiters);
-	if (srv->broker->in_txn)
+	if (broker_in_txn(srv->broker))
 		server_commit(srv);
 	event_base_once(srv->base, -1, EV_TIMEOUT, server_drain_cb, srv, &tick);
 }
@@ -162,19 +155,14 @@ server_stop(struct server *srv)
 void
 server_free(struct server *srv)
 {
-	struct lease	*l;
-
 	waiters_free(srv->waiters);
 	portserver_free(srv->portserver);
 	srv->portserver = NULL;
 	http_free(srv);
-	if (srv->broker->in_txn && broker_commit(srv->broker) == -1)
+	if (broker_in_txn(srv->broker) && broker_commit(srv->broker) == -1)
 		log_warnx("store: last commit failed");
 	/* Owner watches live on the event base: end them before it goes. */
-	TAILQ_FOREACH(l, &srv->broker->reg.all, entry)
-		reaper_unwatch(l, srv);
-	srv->broker->hooks.watch = NULL;
-	srv->broker->hooks.unwatch = NULL;
+	broker_drop_hooks(srv->broker);
 	reaper_free(srv->reaper);
 	metrics_free(srv->metrics);
 	if (srv->commit_ev != NULL)

@@ -20,7 +20,7 @@
 
 #include <sqlite3.h>
 
-#include "berthd.h"
+#include "core.h"
 
 struct store {
 	sqlite3		*db;
@@ -352,7 +352,8 @@ store_row_lease(sqlite3_stmt *st)
 
 /*
  * Hand every stored lease to lease_cb (which takes ownership), then every
- * name memo to memo_cb, oldest release first.
+ * name memo to memo_cb, oldest release first. A callback's -1 (no memory
+ * for it) stops the load with -1.
  */
 int
 store_load(struct store *s, store_lease_cb lease_cb, store_memo_cb memo_cb,
@@ -371,7 +372,10 @@ store_load(struct store *s, store_lease_cb lease_cb, store_memo_cb memo_cb,
 			sqlite3_finalize(st);
 			return (-1);
 		}
-		lease_cb(l, arg);
+		if (lease_cb(l, arg) == -1) {
+			sqlite3_finalize(st);
+			return (-1);
+		}
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -379,10 +383,14 @@ store_load(struct store *s, store_lease_cb lease_cb, store_memo_cb memo_cb,
 	if (sqlite3_prepare_v2(s->db, "SELECT name, port, freed_at FROM names "
 	    "ORDER BY freed_at", -1, &st, NULL) != SQLITE_OK)
 		return (-1);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		memo_cb((const char *)sqlite3_column_text(st, 0),
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (memo_cb((const char *)sqlite3_column_text(st, 0),
 		    (uint16_t)sqlite3_column_int(st, 1),
-		    (uint64_t)sqlite3_column_int64(st, 2), arg);
+		    (uint64_t)sqlite3_column_int64(st, 2), arg) == -1) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
 	sqlite3_finalize(st);
 	return (rc == SQLITE_DONE ? 0 : -1);
 }

@@ -5,7 +5,9 @@
  *
  * Name waiters are grouped by name in a hash table, so an acquire wakes
  * exactly the waiters of its name. Wakeups happen after the turn's commit
- * (waiters_wake), so a waiter never sees a lease that is not yet durable.
+ * (waiters_committed), so a waiter never sees a lease that is not yet
+ * durable. How a waiter is answered is its parker's business: each is
+ * parked with the function that answers it.
  */
 #include "config.h"
 
@@ -20,6 +22,7 @@
 
 #include "berthd.h"
 
+#define WAITERS_BUCKETS		256
 #define WAITERS_TRIM_AFTER	1000	/* answers in one wake */
 
 enum waiter_kind {
@@ -31,7 +34,8 @@ struct waitgroup;
 
 struct waiter {
 	struct waiters		*ws;
-	struct api_req	*req;
+	struct api_req		*req;
+	waiter_answer_fn	 answer;
 	enum waiter_kind	 kind;
 	uint64_t		 index;
 	struct waitgroup	*group;
@@ -42,22 +46,23 @@ TAILQ_HEAD(waiter_list, waiter);
 
 /* The waiters of one name. */
 struct waitgroup {
-	char			 name[BERTH_NAME_MAX + 1];
+	struct nametab_entry	 node;
+	char			 name[BERTH_NAME_MAX + 2];	/* as req->name */
 	struct waiter_list	 list;
-	struct waitgroup	*next;		/* hash chain */
 	struct waitgroup	*ready_next;
 	int			 ready;
 };
 
 struct waiters {
 	struct server		*srv;
-	struct waitgroup	**buckets;
-	size_t			 nbuckets;
-	size_t			 ngroups;
+	struct nametab		 groups;
 	struct waiter_list	 index_list;
 	struct waitgroup	*ready;
 	size_t			 count;
 };
+
+#define GROUP_OF(e)	((struct waitgroup *)(void *)((char *)(e) - \
+			    offsetof(struct waitgroup, node)))
 
 struct waiters *
 waiters_new(struct server *srv)
@@ -67,8 +72,7 @@ waiters_new(struct server *srv)
 	if ((ws = calloc(1, sizeof *ws)) == NULL)
 		return (NULL);
 	ws->srv = srv;
-	ws->nbuckets = 256;
-	if ((ws->buckets = calloc(ws->nbuckets, sizeof *ws->buckets)) == NULL) {
+	if (nametab_init(&ws->groups, WAITERS_BUCKETS) == -1) {
 		free(ws);
 		return (NULL);
 	}
@@ -82,78 +86,34 @@ waiters_count(const struct waiters *ws)
 	return (ws->count);
 }
 
-static struct waitgroup **
-waiters_slot(struct waiters *ws, const char *name)
-{
-	return (&ws->buckets[pool_name_hash(name) & (ws->nbuckets - 1)]);
-}
-
-/* Double the table when it holds as many names as buckets. */
-static void
-waiters_grow(struct waiters *ws)
-{
-	struct waitgroup	**old = ws->buckets, *g, *next, **slot;
-	size_t			  i, n = ws->nbuckets;
-
-	if ((ws->buckets = calloc(n * 2, sizeof *ws->buckets)) == NULL) {
-		ws->buckets = old;
-		return;
-	}
-	ws->nbuckets = n * 2;
-	for (i = 0; i < n; i++) {
-		for (g = old[i]; g != NULL; g = next) {
-			next = g->next;
-			slot = waiters_slot(ws, g->name);
-			g->next = *slot;
-			*slot = g;
-		}
-	}
-	free(old);
-}
-
 static struct waitgroup *
 waiters_group(struct waiters *ws, const char *name, int create)
 {
-	struct waitgroup	*g, **slot = waiters_slot(ws, name);
+	struct nametab_entry	*e;
+	struct waitgroup	*g;
 
-	for (g = *slot; g != NULL; g = g->next) {
-		if (strcmp(g->name, name) == 0)
-			return (g);
-	}
-	if (!create)
-		return (NULL);
-	if (ws->ngroups >= ws->nbuckets) {
-		waiters_grow(ws);
-		slot = waiters_slot(ws, name);
-	}
-	if ((g = calloc(1, sizeof *g)) == NULL)
+	if ((e = nametab_find(&ws->groups, name)) != NULL)
+		return (GROUP_OF(e));
+	if (!create || (g = calloc(1, sizeof *g)) == NULL)
 		return (NULL);
 	snprintf(g->name, sizeof g->name, "%s", name);
 	TAILQ_INIT(&g->list);
-	g->next = *slot;
-	*slot = g;
-	ws->ngroups++;
+	nametab_add(&ws->groups, &g->node, g->name);
 	return (g);
 }
 
 static void
 waiters_drop_group(struct waiters *ws, struct waitgroup *g)
 {
-	struct waitgroup	**pp, **rp;
+	struct waitgroup	**rp;
 
-	for (pp = waiters_slot(ws, g->name); *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == g) {
-			*pp = g->next;
-			break;
-		}
-	}
+	nametab_remove(&ws->groups, &g->node);
 	for (rp = &ws->ready; *rp != NULL; rp = &(*rp)->ready_next) {
 		if (*rp == g) {
 			*rp = g->ready_next;
 			break;
 		}
 	}
-	ws->ngroups--;
 	free(g);
 }
 
@@ -175,23 +135,11 @@ waiter_free(struct waiter *w)
 	free(w);
 }
 
-/* Answer w as the same request without ?wait would be answered now. */
+/* Answer w as its parker says, and forget it. */
 static void
 waiter_answer(struct waiter *w)
 {
-	struct server	*srv = w->ws->srv;
-	struct lease	*l;
-	struct berr	 e;
-
-	if (w->kind == WAIT_INDEX)
-		req_reply_json(srv, w->req, 200, api_lease_list(srv));
-	else if ((l = broker_lookup(srv->broker, w->group->name)) != NULL)
-		req_reply_lease(srv, w->req, l);
-	else {
-		berr_set(&e, 404, "not_found", "no live lease named '%s' "
-		    "(waited)", w->group->name);
-		req_reply_error(srv, w->req, &e);
-	}
+	w->answer(w->ws->srv, w->req);
 	waiter_free(w);
 }
 
@@ -204,7 +152,8 @@ waiter_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 static struct waiter *
-waiter_new(struct waiters *ws, struct api_req *req, unsigned int wait)
+waiter_new(struct waiters *ws, struct api_req *req, unsigned int wait,
+    waiter_answer_fn answer)
 {
 	struct waiter	*w;
 	struct timeval	 tv = { (time_t)wait, 0 };
@@ -213,59 +162,56 @@ waiter_new(struct waiters *ws, struct api_req *req, unsigned int wait)
 		return (NULL);
 	w->ws = ws;
 	w->req = req;
+	w->answer = answer;
 	if ((w->timer = evtimer_new(ws->srv->base, waiter_timeout, w)) == NULL) {
 		free(w);
 		return (NULL);
 	}
 	evtimer_add(w->timer, &tv);
-	req->began = 0;		/* its wait is not a latency (/metrics) */
+	req_set_state(req, REQ_PARKED);
 	if (req->parked != NULL)
 		req->parked(req, wait);
 	ws->count++;
 	return (w);
 }
 
-static void
-waiters_refuse(struct server *srv, struct api_req *req)
-{
-	struct berr	e;
-
-	berr_set(&e, 500, "internal", "out of memory parking the request");
-	req_reply_error(srv, req, &e);
-}
-
-void
-waiters_park_name(struct waiters *ws, struct api_req *req,
-    const char *name, unsigned int wait)
+/*
+ * Park req until a lease named req->name is granted, or wait seconds.
+ * -1 (req untouched, still to be answered) without memory.
+ */
+int
+waiters_park_name(struct waiters *ws, struct api_req *req, unsigned int wait,
+    waiter_answer_fn answer)
 {
 	struct waitgroup	*g;
 	struct waiter		*w;
 
-	if ((g = waiters_group(ws, name, 1)) == NULL ||
-	    (w = waiter_new(ws, req, wait)) == NULL) {
-		if (g != NULL && TAILQ_EMPTY(&g->list))
+	if ((g = waiters_group(ws, req->name, 1)) == NULL)
+		return (-1);
+	if ((w = waiter_new(ws, req, wait, answer)) == NULL) {
+		if (TAILQ_EMPTY(&g->list))
 			waiters_drop_group(ws, g);
-		waiters_refuse(ws->srv, req);
-		return;
+		return (-1);
 	}
 	w->kind = WAIT_NAME;
 	w->group = g;
 	TAILQ_INSERT_TAIL(&g->list, w, entry);
+	return (0);
 }
 
-void
-waiters_park_index(struct waiters *ws, struct api_req *req,
-    uint64_t index, unsigned int wait)
+/* Park req until the change index passes index, or wait seconds. */
+int
+waiters_park_index(struct waiters *ws, struct api_req *req, uint64_t index,
+    unsigned int wait, waiter_answer_fn answer)
 {
 	struct waiter	*w;
 
-	if ((w = waiter_new(ws, req, wait)) == NULL) {
-		waiters_refuse(ws->srv, req);
-		return;
-	}
+	if ((w = waiter_new(ws, req, wait, answer)) == NULL)
+		return (-1);
 	w->kind = WAIT_INDEX;
 	w->index = index;
 	TAILQ_INSERT_TAIL(&ws->index_list, w, entry);
+	return (0);
 }
 
 /* A lease for name was granted in this turn: wake its waiters after commit. */
@@ -281,32 +227,42 @@ waiters_name_acquired(struct waiters *ws, const char *name)
 	ws->ready = g;
 }
 
-/* After a commit: answer the waiters whose condition now holds. */
-void
-waiters_wake(struct waiters *ws)
+/* Answer every waiter of g; the last waiter_free frees g itself. */
+static void
+waiters_answer_group(struct waitgroup *g)
 {
+	struct waiter	*w, *next;
+
+	for (;;) {
+		w = TAILQ_FIRST(&g->list);
+		next = TAILQ_NEXT(w, entry);
+		waiter_answer(w);
+		if (next == NULL)
+			break;
+	}
+}
+
+/* A commit hook: answer the waiters whose condition now holds. */
+void
+waiters_committed(void *arg, int ok)
+{
+	struct waiters		*ws = arg;
 	struct broker		*b = ws->srv->broker;
 	struct waitgroup	*g;
 	struct waiter		*w, *next;
 	size_t			 before = ws->count;
 
+	(void)ok;	/* a failed turn woke nobody that it should not */
 	while ((g = ws->ready) != NULL) {
 		ws->ready = g->ready_next;
 		g->ready = 0;
-		if (broker_lookup(b, g->name) == NULL)
-			continue;	/* gone again within the same turn */
-		/* The last waiter_free frees the group itself. */
-		for (;;) {
-			w = TAILQ_FIRST(&g->list);
-			next = TAILQ_NEXT(w, entry);
-			waiter_answer(w);
-			if (next == NULL)
-				break;
-		}
+		if (broker_lookup(b, g->name) != NULL)
+			waiters_answer_group(g);
+		/* else: gone again within the same turn */
 	}
 	for (w = TAILQ_FIRST(&ws->index_list); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, entry);
-		if (b->index > w->index)
+		if (broker_index(b) > w->index)
 			waiter_answer(w);
 	}
 #ifdef __GLIBC__
@@ -320,15 +276,14 @@ waiters_wake(struct waiters *ws)
 void
 waiters_flush(struct waiters *ws)
 {
-	struct waiter	*w;
-	size_t		 i;
+	struct nametab_entry	*e;
+	struct waiter		*w;
+	size_t			 cursor = 0;
 
 	while ((w = TAILQ_FIRST(&ws->index_list)) != NULL)
 		waiter_answer(w);
-	for (i = 0; i < ws->nbuckets; i++) {
-		while (ws->buckets[i] != NULL)
-			waiter_answer(TAILQ_FIRST(&ws->buckets[i]->list));
-	}
+	while ((e = nametab_next(&ws->groups, &cursor)) != NULL)
+		waiters_answer_group(GROUP_OF(e));
 }
 
 void
@@ -337,6 +292,6 @@ waiters_free(struct waiters *ws)
 	if (ws == NULL)
 		return;
 	waiters_flush(ws);
-	free(ws->buckets);
+	nametab_free(&ws->groups);
 	free(ws);
 }

@@ -59,12 +59,15 @@ fuzz_init(void)
 	if ((store = store_open(":memory:", 0, err, sizeof err)) == NULL ||
 	    (pool = pool_new(&range, 1, 60000)) == NULL ||
 	    (b = broker_new(store, pool, 60000, fuzz_probe, NULL)) == NULL ||
-	    server_init(&fuzz_srv, &fuzz_cfg, b) == -1 ||
-	    broker_load(b, err, sizeof err) == -1)
+	    server_init(&fuzz_srv, &fuzz_cfg, b) == -1)
 		abort();
-	/* No pidfd watches: owners are checked by broker rules only. */
-	b->hooks.watch = NULL;
-	b->hooks.unwatch = NULL;
+	/*
+	 * No pidfd watches (owners are checked by broker rules only) and no
+	 * commit event: each run commits and flushes its turn itself.
+	 */
+	broker_drop_hooks(b);
+	if (broker_load(b, err, sizeof err) == -1)
+		abort();
 	fuzz_ready = 1;
 }
 
@@ -183,10 +186,10 @@ fuzz_reset(void)
 	struct lease	*l;
 	struct berr	 e;
 
-	while ((l = TAILQ_FIRST(&b->reg.all)) != NULL)
+	while ((l = broker_first(b)) != NULL)
 		if (broker_revoke(b, l->name, &e) == -1)
 			break;
-	if (b->in_txn)
+	if (broker_in_txn(b))
 		server_commit(&fuzz_srv);
 }
 
@@ -228,11 +231,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return (0);
 	}
 	fuzz_outstanding++;
-	req_dispatch(&fuzz_srv, req);
-	if (fuzz_srv.broker->in_txn)
+	router_dispatch(&fuzz_srv, req);
+	if (broker_in_txn(fuzz_srv.broker))
 		server_commit(&fuzz_srv);
 	waiters_flush(fuzz_srv.waiters);
-	if (fuzz_srv.broker->in_txn)
+	if (broker_in_txn(fuzz_srv.broker))
 		server_commit(&fuzz_srv);
 	evhttp_uri_free(uri);
 	/* Every request is answered, exactly once, by the end of its turn. */

@@ -32,15 +32,13 @@ mklease(const char *name, uint16_t port, uint64_t expires_at)
 static void
 reg_setup(void)
 {
-	registry_init(&reg);
+	ck_assert_int_eq(registry_init(&reg), 0);
 }
 
 static void
 reg_teardown(void)
 {
-	registry_clear(&reg);
-	free(reg.buckets);
-	free(reg.memos);
+	registry_free(&reg);
 }
 
 /*
@@ -333,7 +331,7 @@ START_TEST(test_registry_basic)
 	ck_assert_ptr_null(registry_find(&reg, "a"));
 	registry_add(&reg, a);
 	registry_add(&reg, b);
-	ck_assert_uint_eq(reg.count, 2);
+	ck_assert_uint_eq(registry_count(&reg), 2);
 	ck_assert_ptr_eq(registry_find(&reg, "a"), a);
 	ck_assert_ptr_eq(registry_find(&reg, "b"), b);
 	ck_assert_ptr_null(registry_find(&reg, "c"));
@@ -343,7 +341,7 @@ START_TEST(test_registry_basic)
 	ck_assert_ptr_eq(TAILQ_FIRST(&reg.all), a);
 
 	registry_remove(&reg, a);
-	ck_assert_uint_eq(reg.count, 1);
+	ck_assert_uint_eq(registry_count(&reg), 1);
 	ck_assert_ptr_null(registry_find(&reg, "a"));
 	ck_assert_ptr_null(registry_by_port(&reg, 100));
 	ck_assert_ptr_eq(registry_find(&reg, "b"), b);
@@ -369,8 +367,8 @@ START_TEST(test_registry_growth)
 		snprintf(name, sizeof name, "svc-%d", i);
 		registry_add(&reg, mklease(name, (uint16_t)(10000 + i), 0));
 	}
-	ck_assert_uint_eq(reg.count, 1000);
-	ck_assert_uint_ge(reg.nbuckets, 1000);
+	ck_assert_uint_eq(registry_count(&reg), 1000);
+	ck_assert_uint_ge(reg.names.nbuckets, 1000);
 	for (i = 0; i < 1000; i++) {
 		snprintf(name, sizeof name, "svc-%d", i);
 		l = registry_find(&reg, name);
@@ -386,7 +384,7 @@ START_TEST(test_registry_growth)
 		registry_remove(&reg, l);
 		lease_free(l);
 	}
-	ck_assert_uint_eq(reg.count, 500);
+	ck_assert_uint_eq(registry_count(&reg), 500);
 	for (i = 0; i < 1000; i++) {
 		snprintf(name, sizeof name, "svc-%d", i);
 		l = registry_find(&reg, name);
@@ -485,7 +483,7 @@ START_TEST(test_heap_update)
 	registry_remove(&reg, a);
 	lease_free(a);
 	ck_assert_ptr_null(registry_heap_top(&reg));
-	ck_assert_uint_eq(reg.count, 1);
+	ck_assert_uint_eq(registry_count(&reg), 1);
 }
 END_TEST
 
@@ -537,7 +535,7 @@ START_TEST(test_memos)
 	registry_memo_set(&reg, "a", 200);
 	ck_assert_int_eq(registry_memo_get(&reg, "a", &port), 0);
 	ck_assert_uint_eq(port, 200);
-	ck_assert_uint_eq(reg.memo_count, 1);
+	ck_assert_uint_eq(reg.memos.count, 1);
 	ck_assert_int_eq(registry_memo_get(&reg, "b", &port), -1);
 
 	/* Past the initial table size. */
@@ -545,7 +543,7 @@ START_TEST(test_memos)
 		snprintf(name, sizeof name, "m%d", i);
 		registry_memo_set(&reg, name, (uint16_t)(20000 + i));
 	}
-	ck_assert_uint_eq(reg.memo_count, 1001);
+	ck_assert_uint_eq(reg.memos.count, 1001);
 	for (i = 0; i < 1000; i++) {
 		snprintf(name, sizeof name, "m%d", i);
 		ck_assert_int_eq(registry_memo_get(&reg, name, &port), 0);
@@ -565,7 +563,7 @@ START_TEST(test_registry_clear)
 	registry_add(&reg, mklease("b", 200, 0));
 	registry_memo_set(&reg, "a", 100);
 	registry_clear(&reg);
-	ck_assert_uint_eq(reg.count, 0);
+	ck_assert_uint_eq(registry_count(&reg), 0);
 	ck_assert_ptr_null(registry_find(&reg, "a"));
 	ck_assert_ptr_null(registry_by_port(&reg, 100));
 	ck_assert_ptr_null(registry_heap_top(&reg));

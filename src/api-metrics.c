@@ -1,0 +1,210 @@
+/*
+ * api-metrics.c: GET /metrics, in Prometheus text format 0.0.4
+ * (docs/monitoring.md lists every series): the request counts of
+ * metrics.c, the broker's lease events and commits, and gauges read from
+ * the broker, pool, waiters and connections at scrape time.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "berthd.h"
+
+static void
+mt_head(struct evbuffer *out, const char *name, const char *type,
+    const char *help)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help,
+	    name, type);
+}
+
+static void
+mt_counter(struct evbuffer *out, const char *name, const char *help,
+    uint64_t v)
+{
+	mt_head(out, name, "counter", help);
+	evbuffer_add_printf(out, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void
+mt_gauge(struct evbuffer *out, const char *name, const char *help,
+    double v)
+{
+	mt_head(out, name, "gauge", help);
+	evbuffer_add_printf(out, "%s %.15g\n", name, v);
+}
+
+/* A label value as the text format wants it: \, " and newline escaped. */
+static void
+mt_label_value(struct evbuffer *out, const char *v)
+{
+	for (; *v != '\0'; v++) {
+		if (*v == '\\' || *v == '"')
+			evbuffer_add_printf(out, "\\%c", *v);
+		else if (*v == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, v, 1);
+	}
+}
+
+/*
+ * The samples of one histogram: cumulative buckets up to +Inf, the sum
+ * in seconds and the count. labels is "" or 'route="..."', escaped.
+ */
+static void
+mt_histogram(struct evbuffer *out, const char *name, const char *labels,
+    const struct latency_hist *h)
+{
+	const char	*sep = labels[0] != '\0' ? "," : "";
+	const char	*open = labels[0] != '\0' ? "{" : "";
+	const char	*close = labels[0] != '\0' ? "}" : "";
+	uint64_t	 cum = 0;
+	size_t		 i;
+
+	for (i = 0; i < LATENCY_BUCKETS; i++) {
+		cum += h->bucket[i];
+		evbuffer_add_printf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n",
+		    name, labels, sep, latency_bounds[i].le,
+		    (unsigned long long)cum);
+	}
+	cum += h->bucket[LATENCY_BUCKETS];
+	evbuffer_add_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name,
+	    labels, sep, (unsigned long long)cum);
+	evbuffer_add_printf(out, "%s_sum%s%s%s %.9f\n", name, open, labels,
+	    close, (double)h->sum_ns / 1e9);
+	evbuffer_add_printf(out, "%s_count%s%s%s %llu\n", name, open, labels,
+	    close, (unsigned long long)h->count);
+}
+
+/* berth_requests_total{route,method,code} and the legacy by-code total. */
+static void
+mt_requests(const struct metrics *m, struct evbuffer *out)
+{
+	uint64_t	 by_code[METRICS_STATUS_COUNT], n;
+	size_t		 r, k, c;
+	const char	*label;
+	char		 labels[96];
+
+	memset(by_code, 0, sizeof by_code);
+	mt_head(out, "berth_requests_total", "counter", "API requests "
+	    "answered, by route, method and HTTP status code.");
+	for (r = 0; r <= ROUTE_MAX; r++) {
+		if ((label = metrics_route_label(m, r)) == NULL)
+			continue;
+		for (k = 0; k < METHOD_COUNT; k++) {
+			for (c = 0; c < METRICS_STATUS_COUNT; c++) {
+				n = metrics_requests(m, r, k,
+				    c + METRICS_STATUS_MIN);
+				if (n == 0)
+					continue;
+				by_code[c] += n;
+				evbuffer_add_printf(out, "berth_requests_total"
+				    "{route=\"%s\",method=\"%s\",code=\"%zu\"} "
+				    "%llu\n", label, metrics_method_name(k),
+				    c + METRICS_STATUS_MIN, (unsigned long long)n);
+			}
+		}
+	}
+	mt_head(out, "berth_http_requests_total", "counter", "API "
+	    "requests answered, by HTTP status code (berth_requests_total "
+	    "summed over route and method).");
+	for (c = 0; c < METRICS_STATUS_COUNT; c++) {
+		if (by_code[c] != 0)
+			evbuffer_add_printf(out, "berth_http_requests_total"
+			    "{code=\"%zu\"} %llu\n", c + METRICS_STATUS_MIN,
+			    (unsigned long long)by_code[c]);
+	}
+	mt_head(out, "berth_request_duration_seconds", "histogram",
+	    "Time from dispatch to answer of API requests, by route; parked "
+	    "blocking queries are not timed.");
+	for (r = 0; r <= ROUTE_MAX; r++) {
+		if ((label = metrics_route_label(m, r)) == NULL ||
+		    metrics_latency(m, r)->count == 0)
+			continue;
+		snprintf(labels, sizeof labels, "route=\"%s\"", label);
+		mt_histogram(out, "berth_request_duration_seconds", labels,
+		    metrics_latency(m, r));
+	}
+}
+
+static void
+mt_write(struct server *srv, struct evbuffer *out)
+{
+	const struct broker_stats	*st = broker_stats(srv->broker);
+	struct pool			*pool = broker_pool(srv->broker);
+
+	mt_head(out, "berth_build_info", "gauge", "Always 1; the "
+	    "version of berthd in a label.");
+	evbuffer_add_printf(out, "berth_build_info{version=\"");
+	mt_label_value(out, PACKAGE_VERSION);
+	evbuffer_add_printf(out, "\"} 1\n");
+	mt_gauge(out, "process_start_time_seconds", "Start time of "
+	    "berthd since the Unix epoch, in seconds.",
+	    (double)srv->started_at / 1000);
+	mt_gauge(out, "berth_uptime_seconds", "Seconds since berthd "
+	    "started.", (double)((clock_now_ms() - srv->started_at) / 1000));
+	mt_gauge(out, "berth_leases", "Live leases.",
+	    (double)broker_live_count(srv->broker));
+	mt_gauge(out, "berth_pool_ports", "Ports in the pool.",
+	    (double)pool_size(pool));
+	mt_gauge(out, "berth_pool_free_ports", "Pool ports no lease "
+	    "holds (some may still be cooling after a release).",
+	    (double)pool_free_count(pool));
+	mt_gauge(out, "berth_waiters", "Parked blocking lookups and "
+	    "watches.", (double)waiters_count(srv->waiters));
+	mt_gauge(out, "berth_connections", "Open client connections.",
+	    (double)conn_count());
+	mt_gauge(out, "berth_index", "The registry's change index.",
+	    (double)broker_index(srv->broker));
+	mt_gauge(out, "berth_db_up", "1 if the last database write "
+	    "succeeded.", broker_db_ok(srv->broker) ? 1 : 0);
+	mt_counter(out, "berth_acquires_total", "Leases granted.",
+	    st->acquired);
+	mt_counter(out, "berth_renewals_total", "Leases renewed (by "
+	    "renew, or by an acquire with the lease's token).", st->renewed);
+	mt_counter(out, "berth_releases_total", "Leases released by "
+	    "their holder.", st->released);
+	mt_counter(out, "berth_expirations_total", "Leases ended by TTL "
+	    "expiry.", st->expired);
+	mt_counter(out, "berth_owner_deaths_total", "Leases ended "
+	    "because their owner process died.", st->owner_dead);
+	mt_counter(out, "berth_revokes_total", "Leases revoked by an "
+	    "admin.", st->revoked);
+	mt_counter(out, "berth_takeovers_total", "Acquires that took a "
+	    "name over from a dead or expired holder.", st->taken_over);
+	mt_counter(out, "berth_db_commits_total", "Database "
+	    "transactions committed.", st->commits);
+	mt_counter(out, "berth_db_commit_failures_total", "Database "
+	    "transactions that failed and were rolled back.",
+	    st->commit_failures);
+	mt_head(out, "berth_db_commit_duration_seconds", "histogram",
+	    "Time to commit a turn's database transaction (successful "
+	    "commits).");
+	mt_histogram(out, "berth_db_commit_duration_seconds", "",
+	    &st->commit_latency);
+	mt_requests(srv->metrics, out);
+}
+
+void
+api_metrics(struct server *srv, struct api_req *req)
+{
+	struct evbuffer	*out = evbuffer_new();
+	size_t		 len;
+	char		*text;
+
+	if (out == NULL) {
+		req_fail(srv, req, 500, "internal", "out of memory");
+		return;
+	}
+	mt_write(srv, out);
+	len = evbuffer_get_length(out);
+	text = (char *)evbuffer_pullup(out, -1);
+	req_reply_text(srv, req, 200, "text/plain; version=0.0.4; "
+	    "charset=utf-8", text != NULL ? text : "", text != NULL ? len : 0);
+	evbuffer_free(out);
+}
