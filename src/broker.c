@@ -1,6 +1,7 @@
 /*
- * broker.c: the lease rules (docs/api.md, "Leases"), over the registry
- * (memory), the pool (which ports are free) and the store (SQLite).
+ * broker.c: the lease rules (docs/api.md, from POST /v1/services on),
+ * over the registry (memory), the pool (which ports are free) and the
+ * store (SQLite).
  *
  * Every mutation writes the store first, inside the transaction of the
  * current event-loop turn, and only then changes memory. The caller
@@ -463,10 +464,10 @@ broker_acquire(struct broker *b, const struct lease_req *r, const char *bearer,
 
 /*
  * A lease for a client that names no service: portpicker's portserver
- * protocol (docs/portpicker.md). Any pool port free on TCP and UDP, owned by pid,
- * named "portpicker-PORT": unique while the port is leased, and its
- * sticky-port memo is bounded by the pool. Should an HTTP client hold
- * that name on another port, the port is set aside and another drawn.
+ * protocol (docs/portpicker.md). Any pool port free on TCP and UDP, owned
+ * by pid, named "portpicker-PORT": unique while the port is leased, and its
+ * sticky-port memo is bounded by the pool. Should an HTTP client hold that
+ * name on another port, the port is set aside and another drawn.
  */
 #define BROKER_ANON_TRIES	8
 
@@ -662,7 +663,7 @@ broker_live_count(const struct broker *b)
 	return (registry_count(&b->reg));
 }
 
-/* The live leases in no order: for (l = broker_first(b); l; l = broker_next(l)). */
+/* The live leases, in no order: broker_first, then broker_next. */
 struct lease *
 broker_first(const struct broker *b)
 {

@@ -1,5 +1,5 @@
 /*
- * config.c: berthd's flags and their environment twins (SPEC §2). The
+ * config.c: berthd's flags and their environment twins (berthd(8)). The
  * environment is read first and flags override it; a repeatable flag given
  * on the command line replaces its twin's whole list.
  */
@@ -142,9 +142,9 @@ config_parse_port(const char *s, uint16_t *port)
 }
 
 /*
- * The portserver address (SPEC §6): "@name" is an abstract unix socket,
- * anything else a path. The abstract name is the bytes after the '@',
- * with no trailing NUL, as portpicker connects to it.
+ * The portserver address (docs/portpicker.md): "@name" is an abstract unix
+ * socket, anything else a path. The abstract name is the bytes after the
+ * '@', with no trailing NUL, as portpicker connects to it.
  */
 static int
 config_parse_portserver(const char *s, struct listen_addr *la, char *err,
@@ -319,7 +319,7 @@ config_bool(const char *s)
 	    strcasecmp(s, "yes") == 0 || strcasecmp(s, "on") == 0));
 }
 
-/* SPEC §2: /var/lib/berth for root, else the XDG state directory. */
+/* berthd(8), --db: /var/lib/berth for root, else the XDG state directory. */
 static int
 config_default_db(struct config *cfg, char *err, size_t errlen)
 {

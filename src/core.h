@@ -272,8 +272,9 @@ uint64_t	 latency_now_ns(void);	/* monotonic */
 void		 latency_observe(struct latency_hist *, uint64_t);
 
 /*
- * broker.c: the lease rules (docs/api.md, "Leases") over the registry,
- * the pool and the store. struct broker is the broker's own; the event
+ * broker.c: the lease rules (docs/api.md, from POST /v1/services on)
+ * over the registry, the pool and the store. struct broker is the
+ * broker's own; the event
  * layer reads it through the accessors below and hears of changes
  * through its hooks.
  */

@@ -4,8 +4,8 @@
  * Every port is in exactly one state. Free ports sit on a FIFO list, and
  * ports just released sit on a cooling FIFO until the reuse delay has
  * passed, so a port freed by one name is not handed straight to another
- * (SPEC §3, no back-to-back reuse). Both lists are doubly linked through
- * two arrays indexed by port, with port 0 (never in a pool) as the end
+ * (berthd(8), --reuse-delay). Both lists are doubly linked through two
+ * arrays indexed by port, with port 0 (never in a pool) as the end
  * marker: taking, releasing and taking a named port are all O(1), and
  * choosing a port probes a bounded number of candidates (POOL_PROBES from
  * each list).
@@ -401,10 +401,11 @@ pool_map_ranges(const uint8_t *map, struct port_range *out, size_t *n)
 }
 
 /*
- * The default pool of SPEC §2: the IANA dynamic range less the kernel's
- * ephemeral range, its reserved ports and berthd's own ports; if fewer
- * than 256 remain, the whole dynamic range less our own ports (*fallback
- * is then set, for the caller to warn). Returns the number of ranges.
+ * The default pool (berthd(8), --pool): the IANA dynamic range less the
+ * kernel's ephemeral range, its reserved ports and berthd's own ports; if
+ * fewer than 256 remain, the whole dynamic range less our own ports
+ * (*fallback is then set, for the caller to warn). Returns the number of
+ * ranges.
  */
 size_t
 pool_default_ranges(struct port_range *out, const uint16_t *own, size_t nown,

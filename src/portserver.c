@@ -1,16 +1,14 @@
 /*
- * portserver.c: portpicker's portserver protocol (SPEC §6), so that test
- * suites using portpicker with PORTSERVER_ADDRESS get their ports from
- * berthd.
- *
- * One connection per request, on a unix socket (abstract "@name" or a
- * path): the client writes its pid as a decimal line of at most 20
- * bytes; we lease it a pool port free on both TCP and UDP, owned by that
- * pid, and once the lease is committed we answer the port as a decimal
+ * portserver.c: portpicker's portserver protocol (docs/portpicker.md), so
+ * that test suites using portpicker with PORTSERVER_ADDRESS get their ports
+ * from berthd. One connection per request, on a unix socket (abstract
+ * "@name" or a path): the client writes its pid as a decimal line of at
+ * most 20 bytes; we lease it a pool port free on both TCP and UDP, owned by
+ * that pid, and once the lease is committed we answer the port as a decimal
  * line and close. Anything wrong (a bad line, pid <= 1 or not a live
  * process, the pool exhausted, the database down) closes with no answer,
- * which portpicker reads as "no port". The lease ends, like any other,
- * when its owner dies.
+ * which portpicker reads as "no port". The lease ends, like any other, when
+ * its owner dies.
  */
 #include "config.h"
 

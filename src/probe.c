@@ -1,6 +1,7 @@
 /*
- * probe.c: the test bind of SPEC §3 (b). A port is free when we can bind it
- * on the wildcard address, IPv4 and (where the host has it) IPv6, for each
+ * probe.c: the test bind before a port is granted (docs/api.md, POST
+ * /v1/services). A port is free when we can bind it on the wildcard
+ * address, IPv4 and (where the host has it) IPv6, for each
  * protocol the lease asks for. SO_REUSEADDR is set as servers set it, so a
  * port left only in TIME_WAIT counts as free.
  */

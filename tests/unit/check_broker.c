@@ -1,5 +1,5 @@
 /*
- * check_broker.c: unit tests for broker.c, the lease rules of SPEC §3 over
+ * check_broker.c: unit tests for broker.c, the lease rules of docs/api.md over
  * the registry, the pool and the store: granting, conflicts, idempotent
  * re-acquire, sticky ports, the reuse delay, explicit ports, exhaustion,
  * TTL expiry on a fake clock, renew, release, revoke, owners, and what

@@ -1,5 +1,5 @@
 /*
- * check_lease.c: unit tests for lease.c: name and host rules (SPEC §3),
+ * check_lease.c: unit tests for lease.c: name and host rules (docs/api.md),
  * protocols, expiry, the JSON form of a lease, and the registry's three
  * indexes (name, port, expiry heap) and its sticky-port memos.
  */
@@ -205,8 +205,8 @@ START_TEST(test_new_defaults)
 END_TEST
 
 /*
- * lease_to_json: every field of SPEC §3, times as RFC 3339 UTC, and the
- * token only when asked for.
+ * lease_to_json: every field of the lease object (docs/api.md), times as
+ * RFC 3339 UTC, and the token only when asked for.
  */
 START_TEST(test_json_full)
 {

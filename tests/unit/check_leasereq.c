@@ -1,6 +1,6 @@
 /*
  * check_leasereq.c: unit tests for leasereq.c, the validation of the
- * bodies of POST /v1/services and of renew (SPEC §3, §4): what is
+ * bodies of POST /v1/services and of renew (docs/api.md): what is
  * accepted, the defaults, and the code of every refusal.
  */
 #include "config.h"
