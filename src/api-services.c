@@ -57,7 +57,13 @@ api_lease_list(struct server *srv)
 static void
 api_list_now(struct server *srv, struct api_req *req)
 {
-	req_reply_json(srv, req, 200, api_lease_list(srv));
+	json_t	*list;
+
+	if ((list = api_lease_list(srv)) == NULL) {
+		req_fail(srv, req, 500, "internal", "out of memory");
+		return;
+	}
+	req_reply_json(srv, req, 200, list);
 }
 
 void

@@ -3,9 +3,10 @@
  * over the registry (memory), the pool (which ports are free) and the
  * store (SQLite).
  *
- * Every mutation writes the store first, inside the transaction of the
- * current event-loop turn, and only then changes memory. The caller
- * answers requests after broker_commit() succeeds (group commit). If a
+ * Every mutation is written to the store inside the transaction of the
+ * current event-loop turn; memory keeps a change only if its store
+ * write succeeded. The caller answers requests after broker_commit()
+ * succeeds (group commit). If a
  * statement or the commit fails, the transaction is rolled back and
  * memory is reloaded from the store, so memory never holds what the
  * database does not.

@@ -79,7 +79,7 @@ http_request_cb(struct evhttp_request *evreq, void *arg)
 	struct api_req		*req;
 
 	if ((req = calloc(1, sizeof *req)) == NULL) {
-		evhttp_send_error(evreq, 503, "out of memory");
+		evhttp_send_error(evreq, 500, "out of memory");
 		return;
 	}
 	req->method = (int)evhttp_request_get_command(evreq);

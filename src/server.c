@@ -5,7 +5,8 @@
  *
  * The commit event runs at the lowest of three priorities, so every
  * request that arrived in this turn has been handled (and has joined the
- * open transaction) before the one COMMIT and its single fsync.
+ * open transaction) before the one COMMIT (with --sync full, its one
+ * fsync of the WAL).
  */
 #include "config.h"
 

@@ -5,7 +5,7 @@
  * An input is an HTTP/1.1 request as text ("METHOD TARGET HTTP/1.1",
  * header lines, an empty line, the body). A leading '!' marks it as
  * coming over the unix socket from an admin. Each request goes through
- * req_dispatch against a real broker on an in-memory database, then the
+ * router_dispatch against a real broker on an in-memory database, then the
  * turn's commit runs and parked requests are flushed. Beyond the
  * sanitizers, the harness aborts if a request is not answered exactly
  * once, if an answer's status is outside 200-599, or if an error answer
