@@ -132,11 +132,39 @@ mt_requests(const struct metrics *m, struct evbuffer *out)
 	}
 }
 
+/* The broker's lease events and commits, as counters. */
+static const struct {
+	const char	*name;
+	const char	*help;
+	size_t		 offset;	/* in struct broker_stats */
+} mt_events[] = {
+	{ "berth_acquires_total", "Leases granted.",
+	    offsetof(struct broker_stats, acquired) },
+	{ "berth_renewals_total", "Leases renewed (by renew, or by an acquire "
+	    "with the lease's token).", offsetof(struct broker_stats, renewed) },
+	{ "berth_releases_total", "Leases released by their holder.",
+	    offsetof(struct broker_stats, released) },
+	{ "berth_expirations_total", "Leases ended by TTL expiry.",
+	    offsetof(struct broker_stats, expired) },
+	{ "berth_owner_deaths_total", "Leases ended because their owner "
+	    "process died.", offsetof(struct broker_stats, owner_dead) },
+	{ "berth_revokes_total", "Leases revoked by an admin.",
+	    offsetof(struct broker_stats, revoked) },
+	{ "berth_takeovers_total", "Acquires that took a name over from a dead "
+	    "or expired holder.", offsetof(struct broker_stats, taken_over) },
+	{ "berth_db_commits_total", "Database transactions committed.",
+	    offsetof(struct broker_stats, commits) },
+	{ "berth_db_commit_failures_total", "Database transactions that failed "
+	    "and were rolled back.",
+	    offsetof(struct broker_stats, commit_failures) },
+};
+
 static void
 mt_write(struct server *srv, struct evbuffer *out)
 {
 	const struct broker_stats	*st = broker_stats(srv->broker);
 	struct pool			*pool = broker_pool(srv->broker);
+	size_t				 i;
 
 	mt_head(out, "berth_build_info", "gauge", "Always 1; the "
 	    "version of berthd in a label.");
@@ -163,25 +191,10 @@ mt_write(struct server *srv, struct evbuffer *out)
 	    (double)broker_index(srv->broker));
 	mt_gauge(out, "berth_db_up", "1 if the last database write "
 	    "succeeded.", broker_db_ok(srv->broker) ? 1 : 0);
-	mt_counter(out, "berth_acquires_total", "Leases granted.",
-	    st->acquired);
-	mt_counter(out, "berth_renewals_total", "Leases renewed (by "
-	    "renew, or by an acquire with the lease's token).", st->renewed);
-	mt_counter(out, "berth_releases_total", "Leases released by "
-	    "their holder.", st->released);
-	mt_counter(out, "berth_expirations_total", "Leases ended by TTL "
-	    "expiry.", st->expired);
-	mt_counter(out, "berth_owner_deaths_total", "Leases ended "
-	    "because their owner process died.", st->owner_dead);
-	mt_counter(out, "berth_revokes_total", "Leases revoked by an "
-	    "admin.", st->revoked);
-	mt_counter(out, "berth_takeovers_total", "Acquires that took a "
-	    "name over from a dead or expired holder.", st->taken_over);
-	mt_counter(out, "berth_db_commits_total", "Database "
-	    "transactions committed.", st->commits);
-	mt_counter(out, "berth_db_commit_failures_total", "Database "
-	    "transactions that failed and were rolled back.",
-	    st->commit_failures);
+	for (i = 0; i < sizeof mt_events / sizeof mt_events[0]; i++)
+		mt_counter(out, mt_events[i].name, mt_events[i].help,
+		    *(const uint64_t *)(const void *)((const char *)st +
+		    mt_events[i].offset));
 	mt_head(out, "berth_db_commit_duration_seconds", "histogram",
 	    "Time to commit a turn's database transaction (successful "
 	    "commits).");
