@@ -9,8 +9,11 @@
  *	cc example.c $(pkg-config --cflags --libs berth)
  *
  * and run it with a berthd listening on $BERTH_ADDR (default
- * 127.0.0.1:62893).
+ * 127.0.0.1:62893). It is plain C99 plus POSIX: berth's build compiles it
+ * with -std=c99 -Wall -Wextra -pedantic -Werror.
  */
+
+#define _POSIX_C_SOURCE	200809L
 
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -25,8 +28,9 @@
 
 #define EXAMPLE_TTL	30	/* seconds without a renew before it ends */
 
-static int	listen_on(const char *, int);
-static int	serve(berth_client *, const char *);
+static int		 listen_on(const char *, int);
+static berth_lease	*acquire(berth_client *, const char *);
+static int		 serve(berth_client *, const char *);
 
 /*
  * Bind and listen on host:port. The lease names the address clients
@@ -68,6 +72,26 @@ listen_on(const char *host, int port)
 	return (fd);
 }
 
+/* Acquire name for this process, with a TTL; NULL after printing why. */
+static berth_lease *
+acquire(berth_client *c, const char *name)
+{
+	berth_acquire_opts	*opts;
+	berth_lease		*lease = NULL;
+	berth_error		 err;
+
+	if ((opts = berth_acquire_opts_new(name)) == NULL) {
+		fprintf(stderr, "example: out of memory\n");
+		return (NULL);
+	}
+	berth_acquire_opts_set_ttl(opts, EXAMPLE_TTL);
+	berth_acquire_opts_set_pid(opts, (long)getpid());
+	if (berth_acquire(c, opts, &lease, &err) != 0)
+		fprintf(stderr, "example: %s\n", err.message);
+	berth_acquire_opts_free(opts);
+	return (lease);
+}
+
 /*
  * The life of one lease: acquire, listen, look up, renew, release.
  * The lease is owned by this process, so should we exit early berthd
@@ -76,25 +100,15 @@ listen_on(const char *host, int port)
 static int
 serve(berth_client *c, const char *name)
 {
-	berth_acquire_opts	 opts;
-	berth_lease		 lease, found;
-	berth_error		 err;
-	int			 fd = -1, rc = 1;
+	berth_lease	*lease, *found = NULL;
+	berth_error	 err;
+	const char	*host;
+	int		 fd = -1, rc = 1;
 
-	memset(&lease, 0, sizeof(lease));
-	memset(&found, 0, sizeof(found));
-
-	memset(&opts, 0, sizeof(opts));
-	opts.name = name;
-	opts.ttl = EXAMPLE_TTL;
-	opts.pid = getpid();
-	if (berth_acquire(c, &opts, &lease, &err) != 0) {
-		fprintf(stderr, "example: %s\n", err.message);
-		berth_lease_clear(&lease);
+	if ((lease = acquire(c, name)) == NULL)
 		return (1);
-	}
-
-	if ((fd = listen_on(lease.host, lease.port)) == -1)
+	if ((fd = listen_on(berth_lease_host(lease),
+	    berth_lease_port(lease))) == -1)
 		goto release;
 
 	/* What any other service would do to find this one. */
@@ -102,26 +116,28 @@ serve(berth_client *c, const char *name)
 		fprintf(stderr, "example: %s\n", err.message);
 		goto release;
 	}
-	printf("listening on %s%s%s:%d\n", strchr(found.host, ':') ? "[" : "",
-	    found.host, strchr(found.host, ':') ? "]" : "", found.port);
+	host = berth_lease_host(found);
+	printf("listening on %s%s%s:%d\n", strchr(host, ':') ? "[" : "",
+	    host, strchr(host, ':') ? "]" : "", berth_lease_port(found));
 	fflush(stdout);
 
 	/* A long-running service would do this every EXAMPLE_TTL / 3 s. */
-	if (berth_renew(c, name, lease.token, -1, NULL, &err) != 0) {
+	if (berth_renew(c, name, berth_lease_token(lease), -1, NULL,
+	    &err) != 0) {
 		fprintf(stderr, "example: %s\n", err.message);
 		goto release;
 	}
 	rc = 0;
 
  release:
-	if (berth_release(c, name, lease.token, &err) != 0) {
+	if (berth_release(c, name, berth_lease_token(lease), &err) != 0) {
 		fprintf(stderr, "example: %s\n", err.message);
 		rc = 1;
 	}
 	if (fd != -1)
 		close(fd);
-	berth_lease_clear(&found);
-	berth_lease_clear(&lease);
+	berth_lease_free(found);
+	berth_lease_free(lease);
 	return (rc);
 }
 

@@ -174,10 +174,12 @@ cli_parse_long(const char *s, long lo, long hi, long *out)
 void
 cli_format_addr(const berth_lease *l, char *buf, size_t len)
 {
-	if (strchr(l->host, ':') != NULL && l->host[0] != '[')
-		snprintf(buf, len, "[%s]:%d", l->host, l->port);
+	const char	*host = berth_lease_host(l);
+
+	if (strchr(host, ':') != NULL && host[0] != '[')
+		snprintf(buf, len, "[%s]:%d", host, berth_lease_port(l));
 	else
-		snprintf(buf, len, "%s:%d", l->host, l->port);
+		snprintf(buf, len, "%s:%d", host, berth_lease_port(l));
 }
 
 /* A duration for people: 42s, 5m03s, 2h07m, 3d04h. */

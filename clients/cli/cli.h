@@ -10,8 +10,11 @@
 #include <stdint.h>
 
 #include "berth.h"
+#include "common.h"
 
-/* Exit codes of SPEC §5. */
+struct option;
+
+/* The exit codes, as berth(1) lists them. */
 #define CLI_EXIT_OK		0
 #define CLI_EXIT_ERROR		1
 #define CLI_EXIT_USAGE		2
@@ -41,6 +44,22 @@ void		 cli_print_json(const char *);
 int		 cli_parse_long(const char *, long, long, long *);
 void		 cli_format_age(long, char *, size_t);
 void		 cli_format_addr(const berth_lease *, char *, size_t);
+
+/* args.c: NAME among the options */
+#define ARGS_WORDS	0	/* every word is NAME or extra, "--" or not */
+#define ARGS_COMMAND	1	/* NAME, then "--" and a command */
+struct cli_args {
+	int			 mode;		/* ARGS_WORDS or ARGS_COMMAND */
+	const struct option	*longopts;
+	char			*name;		/* the first word, or NULL */
+	char			*extra;		/* the first unexpected word */
+	char			**command;	/* ARGS_COMMAND: after "--" */
+	int			 dashdash;	/* "--" was seen */
+	int			 state;		/* getopt's slice starts here */
+};
+void		 args_init(struct cli_args *, int, const struct option *);
+int		 args_next(struct cli_args *, int, char **);
+const char	*args_refused(const struct cli_args *, char **);
 
 /* cmd-lease.c: acquire, renew, release, revoke, lookup */
 int		 cmd_acquire(struct cli *, int, char **);

@@ -41,10 +41,9 @@ struct doctor {
 	berth_client	*client;
 	const char	*addr;
 	int		 worst;		/* enum doctor_level */
-	json_t		*findings;	/* --json: the findings so far */
-	json_t		*status;	/* GET /v1/status */
-	berth_lease	*leases;
-	size_t		 nleases;
+	json_t		*findings;	/* --json: the findings, if so */
+	berth_info	*status;	/* GET /v1/status */
+	berth_leases	*leases;
 };
 
 static const struct option doctor_options[] = {
@@ -238,6 +237,37 @@ doctor_no_broker_tcp(struct doctor *d, const char *reason, uint16_t port)
 	free(h);
 }
 
+/* The broker did not answer (or not as berthd): say why, and who is there. */
+static int
+doctor_no_broker(struct doctor *d, const berth_error *err)
+{
+	char		reason[400];
+	uint16_t	port;
+
+	if (err->code == BERTH_EPROTO && err->http_status == 200) {
+		doctor_note(d, DOCTOR_FAIL, "is that really berthd? check "
+		    "--addr/BERTH_ADDR", "the broker at %s sent a status that "
+		    "is not JSON", d->addr);
+		return (CLI_EXIT_UNREACHABLE);
+	}
+	/* A berthd error answer carries its API code: it is there. */
+	if (err->api_code[0] != '\0') {
+		doctor_note(d, DOCTOR_FAIL, "see berthd's log; 'berth status' "
+		    "shows the full answer", "the broker at %s answers with "
+		    "an error: %s", d->addr, err->message);
+		return (CLI_EXIT_ERROR);
+	}
+	doctor_reason(err, reason, sizeof reason);
+	if (strncmp(d->addr, "unix:", 5) == 0)
+		doctor_no_broker_unix(d, reason);
+	else if ((port = doctor_addr_port(d->addr)) != 0)
+		doctor_no_broker_tcp(d, reason, port);
+	else
+		doctor_note(d, DOCTOR_FAIL, "start it with 'berthd'",
+		    "no broker at %s (%s)", d->addr, reason);
+	return (CLI_EXIT_UNREACHABLE);
+}
+
 /*
  * Check 1: does a broker answer? Fetches /v1/status for the later checks.
  * Returns 0 when it does, else the exit code to end with.
@@ -246,43 +276,16 @@ static int
 doctor_broker(struct doctor *d)
 {
 	berth_error	 err;
-	json_error_t	 jerr;
-	char		*text, reason[400];
-	uint16_t	 port;
-	json_t		*v;
+	const char	*v;
+	int64_t		 up;
 
-	if (berth_status(d->client, &text, &err) != 0) {
-		/* A berthd error answer carries its API code: it is there. */
-		if (err.api_code[0] != '\0') {
-			doctor_note(d, DOCTOR_FAIL, "see berthd's log; "
-			    "'berth status' shows the full answer",
-			    "the broker at %s answers with an error: %s",
-			    d->addr, err.message);
-			return (CLI_EXIT_ERROR);
-		}
-		doctor_reason(&err, reason, sizeof reason);
-		if (strncmp(d->addr, "unix:", 5) == 0)
-			doctor_no_broker_unix(d, reason);
-		else if ((port = doctor_addr_port(d->addr)) != 0)
-			doctor_no_broker_tcp(d, reason, port);
-		else
-			doctor_note(d, DOCTOR_FAIL, "start it with 'berthd'",
-			    "no broker at %s (%s)", d->addr, reason);
-		return (CLI_EXIT_UNREACHABLE);
-	}
-	d->status = json_loads(text, 0, &jerr);
-	berth_free(text);
-	if (!json_is_object(d->status)) {
-		doctor_note(d, DOCTOR_FAIL, "is that really berthd? check "
-		    "--addr/BERTH_ADDR", "the broker at %s sent a status that "
-		    "is not JSON", d->addr);
-		return (CLI_EXIT_UNREACHABLE);
-	}
-	v = json_object_get(d->status, "version");
+	if (berth_status(d->client, &d->status, &err) != 0)
+		return (doctor_no_broker(d, &err));
+	v = berth_info_version(d->status);
+	up = berth_info_uptime(d->status);
 	doctor_note(d, DOCTOR_OK, NULL, "broker answers at %s (berthd %s, up "
-	    "%llds)", d->addr, json_is_string(v) ? json_string_value(v) : "?",
-	    (long long)json_integer_value(json_object_get(d->status,
-	    "uptime")));
+	    "%llds)", d->addr, v != NULL ? v : "?", (long long)(up > 0 ? up :
+	    0));
 	return (0);
 }
 
@@ -290,13 +293,13 @@ doctor_broker(struct doctor *d)
 static void
 doctor_database(struct doctor *d)
 {
-	json_t		*db = json_object_get(d->status, "db");
-	const char	*path = json_is_string(db) ? json_string_value(db) :
-			    "?";
+	const char	*path = berth_info_db(d->status);
 	berth_error	 err;
 	int		 ok;
 
-	ok = json_is_true(json_object_get(d->status, "db_ok")) &&
+	if (path == NULL)
+		path = "?";
+	ok = berth_info_db_ok(d->status) == 1 &&
 	    berth_health(d->client, &err) == 0;
 	if (!ok)
 		doctor_note(d, DOCTOR_FAIL, "check that its directory exists "
@@ -317,8 +320,7 @@ doctor_fetch_leases(struct doctor *d)
 {
 	berth_error	err;
 
-	if (berth_list(d->client, 0, 0, &d->leases, &d->nleases, NULL,
-	    &err) != 0) {
+	if (berth_list(d->client, 0, 0, &d->leases, &err) != 0) {
 		doctor_note(d, DOCTOR_FAIL, "see berthd's log",
 		    "cannot list the leases at %s: %s", d->addr, err.message);
 		return (cli_exit_code(err.code) == CLI_EXIT_UNREACHABLE ?
@@ -336,35 +338,36 @@ doctor_fetch_leases(struct doctor *d)
 static void
 doctor_pool(struct doctor *d)
 {
-	json_t		*pool = json_object_get(d->status, "pool");
-	json_t		*ranges = json_object_get(pool, "ranges"), *r;
-	uint8_t		*bound;
-	char		 text[256];
-	size_t		 i, len = 0;
-	long long	 size, nfree, held = 0;
-	unsigned long	 lo, hi, p;
+	const berth_lease	*l;
+	const char		*r;
+	uint8_t			*bound;
+	char			 text[256];
+	size_t			 i, len = 0;
+	long long		 size, nfree, held = 0;
+	unsigned long		 lo, hi, p;
+	int			 k;
 
-	size = json_integer_value(json_object_get(pool, "size"));
-	nfree = json_integer_value(json_object_get(pool, "free"));
+	size = berth_info_pool_size(d->status);
+	nfree = berth_info_pool_free(d->status);
 	text[0] = '\0';
 	if ((bound = calloc(65536, 1)) == NULL) {
 		doctor_note(d, DOCTOR_FAIL, NULL, "out of memory");
 		return;
 	}
 	sockets_bound_ports(bound);
-	for (i = 0; i < d->nleases; i++) {
-		if (d->leases[i].port > 0 && d->leases[i].port < 65536)
-			bound[d->leases[i].port] = 0;
+	for (i = 0; (l = berth_leases_get(d->leases, i)) != NULL; i++) {
+		if (berth_lease_port(l) > 0 && berth_lease_port(l) < 65536)
+			bound[berth_lease_port(l)] = 0;
 	}
-	json_array_foreach(ranges, i, r) {
-		if (!json_is_string(r) || sscanf(json_string_value(r),
-		    "%lu-%lu", &lo, &hi) != 2 || hi > 65535)
+	for (k = 0; k < berth_info_pool_range_count(d->status); k++) {
+		if ((r = berth_info_pool_range(d->status, k)) == NULL ||
+		    sscanf(r, "%lu-%lu", &lo, &hi) != 2 || hi > 65535)
 			continue;
 		for (p = lo; p <= hi; p++)
 			held += bound[p];
 		if (len < sizeof text)
 			len += snprintf(text + len, sizeof text - len, "%s%s",
-			    i > 0 ? "," : "", json_string_value(r));
+			    k > 0 ? "," : "", r);
 	}
 	free(bound);
 
@@ -386,7 +389,7 @@ doctor_pool(struct doctor *d)
 		doctor_note(d, DOCTOR_OK, NULL, "pool %s: %lld ports, %lld "
 		    "free, %lld held by processes without a lease", text,
 		    size, nfree, held);
-	if (json_is_true(json_object_get(pool, "fallback")))
+	if (berth_info_pool_fallback(d->status))
 		doctor_note(d, DOCTOR_WARN, "give berthd a --range, or narrow "
 		    "net.ipv4.ip_local_port_range so some of 49152-65535 is "
 		    "left", "the kernel's ephemeral range covers the dynamic "
@@ -398,36 +401,37 @@ doctor_pool(struct doctor *d)
 static void
 doctor_owner(struct doctor *d, const berth_lease *l)
 {
-	char		path[64], cmd[256], shown[DOCTOR_CMD_MAX + 8];
-	struct stat	st;
+	const char	*name = berth_lease_name(l);
+	long		 pid = berth_lease_pid(l);
+	char		 path[64], cmd[256], shown[DOCTOR_CMD_MAX + 8];
+	struct stat	 st;
 
-	if (l->pid <= 0) {
-		if (l->ttl > 0)
+	if (pid <= 0) {
+		if (berth_lease_ttl(l) > 0)
 			doctor_note(d, DOCTOR_OK, NULL, "%s: no owner process; "
-			    "the lease ends unless renewed every %lds",
-			    l->name, l->ttl);
+			    "the lease ends unless renewed every %lds", name,
+			    berth_lease_ttl(l));
 		else
 			doctor_note(d, DOCTOR_OK, NULL, "%s: no owner process "
-			    "and no TTL; the lease lasts until released",
-			    l->name);
+			    "and no TTL; the lease lasts until released", name);
 		return;
 	}
-	snprintf(path, sizeof path, "/proc/%ld", l->pid);
+	snprintf(path, sizeof path, "/proc/%ld", pid);
 	if (stat(path, &st) == -1) {
 		doctor_note(d, DOCTOR_WARN, "berthd ends a dead owner's lease "
 		    "within a second; if this stays, the owner runs in another "
 		    "PID namespace (container) than this shell",
-		    "%s: owner pid %ld is not running here", l->name, l->pid);
+		    "%s: owner pid %ld is not running here", name, pid);
 		return;
 	}
-	sockets_cmdline((pid_t)l->pid, cmd, sizeof cmd);
+	sockets_cmdline((pid_t)pid, cmd, sizeof cmd);
 	doctor_cmd(cmd, shown, sizeof shown);
 	if (shown[0] != '\0')
 		doctor_note(d, DOCTOR_OK, NULL, "%s: owner pid %ld is alive "
-		    "(%s)", l->name, l->pid, shown);
+		    "(%s)", name, pid, shown);
 	else
 		doctor_note(d, DOCTOR_OK, NULL, "%s: owner pid %ld is alive",
-		    l->name, l->pid);
+		    name, pid);
 }
 
 /*
@@ -479,6 +483,10 @@ doctor_listener(struct doctor *d, const berth_lease *l, int proto,
 {
 	const char			*pname = proto == SOCK_PROTO_TCP ?
 					    "tcp" : "udp";
+	const char			*verb = proto == SOCK_PROTO_TCP ?
+					    "listens" : "is bound";
+	const char			*name = berth_lease_name(l);
+	const char			*host = berth_lease_host(l);
 	const struct sock_holder	*first = NULL, *good = NULL;
 	char				 who[DOCTOR_CMD_MAX + 128];
 	char				 hint[512];
@@ -489,34 +497,29 @@ doctor_listener(struct doctor *d, const berth_lease *l, int proto,
 			continue;
 		if (first == NULL)
 			first = &h[i];
-		if (good == NULL && doctor_covers(h[i].local, l->host))
+		if (good == NULL && doctor_covers(h[i].local, host))
 			good = &h[i];
 	}
 	if (first == NULL) {
 		snprintf(hint, sizeof hint, "is the service running? start it "
-		    "with 'berth run %s -- CMD' so the lease follows it",
-		    l->name);
-		doctor_note(d, DOCTOR_WARN, hint,
-		    "%s: nothing %s on %s:%d (%s)", l->name, proto ==
-		    SOCK_PROTO_TCP ? "listens" : "is bound", l->host, l->port,
-		    pname);
+		    "with 'berth run %s -- CMD' so the lease follows it", name);
+		doctor_note(d, DOCTOR_WARN, hint, "%s: nothing %s on %s:%d "
+		    "(%s)", name, verb, host, berth_lease_port(l), pname);
 		return;
 	}
 	if (good == NULL) {
 		doctor_who(first, who, sizeof who);
 		snprintf(hint, sizeof hint, "bind the service to %s (or the "
 		    "wildcard address), or acquire the lease with --host",
-		    l->host);
+		    host);
 		doctor_note(d, DOCTOR_WARN, hint, "%s: %s %s on %s, but the "
-		    "lease tells clients to connect to %s", l->name, who,
-		    proto == SOCK_PROTO_TCP ? "listens" : "is bound",
-		    first->local, l->host);
+		    "lease tells clients to connect to %s", name, who, verb,
+		    first->local, host);
 		return;
 	}
 	doctor_who(good, who, sizeof who);
-	doctor_note(d, DOCTOR_OK, NULL, "%s: %s %s on %s (%s)", l->name, who,
-	    proto == SOCK_PROTO_TCP ? "listens" : "is bound", good->local,
-	    pname);
+	doctor_note(d, DOCTOR_OK, NULL, "%s: %s %s on %s (%s)", name, who, verb,
+	    good->local, pname);
 }
 
 /* Check 4: one lease's owner and listener(s). */
@@ -527,15 +530,15 @@ doctor_lease(struct doctor *d, const berth_lease *l)
 	size_t			 n = 0;
 
 	doctor_owner(d, l);
-	if (l->port <= 0 || l->port > 65535)
+	if (berth_lease_port(l) <= 0 || berth_lease_port(l) > 65535)
 		return;
-	if (sockets_find((uint16_t)l->port, &h, &n) == -1) {
+	if (sockets_find((uint16_t)berth_lease_port(l), &h, &n) == -1) {
 		doctor_note(d, DOCTOR_FAIL, NULL, "out of memory");
 		return;
 	}
-	if (strcmp(l->proto, "udp") != 0)
+	if (strcmp(berth_lease_proto(l), "udp") != 0)
 		doctor_listener(d, l, SOCK_PROTO_TCP, h, n);
-	if (strcmp(l->proto, "tcp") != 0)
+	if (strcmp(berth_lease_proto(l), "tcp") != 0)
 		doctor_listener(d, l, SOCK_PROTO_UDP, h, n);
 	free(h);
 }
@@ -544,9 +547,10 @@ doctor_lease(struct doctor *d, const berth_lease *l)
 static int
 doctor_run(struct doctor *d, const char *name)
 {
-	char	hint[256];
-	size_t	i;
-	int	rc, found = 0;
+	const berth_lease	*l;
+	char			 hint[256];
+	size_t			 i;
+	int			 rc, found = 0;
 
 	if ((rc = doctor_broker(d)) != 0)
 		return (rc);
@@ -554,11 +558,11 @@ doctor_run(struct doctor *d, const char *name)
 	if ((rc = doctor_fetch_leases(d)) != 0)
 		return (rc);
 	doctor_pool(d);
-	for (i = 0; i < d->nleases; i++) {
-		if (name != NULL && strcmp(d->leases[i].name, name) != 0)
+	for (i = 0; (l = berth_leases_get(d->leases, i)) != NULL; i++) {
+		if (name != NULL && strcmp(berth_lease_name(l), name) != 0)
 			continue;
 		found = 1;
-		doctor_lease(d, &d->leases[i]);
+		doctor_lease(d, l);
 	}
 	if (name != NULL && !found) {
 		snprintf(hint, sizeof hint, "start the service with 'berth run "
@@ -566,7 +570,7 @@ doctor_run(struct doctor *d, const char *name)
 		doctor_note(d, DOCTOR_FAIL, hint, "no lease named %s", name);
 		return (CLI_EXIT_NOTFOUND);
 	}
-	if (name == NULL && d->nleases == 0)
+	if (name == NULL && berth_leases_count(d->leases) == 0)
 		doctor_note(d, DOCTOR_OK, NULL, "no leases");
 	return (d->worst == DOCTOR_OK ? CLI_EXIT_OK : CLI_EXIT_ERROR);
 }
@@ -580,7 +584,7 @@ cmd_doctor(struct cli *cli, int argc, char **argv)
 {
 	struct doctor	 d;
 	const char	*name = NULL;
-	char		*text;
+	char		*text, msg[256];
 	json_t		*o;
 	int		 ch, rc;
 
@@ -603,9 +607,9 @@ cmd_doctor(struct cli *cli, int argc, char **argv)
 		return (cli_usage("doctor", "doctor: one name at a time"));
 	if (argc == 1) {
 		name = argv[0];
-		if (!berth_name_valid(name))
-			return (cli_usage("doctor", "doctor: '%s' is not a "
-			    "valid name", name));
+		if (!names_valid(name))
+			return (cli_usage("doctor", "doctor: %s",
+			    names_message(name, msg, sizeof msg)));
 	}
 
 	memset(&d, 0, sizeof d);
@@ -629,7 +633,7 @@ cmd_doctor(struct cli *cli, int argc, char **argv)
 		json_decref(o);
 		json_decref(d.findings);
 	}
-	json_decref(d.status);
-	berth_leases_free(d.leases, d.nleases);
+	berth_info_free(d.status);
+	berth_leases_free(d.leases);
 	return (rc);
 }

@@ -14,8 +14,6 @@
 #include "cli.h"
 
 static int	 info_no_args(int, char **);
-static void	 info_print_ranges(json_t *);
-static void	 info_print_status(struct cli *, const char *);
 
 /*
  * The three commands take no options and no arguments: refuse anything,
@@ -45,21 +43,46 @@ info_no_args(int argc, char **argv)
 	return (0);
 }
 
-/* Print a JSON array of strings comma-separated, "-" when empty. */
+/*
+ * Print a list of strings comma-separated, "-" when empty; count and get
+ * are one of the list accessors of berth_info.
+ */
 static void
-info_print_ranges(json_t *a)
+info_print_list(const berth_info *st, int count,
+    const char *(*get)(const berth_info *, int))
 {
-	size_t	 i;
+	int	i;
 
-	if (!json_is_array(a) || json_array_size(a) == 0) {
+	if (count <= 0) {
 		printf("-\n");
 		return;
 	}
-	for (i = 0; i < json_array_size(a); i++)
+	for (i = 0; i < count; i++)
 		printf("%s%s", i > 0 ? ", " : "",
-		    json_string_value(json_array_get(a, i)) != NULL ?
-		    json_string_value(json_array_get(a, i)) : "?");
+		    get(st, i) != NULL ? get(st, i) : "?");
 	printf("\n");
+}
+
+/* The pool's lines, when the broker said anything about its pool. */
+static void
+info_print_pool(const berth_info *st)
+{
+	int	nranges = berth_info_pool_range_count(st);
+
+	if (nranges < 0 && berth_info_pool_size(st) < 0 &&
+	    berth_info_pool_free(st) < 0)
+		return;
+	printf("pool:      ");
+	info_print_list(st, nranges, berth_info_pool_range);
+	if (berth_info_pool_size(st) >= 0)
+		printf("pool size: %lld\n",
+		    (long long)berth_info_pool_size(st));
+	if (berth_info_pool_free(st) >= 0)
+		printf("pool free: %lld\n",
+		    (long long)berth_info_pool_free(st));
+	if (berth_info_pool_fallback(st))
+		printf("pool note: the default range was too small; fell back "
+		    "to 49152-65535\n");
 }
 
 /*
@@ -68,75 +91,49 @@ info_print_ranges(json_t *a)
  * newer berthd still prints what it can.
  */
 static void
-info_print_status(struct cli *cli, const char *text)
+info_print_status(struct cli *cli, const berth_info *st)
 {
-	json_t		*st, *pool, *v;
-	json_error_t	 jerr;
-	char		 age[64];
+	char	age[64];
 
-	if ((st = json_loads(text, 0, &jerr)) == NULL ||
-	    !json_is_object(st)) {
-		json_decref(st);
-		printf("%s\n", text);
-		return;
-	}
-	pool = json_object_get(st, "pool");
-	if (json_is_string(v = json_object_get(st, "version")))
-		printf("version:   %s\n", json_string_value(v));
+	if (berth_info_version(st) != NULL)
+		printf("version:   %s\n", berth_info_version(st));
 	printf("address:   %s\n", berth_addr(cli_client(cli)));
-	if (json_is_array(v = json_object_get(st, "listen"))) {
+	if (berth_info_listen_count(st) >= 0) {
 		printf("listen:    ");
-		info_print_ranges(v);
+		info_print_list(st, berth_info_listen_count(st),
+		    berth_info_listen);
 	}
-	if (json_is_integer(v = json_object_get(st, "uptime"))) {
-		cli_format_age((long)json_integer_value(v), age, sizeof age);
+	if (berth_info_uptime(st) >= 0) {
+		cli_format_age((long)berth_info_uptime(st), age, sizeof age);
 		printf("uptime:    %s\n", age);
 	}
-	if (json_is_object(pool)) {
-		printf("pool:      ");
-		info_print_ranges(json_object_get(pool, "ranges"));
-		if (json_is_integer(v = json_object_get(pool, "size")))
-			printf("pool size: %lld\n",
-			    (long long)json_integer_value(v));
-		if (json_is_integer(v = json_object_get(pool, "free")))
-			printf("pool free: %lld\n",
-			    (long long)json_integer_value(v));
-		if (json_is_true(json_object_get(pool, "fallback")))
-			printf("pool note: the default range was too small; "
-			    "fell back to 49152-65535\n");
-	}
-	if (json_is_integer(v = json_object_get(st, "leases")))
-		printf("leases:    %lld\n", (long long)json_integer_value(v));
-	if (json_is_integer(v = json_object_get(st, "waiters")))
-		printf("waiters:   %lld\n", (long long)json_integer_value(v));
-	if (json_is_string(v = json_object_get(st, "db")))
-		printf("database:  %s%s\n", json_string_value(v),
-		    json_is_false(json_object_get(st, "db_ok")) ?
-		    " (NOT OK)" : "");
-	json_decref(st);
+	info_print_pool(st);
+	if (berth_info_leases(st) >= 0)
+		printf("leases:    %lld\n", (long long)berth_info_leases(st));
+	if (berth_info_waiters(st) >= 0)
+		printf("waiters:   %lld\n", (long long)berth_info_waiters(st));
+	if (berth_info_db(st) != NULL)
+		printf("database:  %s%s\n", berth_info_db(st),
+		    berth_info_db_ok(st) == 0 ? " (NOT OK)" : "");
 }
 
 /* status: what the broker says about itself. */
 int
 cmd_status(struct cli *cli, int argc, char **argv)
 {
-	berth_client	*c;
+	berth_info	*st;
 	berth_error	 err;
-	char		*json = NULL;
 	int		 rc;
 
 	if ((rc = info_no_args(argc, argv)) != 0)
 		return (rc);
-	if ((c = cli_client(cli)) == NULL)
-		return (CLI_EXIT_ERROR);
-	memset(&err, 0, sizeof err);
-	if (berth_status(c, &json, &err) != 0)
+	if (berth_status(cli_client(cli), &st, &err) != 0)
 		return (cli_fail(cli, &err));
 	if (cli->json)
-		cli_print_json(json);
+		cli_print_json(berth_info_json(st));
 	else
-		info_print_status(cli, json);
-	berth_free(json);
+		info_print_status(cli, st);
+	berth_info_free(st);
 	return (CLI_EXIT_OK);
 }
 
@@ -148,16 +145,12 @@ cmd_status(struct cli *cli, int argc, char **argv)
 int
 cmd_health(struct cli *cli, int argc, char **argv)
 {
-	berth_client	*c;
-	berth_error	 err;
-	int		 rc;
+	berth_error	err;
+	int		rc;
 
 	if ((rc = info_no_args(argc, argv)) != 0)
 		return (rc);
-	if ((c = cli_client(cli)) == NULL)
-		return (CLI_EXIT_ERROR);
-	memset(&err, 0, sizeof err);
-	if (berth_health(c, &err) != 0) {
+	if (berth_health(cli_client(cli), &err) != 0) {
 		if (cli->json)
 			printf("{\"status\": \"unhealthy\"}\n");
 		(void)cli_fail(cli, &err);
@@ -170,6 +163,22 @@ cmd_health(struct cli *cli, int argc, char **argv)
 	return (CLI_EXIT_OK);
 }
 
+/* version --json: both versions, the address, and whether it answered. */
+static void
+info_print_version_json(berth_client *c, const char *bv, int up)
+{
+	json_t	*out;
+	char	*text;
+
+	out = json_pack("{s:s, s:s, s:s?, s:b}", "berth", BERTH_VERSION,
+	    "addr", berth_addr(c), "berthd", bv, "reachable", up);
+	text = out != NULL ? json_dumps(out, JSON_PRESERVE_ORDER) : NULL;
+	if (text != NULL)
+		cli_print_json(text);
+	free(text);
+	json_decref(out);
+}
+
 /*
  * version: this tool's version, then the broker's if one answers. A
  * missing broker is not an error here: people ask for the version to
@@ -179,36 +188,20 @@ int
 cmd_version(struct cli *cli, int argc, char **argv)
 {
 	berth_client	*c;
+	berth_info	*st;
 	berth_error	 err;
-	json_t		*st, *v;
-	json_t		*out;
-	char		*json = NULL, *text;
 	const char	*bv = NULL;
 	int		 rc, up;
 
 	if ((rc = info_no_args(argc, argv)) != 0)
 		return (rc);
-	if ((c = cli_client(cli)) == NULL) {
-		printf("berth %s\n", BERTH_VERSION);
-		return (CLI_EXIT_ERROR);
-	}
-	memset(&err, 0, sizeof err);
-	up = berth_status(c, &json, &err) == 0;
-	st = up ? json_loads(json, 0, NULL) : NULL;
-	if (json_is_string(v = json_object_get(st, "version")))
-		bv = json_string_value(v);
-
-	if (cli->json) {
-		out = json_pack("{s:s, s:s, s:s?, s:b}", "berth",
-		    BERTH_VERSION, "addr", berth_addr(c), "berthd", bv,
-		    "reachable", up);
-		text = out != NULL ? json_dumps(out, JSON_PRESERVE_ORDER) :
-		    NULL;
-		if (text != NULL)
-			cli_print_json(text);
-		free(text);
-		json_decref(out);
-	} else {
+	c = cli_client(cli);
+	up = berth_status(c, &st, &err) == 0;
+	if (up)
+		bv = berth_info_version(st);
+	if (cli->json)
+		info_print_version_json(c, bv, up);
+	else {
 		printf("berth %s\n", BERTH_VERSION);
 		if (up)
 			printf("berthd %s at %s\n", bv != NULL ? bv : "?",
@@ -221,7 +214,6 @@ cmd_version(struct cli *cli, int argc, char **argv)
 			    err.message[0] != '\0' ? err.message :
 			    berth_strerror(err.code));
 	}
-	json_decref(st);
-	berth_free(json);
+	berth_info_free(st);
 	return (CLI_EXIT_OK);
 }

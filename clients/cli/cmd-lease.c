@@ -13,9 +13,8 @@
 
 #include "cli.h"
 
-/* The longest TTL or wait we pass on; the broker enforces its own limits. */
+/* The longest TTL we pass on; the broker enforces its own limit. */
 #define LEASE_TTL_MAX	((long)INT_MAX)
-#define LEASE_WAIT_MAX	300
 
 /* Option values of getopt_long; no short options. */
 enum {
@@ -31,69 +30,20 @@ enum {
 	OPT_ADDR_ONLY
 };
 
-/* The NAME argument and what is left over after the options. */
-struct lease_args {
-	char	*name;
-	char	*extra;		/* the first unexpected argument, or NULL */
-};
-
-static int	 lease_getopt(int, char **, const char *,
-		    const struct option *, struct lease_args *, int *);
-static int	 lease_bad_option(const char *, int, char **, int);
-static int	 lease_name(const char *, struct lease_args *);
+static int	 lease_bad_option(const char *, int, const struct cli_args *,
+		    char **);
+static int	 lease_name(const char *, struct cli_args *);
 static int	 lease_number(const char *, const char *, const char *, long,
 		    long, long *);
 static const char *lease_token(const char *);
 static void	 lease_print_env(const char *, const char *);
 
-/*
- * One step of option parsing that lets NAME stand anywhere among the
- * options, as in "berth acquire api --port 8080": getopt stops at the first
- * non-option ("+"), so when it does we take that word as NAME (or note it
- * as extra) and restart getopt on the rest. Returns the option character,
- * or -1 when all of argv is consumed. *state carries the position between
- * calls; start it at 0.
- */
-static int
-lease_getopt(int argc, char **argv, const char *optstring,
-    const struct option *longopts, struct lease_args *args, int *state)
-{
-	int	ch;
-
-	for (;;) {
-		/* *state is the offset of the argv slice getopt works on. */
-		ch = getopt_long(argc - *state, argv + *state, optstring,
-		    longopts, NULL);
-		if (ch != -1)
-			return (ch);
-		if (*state + optind >= argc)
-			return (-1);
-		if (strcmp(argv[*state + optind - 1], "--") == 0) {
-			/* Everything after "--" is an argument. */
-			for (ch = *state + optind; ch < argc; ch++) {
-				if (args->name == NULL)
-					args->name = argv[ch];
-				else if (args->extra == NULL)
-					args->extra = argv[ch];
-			}
-			return (-1);
-		}
-		/* argv[*state + optind] is a word: NAME or extra. */
-		*state += optind;
-		if (args->name == NULL)
-			args->name = argv[*state];
-		else if (args->extra == NULL)
-			args->extra = argv[*state];
-		/* Restart getopt; it skips the word as the slice's argv[0]. */
-		optind = 0;
-	}
-}
-
 /* Report the option getopt_long refused (ch is '?' or ':'). */
 static int
-lease_bad_option(const char *cmd, int ch, char **argv, int state)
+lease_bad_option(const char *cmd, int ch, const struct cli_args *args,
+    char **argv)
 {
-	const char	*opt = argv[state + optind - 1];
+	const char	*opt = args_refused(args, argv);
 
 	if (ch == ':')
 		return (cli_usage(cmd, "option '%s' needs a value", opt));
@@ -104,16 +54,17 @@ lease_bad_option(const char *cmd, int ch, char **argv, int state)
 
 /* Check that the command got exactly one valid NAME. */
 static int
-lease_name(const char *cmd, struct lease_args *args)
+lease_name(const char *cmd, struct cli_args *args)
 {
+	char	msg[256];
+
 	if (args->name == NULL)
 		return (cli_usage(cmd, "missing NAME"));
 	if (args->extra != NULL)
 		return (cli_usage(cmd, "unexpected argument '%s'", args->extra));
-	if (!berth_name_valid(args->name))
-		return (cli_usage(cmd, "invalid name '%s': 1-63 characters of "
-		    "a-z 0-9 . _ -, starting with a letter or digit",
-		    args->name));
+	if (!names_valid(args->name))
+		return (cli_usage(cmd, "%s", names_message(args->name, msg,
+		    sizeof msg)));
 	return (0);
 }
 
@@ -167,6 +118,78 @@ lease_print_env(const char *var, const char *value)
 	fputs("'\n", stdout);
 }
 
+/* One option of acquire into o (or *env); 0, or the usage exit code. */
+static int
+lease_acquire_option(const char *cmd, int ch, berth_acquire_opts *o,
+    int *env)
+{
+	char	*eq;
+	long	 n;
+	int	 rc = 0;
+
+	switch (ch) {
+	case OPT_PORT:
+		if ((rc = lease_number(cmd, "port", optarg, 1, 65535, &n)) == 0)
+			berth_acquire_opts_set_port(o, (int)n);
+		break;
+	case OPT_TTL:
+		if ((rc = lease_number(cmd, "ttl", optarg, 0, LEASE_TTL_MAX,
+		    &n)) == 0)
+			berth_acquire_opts_set_ttl(o, n);
+		break;
+	case OPT_PROTO:
+		if (strcmp(optarg, "tcp") != 0 && strcmp(optarg, "udp") != 0 &&
+		    strcmp(optarg, "both") != 0)
+			return (cli_usage(cmd, "--proto: '%s' is not tcp, udp "
+			    "or both", optarg));
+		berth_acquire_opts_set_proto(o, optarg);
+		break;
+	case OPT_HOST:
+		if (*optarg == '\0')
+			return (cli_usage(cmd, "--host: empty host"));
+		berth_acquire_opts_set_host(o, optarg);
+		break;
+	case OPT_META:
+		eq = strchr(optarg, '=');
+		if (eq == NULL || eq == optarg)
+			return (cli_usage(cmd, "--meta: '%s' is not KEY=VALUE",
+			    optarg));
+		/* Split in place: argv is ours to change. */
+		*eq = '\0';
+		berth_acquire_opts_add_meta(o, optarg, eq + 1);
+		break;
+	case OPT_PID:
+		if ((rc = lease_number(cmd, "pid", optarg, 1, INT_MAX,
+		    &n)) == 0)
+			berth_acquire_opts_set_pid(o, n);
+		break;
+	case OPT_TOKEN:
+		berth_acquire_opts_set_token(o, optarg);
+		break;
+	case OPT_ENV:
+		*env = 1;
+		break;
+	}
+	return (rc);
+}
+
+/* What acquire prints: the port, the API object, or lines for eval. */
+static void
+lease_print_acquired(struct cli *cli, const berth_lease *l, int env)
+{
+	char	port[16];
+
+	if (cli->json)
+		cli_print_json(berth_lease_json(l));
+	else if (env) {
+		snprintf(port, sizeof port, "%d", berth_lease_port(l));
+		lease_print_env("BERTH_NAME", berth_lease_name(l));
+		lease_print_env("BERTH_PORT", port);
+		lease_print_env("BERTH_TOKEN", berth_lease_token(l));
+	} else
+		printf("%d\n", berth_lease_port(l));
+}
+
 /*
  * acquire NAME [--port N] [--ttl S] [--proto P] [--host H] [--meta k=v]...
  *     [--pid P] [--token T] [--env]
@@ -186,113 +209,35 @@ cmd_acquire(struct cli *cli, int argc, char **argv)
 		{ NULL,		0,			NULL,	0 }
 	};
 	const char		*cmd = argv[0];
-	struct lease_args	 args = { NULL, NULL };
-	berth_acquire_opts	 opts;
-	berth_meta		*meta;
-	berth_lease		 lease;
+	struct cli_args		 args;
+	berth_acquire_opts	*opts;
+	berth_lease		*lease;
 	berth_error		 err;
-	berth_client		*c;
-	char			*eq, port[16];
-	long			 n;
-	int			 ch, state = 0, env = 0, rc;
+	int			 ch, env = 0, rc = 0;
 
-	memset(&opts, 0, sizeof opts);
-	if ((meta = calloc(argc, sizeof *meta)) == NULL) {
+	if ((opts = berth_acquire_opts_new(NULL)) == NULL) {
 		cli_warn("out of memory");
 		return (CLI_EXIT_ERROR);
 	}
-	opts.meta = meta;
-
-	optind = 0;
-	opterr = 0;
-	while ((ch = lease_getopt(argc, argv, "+:", longopts, &args,
-	    &state)) != -1) {
-		rc = 0;
-		switch (ch) {
-		case OPT_PORT:
-			if ((rc = lease_number(cmd, "port", optarg, 1, 65535,
-			    &n)) == 0)
-				opts.port = (int)n;
-			break;
-		case OPT_TTL:
-			if ((rc = lease_number(cmd, "ttl", optarg, 0,
-			    LEASE_TTL_MAX, &n)) == 0)
-				opts.ttl = n;
-			break;
-		case OPT_PROTO:
-			if (strcmp(optarg, "tcp") != 0 &&
-			    strcmp(optarg, "udp") != 0 &&
-			    strcmp(optarg, "both") != 0)
-				rc = cli_usage(cmd, "--proto: '%s' is not tcp, "
-				    "udp or both", optarg);
-			opts.proto = optarg;
-			break;
-		case OPT_HOST:
-			if (*optarg == '\0')
-				rc = cli_usage(cmd, "--host: empty host");
-			opts.host = optarg;
-			break;
-		case OPT_META:
-			eq = strchr(optarg, '=');
-			if (eq == NULL || eq == optarg) {
-				rc = cli_usage(cmd, "--meta: '%s' is not "
-				    "KEY=VALUE", optarg);
-				break;
-			}
-			/* Split in place: argv is ours to change. */
-			*eq = '\0';
-			meta[opts.nmeta].key = optarg;
-			meta[opts.nmeta].value = eq + 1;
-			opts.nmeta++;
-			break;
-		case OPT_PID:
-			if ((rc = lease_number(cmd, "pid", optarg, 1, INT_MAX,
-			    &n)) == 0)
-				opts.pid = (pid_t)n;
-			break;
-		case OPT_TOKEN:
-			opts.token = optarg;
-			break;
-		case OPT_ENV:
-			env = 1;
-			break;
-		default:
-			rc = lease_bad_option(cmd, ch, argv, state);
-			break;
-		}
-		if (rc != 0) {
-			free(meta);
-			return (rc);
-		}
+	args_init(&args, ARGS_WORDS, longopts);
+	while (rc == 0 && (ch = args_next(&args, argc, argv)) != -1) {
+		if (ch == '?' || ch == ':')
+			rc = lease_bad_option(cmd, ch, &args, argv);
+		else
+			rc = lease_acquire_option(cmd, ch, opts, &env);
 	}
-	if ((rc = lease_name(cmd, &args)) != 0) {
-		free(meta);
+	if (rc == 0 && (rc = lease_name(cmd, &args)) == 0)
+		berth_acquire_opts_set_name(opts, args.name);
+	if (rc != 0) {
+		berth_acquire_opts_free(opts);
 		return (rc);
 	}
-	opts.name = args.name;
-
-	if ((c = cli_client(cli)) == NULL) {
-		free(meta);
-		return (CLI_EXIT_ERROR);
-	}
-	memset(&lease, 0, sizeof lease);
-	memset(&err, 0, sizeof err);
-	if (berth_acquire(c, &opts, &lease, &err) != 0) {
-		free(meta);
+	rc = berth_acquire(cli_client(cli), opts, &lease, &err);
+	berth_acquire_opts_free(opts);
+	if (rc != 0)
 		return (cli_fail(cli, &err));
-	}
-	free(meta);
-
-	if (cli->json)
-		cli_print_json(lease.json);
-	else if (env) {
-		snprintf(port, sizeof port, "%d", lease.port);
-		lease_print_env("BERTH_NAME", lease.name);
-		lease_print_env("BERTH_PORT", port);
-		lease_print_env("BERTH_TOKEN", lease.token);
-	} else
-		printf("%d\n", lease.port);
-	berth_lease_clear(&lease);
+	lease_print_acquired(cli, lease, env);
+	berth_lease_free(lease);
 	return (CLI_EXIT_OK);
 }
 
@@ -301,7 +246,7 @@ cmd_acquire(struct cli *cli, int argc, char **argv)
  * $BERTH_TOKEN) and, where ttl is not NULL, --ttl S. 0, or the exit code.
  */
 static int
-lease_token_args(int argc, char **argv, struct lease_args *args,
+lease_token_args(int argc, char **argv, struct cli_args *args,
     const char **token, long *ttl)
 {
 	static const struct option longopts[] = {
@@ -310,13 +255,11 @@ lease_token_args(int argc, char **argv, struct lease_args *args,
 		{ NULL,		0,			NULL,	0 }
 	};
 	const char	*cmd = argv[0];
-	int		 ch, state = 0, rc;
+	int		 ch, rc;
 
 	*token = NULL;
-	optind = 0;
-	opterr = 0;
-	while ((ch = lease_getopt(argc, argv, "+:", longopts, args,
-	    &state)) != -1) {
+	args_init(args, ARGS_WORDS, longopts);
+	while ((ch = args_next(args, argc, argv)) != -1) {
 		switch (ch) {
 		case OPT_TOKEN:
 			*token = optarg;
@@ -330,7 +273,7 @@ lease_token_args(int argc, char **argv, struct lease_args *args,
 				return (rc);
 			break;
 		default:
-			return (lease_bad_option(cmd, ch, argv, state));
+			return (lease_bad_option(cmd, ch, args, argv));
 		}
 	}
 	if ((rc = lease_name(cmd, args)) != 0)
@@ -345,27 +288,27 @@ lease_token_args(int argc, char **argv, struct lease_args *args,
 int
 cmd_renew(struct cli *cli, int argc, char **argv)
 {
-	struct lease_args	 args = { NULL, NULL };
+	struct cli_args		 args;
 	const char		*token;
-	berth_lease		 lease;
+	berth_lease		*lease;
 	berth_error		 err;
-	berth_client		*c;
+	char			 when[40];
 	long			 ttl = -1;
 	int			 rc;
 
 	if ((rc = lease_token_args(argc, argv, &args, &token, &ttl)) != 0)
 		return (rc);
-	if ((c = cli_client(cli)) == NULL)
-		return (CLI_EXIT_ERROR);
-	memset(&lease, 0, sizeof lease);
-	memset(&err, 0, sizeof err);
-	if (berth_renew(c, args.name, token, ttl, &lease, &err) != 0)
+	if (berth_renew(cli_client(cli), args.name, token, ttl, &lease,
+	    &err) != 0)
 		return (cli_fail(cli, &err));
 	if (cli->json)
-		cli_print_json(lease.json);
-	else if (lease.expires_at[0] != '\0')
-		printf("%s\n", lease.expires_at);
-	berth_lease_clear(&lease);
+		cli_print_json(berth_lease_json(lease));
+	else if (berth_lease_expires_at(lease) != 0) {
+		rfc3339_format(berth_lease_expires_at(lease), when,
+		    sizeof when);
+		printf("%s\n", when);
+	}
+	berth_lease_free(lease);
 	return (CLI_EXIT_OK);
 }
 
@@ -373,18 +316,14 @@ cmd_renew(struct cli *cli, int argc, char **argv)
 int
 cmd_release(struct cli *cli, int argc, char **argv)
 {
-	struct lease_args	 args = { NULL, NULL };
+	struct cli_args		 args;
 	const char		*token;
 	berth_error		 err;
-	berth_client		*c;
 	int			 rc;
 
 	if ((rc = lease_token_args(argc, argv, &args, &token, NULL)) != 0)
 		return (rc);
-	if ((c = cli_client(cli)) == NULL)
-		return (CLI_EXIT_ERROR);
-	memset(&err, 0, sizeof err);
-	if (berth_release(c, args.name, token, &err) != 0)
+	if (berth_release(cli_client(cli), args.name, token, &err) != 0)
 		return (cli_fail(cli, &err));
 	return (CLI_EXIT_OK);
 }
@@ -401,23 +340,17 @@ cmd_revoke(struct cli *cli, int argc, char **argv)
 		{ NULL,		0,			NULL,	0 }
 	};
 	const char		*cmd = argv[0];
-	struct lease_args	 args = { NULL, NULL };
+	struct cli_args		 args;
 	berth_error		 err;
-	berth_client		*c;
-	int			 ch, state = 0, rc;
+	int			 ch, rc;
 
-	optind = 0;
-	opterr = 0;
-	while ((ch = lease_getopt(argc, argv, "+:", longopts, &args,
-	    &state)) != -1)
-		return (lease_bad_option(cmd, ch, argv, state));
+	args_init(&args, ARGS_WORDS, longopts);
+	while ((ch = args_next(&args, argc, argv)) != -1)
+		return (lease_bad_option(cmd, ch, &args, argv));
 	if ((rc = lease_name(cmd, &args)) != 0)
 		return (rc);
 
-	if ((c = cli_client(cli)) == NULL)
-		return (CLI_EXIT_ERROR);
-	memset(&err, 0, sizeof err);
-	if (berth_revoke(c, args.name, &err) != 0) {
+	if (berth_revoke(cli_client(cli), args.name, &err) != 0) {
 		rc = cli_fail(cli, &err);
 		if (err.code == BERTH_EFORBIDDEN)
 			cli_warn("revoke needs berthd's unix socket "
@@ -438,50 +371,45 @@ cmd_lookup(struct cli *cli, int argc, char **argv)
 		{ NULL,		0,			NULL,	0 }
 	};
 	const char		*cmd = argv[0];
-	struct lease_args	 args = { NULL, NULL };
-	berth_lease		 lease;
+	struct cli_args		 args;
+	berth_lease		*lease;
 	berth_error		 err;
 	berth_client		*c;
 	long			 wait = 0;
 	char			 addr[300];
-	int			 ch, state = 0, rc, addr_only = 0;
+	int			 ch, rc, addr_only = 0;
 
-	optind = 0;
-	opterr = 0;
-	while ((ch = lease_getopt(argc, argv, "+:", longopts, &args,
-	    &state)) != -1) {
+	args_init(&args, ARGS_WORDS, longopts);
+	while ((ch = args_next(&args, argc, argv)) != -1) {
 		switch (ch) {
 		case OPT_WAIT:
 			if ((rc = lease_number(cmd, "wait", optarg, 0,
-			    LEASE_WAIT_MAX, &wait)) != 0)
+			    BERTH_WAIT_MAX, &wait)) != 0)
 				return (rc);
 			break;
 		case OPT_ADDR_ONLY:
 			addr_only = 1;
 			break;
 		default:
-			return (lease_bad_option(cmd, ch, argv, state));
+			return (lease_bad_option(cmd, ch, &args, argv));
 		}
 	}
 	if ((rc = lease_name(cmd, &args)) != 0)
 		return (rc);
 
-	if ((c = cli_client(cli)) == NULL)
-		return (CLI_EXIT_ERROR);
+	c = cli_client(cli);
 	/* Leave the answer time to come: the broker holds the request. */
 	if (wait > 0)
 		berth_set_timeout(c, (int)(wait + 10) * 1000);
-	memset(&lease, 0, sizeof lease);
-	memset(&err, 0, sizeof err);
 	if (berth_lookup(c, args.name, (int)wait, &lease, &err) != 0)
 		return (cli_fail(cli, &err));
 	if (cli->json)
-		cli_print_json(lease.json);
+		cli_print_json(berth_lease_json(lease));
 	else if (addr_only) {
-		cli_format_addr(&lease, addr, sizeof addr);
+		cli_format_addr(lease, addr, sizeof addr);
 		puts(addr);
 	} else
-		printf("%d\n", lease.port);
-	berth_lease_clear(&lease);
+		printf("%d\n", berth_lease_port(lease));
+	berth_lease_free(lease);
 	return (CLI_EXIT_OK);
 }

@@ -35,60 +35,12 @@ struct list_row {
 	char	cell[COL_MAX][320];
 };
 
-static int	 list_parse_time(const char *, long long *);
 static long long list_now_ms(void);
 static void	 list_fill_row(const berth_lease *, long long, int,
 		    struct list_row *);
 static void	 list_print_row(const char **, const size_t *, int);
-static int	 list_print_table(const berth_lease *, size_t, int);
-static int	 list_print_json(const berth_lease *, size_t, uint64_t);
-
-/*
- * Parse the broker's RFC 3339 time ("2024-05-01T12:00:00.123Z"; an offset
- * instead of Z and no fraction are accepted too) into ms since the epoch.
- * Returns -1 if s is not such a time.
- */
-static int
-list_parse_time(const char *s, long long *ms)
-{
-	struct tm	 tm;
-	const char	*p;
-	long long	 frac = 0, scale = 1000;
-	int		 n = 0, oh, om, sign;
-	time_t		 t;
-
-	memset(&tm, 0, sizeof tm);
-	if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &tm.tm_year,
-	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-	    &n) != 6 || n == 0)
-		return (-1);
-	p = s + n;
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++) {
-			if (scale > 1) {
-				scale /= 10;
-				frac += (*p - '0') * scale;
-			}
-		}
-	}
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	if ((t = timegm(&tm)) == (time_t)-1)
-		return (-1);
-	if (*p == 'Z' || *p == 'z') {
-		if (p[1] != '\0')
-			return (-1);
-	} else if (*p == '+' || *p == '-') {
-		sign = *p == '-' ? -1 : 1;
-		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 ||
-		    p[1 + n] != '\0')
-			return (-1);
-		t -= sign * (oh * 3600 + om * 60);
-	} else
-		return (-1);
-	*ms = (long long)t * 1000 + frac;
-	return (0);
-}
+static int	 list_print_table(const berth_leases *, int);
+static int	 list_print_json(const berth_leases *);
 
 static long long
 list_now_ms(void)
@@ -108,32 +60,32 @@ list_fill_row(const berth_lease *l, long long now, int probe,
 	int		proto, up;
 
 	snprintf(row->cell[COL_NAME], sizeof row->cell[COL_NAME], "%s",
-	    l->name);
+	    berth_lease_name(l));
 	cli_format_addr(l, row->cell[COL_ADDRESS],
 	    sizeof row->cell[COL_ADDRESS]);
 	snprintf(row->cell[COL_PROTO], sizeof row->cell[COL_PROTO], "%s",
-	    l->proto);
+	    berth_lease_proto(l));
 	/* Round time left up: a live lease never reads "0s". */
-	if (l->ttl > 0 && list_parse_time(l->expires_at, &t) == 0)
+	if (berth_lease_ttl(l) > 0 && (t = berth_lease_expires_at(l)) != 0)
 		cli_format_age(t > now ? (long)((t - now + 999) / 1000) : 0,
 		    row->cell[COL_TTL], sizeof row->cell[COL_TTL]);
 	else
 		snprintf(row->cell[COL_TTL], sizeof row->cell[COL_TTL], "-");
-	if (l->pid > 0)
+	if (berth_lease_pid(l) > 0)
 		snprintf(row->cell[COL_PID], sizeof row->cell[COL_PID], "%ld",
-		    l->pid);
+		    berth_lease_pid(l));
 	else
 		snprintf(row->cell[COL_PID], sizeof row->cell[COL_PID], "-");
-	if (list_parse_time(l->created_at, &t) == 0)
+	if ((t = berth_lease_created_at(l)) != 0)
 		cli_format_age((long)((now - t) / 1000), row->cell[COL_AGE],
 		    sizeof row->cell[COL_AGE]);
 	else
 		snprintf(row->cell[COL_AGE], sizeof row->cell[COL_AGE], "-");
 	row->cell[COL_LISTENING][0] = '\0';
 	if (probe) {
-		proto = strcmp(l->proto, "udp") == 0 ? SOCK_PROTO_UDP :
-		    SOCK_PROTO_TCP;
-		up = sockets_listening((uint16_t)l->port, proto);
+		proto = strcmp(berth_lease_proto(l), "udp") == 0 ?
+		    SOCK_PROTO_UDP : SOCK_PROTO_TCP;
+		up = sockets_listening((uint16_t)berth_lease_port(l), proto);
 		snprintf(row->cell[COL_LISTENING],
 		    sizeof row->cell[COL_LISTENING], "%s",
 		    up > 0 ? "yes" : up == 0 ? "no" : "?");
@@ -156,11 +108,11 @@ list_print_row(const char **cells, const size_t *width, int ncol)
 
 /* The table for people: a header, then one aligned row per lease. */
 static int
-list_print_table(const berth_lease *leases, size_t n, int probe)
+list_print_table(const berth_leases *leases, int probe)
 {
 	struct list_row	*rows;
 	const char	*cells[COL_MAX];
-	size_t		 width[COL_MAX], i, len;
+	size_t		 width[COL_MAX], i, len, n = berth_leases_count(leases);
 	long long	 now = list_now_ms();
 	int		 c, ncol = probe ? COL_MAX : COL_LISTENING;
 
@@ -171,7 +123,8 @@ list_print_table(const berth_lease *leases, size_t n, int probe)
 	for (c = 0; c < ncol; c++)
 		width[c] = strlen(list_headers[c]);
 	for (i = 0; i < n; i++) {
-		list_fill_row(&leases[i], now, probe, &rows[i]);
+		list_fill_row(berth_leases_get(leases, i), now, probe,
+		    &rows[i]);
 		for (c = 0; c < ncol; c++) {
 			len = strlen(rows[i].cell[c]);
 			if (len > width[c])
@@ -190,17 +143,18 @@ list_print_table(const berth_lease *leases, size_t n, int probe)
 
 /* The API's list object, {"services":[...],"index":N}, rebuilt. */
 static int
-list_print_json(const berth_lease *leases, size_t n, uint64_t index)
+list_print_json(const berth_leases *leases)
 {
 	json_t		*services, *obj, *l;
 	json_error_t	 jerr;
 	char		*text;
-	size_t		 i;
+	size_t		 i, n = berth_leases_count(leases);
 
 	if ((services = json_array()) == NULL)
 		goto nomem;
 	for (i = 0; i < n; i++) {
-		if ((l = json_loads(leases[i].json, 0, &jerr)) == NULL) {
+		if ((l = json_loads(berth_lease_json(berth_leases_get(leases,
+		    i)), 0, &jerr)) == NULL) {
 			cli_warn("the broker sent a lease that is not JSON: "
 			    "%s", jerr.text);
 			json_decref(services);
@@ -212,7 +166,7 @@ list_print_json(const berth_lease *leases, size_t n, uint64_t index)
 		}
 	}
 	obj = json_pack("{s:o, s:I}", "services", services,
-	    "index", (json_int_t)index);
+	    "index", (json_int_t)berth_leases_index(leases));
 	if (obj == NULL)
 		goto nomem;
 	text = json_dumps(obj, JSON_PRESERVE_ORDER | JSON_COMPACT);
@@ -236,11 +190,8 @@ cmd_list(struct cli *cli, int argc, char **argv)
 		{ NULL,		0,		NULL,	0 }
 	};
 	const char	*cmd = argv[0];
-	berth_lease	*leases = NULL;
+	berth_leases	*leases;
 	berth_error	 err;
-	berth_client	*c;
-	uint64_t	 index = 0;
-	size_t		 n = 0;
 	int		 ch, probe = 0, rc;
 
 	optind = 0;
@@ -265,15 +216,12 @@ cmd_list(struct cli *cli, int argc, char **argv)
 		return (cli_usage(cmd, "unexpected argument '%s'",
 		    argv[optind]));
 
-	if ((c = cli_client(cli)) == NULL)
-		return (CLI_EXIT_ERROR);
-	memset(&err, 0, sizeof err);
-	if (berth_list(c, 0, 0, &leases, &n, &index, &err) != 0)
+	if (berth_list(cli_client(cli), 0, 0, &leases, &err) != 0)
 		return (cli_fail(cli, &err));
 	if (cli->json)
-		rc = list_print_json(leases, n, index);
+		rc = list_print_json(leases);
 	else
-		rc = list_print_table(leases, n, probe);
-	berth_leases_free(leases, n);
+		rc = list_print_table(leases, probe);
+	berth_leases_free(leases);
 	return (rc);
 }

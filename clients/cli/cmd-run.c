@@ -30,13 +30,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
 
 #include "cli.h"
 
 #define RUN_TTL		30	/* default lease TTL, seconds */
 #define RUN_TIMEOUT	60	/* default --need timeout, seconds */
-#define RUN_MAXWAIT	300	/* the broker's longest blocking lookup */
 #define RUN_LISTEN_FD	3	/* SD_LISTEN_FDS_START */
 #define RUN_FROM_KERNEL	0x80	/* flag in a self-pipe byte, see below */
 
@@ -61,7 +59,7 @@ struct run {
 	int			 fd;		/* --fd */
 	char			**cmd;		/* the command as given */
 	char			**argv;		/* the command, {port} replaced */
-	berth_lease		 lease;
+	berth_lease		*lease;		/* ours, once acquired */
 	pid_t			 owner;		/* the lease's pid, or 0 */
 	int			 listen_fd;
 	pid_t			 child;
@@ -74,6 +72,8 @@ struct run {
 static int	run_sigpipe[2] = { -1, -1 };
 static const int run_forward[] = { SIGINT, SIGTERM, SIGHUP };
 
+static int	run_option(struct run *, const char *, int,
+		    const struct cli_args *, char **);
 static int	run_parse(struct run *, int, char **);
 static long long run_now(void);
 static void	run_envname(const char *, const char *, char *, size_t);
@@ -102,89 +102,87 @@ static const struct option run_options[] = {
 	{ NULL,		0,			NULL,	0 }
 };
 
+/* One option of run into r; -1 when it is fine, else the exit code. */
+static int
+run_option(struct run *r, const char *cmdname, int ch,
+    const struct cli_args *a, char **argv)
+{
+	char	**needs;
+	long	  v;
+
+	switch (ch) {
+	case 't':
+		if (cli_parse_long(optarg, 0, INT_MAX, &v) == -1)
+			return (cli_usage(cmdname, "run: bad --ttl '%s': want "
+			    "seconds, 0 for no expiry", optarg));
+		r->ttl = v;
+		break;
+	case 'p':
+		if (cli_parse_long(optarg, 1, 65535, &v) == -1)
+			return (cli_usage(cmdname, "run: bad --port '%s'",
+			    optarg));
+		r->port = v;
+		break;
+	case 'H':
+		r->host = optarg;
+		break;
+	case 'n':
+		needs = reallocarray(r->needs, r->nneeds + 1, sizeof *r->needs);
+		if (needs == NULL) {
+			cli_warn("run: out of memory");
+			return (CLI_EXIT_ERROR);
+		}
+		r->needs = needs;
+		r->needs[r->nneeds++] = optarg;
+		break;
+	case 'T':
+		if (cli_parse_long(optarg, 0, INT_MAX / 1000, &v) == -1)
+			return (cli_usage(cmdname, "run: bad --timeout '%s': "
+			    "want seconds, 0 to wait forever", optarg));
+		r->timeout = v;
+		break;
+	case 'f':
+		r->fd = 1;
+		break;
+	case ':':
+		return (cli_usage(cmdname, "run: %s needs a value",
+		    args_refused(a, argv)));
+	default:
+		return (cli_usage(cmdname, "run: unknown option '%s'",
+		    args_refused(a, argv)));
+	}
+	return (-1);
+}
+
 /*
  * Options may come before or after NAME ("run api --ttl 5 -- cmd" as in
- * the synopsis, or "run --ttl 5 api -- cmd"), so parsing takes NAME when
- * getopt stops at it and goes on. The command must follow "--": the
- * global options (--addr, --json) are taken from anywhere before it, so
- * a command without it could lose its own. Returns -1 when all is well,
- * else the exit code.
+ * the synopsis, or "run --ttl 5 api -- cmd"). The command must follow
+ * "--": the global options (--addr, --json) are taken from anywhere
+ * before it, so a command without it could lose its own. Returns -1 when
+ * all is well, else the exit code.
  */
 static int
 run_parse(struct run *r, int argc, char **argv)
 {
 	const char	*cmdname = argv[0];
-	char		**needs;
-	long		 v;
-	int		 ch, dashdash = 0;
+	struct cli_args	 a;
+	int		 ch, rc;
 
-	optind = 0;
-	opterr = 0;
-	for (;;) {
-		ch = getopt_long(argc, argv, "+:", run_options, NULL);
-		if (ch == -1) {
-			if (optind > 1 && strcmp(argv[optind - 1], "--") == 0)
-				dashdash = 1;
-			if (!dashdash && r->name == NULL && optind < argc) {
-				r->name = argv[optind++];
-				continue;
-			}
-			break;
-		}
-		switch (ch) {
-		case 't':
-			if (cli_parse_long(optarg, 0, INT_MAX, &v) == -1)
-				return (cli_usage(cmdname, "run: bad --ttl '%s': "
-				    "want seconds, 0 for no expiry", optarg));
-			r->ttl = v;
-			break;
-		case 'p':
-			if (cli_parse_long(optarg, 1, 65535, &v) == -1)
-				return (cli_usage(cmdname, "run: bad --port '%s'",
-				    optarg));
-			r->port = v;
-			break;
-		case 'H':
-			r->host = optarg;
-			break;
-		case 'n':
-			needs = reallocarray(r->needs, r->nneeds + 1,
-			    sizeof *r->needs);
-			if (needs == NULL) {
-				cli_warn("run: out of memory");
-				return (CLI_EXIT_ERROR);
-			}
-			r->needs = needs;
-			r->needs[r->nneeds++] = optarg;
-			break;
-		case 'T':
-			if (cli_parse_long(optarg, 0, INT_MAX / 1000,
-			    &v) == -1)
-				return (cli_usage(cmdname, "run: bad --timeout "
-				    "'%s': want seconds, 0 to wait forever",
-				    optarg));
-			r->timeout = v;
-			break;
-		case 'f':
-			r->fd = 1;
-			break;
-		case ':':
-			return (cli_usage(cmdname, "run: %s needs a value",
-			    argv[optind - 1]));
-		default:
-			return (cli_usage(cmdname, "run: unknown option '%s'",
-			    argv[optind - 1]));
-		}
+	args_init(&a, ARGS_COMMAND, run_options);
+	while ((ch = args_next(&a, argc, argv)) != -1) {
+		if ((rc = run_option(r, cmdname, ch, &a, argv)) != -1)
+			return (rc);
 	}
+	r->name = a.name;
 	if (r->name == NULL)
 		return (cli_usage(cmdname, "run: which name?"));
-	if (!dashdash && optind < argc)
+	if (a.extra != NULL)
 		return (cli_usage(cmdname, "run: put the command after '--' "
-		    "(at '%s')", argv[optind]));
-	if (optind >= argc)
+		    "(at '%s')", a.extra));
+	if (a.command == NULL || a.command[0] == NULL)
 		return (cli_usage(cmdname, "run: no command to run after "
 		    "'--'"));
-	r->cmd = argv + optind;
+	r->cmd = a.command;
 	return (-1);
 }
 
@@ -222,7 +220,7 @@ run_envname(const char *dep, const char *suffix, char *buf, size_t len)
 static int
 run_need(struct run *r, const char *dep)
 {
-	berth_lease	 l;
+	berth_lease	*l;
 	berth_error	 err;
 	char		 var[128], val[300];
 	long long	 deadline = 0, left;
@@ -231,14 +229,12 @@ run_need(struct run *r, const char *dep)
 	if (r->timeout > 0)
 		deadline = run_now() + r->timeout * 1000LL;
 	for (;;) {
-		memset(&l, 0, sizeof l);
 		if (berth_lookup(r->client, dep, wait, &l, &err) == 0)
 			break;
-		berth_lease_clear(&l);
 		if (err.code != BERTH_ENOTFOUND)
 			return (cli_fail(r->cli, &err));
 		if (deadline == 0)
-			wait = RUN_MAXWAIT;
+			wait = BERTH_WAIT_MAX;
 		else {
 			left = deadline - run_now();
 			if (left <= 0) {
@@ -249,7 +245,8 @@ run_need(struct run *r, const char *dep)
 				return (CLI_EXIT_ERROR);
 			}
 			left = (left + 999) / 1000;
-			wait = left > RUN_MAXWAIT ? RUN_MAXWAIT : (int)left;
+			wait = left > BERTH_WAIT_MAX ? BERTH_WAIT_MAX :
+			    (int)left;
 		}
 		if (!said && isatty(STDERR_FILENO)) {
 			fprintf(stderr, "berth: waiting for %s at %s...\n",
@@ -258,29 +255,12 @@ run_need(struct run *r, const char *dep)
 		}
 	}
 	run_envname(dep, "ADDR", var, sizeof var);
-	cli_format_addr(&l, val, sizeof val);
+	cli_format_addr(l, val, sizeof val);
 	setenv(var, val, 1);
 	run_envname(dep, "PORT", var, sizeof var);
-	snprintf(val, sizeof val, "%d", l.port);
+	snprintf(val, sizeof val, "%d", berth_lease_port(l));
 	setenv(var, val, 1);
-	berth_lease_clear(&l);
-	return (0);
-}
-
-/* The first line of a small file, newline cut; -1 if unreadable. */
-static int
-run_read_line(const char *path, char *buf, size_t len)
-{
-	FILE	*f;
-
-	if ((f = fopen(path, "re")) == NULL)
-		return (-1);
-	if (fgets(buf, (int)len, f) == NULL) {
-		fclose(f);
-		return (-1);
-	}
-	fclose(f);
-	buf[strcspn(buf, "\n")] = '\0';
+	berth_lease_free(l);
 	return (0);
 }
 
@@ -293,27 +273,21 @@ run_read_line(const char *path, char *buf, size_t len)
 static int
 run_same_pid_space(struct run *r)
 {
+	berth_info	*st;
 	berth_error	 err;
-	json_t		*st;
-	const char	*ns, *boot;
-	char		 myns[64], myboot[64], *text = NULL;
-	ssize_t		 n;
+	const char	*myns, *ns, *boot;
 	int		 same = -1;
 
-	if ((n = readlink("/proc/self/ns/pid", myns, sizeof myns - 1)) <= 0 ||
-	    run_read_line("/proc/sys/kernel/random/boot_id", myboot,
-	    sizeof myboot) == -1)
+	if ((myns = procid_pid_namespace()) == NULL ||
+	    procid_boot_id()[0] == '\0')
 		return (-1);
-	myns[n] = '\0';
-	if (berth_status(r->client, &text, &err) != 0)
+	if (berth_status(r->client, &st, &err) != 0)
 		return (-2);
-	if ((st = json_loads(text, 0, NULL)) != NULL &&
-	    (ns = json_string_value(json_object_get(st, "pid_namespace"))) !=
-	    NULL &&
-	    (boot = json_string_value(json_object_get(st, "boot_id"))) != NULL)
-		same = strcmp(ns, myns) == 0 && strcmp(boot, myboot) == 0;
-	json_decref(st);
-	berth_free(text);
+	if ((ns = berth_info_pid_namespace(st)) != NULL &&
+	    (boot = berth_info_boot_id(st)) != NULL)
+		same = strcmp(ns, myns) == 0 &&
+		    strcmp(boot, procid_boot_id()) == 0;
+	berth_info_free(st);
 	return (same);
 }
 
@@ -362,6 +336,21 @@ run_choose_owner(struct run *r)
 	}
 }
 
+/* The acquire options for NAME now; NULL when out of memory. */
+static berth_acquire_opts *
+run_opts(struct run *r, int port)
+{
+	berth_acquire_opts	*o;
+
+	if ((o = berth_acquire_opts_new(r->name)) == NULL)
+		return (NULL);
+	berth_acquire_opts_set_port(o, port);
+	berth_acquire_opts_set_host(o, r->host);
+	berth_acquire_opts_set_ttl(o, r->ttl);
+	berth_acquire_opts_set_pid(o, r->owner);
+	return (o);
+}
+
 /*
  * Take NAME, owned by r->owner (run_choose_owner). port overrides --port: a
  * lease that lapsed is taken back on the port the command already uses.
@@ -370,33 +359,30 @@ run_choose_owner(struct run *r)
 static int
 run_acquire(struct run *r, int port, berth_error *err)
 {
-	berth_acquire_opts	opts;
-	berth_lease		l;
-	int			rc;
+	berth_acquire_opts	*o;
+	berth_lease		*l;
+	int			 rc;
 
-	memset(&opts, 0, sizeof opts);
-	opts.name = r->name;
-	opts.port = port;
-	opts.host = r->host;
-	opts.ttl = r->ttl;
-	opts.pid = r->owner;
-	memset(&l, 0, sizeof l);
-	rc = berth_acquire(r->client, &opts, &l, err);
-	if (rc != 0 && opts.pid != 0 &&
+	if ((o = run_opts(r, port)) == NULL) {
+		memset(err, 0, sizeof *err);
+		err->code = BERTH_ENOMEM;
+		snprintf(err->message, sizeof err->message, "out of memory");
+		return (-1);
+	}
+	rc = berth_acquire(r->client, o, &l, err);
+	berth_acquire_opts_free(o);
+	if (rc != 0 && r->owner != 0 &&
 	    strcmp(err->api_code, "pid_not_visible") == 0) {
 		/* Our namespace looked like berthd's, yet it cannot see us. */
 		run_disown(r, "berthd cannot see this process");
-		opts.pid = 0;
-		opts.ttl = r->ttl;
-		berth_lease_clear(&l);
-		memset(&l, 0, sizeof l);
-		rc = berth_acquire(r->client, &opts, &l, err);
+		if ((o = run_opts(r, port)) == NULL)
+			return (-1);
+		rc = berth_acquire(r->client, o, &l, err);
+		berth_acquire_opts_free(o);
 	}
-	if (rc != 0) {
-		berth_lease_clear(&l);
+	if (rc != 0)
 		return (-1);
-	}
-	berth_lease_clear(&r->lease);
+	berth_lease_free(r->lease);
 	r->lease = l;
 	return (0);
 }
@@ -416,7 +402,7 @@ run_listen(struct run *r)
 	char			 host[256], *p;
 	int			 fd, one = 1;
 
-	snprintf(host, sizeof host, "%s", r->lease.host);
+	snprintf(host, sizeof host, "%s", berth_lease_host(r->lease));
 	if (host[0] == '[' && (p = strchr(host, ']')) != NULL) {
 		*p = '\0';
 		memmove(host, host + 1, strlen(host + 1) + 1);
@@ -424,11 +410,11 @@ run_listen(struct run *r)
 	memset(&ss, 0, sizeof ss);
 	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
 		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(r->lease.port);
+		sin6->sin6_port = htons(berth_lease_port(r->lease));
 		len = sizeof *sin6;
 	} else {
 		sin->sin_family = AF_INET;
-		sin->sin_port = htons(r->lease.port);
+		sin->sin_port = htons(berth_lease_port(r->lease));
 		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
 			sin->sin_addr.s_addr = htonl(INADDR_ANY);
 			snprintf(host, sizeof host, "0.0.0.0");
@@ -443,7 +429,8 @@ run_listen(struct run *r)
 	if (bind(fd, (struct sockaddr *)&ss, len) == -1 ||
 	    listen(fd, 128) == -1) {
 		cli_warn("run: --fd: cannot listen on %s port %d for %s: %s",
-		    host, r->lease.port, r->name, strerror(errno));
+		    host, berth_lease_port(r->lease), r->name,
+		    strerror(errno));
 		close(fd);
 		return (-1);
 	}
@@ -484,7 +471,7 @@ run_command(struct run *r, char **cmd)
 		;
 	if ((r->argv = calloc(n + 1, sizeof *r->argv)) == NULL)
 		return (-1);
-	snprintf(port, sizeof port, "%d", r->lease.port);
+	snprintf(port, sizeof port, "%d", berth_lease_port(r->lease));
 	for (i = 0; i < n; i++) {
 		if ((r->argv[i] = run_subst(cmd[i], port)) == NULL)
 			return (-1);
@@ -624,15 +611,15 @@ run_renew(struct run *r)
 
 	if (r->renew_state == RUN_RENEW_LOST)
 		return;
-	if (berth_renew(r->client, r->name, r->lease.token, -1, NULL,
-	    &err) == 0) {
+	if (berth_renew(r->client, r->name, berth_lease_token(r->lease), -1,
+	    NULL, &err) == 0) {
 		if (r->renew_state != RUN_RENEW_OK)
 			cli_warn("run: renewed %s again", r->name);
 		r->renew_state = RUN_RENEW_OK;
 		return;
 	}
 	if (err.code == BERTH_ENOTFOUND) {
-		if (run_acquire(r, r->lease.port, &err) == 0) {
+		if (run_acquire(r, berth_lease_port(r->lease), &err) == 0) {
 			cli_warn("run: the lease on %s had ended; took it "
 			    "again", r->name);
 			r->renew_state = RUN_RENEW_OK;
@@ -729,10 +716,70 @@ run_release(struct run *r)
 
 	if (r->renew_state == RUN_RENEW_LOST)
 		return;
-	if (berth_release(r->client, r->name, r->lease.token, &err) != 0 &&
+	if (berth_release(r->client, r->name, berth_lease_token(r->lease),
+	    &err) != 0 &&
 	    err.code != BERTH_ENOTFOUND)
 		cli_warn("run: cannot release %s (it ends when this process "
 		    "does): %s", r->name, err.message);
+}
+
+/* Bad names are found before any waiting, not after: -1, or exit code. */
+static int
+run_check_names(struct run *r, const char *cmdname)
+{
+	const char	*name;
+	char		 msg[256];
+	size_t		 i;
+
+	for (i = 0; i <= r->nneeds; i++) {
+		name = i < r->nneeds ? r->needs[i] : r->name;
+		if (!names_valid(name))
+			return (cli_usage(cmdname, "run: %s",
+			    names_message(name, msg, sizeof msg)));
+	}
+	return (-1);
+}
+
+/*
+ * With the lease taken: the environment, the command, --fd's socket and
+ * the signals, then fork, exec and wait. Returns the exit code: the
+ * command's, or 1 when it could not be started.
+ */
+static int
+run_serve(struct run *r)
+{
+	char	port[16];
+	int	status;
+
+	snprintf(port, sizeof port, "%d", berth_lease_port(r->lease));
+	if (setenv("PORT", port, 1) == -1 ||
+	    setenv("BERTH_PORT", port, 1) == -1 ||
+	    setenv("BERTH_NAME", r->name, 1) == -1 ||
+	    setenv("BERTH_ADDR", berth_addr(r->client), 1) == -1 ||
+	    run_command(r, r->cmd) == -1) {
+		cli_warn("run: out of memory");
+		return (CLI_EXIT_ERROR);
+	}
+	if (r->fd && (r->listen_fd = run_listen(r)) == -1)
+		return (CLI_EXIT_ERROR);
+	if (run_signals(r) == -1)
+		return (CLI_EXIT_ERROR);
+	fflush(NULL);
+	r->parent = getpid();
+	if ((r->child = fork()) == -1) {
+		cli_warn("run: fork: %s", strerror(errno));
+		return (CLI_EXIT_ERROR);
+	}
+	if (r->child == 0)
+		run_exec(r);
+	if (r->listen_fd != -1)
+		close(r->listen_fd);
+	sigprocmask(SIG_SETMASK, &r->old_mask, NULL);
+
+	status = run_wait(r);
+	if (WIFSIGNALED(status))
+		return (128 + WTERMSIG(status));
+	return (WEXITSTATUS(status));
 }
 
 int
@@ -741,27 +788,16 @@ cmd_run(struct cli *cli, int argc, char **argv)
 	struct run	 r;
 	berth_error	 err;
 	size_t		 i;
-	const char	*name;
-	char		 port[16];
-	int		 rc, status;
+	int		 rc;
 
 	memset(&r, 0, sizeof r);
 	r.cli = cli;
 	r.ttl = RUN_TTL;
 	r.timeout = RUN_TIMEOUT;
 	r.listen_fd = -1;
-	if ((rc = run_parse(&r, argc, argv)) != -1)
+	if ((rc = run_parse(&r, argc, argv)) != -1 ||
+	    (rc = run_check_names(&r, argv[0])) != -1)
 		goto out;
-	/* Bad names are found before any waiting, not after. */
-	for (i = 0; i <= r.nneeds; i++) {
-		name = i < r.nneeds ? r.needs[i] : r.name;
-		if (!berth_name_valid(name)) {
-			rc = cli_usage(argv[0], "run: '%s' is not a valid "
-			    "name: 1-63 characters, [a-z0-9] first, then "
-			    "[a-z0-9._-]", name);
-			goto out;
-		}
-	}
 	r.client = cli_client(cli);
 	for (i = 0; i < r.nneeds; i++) {
 		if ((rc = run_need(&r, r.needs[i])) != 0)
@@ -772,47 +808,10 @@ cmd_run(struct cli *cli, int argc, char **argv)
 		rc = cli_fail(cli, &err);
 		goto out;
 	}
-	snprintf(port, sizeof port, "%d", r.lease.port);
-	if (setenv("PORT", port, 1) == -1 ||
-	    setenv("BERTH_PORT", port, 1) == -1 ||
-	    setenv("BERTH_NAME", r.name, 1) == -1 ||
-	    setenv("BERTH_ADDR", berth_addr(r.client), 1) == -1 ||
-	    run_command(&r, r.cmd) == -1) {
-		cli_warn("run: out of memory");
-		rc = CLI_EXIT_ERROR;
-		goto release;
-	}
-	if (r.fd && (r.listen_fd = run_listen(&r)) == -1) {
-		rc = CLI_EXIT_ERROR;
-		goto release;
-	}
-
-	if (run_signals(&r) == -1) {
-		rc = CLI_EXIT_ERROR;
-		goto release;
-	}
-	fflush(NULL);
-	r.parent = getpid();
-	if ((r.child = fork()) == -1) {
-		cli_warn("run: fork: %s", strerror(errno));
-		rc = CLI_EXIT_ERROR;
-		goto release;
-	}
-	if (r.child == 0)
-		run_exec(&r);
-	if (r.listen_fd != -1)
-		close(r.listen_fd);
-	sigprocmask(SIG_SETMASK, &r.old_mask, NULL);
-
-	status = run_wait(&r);
-	if (WIFSIGNALED(status))
-		rc = 128 + WTERMSIG(status);
-	else
-		rc = WEXITSTATUS(status);
-release:
+	rc = run_serve(&r);
 	run_release(&r);
 out:
-	berth_lease_clear(&r.lease);
+	berth_lease_free(r.lease);
 	for (i = 0; r.argv != NULL && r.argv[i] != NULL; i++)
 		free(r.argv[i]);
 	free(r.argv);

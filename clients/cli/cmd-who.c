@@ -32,21 +32,21 @@ who_proto(const struct sock_holder *h)
 }
 
 /*
- * Find the live lease on port, if a broker answers. Returns 1 and fills
- * *out when one names it, 0 when none does, -1 when the broker could not
- * tell (after saying so on stderr).
+ * Find the live lease on port, if a broker answers. Returns 1 and points
+ * *out into *list (the caller frees the list) when one names it, 0 when
+ * none does, -1 when the broker could not tell (after saying so).
  */
 static int
-who_lease(struct cli *cli, uint16_t port, berth_lease *out)
+who_lease(struct cli *cli, uint16_t port, berth_leases **list,
+    const berth_lease **out)
 {
-	berth_client	*c = cli_client(cli);
-	berth_lease	*leases;
-	berth_error	 err;
-	size_t		 i, n;
-	int		 found = 0;
+	berth_client		*c = cli_client(cli);
+	const berth_lease	*l;
+	berth_error		 err;
+	size_t			 i;
 
 	berth_set_timeout(c, WHO_TIMEOUT_MS);
-	if (berth_list(c, 0, 0, &leases, &n, NULL, &err) != 0) {
+	if (berth_list(c, 0, 0, list, &err) != 0) {
 		if (err.code == BERTH_EUNREACHABLE)
 			cli_warn("no broker at %s; lease names unknown",
 			    berth_addr(c));
@@ -54,17 +54,13 @@ who_lease(struct cli *cli, uint16_t port, berth_lease *out)
 			cli_warn("%s; lease names unknown", err.message);
 		return (-1);
 	}
-	for (i = 0; i < n && !found; i++) {
-		if (leases[i].port != port)
-			continue;
-		*out = leases[i];
-		/* The copy owns these now. */
-		leases[i].meta = NULL;
-		leases[i].json = NULL;
-		found = 1;
+	for (i = 0; (l = berth_leases_get(*list, i)) != NULL; i++) {
+		if (berth_lease_port(l) == port) {
+			*out = l;
+			return (1);
+		}
 	}
-	berth_leases_free(leases, n);
-	return (found);
+	return (0);
 }
 
 static void
@@ -86,10 +82,11 @@ who_print_plain(uint16_t port, const struct sock_holder *h, size_t n,
 	if (n == 0 && lease != NULL)
 		printf("no socket holds port %u\n", port);
 	if (lease != NULL) {
-		printf("lease %s (%s:%d %s", lease->name, lease->host,
-		    lease->port, lease->proto);
-		if (lease->pid != 0)
-			printf(", owner pid %ld", lease->pid);
+		printf("lease %s (%s:%d %s", berth_lease_name(lease),
+		    berth_lease_host(lease), berth_lease_port(lease),
+		    berth_lease_proto(lease));
+		if (berth_lease_pid(lease) != 0)
+			printf(", owner pid %ld", berth_lease_pid(lease));
 		printf(")\n");
 	}
 }
@@ -120,7 +117,8 @@ who_print_json(uint16_t port, const struct sock_holder *h, size_t n,
 		}
 	}
 	o = json_pack("{s:i, s:o, s:o}", "port", (int)port, "holders", arr,
-	    "lease", lease != NULL ? json_string(lease->name) : json_null());
+	    "lease", lease != NULL ? json_string(berth_lease_name(lease)) :
+	    json_null());
 	if (o == NULL || (text = json_dumps(o, JSON_COMPACT |
 	    JSON_PRESERVE_ORDER)) == NULL) {
 		json_decref(o);
@@ -141,7 +139,8 @@ int
 cmd_who(struct cli *cli, int argc, char **argv)
 {
 	struct sock_holder	*h;
-	berth_lease		 lease;
+	berth_leases		*list = NULL;
+	const berth_lease	*lease = NULL;
 	size_t			 n;
 	long			 port;
 	int			 ch, have_lease, rc;
@@ -171,23 +170,19 @@ cmd_who(struct cli *cli, int argc, char **argv)
 		cli_warn("who: out of memory");
 		return (CLI_EXIT_ERROR);
 	}
-	memset(&lease, 0, sizeof lease);
-	have_lease = who_lease(cli, (uint16_t)port, &lease) == 1;
+	have_lease = who_lease(cli, (uint16_t)port, &list, &lease) == 1;
 
 	rc = n > 0 || have_lease ? CLI_EXIT_OK : CLI_EXIT_NOTFOUND;
 	if (cli->json) {
-		if (who_print_json((uint16_t)port, h, n,
-		    have_lease ? &lease : NULL) == -1) {
+		if (who_print_json((uint16_t)port, h, n, lease) == -1) {
 			cli_warn("who: out of memory");
 			rc = CLI_EXIT_ERROR;
 		}
 	} else if (rc == CLI_EXIT_NOTFOUND)
 		cli_warn("nothing holds port %ld", port);
 	else
-		who_print_plain((uint16_t)port, h, n,
-		    have_lease ? &lease : NULL);
-	if (have_lease)
-		berth_lease_clear(&lease);
+		who_print_plain((uint16_t)port, h, n, lease);
+	berth_leases_free(list);
 	free(h);
 	return (rc);
 }

@@ -1,11 +1,11 @@
 /*
  * client.c: libberth's public calls: each builds its request, sends it
  * over the client's connection (http.c) and turns the JSON answer into a
- * berth_lease or a berth_error.
+ * lease (lease.c), the broker's status (info.c) or a berth_error. Every
+ * call returns 0 or the positive code it puts in err->code.
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,26 +14,18 @@
 
 #include "http.h"
 
-#define BERTH_EXPORT	__attribute__((visibility("default")))
 #define BERTH_TIMEOUT_MS	10000
+
+BERTH_EXPORT const char *
+berth_version(void)
+{
+	return (BERTH_VERSION);
+}
 
 BERTH_EXPORT int
 berth_name_valid(const char *s)
 {
-	size_t	i;
-
-	if (s == NULL || !(islower((unsigned char)s[0]) ||
-	    isdigit((unsigned char)s[0])))
-		return (0);
-	for (i = 0; s[i] != '\0'; i++) {
-		if (i >= 63)
-			return (0);
-		if (!islower((unsigned char)s[i]) &&
-		    !isdigit((unsigned char)s[i]) && s[i] != '.' &&
-		    s[i] != '_' && s[i] != '-')
-			return (0);
-	}
-	return (1);
+	return (names_valid(s));
 }
 
 BERTH_EXPORT const char *
@@ -45,9 +37,7 @@ berth_strerror(int code)
 		"forbidden", "unavailable", "broker error", "out of memory"
 	};
 
-	if (code < 0)
-		code = -code;
-	if (code >= (int)(sizeof msgs / sizeof msgs[0]))
+	if (code < 0 || code >= (int)(sizeof msgs / sizeof msgs[0]))
 		return ("unknown error");
 	return (msgs[code]);
 }
@@ -89,7 +79,7 @@ berth_close(berth_client *c)
 BERTH_EXPORT const char *
 berth_addr(const berth_client *c)
 {
-	return (c->addr);
+	return (c->addr.text);
 }
 
 BERTH_EXPORT void
@@ -104,34 +94,7 @@ berth_last_index(const berth_client *c)
 	return (c->last_index);
 }
 
-BERTH_EXPORT void
-berth_free(void *p)
-{
-	free(p);
-}
-
-BERTH_EXPORT void
-berth_lease_clear(berth_lease *l)
-{
-	if (l == NULL)
-		return;
-	free(l->meta);
-	free(l->json);
-	memset(l, 0, sizeof *l);
-}
-
-BERTH_EXPORT void
-berth_leases_free(berth_lease *v, size_t n)
-{
-	size_t	i;
-
-	if (v == NULL)
-		return;
-	for (i = 0; i < n; i++)
-		berth_lease_clear(&v[i]);
-	free(v);
-}
-
+/* The error code for an HTTP status outside 2xx. */
 static int
 berth_code_for(int status)
 {
@@ -169,11 +132,11 @@ berth_api_error(berth_client *c, struct bhttp_response *r, berth_error *err)
 		    code != NULL ? code : "error");
 	else
 		bhttp_set_error(err, berr, r->status, NULL, "broker at %s "
-		    "answered %d", c->addr, r->status);
+		    "answered %d", c->addr.text, r->status);
 	json_decref(j);
 	free(r->body);
 	r->body = NULL;
-	return (-berr);
+	return (berr);
 }
 
 /* Send a request; an answer outside 2xx becomes an error. */
@@ -195,111 +158,64 @@ berth_call(berth_client *c, const char *method, const char *path,
 	return (0);
 }
 
-static void
-berth_copy_str(char *dst, size_t len, json_t *v)
-{
-	snprintf(dst, len, "%s", json_is_string(v) ? json_string_value(v) :
-	    "");
-}
-
-/* Fill l from one API lease object; 0, or -1 if it is not one. */
-static int
-berth_lease_from_json(json_t *o, berth_lease *l)
-{
-	json_t	*meta;
-
-	memset(l, 0, sizeof *l);
-	if (!json_is_object(o) || !json_is_string(json_object_get(o, "name")) ||
-	    !json_is_integer(json_object_get(o, "port")))
-		return (-1);
-	berth_copy_str(l->name, sizeof l->name, json_object_get(o, "name"));
-	l->port = (int)json_integer_value(json_object_get(o, "port"));
-	berth_copy_str(l->proto, sizeof l->proto, json_object_get(o, "proto"));
-	berth_copy_str(l->host, sizeof l->host, json_object_get(o, "host"));
-	l->ttl = (long)json_integer_value(json_object_get(o, "ttl"));
-	berth_copy_str(l->expires_at, sizeof l->expires_at,
-	    json_object_get(o, "expires_at"));
-	l->pid = (long)json_integer_value(json_object_get(o, "pid"));
-	berth_copy_str(l->created_at, sizeof l->created_at,
-	    json_object_get(o, "created_at"));
-	berth_copy_str(l->renewed_at, sizeof l->renewed_at,
-	    json_object_get(o, "renewed_at"));
-	berth_copy_str(l->token, sizeof l->token, json_object_get(o, "token"));
-	meta = json_object_get(o, "meta");
-	l->meta = json_dumps(json_is_object(meta) ? meta : json_object(),
-	    JSON_COMPACT | JSON_SORT_KEYS);
-	l->json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (l->meta == NULL || l->json == NULL) {
-		berth_lease_clear(l);
-		return (-1);
-	}
-	return (0);
-}
-
-/* Parse a lease answer into out (which may be NULL). */
+/*
+ * Parse a lease answer into a new lease in *out (out may be NULL: the
+ * answer is dropped). Consumes r->body.
+ */
 static int
 berth_lease_answer(berth_client *c, struct bhttp_response *r,
-    berth_lease *out, berth_error *err)
+    berth_lease **out, berth_error *err)
 {
-	json_t	*j;
-	int	 rc = 0;
+	struct berth_lease	*l;
+	json_t			*j;
+	int			 rc = 0;
 
 	if (out == NULL) {
 		free(r->body);
 		return (0);
 	}
-	j = json_loads(r->body != NULL ? r->body : "", 0, NULL);
-	if (berth_lease_from_json(j, out) == -1) {
-		bhttp_set_error(err, BERTH_EPROTO, r->status, NULL, "broker at "
-		    "%s sent a lease that is not one", c->addr);
-		rc = -BERTH_EPROTO;
+	if ((l = calloc(1, sizeof *l)) == NULL) {
+		free(r->body);
+		bhttp_set_error(err, BERTH_ENOMEM, 0, NULL, "out of memory");
+		return (BERTH_ENOMEM);
 	}
+	j = json_loads(r->body != NULL ? r->body : "", 0, NULL);
+	if (lease_from_json(j, l) == -1) {
+		bhttp_set_error(err, BERTH_EPROTO, r->status, NULL, "broker at "
+		    "%s sent a lease that is not one", c->addr.text);
+		free(l);
+		rc = BERTH_EPROTO;
+	} else
+		*out = l;
 	json_decref(j);
 	free(r->body);
 	return (rc);
 }
 
+/* Refuse a bad name here, with the broker's own words, before any request. */
 static int
 berth_check_name(const char *name, berth_error *err)
 {
-	if (berth_name_valid(name))
+	char	msg[sizeof err->message];
+
+	if (names_valid(name))
 		return (0);
-	bhttp_set_error(err, BERTH_EINVAL, 0, "invalid_name", "'%s' is not a "
-	    "valid name: 1-63 characters, [a-z0-9] first, then [a-z0-9._-]",
-	    name != NULL ? name : "");
-	return (-BERTH_EINVAL);
+	bhttp_set_error(err, BERTH_EINVAL, 0, "invalid_name", "%s",
+	    names_message(name, msg, sizeof msg));
+	return (BERTH_EINVAL);
 }
 
-static json_t *
-berth_acquire_body(const berth_acquire_opts *o)
+/* A call starts with a clean err, whatever the caller left in it. */
+static void
+berth_reset(berth_error *err)
 {
-	json_t	*b, *meta;
-	size_t	 i;
-
-	b = json_pack("{s:s}", "name", o->name);
-	if (o->port > 0)
-		json_object_set_new(b, "port", json_integer(o->port));
-	if (o->proto != NULL)
-		json_object_set_new(b, "proto", json_string(o->proto));
-	if (o->host != NULL)
-		json_object_set_new(b, "host", json_string(o->host));
-	if (o->ttl > 0)
-		json_object_set_new(b, "ttl", json_integer(o->ttl));
-	if (o->pid > 0)
-		json_object_set_new(b, "pid", json_integer(o->pid));
-	if (o->nmeta > 0) {
-		meta = json_object();
-		for (i = 0; i < o->nmeta; i++)
-			json_object_set_new(meta, o->meta[i].key,
-			    json_string(o->meta[i].value));
-		json_object_set_new(b, "meta", meta);
-	}
-	return (b);
+	if (err != NULL)
+		memset(err, 0, sizeof *err);
 }
 
 BERTH_EXPORT int
-berth_acquire(berth_client *c, const berth_acquire_opts *o, berth_lease *out,
-    berth_error *err)
+berth_acquire(berth_client *c, const berth_acquire_opts *o,
+    berth_lease **out, berth_error *err)
 {
 	struct bhttp_response	 r;
 	json_t			*b;
@@ -307,16 +223,22 @@ berth_acquire(berth_client *c, const berth_acquire_opts *o, berth_lease *out,
 	int			 rc;
 
 	if (out != NULL)
-		memset(out, 0, sizeof *out);
+		*out = NULL;
+	berth_reset(err);
 	if (o == NULL || (rc = berth_check_name(o->name, err)) != 0)
-		return (o == NULL ? -BERTH_EINVAL : rc);
-	b = berth_acquire_body(o);
+		return (o == NULL ? BERTH_EINVAL : rc);
+	if (o->failed != 0) {
+		bhttp_set_error(err, o->failed, 0, NULL, "an acquire option "
+		    "could not be set: %s", berth_strerror(o->failed));
+		return (o->failed);
+	}
+	b = lease_acquire_body(o);
 	body = b != NULL ? json_dumps(b, JSON_COMPACT) : NULL;
 	json_decref(b);
 	if (body == NULL) {
 		bhttp_set_error(err, BERTH_EINVAL, 0, NULL, "cannot encode the "
-		    "request (meta keys and values must be UTF-8)");
-		return (-BERTH_EINVAL);
+		    "request (strings and meta must be UTF-8)");
+		return (BERTH_EINVAL);
 	}
 	rc = berth_call(c, "POST", "/v1/services", o->token, body, 0, &r, err);
 	free(body);
@@ -327,14 +249,15 @@ berth_acquire(berth_client *c, const berth_acquire_opts *o, berth_lease *out,
 
 BERTH_EXPORT int
 berth_renew(berth_client *c, const char *name, const char *token, long ttl,
-    berth_lease *out, berth_error *err)
+    berth_lease **out, berth_error *err)
 {
 	struct bhttp_response	 r;
 	char			 path[128], body[64];
 	int			 rc;
 
 	if (out != NULL)
-		memset(out, 0, sizeof *out);
+		*out = NULL;
+	berth_reset(err);
 	if ((rc = berth_check_name(name, err)) != 0)
 		return (rc);
 	snprintf(path, sizeof path, "/v1/services/%s/renew", name);
@@ -345,6 +268,7 @@ berth_renew(berth_client *c, const char *name, const char *token, long ttl,
 	return (berth_lease_answer(c, &r, out, err));
 }
 
+/* DELETE a lease: release with its token, or revoke with ?force=1. */
 static int
 berth_delete(berth_client *c, const char *name, const char *token,
     const char *query, berth_error *err)
@@ -375,14 +299,15 @@ berth_revoke(berth_client *c, const char *name, berth_error *err)
 	return (berth_delete(c, name, NULL, "?force=1", err));
 }
 
+/* The broker holds a blocking query at most BERTH_WAIT_MAX seconds. */
 static int
 berth_clamp_wait(int wait)
 {
-	return (wait < 0 ? 0 : wait > 300 ? 300 : wait);
+	return (wait < 0 ? 0 : wait > BERTH_WAIT_MAX ? BERTH_WAIT_MAX : wait);
 }
 
 BERTH_EXPORT int
-berth_lookup(berth_client *c, const char *name, int wait, berth_lease *out,
+berth_lookup(berth_client *c, const char *name, int wait, berth_lease **out,
     berth_error *err)
 {
 	struct bhttp_response	r;
@@ -390,7 +315,8 @@ berth_lookup(berth_client *c, const char *name, int wait, berth_lease *out,
 	int			rc;
 
 	if (out != NULL)
-		memset(out, 0, sizeof *out);
+		*out = NULL;
+	berth_reset(err);
 	if ((rc = berth_check_name(name, err)) != 0)
 		return (rc);
 	wait = berth_clamp_wait(wait);
@@ -404,18 +330,44 @@ berth_lookup(berth_client *c, const char *name, int wait, berth_lease *out,
 	return (berth_lease_answer(c, &r, out, err));
 }
 
+/* Turn a list answer into v; 0, or the error code after filling err. */
+static int
+berth_list_answer(berth_client *c, json_t *j, berth_leases *v,
+    berth_error *err)
+{
+	json_t	*arr = json_object_get(j, "services"), *o;
+	size_t	 i;
+
+	if (!json_is_array(arr)) {
+		bhttp_set_error(err, BERTH_EPROTO, 200, NULL, "broker at %s "
+		    "sent a list that is not one", c->addr.text);
+		return (BERTH_EPROTO);
+	}
+	if ((v->v = calloc(json_array_size(arr) + 1, sizeof *v->v)) == NULL) {
+		bhttp_set_error(err, BERTH_ENOMEM, 0, NULL, "out of memory");
+		return (BERTH_ENOMEM);
+	}
+	json_array_foreach(arr, i, o) {
+		if (lease_from_json(o, &v->v[v->n]) == 0)
+			v->n++;
+	}
+	v->index = (uint64_t)json_integer_value(json_object_get(j, "index"));
+	return (0);
+}
+
 BERTH_EXPORT int
-berth_list(berth_client *c, uint64_t index, int wait, berth_lease **out,
-    size_t *n, uint64_t *index_out, berth_error *err)
+berth_list(berth_client *c, uint64_t index, int wait, berth_leases **out,
+    berth_error *err)
 {
 	struct bhttp_response	 r;
-	json_t			*j, *arr, *o;
+	berth_leases		*v;
+	json_t			*j;
 	char			 path[96];
-	size_t			 i;
 	int			 rc;
 
-	*out = NULL;
-	*n = 0;
+	if (out != NULL)
+		*out = NULL;
+	berth_reset(err);
 	wait = berth_clamp_wait(wait);
 	if (index > 0 && wait > 0)
 		snprintf(path, sizeof path, "/v1/services?index=%llu&wait=%d",
@@ -427,40 +379,48 @@ berth_list(berth_client *c, uint64_t index, int wait, berth_lease **out,
 		return (rc);
 	j = json_loads(r.body != NULL ? r.body : "", 0, NULL);
 	free(r.body);
-	arr = json_object_get(j, "services");
-	if (!json_is_array(arr)) {
-		json_decref(j);
-		bhttp_set_error(err, BERTH_EPROTO, 200, NULL, "broker at %s "
-		    "sent a list that is not one", c->addr);
-		return (-BERTH_EPROTO);
-	}
-	if ((*out = calloc(json_array_size(arr) + 1, sizeof **out)) == NULL) {
-		json_decref(j);
+	if ((v = calloc(1, sizeof *v)) == NULL) {
 		bhttp_set_error(err, BERTH_ENOMEM, 0, NULL, "out of memory");
-		return (-BERTH_ENOMEM);
-	}
-	json_array_foreach(arr, i, o) {
-		if (berth_lease_from_json(o, &(*out)[*n]) == 0)
-			(*n)++;
-	}
-	if (index_out != NULL)
-		*index_out = (uint64_t)json_integer_value(json_object_get(j,
-		    "index"));
+		rc = BERTH_ENOMEM;
+	} else if ((rc = berth_list_answer(c, j, v, err)) != 0)
+		berth_leases_free(v);
+	else
+		*out = v;
 	json_decref(j);
-	return (0);
+	return (rc);
 }
 
 BERTH_EXPORT int
-berth_status(berth_client *c, char **json, berth_error *err)
+berth_status(berth_client *c, berth_info **out, berth_error *err)
 {
-	struct bhttp_response	r;
-	int			rc;
+	struct bhttp_response	 r;
+	berth_info		*s;
+	int			 rc;
 
-	*json = NULL;
+	if (out != NULL)
+		*out = NULL;
+	berth_reset(err);
 	if ((rc = berth_call(c, "GET", "/v1/status", NULL, NULL, 0, &r,
 	    err)) != 0)
 		return (rc);
-	*json = r.body;
+	if ((s = calloc(1, sizeof *s)) == NULL) {
+		free(r.body);
+		bhttp_set_error(err, BERTH_ENOMEM, 0, NULL, "out of memory");
+		return (BERTH_ENOMEM);
+	}
+	s->json = r.body;
+	s->obj = json_loads(r.body != NULL ? r.body : "", 0, NULL);
+	if (!json_is_object(s->obj)) {
+		/* 200, so a caller can tell "answered, but not berthd". */
+		bhttp_set_error(err, BERTH_EPROTO, r.status, NULL, "the broker "
+		    "at %s sent a status that is not JSON", c->addr.text);
+		berth_info_free(s);
+		return (BERTH_EPROTO);
+	}
+	if (out != NULL)
+		*out = s;
+	else
+		berth_info_free(s);
 	return (0);
 }
 
@@ -470,6 +430,7 @@ berth_health(berth_client *c, berth_error *err)
 	struct bhttp_response	r;
 	int			rc;
 
+	berth_reset(err);
 	if ((rc = berth_call(c, "GET", "/v1/health", NULL, NULL, 0, &r,
 	    err)) != 0)
 		return (rc);

@@ -7,10 +7,6 @@
 #include "config.h"
 
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netdb.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -45,114 +41,23 @@ bhttp_set_error(berth_error *err, int code, int status, const char *api_code,
 	va_end(ap);
 }
 
-static int
-bhttp_bad_addr(const char *addr, berth_error *err)
-{
-	bhttp_set_error(err, BERTH_EINVAL, 0, NULL, "bad broker address '%s' "
-	    "(want 127.0.0.1:PORT, [::1]:PORT, localhost:PORT or unix:/PATH)",
-	    addr);
-	return (-BERTH_EINVAL);
-}
-
-static int
-bhttp_parse_port(const char *s, uint16_t *port)
-{
-	char		*end;
-	unsigned long	 v;
-
-	if (!isdigit((unsigned char)*s))
-		return (-1);
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v == 0 || v > 65535)
-		return (-1);
-	*port = (uint16_t)v;
-	return (0);
-}
-
-/* Resolve a host name (not a literal) to its first address. */
-static int
-bhttp_resolve(struct berth_client *c, const char *host, uint16_t port)
-{
-	struct addrinfo	 hints, *res;
-	char		 service[8];
-
-	memset(&hints, 0, sizeof hints);
-	hints.ai_socktype = SOCK_STREAM;
-	snprintf(service, sizeof service, "%u", port);
-	if (getaddrinfo(host, service, &hints, &res) != 0)
-		return (-1);
-	memcpy(&c->ss, res->ai_addr, res->ai_addrlen);
-	c->sslen = res->ai_addrlen;
-	freeaddrinfo(res);
-	return (0);
-}
-
-/* unix:/path, [v6]:port, v4:port or name:port, as berthd's --listen. */
+/*
+ * The broker's address, by the parser berthd uses for --listen (common.h),
+ * plus host names, which a client may look up. The Host header is the
+ * address as given; berthd takes any loopback name or its own address.
+ */
 int
 bhttp_parse_addr(struct berth_client *c, const char *addr, berth_error *err)
 {
-	struct sockaddr_un	*sun = (struct sockaddr_un *)&c->ss;
-	struct sockaddr_in	*sin = (struct sockaddr_in *)&c->ss;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&c->ss;
-	char			 host[256];
-	const char		*colon, *portstr;
-	uint16_t		 port;
+	char	msg[sizeof err->message];
 
-	if (strlen(addr) >= sizeof c->addr)
-		return (bhttp_bad_addr(addr, err));
-	snprintf(c->addr, sizeof c->addr, "%s", addr);
-	memset(&c->ss, 0, sizeof c->ss);
-	if (strncmp(addr, "unix:", 5) == 0) {
-		if (addr[5] == '\0' || strlen(addr + 5) >= sizeof sun->sun_path)
-			return (bhttp_bad_addr(addr, err));
-		sun->sun_family = AF_UNIX;
-		snprintf(sun->sun_path, sizeof sun->sun_path, "%s", addr + 5);
-		c->sslen = sizeof *sun;
-		snprintf(c->host_header, sizeof c->host_header, "localhost");
-		return (0);
+	if (addr_parse(addr, ADDR_RESOLVE, "broker", &c->addr, msg,
+	    sizeof msg) == -1) {
+		bhttp_set_error(err, BERTH_EINVAL, 0, NULL, "%s", msg);
+		return (BERTH_EINVAL);
 	}
-	if (addr[0] == '[') {
-		if ((colon = strstr(addr, "]:")) == NULL ||
-		    (size_t)(colon - addr - 1) >= sizeof host)
-			return (bhttp_bad_addr(addr, err));
-		memcpy(host, addr + 1, (size_t)(colon - addr - 1));
-		host[colon - addr - 1] = '\0';
-		portstr = colon + 2;
-	} else {
-		if ((colon = strrchr(addr, ':')) == NULL ||
-		    (size_t)(colon - addr) >= sizeof host || colon == addr)
-			return (bhttp_bad_addr(addr, err));
-		memcpy(host, addr, (size_t)(colon - addr));
-		host[colon - addr] = '\0';
-		portstr = colon + 1;
-	}
-	if (bhttp_parse_port(portstr, &port) == -1)
-		return (bhttp_bad_addr(addr, err));
-	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		c->sslen = sizeof *sin;
-	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		c->sslen = sizeof *sin6;
-	} else if (strcasecmp(host, "localhost") == 0) {
-		sin->sin_family = AF_INET;
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		sin->sin_port = htons(port);
-		c->sslen = sizeof *sin;
-	} else if (bhttp_resolve(c, host, port) == -1) {
-		bhttp_set_error(err, BERTH_EINVAL, 0, NULL, "cannot resolve "
-		    "the broker host '%s'", host);
-		return (-BERTH_EINVAL);
-	}
-	if (addr[0] == '[')
-		snprintf(c->host_header, sizeof c->host_header, "[%s]:%u", host,
-		    port);
-	else
-		snprintf(c->host_header, sizeof c->host_header, "%s:%u", host,
-		    port);
+	snprintf(c->host_header, sizeof c->host_header, "%s",
+	    c->addr.family == AF_UNIX ? "localhost" : c->addr.text);
 	return (0);
 }
 
@@ -199,8 +104,8 @@ bhttp_timeout(struct berth_client *c, berth_error *err)
 {
 	bhttp_disconnect(c);
 	bhttp_set_error(err, BERTH_ETIMEOUT, 0, NULL, "broker at %s did not "
-	    "answer within %.1f s", c->addr, c->timeout_ms / 1000.0);
-	return (-BERTH_ETIMEOUT);
+	    "answer within %.1f s", c->addr.text, c->timeout_ms / 1000.0);
+	return (BERTH_ETIMEOUT);
 }
 
 static int
@@ -208,13 +113,13 @@ bhttp_unreachable(struct berth_client *c, int e, berth_error *err)
 {
 	char	why[128];
 
-	/* "connection refused", as curl and the SPEC's example say it. */
+	/* "connection refused", as curl says it and berth(1) shows it. */
 	snprintf(why, sizeof why, "%s", strerror(e));
 	why[0] = (char)tolower((unsigned char)why[0]);
 	bhttp_disconnect(c);
 	bhttp_set_error(err, BERTH_EUNREACHABLE, 0, NULL, "no broker at %s "
-	    "(%s)", c->addr, why);
-	return (-BERTH_EUNREACHABLE);
+	    "(%s)", c->addr.text, why);
+	return (BERTH_EUNREACHABLE);
 }
 
 static int
@@ -223,11 +128,12 @@ bhttp_connect(struct berth_client *c, int64_t deadline, berth_error *err)
 	socklen_t	len = sizeof(int);
 	int		e = 0;
 
-	c->fd = socket(c->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
+	c->fd = socket(c->addr.family, SOCK_STREAM | SOCK_CLOEXEC |
 	    SOCK_NONBLOCK, 0);
 	if (c->fd == -1)
 		return (bhttp_unreachable(c, errno, err));
-	if (connect(c->fd, (struct sockaddr *)&c->ss, c->sslen) == 0)
+	if (connect(c->fd, (struct sockaddr *)&c->addr.ss,
+	    c->addr.sslen) == 0)
 		return (0);
 	if (errno != EINPROGRESS && errno != EAGAIN)
 		return (bhttp_unreachable(c, errno, err));
@@ -532,8 +438,8 @@ bhttp_attempt(struct berth_client *c, const char *req, size_t reqlen,
 	if (rc == -4) {
 		bhttp_disconnect(c);
 		bhttp_set_error(err, BERTH_EPROTO, 0, NULL, "the answer from "
-		    "%s is not HTTP as berthd sends it", c->addr);
-		return (-BERTH_EPROTO);
+		    "%s is not HTTP as berthd sends it", c->addr.text);
+		return (BERTH_EPROTO);
 	}
 	if (h.has_index)
 		c->last_index = h.index;
@@ -560,7 +466,7 @@ bhttp_request(struct berth_client *c, const char *method, const char *path,
 	if ((req = bhttp_format(c, method, path, token, body, &reqlen)) ==
 	    NULL) {
 		bhttp_set_error(err, BERTH_ENOMEM, 0, NULL, "out of memory");
-		return (-BERTH_ENOMEM);
+		return (BERTH_ENOMEM);
 	}
 	deadline = bhttp_now_ms() + c->timeout_ms + extra_wait_ms;
 	for (tries = 0; tries < 2; tries++) {

@@ -47,24 +47,29 @@ static pthread_barrier_t start_barrier;	/* deadline_ns is set */
 static int
 pair(struct worker *w, berth_client *c, const char *name)
 {
-	berth_acquire_opts	o;
-	berth_lease		l;
-	berth_error		e;
+	berth_acquire_opts	*o;
+	berth_lease		*l;
+	berth_error		 e;
+	int			 rc;
 
-	memset(&o, 0, sizeof o);
-	o.name = name;
-	if (berth_acquire(c, &o, &l, &e) != 0) {
+	if ((o = berth_acquire_opts_new(name)) == NULL) {
+		snprintf(w->error, sizeof w->error, "out of memory");
+		return (-1);
+	}
+	rc = berth_acquire(c, o, &l, &e);
+	berth_acquire_opts_free(o);
+	if (rc != 0) {
 		snprintf(w->error, sizeof w->error, "acquire %s: %s", name,
 		    e.message);
 		return (-1);
 	}
-	if (berth_release(c, name, l.token, &e) != 0) {
+	if (berth_release(c, name, berth_lease_token(l), &e) != 0) {
 		snprintf(w->error, sizeof w->error, "release %s: %s", name,
 		    e.message);
-		berth_lease_clear(&l);
+		berth_lease_free(l);
 		return (-1);
 	}
-	berth_lease_clear(&l);
+	berth_lease_free(l);
 	return (0);
 }
 

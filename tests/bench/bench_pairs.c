@@ -31,17 +31,18 @@
 static void
 pair(berth_client *c, const char *name)
 {
-	berth_acquire_opts	o;
-	berth_lease		l;
-	berth_error		e;
+	berth_acquire_opts	*o;
+	berth_lease		*l;
+	berth_error		 e;
 
-	memset(&o, 0, sizeof o);
-	o.name = name;
-	if (berth_acquire(c, &o, &l, &e) != 0)
+	if ((o = berth_acquire_opts_new(name)) == NULL)
+		errx(1, "out of memory");
+	if (berth_acquire(c, o, &l, &e) != 0)
 		errx(1, "acquire %s: %s", name, e.message);
-	if (berth_release(c, name, l.token, &e) != 0)
+	berth_acquire_opts_free(o);
+	if (berth_release(c, name, berth_lease_token(l), &e) != 0)
 		errx(1, "release %s: %s", name, e.message);
-	berth_lease_clear(&l);
+	berth_lease_free(l);
 }
 
 static void

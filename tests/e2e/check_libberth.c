@@ -1,5 +1,5 @@
 /*
- * check_libberth.c: libberth end to end (SPEC §5, berth.h) against a real
+ * check_libberth.c: libberth end to end (libberth(3), berth.h) against a real
  * berthd: opening clients, acquire/lookup/list/renew/release/revoke, the
  * error mapping, blocking lookups and watches, keep-alive and transparent
  * reconnection after a daemon restart, unreachable and silent brokers,
@@ -269,26 +269,36 @@ client(void)
 	return (c);
 }
 
-/* Acquire name with defaults; returns the port. */
+/* Acquire name with defaults; returns the port, and the lease in *out. */
 static int
-acquire(berth_client *c, const char *name, berth_lease *out)
+acquire(berth_client *c, const char *name, berth_lease **out)
 {
-	berth_acquire_opts	 o;
-	berth_lease		 l;
+	berth_acquire_opts	*o;
+	berth_lease		*l;
 	berth_error		 err;
 	int			 port;
 
-	memset(&o, 0, sizeof o);
-	memset(&l, 0, sizeof l);
-	o.name = name;
-	ck_assert_msg(berth_acquire(c, &o, &l, &err) == 0, "acquire %s: %s",
+	o = berth_acquire_opts_new(name);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_msg(berth_acquire(c, o, &l, &err) == 0, "acquire %s: %s",
 	    name, err.message);
-	port = l.port;
+	berth_acquire_opts_free(o);
+	port = berth_lease_port(l);
 	if (out != NULL)
 		*out = l;
 	else
-		berth_lease_clear(&l);
+		berth_lease_free(l);
 	return (port);
+}
+
+/* Now on the wall clock, in ms since the epoch, as lease times are. */
+static int64_t
+wall_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
 /* A loopback port nobody listens on: bind port 0, note it, close it. */
@@ -315,9 +325,9 @@ unused_port(void)
 static pid_t
 acquire_later(const char *name, int delay_ms)
 {
-	berth_acquire_opts	 o;
+	berth_acquire_opts	*o;
 	berth_client		*c;
-	berth_lease		 l;
+	berth_lease		*l;
 	berth_error		 err;
 	pid_t			 pid;
 
@@ -328,11 +338,12 @@ acquire_later(const char *name, int delay_ms)
 	msleep(delay_ms);
 	if ((c = berth_open(D.addr, &err)) == NULL)
 		_exit(1);
-	memset(&o, 0, sizeof o);
-	o.name = name;
-	if (berth_acquire(c, &o, &l, &err) != 0)
+	if ((o = berth_acquire_opts_new(name)) == NULL)
+		_exit(3);
+	if (berth_acquire(c, o, &l, &err) != 0)
 		_exit(2);
-	berth_lease_clear(&l);
+	berth_acquire_opts_free(o);
+	berth_lease_free(l);
 	berth_close(c);
 	_exit(0);
 }
@@ -415,7 +426,8 @@ START_TEST(test_open_bad)
 {
 	static const char	*bad[] = { "nonsense", "127.0.0.1:99999",
 	    "127.0.0.1:abc", "127.0.0.1:", "[::1", "[::1]", "unix:",
-	    "http://127.0.0.1:62893" };
+	    "http://127.0.0.1:62893", "127.0.0.1:0", "::1:62893",
+	    "[localhost]:62893", "127.0.0.1:+80", "127.0.0.1: 80" };
 	berth_client		*c;
 	berth_error		 err;
 	size_t			 i;
@@ -426,15 +438,23 @@ START_TEST(test_open_bad)
 		ck_assert_msg(c == NULL, "berth_open(\"%s\") accepted", bad[i]);
 		ck_assert_int_eq(err.code, BERTH_EINVAL);
 		ck_assert_int_eq(err.http_status, 0);
-		ck_assert_msg(err.message[0] != '\0', "no message for %s",
-		    bad[i]);
+		/* the message quotes what was wrong */
+		ck_assert_msg(strstr(err.message, bad[i]) != NULL,
+		    "message \"%s\" does not quote %s", err.message, bad[i]);
 	}
+	/* and shows what would be right */
+	c = berth_open("nonsense", &err);
+	ck_assert_ptr_null(c);
+	ck_assert_msg(strstr(err.message, "[::1]:PORT") != NULL &&
+	    strstr(err.message, "unix:/PATH") != NULL, "message: %s",
+	    err.message);
 	/* the good forms */
 	c = berth_open("[::1]:62893", &err);
 	ck_assert_ptr_nonnull(c);
 	berth_close(c);
 	c = berth_open("localhost:62893", &err);
 	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(berth_addr(c), "localhost:62893");
 	berth_close(c);
 	c = berth_open("unix:/tmp/x.sock", &err);
 	ck_assert_ptr_nonnull(c);
@@ -442,116 +462,193 @@ START_TEST(test_open_bad)
 }
 END_TEST
 
+/* localhost means 127.0.0.1, and that is where the client connects. */
+START_TEST(test_open_localhost)
+{
+	berth_client	*c;
+	berth_error	 err;
+	char		 addr[64];
+
+	snprintf(addr, sizeof addr, "localhost:%d", D.port);
+	c = berth_open(addr, &err);
+	ck_assert_msg(c != NULL, "berth_open %s: %s", addr, err.message);
+	ck_assert_msg(berth_health(c, &err) == 0, "health: %s", err.message);
+	berth_close(c);
+}
+END_TEST
+
 START_TEST(test_acquire_fields)
 {
-	berth_meta		 meta[] = { { "team", "core" },
-	    { "q", "a \"quoted\" \\ value" } };
-	berth_acquire_opts	 o;
+	berth_acquire_opts	*o;
 	berth_client		*c;
-	berth_lease		 l, again;
+	berth_lease		*l, *again;
 	berth_error		 err;
 	json_t			*m, *want, *whole;
+	const char		*tok;
+	int64_t			 t0 = wall_ms();
 	size_t			 i;
 
 	c = client();
-	memset(&o, 0, sizeof o);
-	o.name = "api";
-	o.proto = "udp";
-	o.ttl = 60;
-	o.pid = getpid();
-	o.meta = meta;
-	o.nmeta = 2;
-	memset(&l, 0, sizeof l);
-	ck_assert_msg(berth_acquire(c, &o, &l, &err) == 0, "acquire: %s",
+	o = berth_acquire_opts_new("api");
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(berth_acquire_opts_set_proto(o, "udp"), 0);
+	berth_acquire_opts_set_ttl(o, 60);
+	berth_acquire_opts_set_pid(o, (long)getpid());
+	ck_assert_int_eq(berth_acquire_opts_add_meta(o, "team", "core"), 0);
+	ck_assert_int_eq(berth_acquire_opts_add_meta(o, "q",
+	    "a \"quoted\" \\ value"), 0);
+	ck_assert_msg(berth_acquire(c, o, &l, &err) == 0, "acquire: %s",
 	    err.message);
-	ck_assert_str_eq(l.name, "api");
-	ck_assert_int_gt(l.port, 0);
-	ck_assert_int_le(l.port, 65535);
-	ck_assert_str_eq(l.proto, "udp");
-	ck_assert_str_eq(l.host, "127.0.0.1");
-	ck_assert_int_eq(l.ttl, 60);
-	ck_assert_int_eq(l.pid, getpid());
-	ck_assert_msg(l.expires_at[0] != '\0', "no expires_at");
-	ck_assert_msg(l.created_at[0] != '\0', "no created_at");
-	ck_assert_msg(l.renewed_at[0] != '\0', "no renewed_at");
-	ck_assert_uint_ge(strlen(l.token), 32);
-	for (i = 0; l.token[i] != '\0'; i++)
-		ck_assert_msg(strchr("0123456789abcdefABCDEF", l.token[i]),
-		    "token not hex: %s", l.token);
-	ck_assert_ptr_nonnull(l.meta);
-	m = json_loads(l.meta, 0, NULL);
-	ck_assert_msg(m != NULL, "meta not JSON: %s", l.meta);
+	ck_assert_str_eq(berth_lease_name(l), "api");
+	ck_assert_int_gt(berth_lease_port(l), 0);
+	ck_assert_int_le(berth_lease_port(l), 65535);
+	ck_assert_str_eq(berth_lease_proto(l), "udp");
+	ck_assert_str_eq(berth_lease_host(l), "127.0.0.1");
+	ck_assert_int_eq(berth_lease_ttl(l), 60);
+	ck_assert_int_eq(berth_lease_pid(l), getpid());
+
+	/* times: ms since the epoch, now-ish, expiring a TTL after renewal */
+	ck_assert_msg(berth_lease_created_at(l) >= t0 - 5000 &&
+	    berth_lease_created_at(l) <= wall_ms() + 5000, "created_at %lld "
+	    "is not now (%lld)", (long long)berth_lease_created_at(l),
+	    (long long)t0);
+	ck_assert_int_eq(berth_lease_renewed_at(l), berth_lease_created_at(l));
+	ck_assert_int_eq(berth_lease_expires_at(l),
+	    berth_lease_renewed_at(l) + 60000);
+
+	tok = berth_lease_token(l);
+	ck_assert_uint_ge(strlen(tok), 32);
+	for (i = 0; tok[i] != '\0'; i++)
+		ck_assert_msg(strchr("0123456789abcdefABCDEF", tok[i]),
+		    "token not hex: %s", tok);
+	m = json_loads(berth_lease_meta(l), 0, NULL);
+	ck_assert_msg(m != NULL, "meta not JSON: %s", berth_lease_meta(l));
 	want = json_pack("{s:s, s:s}", "team", "core", "q",
 	    "a \"quoted\" \\ value");
-	ck_assert_msg(json_equal(m, want), "meta %s", l.meta);
+	ck_assert_msg(json_equal(m, want), "meta %s", berth_lease_meta(l));
 	json_decref(m);
 	json_decref(want);
-	ck_assert_ptr_nonnull(l.json);
-	whole = json_loads(l.json, 0, NULL);
-	ck_assert_msg(whole != NULL, "json not JSON: %s", l.json);
+	ck_assert_str_eq(berth_lease_meta_get(l, "team"), "core");
+	ck_assert_str_eq(berth_lease_meta_get(l, "q"), "a \"quoted\" \\ value");
+	ck_assert_ptr_null(berth_lease_meta_get(l, "nope"));
+	ck_assert_ptr_null(berth_lease_meta_get(l, NULL));
+	whole = json_loads(berth_lease_json(l), 0, NULL);
+	ck_assert_msg(whole != NULL, "json not JSON: %s", berth_lease_json(l));
 	ck_assert_int_eq(json_integer_value(json_object_get(whole, "port")),
-	    l.port);
+	    berth_lease_port(l));
 	ck_assert_str_eq(json_string_value(json_object_get(whole, "token")),
-	    l.token);
+	    tok);
 	json_decref(whole);
 	ck_assert_uint_gt(berth_last_index(c), 0);
+	berth_acquire_opts_free(o);
 
 	/* again with the token: the same lease */
-	memset(&o, 0, sizeof o);
-	o.name = "api";
-	o.proto = "udp";
-	o.token = l.token;
-	memset(&again, 0, sizeof again);
-	ck_assert_msg(berth_acquire(c, &o, &again, &err) == 0,
+	o = berth_acquire_opts_new("api");
+	berth_acquire_opts_set_proto(o, "udp");
+	ck_assert_int_eq(berth_acquire_opts_set_token(o, tok), 0);
+	ck_assert_msg(berth_acquire(c, o, &again, &err) == 0,
 	    "re-acquire: %s", err.message);
-	ck_assert_int_eq(again.port, l.port);
-	ck_assert_str_eq(again.name, "api");
-	berth_lease_clear(&again);
+	ck_assert_int_eq(berth_lease_port(again), berth_lease_port(l));
+	ck_assert_str_eq(berth_lease_name(again), "api");
+	berth_lease_free(again);
 
-	/* without it: taken */
-	o.token = NULL;
+	/* without it: taken; the return value is err.code, positive */
+	ck_assert_int_eq(berth_acquire_opts_set_token(o, NULL), 0);
 	memset(&err, 0, sizeof err);
-	ck_assert_int_eq(berth_acquire(c, &o, &again, &err), -BERTH_ECONFLICT);
+	again = l;
+	ck_assert_int_eq(berth_acquire(c, o, &again, &err), BERTH_ECONFLICT);
+	ck_assert_ptr_null(again);
 	ck_assert_int_eq(err.code, BERTH_ECONFLICT);
 	ck_assert_int_eq(err.http_status, 409);
 	ck_assert_str_eq(err.api_code, "name_taken");
 	ck_assert_msg(err.message[0] != '\0' && strchr(err.message, '\n') ==
 	    NULL, "message: \"%s\"", err.message);
-
-	berth_lease_clear(&l);
-	ck_assert_ptr_null(l.meta);
-	ck_assert_ptr_null(l.json);
-	berth_lease_clear(&l);	/* twice is harmless */
+	berth_acquire_opts_free(o);
+	berth_lease_free(l);
 	berth_close(c);
 }
 END_TEST
 
 START_TEST(test_acquire_defaults)
 {
-	berth_acquire_opts	 o;
+	berth_acquire_opts	*o;
 	berth_client		*c;
-	berth_lease		 l;
+	berth_lease		*l;
 	berth_error		 err;
+	int			 port;
 
 	c = client();
-	memset(&o, 0, sizeof o);
-	o.name = "plain";
-	ck_assert_int_eq(berth_acquire(c, &o, &l, &err), 0);
-	ck_assert_str_eq(l.proto, "tcp");
-	ck_assert_str_eq(l.host, "127.0.0.1");
-	ck_assert_int_eq(l.ttl, 0);
-	ck_assert_str_eq(l.expires_at, "");
-	ck_assert_int_eq(l.pid, 0);
-	ck_assert_str_eq(l.meta, "{}");
-	berth_lease_clear(&l);
+	o = berth_acquire_opts_new("plain");
+	ck_assert_int_eq(berth_acquire(c, o, &l, &err), 0);
+	ck_assert_str_eq(berth_lease_proto(l), "tcp");
+	ck_assert_str_eq(berth_lease_host(l), "127.0.0.1");
+	ck_assert_int_eq(berth_lease_ttl(l), 0);
+	ck_assert_int_eq(berth_lease_expires_at(l), 0);
+	ck_assert_int_gt(berth_lease_created_at(l), 0);
+	ck_assert_int_eq(berth_lease_pid(l), 0);
+	ck_assert_str_eq(berth_lease_meta(l), "{}");
+	berth_lease_free(l);
 
-	/* an explicit port */
-	memset(&o, 0, sizeof o);
-	o.name = "fixed";
-	o.port = unused_port();
-	ck_assert_int_eq(berth_acquire(c, &o, &l, &err), 0);
-	ck_assert_int_eq(l.port, o.port);
-	berth_lease_clear(&l);
+	/* the same options, another name and an explicit port */
+	ck_assert_int_eq(berth_acquire_opts_set_name(o, "fixed"), 0);
+	port = unused_port();
+	berth_acquire_opts_set_port(o, port);
+	ck_assert_int_eq(berth_acquire(c, o, &l, &err), 0);
+	ck_assert_str_eq(berth_lease_name(l), "fixed");
+	ck_assert_int_eq(berth_lease_port(l), port);
+	berth_lease_free(l);
+	berth_acquire_opts_free(o);
+	berth_close(c);
+}
+END_TEST
+
+/*
+ * Bad options are refused by the library, before any request: the client
+ * points where nobody listens, so a request would be EUNREACHABLE.
+ */
+START_TEST(test_acquire_opts_refused)
+{
+	static const char	 latin1[] = { 'a', (char)0xe9, '\0' };
+	berth_acquire_opts	*o;
+	berth_client		*c;
+	berth_lease		*l;
+	berth_error		 err;
+	char			 addr[64];
+
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", unused_port());
+	c = berth_open(addr, &err);
+	ck_assert_ptr_nonnull(c);
+
+	/* no name at all */
+	o = berth_acquire_opts_new(NULL);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(berth_acquire(c, o, &l, &err), BERTH_EINVAL);
+	ck_assert_int_eq(err.code, BERTH_EINVAL);
+	ck_assert_str_eq(err.api_code, "invalid_name");
+
+	/* a setter that failed, unchecked, still fails the acquire */
+	ck_assert_int_eq(berth_acquire_opts_set_name(o, "ok"), 0);
+	ck_assert_int_eq(berth_acquire_opts_add_meta(o, NULL, "v"),
+	    BERTH_EINVAL);
+	ck_assert_int_eq(berth_acquire(c, o, &l, &err), BERTH_EINVAL);
+	ck_assert_ptr_null(l);
+	berth_acquire_opts_free(o);
+
+	/* a string that is not UTF-8 */
+	o = berth_acquire_opts_new("ok");
+	berth_acquire_opts_add_meta(o, "k", latin1);
+	memset(&err, 0, sizeof err);
+	ck_assert_int_eq(berth_acquire(c, o, &l, &err), BERTH_EINVAL);
+	ck_assert_msg(strstr(err.message, "UTF-8") != NULL, "message: %s",
+	    err.message);
+	berth_acquire_opts_free(o);
+
+	/* and a good one does reach out, and finds nobody */
+	o = berth_acquire_opts_new("ok");
+	ck_assert_int_eq(berth_acquire(c, o, &l, &err), BERTH_EUNREACHABLE);
+	ck_assert_int_eq(err.code, BERTH_EUNREACHABLE);
+	berth_acquire_opts_free(o);
+	berth_acquire_opts_free(NULL);
 	berth_close(c);
 }
 END_TEST
@@ -559,30 +656,30 @@ END_TEST
 START_TEST(test_lookup)
 {
 	berth_client	*c;
-	berth_lease	 a, l;
+	berth_lease	*a, *l;
 	berth_error	 err;
 
 	c = client();
 	acquire(c, "db", &a);
-	memset(&l, 0, sizeof l);
 	ck_assert_msg(berth_lookup(c, "db", 0, &l, &err) == 0, "lookup: %s",
 	    err.message);
-	ck_assert_str_eq(l.name, "db");
-	ck_assert_int_eq(l.port, a.port);
-	ck_assert_str_eq(l.host, a.host);
-	ck_assert_str_eq(l.created_at, a.created_at);
-	ck_assert_str_eq(l.token, "");
-	ck_assert_ptr_null(strstr(l.json, "token"));
-	berth_lease_clear(&l);
+	ck_assert_str_eq(berth_lease_name(l), "db");
+	ck_assert_int_eq(berth_lease_port(l), berth_lease_port(a));
+	ck_assert_str_eq(berth_lease_host(l), berth_lease_host(a));
+	ck_assert_int_eq(berth_lease_created_at(l), berth_lease_created_at(a));
+	ck_assert_str_eq(berth_lease_token(l), "");
+	ck_assert_ptr_null(strstr(berth_lease_json(l), "token"));
+	berth_lease_free(l);
 
 	memset(&err, 0, sizeof err);
 	ck_assert_int_eq(berth_lookup(c, "ghost", 0, &l, &err),
-	    -BERTH_ENOTFOUND);
+	    BERTH_ENOTFOUND);
+	ck_assert_ptr_null(l);
 	ck_assert_int_eq(err.code, BERTH_ENOTFOUND);
 	ck_assert_int_eq(err.http_status, 404);
 	ck_assert_str_eq(err.api_code, "not_found");
 	ck_assert_msg(err.message[0] != '\0', "no message");
-	berth_lease_clear(&a);
+	berth_lease_free(a);
 	berth_close(c);
 }
 END_TEST
@@ -590,7 +687,7 @@ END_TEST
 START_TEST(test_lookup_wait)
 {
 	berth_client	*c;
-	berth_lease	 l;
+	berth_lease	*l;
 	berth_error	 err;
 	double		 t0, took;
 	pid_t		 pid;
@@ -598,21 +695,20 @@ START_TEST(test_lookup_wait)
 	c = client();
 	pid = acquire_later("late", 500);
 	t0 = now();
-	memset(&l, 0, sizeof l);
 	ck_assert_msg(berth_lookup(c, "late", 10, &l, &err) == 0,
 	    "lookup wait: %s", err.message);
 	took = now() - t0;
 	reap_ok(pid);
-	ck_assert_str_eq(l.name, "late");
-	ck_assert_int_gt(l.port, 0);
+	ck_assert_str_eq(berth_lease_name(l), "late");
+	ck_assert_int_gt(berth_lease_port(l), 0);
 	/* it came back on the acquire, not at the end of the wait */
 	ck_assert_msg(took < 8, "lookup took %.1fs", took);
-	berth_lease_clear(&l);
+	berth_lease_free(l);
 
 	/* nothing comes: not found after about the wait */
 	t0 = now();
 	ck_assert_int_eq(berth_lookup(c, "never", 1, &l, &err),
-	    -BERTH_ENOTFOUND);
+	    BERTH_ENOTFOUND);
 	ck_assert_msg(now() - t0 >= 0.9, "returned after %.2fs", now() - t0);
 	berth_close(c);
 }
@@ -620,43 +716,39 @@ END_TEST
 
 START_TEST(test_list)
 {
-	berth_client	*c;
-	berth_lease	*v;
-	berth_error	 err;
-	uint64_t	 idx = 0;
-	size_t		 n, i;
+	static const char	*names[] = { "alpha", "bravo", "charlie.1" };
+	berth_client		*c;
+	berth_leases		*v;
+	const berth_lease	*l;
+	berth_error		 err;
+	size_t			 i;
 
 	c = client();
-	v = NULL;
-	n = 99;
-	ck_assert_int_eq(berth_list(c, 0, 0, &v, &n, &idx, &err), 0);
-	ck_assert_uint_eq(n, 0);
-	berth_leases_free(v, n);
+	ck_assert_int_eq(berth_list(c, 0, 0, &v, &err), 0);
+	ck_assert_uint_eq(berth_leases_count(v), 0);
+	ck_assert_ptr_null(berth_leases_get(v, 0));
+	berth_leases_free(v);
 
 	acquire(c, "bravo", NULL);
 	acquire(c, "alpha", NULL);
 	acquire(c, "charlie.1", NULL);
-	v = NULL;
-	ck_assert_msg(berth_list(c, 0, 0, &v, &n, &idx, &err) == 0, "list: %s",
+	ck_assert_msg(berth_list(c, 0, 0, &v, &err) == 0, "list: %s",
 	    err.message);
-	ck_assert_uint_eq(n, 3);
-	ck_assert_str_eq(v[0].name, "alpha");
-	ck_assert_str_eq(v[1].name, "bravo");
-	ck_assert_str_eq(v[2].name, "charlie.1");
-	for (i = 0; i < n; i++) {
-		ck_assert_int_gt(v[i].port, 0);
-		ck_assert_str_eq(v[i].token, "");
-		ck_assert_ptr_nonnull(v[i].meta);
-		ck_assert_ptr_nonnull(v[i].json);
+	ck_assert_uint_eq(berth_leases_count(v), 3);
+	for (i = 0; i < 3; i++) {
+		l = berth_leases_get(v, i);
+		ck_assert_ptr_nonnull(l);
+		ck_assert_str_eq(berth_lease_name(l), names[i]);
+		ck_assert_int_gt(berth_lease_port(l), 0);
+		ck_assert_int_gt(berth_lease_created_at(l), 0);
+		ck_assert_str_eq(berth_lease_token(l), "");
+		ck_assert_str_eq(berth_lease_meta(l), "{}");
+		ck_assert_ptr_nonnull(strstr(berth_lease_json(l), names[i]));
 	}
-	ck_assert_uint_gt(idx, 0);
-	ck_assert_uint_eq(berth_last_index(c), idx);
-	berth_leases_free(v, n);
-
-	/* index_out may be NULL */
-	ck_assert_int_eq(berth_list(c, 0, 0, &v, &n, NULL, &err), 0);
-	ck_assert_uint_eq(n, 3);
-	berth_leases_free(v, n);
+	ck_assert_ptr_null(berth_leases_get(v, 3));
+	ck_assert_uint_gt(berth_leases_index(v), 0);
+	ck_assert_uint_eq(berth_last_index(c), berth_leases_index(v));
+	berth_leases_free(v);
 	berth_close(c);
 }
 END_TEST
@@ -664,88 +756,100 @@ END_TEST
 START_TEST(test_list_watch)
 {
 	berth_client	*c;
-	berth_lease	*v;
+	berth_leases	*v;
 	berth_error	 err;
 	uint64_t	 idx, idx2;
 	double		 t0, took;
-	size_t		 n;
 	pid_t		 pid;
 
 	c = client();
 	acquire(c, "first", NULL);
-	ck_assert_int_eq(berth_list(c, 0, 0, &v, &n, &idx, &err), 0);
-	berth_leases_free(v, n);
+	ck_assert_int_eq(berth_list(c, 0, 0, &v, &err), 0);
+	idx = berth_leases_index(v);
+	berth_leases_free(v);
 	ck_assert_uint_gt(idx, 0);
 
 	pid = acquire_later("second", 500);
 	t0 = now();
-	ck_assert_msg(berth_list(c, idx, 10, &v, &n, &idx2, &err) == 0,
-	    "watch: %s", err.message);
+	ck_assert_msg(berth_list(c, idx, 10, &v, &err) == 0, "watch: %s",
+	    err.message);
 	took = now() - t0;
 	reap_ok(pid);
+	idx2 = berth_leases_index(v);
 	ck_assert_uint_gt(idx2, idx);
-	ck_assert_uint_eq(n, 2);
-	ck_assert_str_eq(v[1].name, "second");
+	ck_assert_uint_eq(berth_leases_count(v), 2);
+	ck_assert_str_eq(berth_lease_name(berth_leases_get(v, 1)), "second");
 	ck_assert_msg(took >= 0.3, "watch returned at once (%.2fs)", took);
 	ck_assert_msg(took < 8, "watch took %.1fs", took);
-	berth_leases_free(v, n);
+	berth_leases_free(v);
 
 	/* no change: back after about the wait, same index */
 	t0 = now();
-	ck_assert_int_eq(berth_list(c, idx2, 1, &v, &n, &idx, &err), 0);
+	ck_assert_int_eq(berth_list(c, idx2, 1, &v, &err), 0);
 	ck_assert_msg(now() - t0 >= 0.9, "returned after %.2fs", now() - t0);
-	ck_assert_uint_eq(idx, idx2);
-	ck_assert_uint_eq(n, 2);
-	berth_leases_free(v, n);
+	ck_assert_uint_eq(berth_leases_index(v), idx2);
+	ck_assert_uint_eq(berth_leases_count(v), 2);
+	berth_leases_free(v);
 	berth_close(c);
 }
 END_TEST
 
 START_TEST(test_renew)
 {
-	berth_acquire_opts	 o;
+	berth_acquire_opts	*o;
 	berth_client		*c;
-	berth_lease		 l, r;
+	berth_lease		*l, *r;
 	berth_error		 err;
+	int64_t			 t0;
 
 	c = client();
-	memset(&o, 0, sizeof o);
-	o.name = "r";
-	o.ttl = 30;
-	ck_assert_int_eq(berth_acquire(c, &o, &l, &err), 0);
+	o = berth_acquire_opts_new("r");
+	berth_acquire_opts_set_ttl(o, 30);
+	ck_assert_int_eq(berth_acquire(c, o, &l, &err), 0);
+	berth_acquire_opts_free(o);
 
-	memset(&r, 0, sizeof r);
-	ck_assert_msg(berth_renew(c, "r", l.token, 120, &r, &err) == 0,
-	    "renew: %s", err.message);
-	ck_assert_str_eq(r.name, "r");
-	ck_assert_int_eq(r.port, l.port);
-	ck_assert_int_eq(r.ttl, 120);
-	ck_assert_msg(r.expires_at[0] != '\0', "no expires_at");
-	berth_lease_clear(&r);
+	msleep(20);
+	t0 = wall_ms();
+	ck_assert_msg(berth_renew(c, "r", berth_lease_token(l), 120, &r,
+	    &err) == 0, "renew: %s", err.message);
+	ck_assert_str_eq(berth_lease_name(r), "r");
+	ck_assert_int_eq(berth_lease_port(r), berth_lease_port(l));
+	ck_assert_int_eq(berth_lease_ttl(r), 120);
+	ck_assert_int_gt(berth_lease_renewed_at(r), berth_lease_renewed_at(l));
+	ck_assert_int_eq(berth_lease_created_at(r), berth_lease_created_at(l));
+	ck_assert_int_eq(berth_lease_expires_at(r),
+	    berth_lease_renewed_at(r) + 120000);
+	ck_assert_msg(berth_lease_expires_at(r) >= t0 + 115000 &&
+	    berth_lease_expires_at(r) <= wall_ms() + 125000,
+	    "expires_at %lld is not 120 s from now",
+	    (long long)berth_lease_expires_at(r));
+	berth_lease_free(r);
 
 	/* ttl -1 keeps the TTL */
-	ck_assert_int_eq(berth_renew(c, "r", l.token, -1, &r, &err), 0);
-	ck_assert_int_eq(r.ttl, 120);
-	berth_lease_clear(&r);
+	ck_assert_int_eq(berth_renew(c, "r", berth_lease_token(l), -1, &r,
+	    &err), 0);
+	ck_assert_int_eq(berth_lease_ttl(r), 120);
+	berth_lease_free(r);
 	ck_assert_int_eq(berth_lookup(c, "r", 0, &r, &err), 0);
-	ck_assert_int_eq(r.ttl, 120);
-	berth_lease_clear(&r);
+	ck_assert_int_eq(berth_lease_ttl(r), 120);
+	berth_lease_free(r);
 
 	/* out may be NULL */
-	ck_assert_int_eq(berth_renew(c, "r", l.token, -1, NULL, &err), 0);
+	ck_assert_int_eq(berth_renew(c, "r", berth_lease_token(l), -1, NULL,
+	    &err), 0);
 
 	memset(&err, 0, sizeof err);
 	ck_assert_int_eq(berth_renew(c, "r", "00000000000000000000000000000000",
-	    -1, NULL, &err), -BERTH_EFORBIDDEN);
+	    -1, NULL, &err), BERTH_EFORBIDDEN);
 	ck_assert_int_eq(err.code, BERTH_EFORBIDDEN);
 	ck_assert_int_eq(err.http_status, 403);
 	ck_assert_str_eq(err.api_code, "bad_token");
 
 	memset(&err, 0, sizeof err);
-	ck_assert_int_eq(berth_renew(c, "nosuch", l.token, -1, NULL, &err),
-	    -BERTH_ENOTFOUND);
+	ck_assert_int_eq(berth_renew(c, "nosuch", berth_lease_token(l), -1,
+	    NULL, &err), BERTH_ENOTFOUND);
 	ck_assert_str_eq(err.api_code, "not_found");
-	berth_lease_clear(&l);
+	berth_lease_free(l);
 	berth_close(c);
 }
 END_TEST
@@ -753,25 +857,26 @@ END_TEST
 START_TEST(test_release)
 {
 	berth_client	*c;
-	berth_lease	 l, r;
+	berth_lease	*l, *r;
 	berth_error	 err;
 
 	c = client();
 	acquire(c, "rel", &l);
 	memset(&err, 0, sizeof err);
 	ck_assert_int_eq(berth_release(c, "rel", BAD_TOKEN, &err),
-	    -BERTH_EFORBIDDEN);
+	    BERTH_EFORBIDDEN);
 	ck_assert_int_eq(err.http_status, 403);
 	ck_assert_str_eq(err.api_code, "bad_token");
 	ck_assert_int_eq(berth_lookup(c, "rel", 0, &r, &err), 0);
-	berth_lease_clear(&r);
+	berth_lease_free(r);
 
-	ck_assert_msg(berth_release(c, "rel", l.token, &err) == 0,
+	ck_assert_msg(berth_release(c, "rel", berth_lease_token(l), &err) == 0,
 	    "release: %s", err.message);
-	ck_assert_int_eq(berth_lookup(c, "rel", 0, &r, &err), -BERTH_ENOTFOUND);
-	ck_assert_int_eq(berth_release(c, "rel", l.token, &err),
-	    -BERTH_ENOTFOUND);
-	berth_lease_clear(&l);
+	ck_assert_int_eq(err.code, BERTH_OK);
+	ck_assert_int_eq(berth_lookup(c, "rel", 0, &r, &err), BERTH_ENOTFOUND);
+	ck_assert_int_eq(berth_release(c, "rel", berth_lease_token(l), &err),
+	    BERTH_ENOTFOUND);
+	berth_lease_free(l);
 	berth_close(c);
 }
 END_TEST
@@ -779,19 +884,18 @@ END_TEST
 START_TEST(test_revoke_tcp)
 {
 	berth_client	*c;
-	berth_lease	 l;
+	berth_lease	*l;
 	berth_error	 err;
 
 	c = client();
 	acquire(c, "victim", NULL);
 	memset(&err, 0, sizeof err);
-	ck_assert_int_eq(berth_revoke(c, "victim", &err), -BERTH_EFORBIDDEN);
+	ck_assert_int_eq(berth_revoke(c, "victim", &err), BERTH_EFORBIDDEN);
 	ck_assert_int_eq(err.code, BERTH_EFORBIDDEN);
 	ck_assert_int_eq(err.http_status, 403);
 	ck_assert_msg(err.message[0] != '\0', "no message");
-	memset(&l, 0, sizeof l);
 	ck_assert_int_eq(berth_lookup(c, "victim", 0, &l, &err), 0);
-	berth_lease_clear(&l);
+	berth_lease_free(l);
 	berth_close(c);
 }
 END_TEST
@@ -800,26 +904,28 @@ END_TEST
 START_TEST(test_unix_socket)
 {
 	berth_client	*c;
-	berth_lease	 l;
+	berth_lease	*l;
+	berth_info	*st;
 	berth_error	 err;
-	char		*json;
 
 	daemon_stop(&D);
 	daemon_start(&D, "unix");
 	ck_assert_msg(strncmp(D.addr, "unix:", 5) == 0, "addr %s", D.addr);
 	c = client();
 	acquire(c, "victim", &l);
-	ck_assert_int_gt(l.port, 0);
-	berth_lease_clear(&l);
+	ck_assert_int_gt(berth_lease_port(l), 0);
+	berth_lease_free(l);
 	ck_assert_int_eq(berth_lookup(c, "victim", 0, &l, &err), 0);
-	berth_lease_clear(&l);
-	ck_assert_int_eq(berth_status(c, &json, &err), 0);
-	berth_free(json);
+	berth_lease_free(l);
+	ck_assert_int_eq(berth_status(c, &st, &err), 0);
+	ck_assert_int_eq(berth_info_listen_count(st), 1);
+	ck_assert_str_eq(berth_info_listen(st, 0), D.addr);
+	berth_info_free(st);
 	ck_assert_msg(berth_revoke(c, "victim", &err) == 0, "revoke: %s",
 	    err.message);
 	ck_assert_int_eq(berth_lookup(c, "victim", 0, &l, &err),
-	    -BERTH_ENOTFOUND);
-	ck_assert_int_eq(berth_revoke(c, "victim", &err), -BERTH_ENOTFOUND);
+	    BERTH_ENOTFOUND);
+	ck_assert_int_eq(berth_revoke(c, "victim", &err), BERTH_ENOTFOUND);
 	berth_close(c);
 }
 END_TEST
@@ -828,12 +934,13 @@ START_TEST(test_invalid_name_no_request)
 {
 	static const char	*bad[] = { "", "Bad", "-a", "a b", "a/b",
 	    NAME63 "x" };
-	berth_acquire_opts	 o;
+	berth_acquire_opts	*o;
 	berth_client		*c;
-	berth_lease		 l, *v;
+	berth_lease		*l;
+	berth_leases		*v;
 	berth_error		 err;
-	char			 addr[64];
-	size_t			 i, n;
+	char			 addr[64], want[192];
+	size_t			 i;
 
 	/* nobody listens there: a request would give EUNREACHABLE */
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", unused_port());
@@ -841,30 +948,33 @@ START_TEST(test_invalid_name_no_request)
 	ck_assert_ptr_nonnull(c);
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		ck_assert_int_eq(berth_name_valid(bad[i]), 0);
-		memset(&o, 0, sizeof o);
-		o.name = bad[i];
+		o = berth_acquire_opts_new(bad[i]);
 		memset(&err, 0, sizeof err);
-		ck_assert_int_eq(berth_acquire(c, &o, &l, &err), -BERTH_EINVAL);
+		ck_assert_int_eq(berth_acquire(c, o, &l, &err), BERTH_EINVAL);
+		berth_acquire_opts_free(o);
 		ck_assert_int_eq(err.code, BERTH_EINVAL);
 		ck_assert_int_eq(err.http_status, 0);
-		ck_assert_msg(err.message[0] != '\0', "no message");
+		/* the broker's own words for a bad name */
+		snprintf(want, sizeof want, "'%.64s' is not a valid name: "
+		    "1-63 characters, [a-z0-9] first, then [a-z0-9._-]",
+		    bad[i]);
+		ck_assert_str_eq(err.message, want);
 		ck_assert_int_eq(berth_lookup(c, bad[i], 0, &l, &err),
-		    -BERTH_EINVAL);
+		    BERTH_EINVAL);
 		ck_assert_int_eq(berth_renew(c, bad[i], "ab", -1, NULL, &err),
-		    -BERTH_EINVAL);
+		    BERTH_EINVAL);
 		ck_assert_int_eq(berth_release(c, bad[i], "ab", &err),
-		    -BERTH_EINVAL);
-		ck_assert_int_eq(berth_revoke(c, bad[i], &err), -BERTH_EINVAL);
+		    BERTH_EINVAL);
+		ck_assert_int_eq(berth_revoke(c, bad[i], &err), BERTH_EINVAL);
 	}
-	memset(&o, 0, sizeof o);
-	ck_assert_int_eq(berth_acquire(c, &o, &l, &err), -BERTH_EINVAL);
+	ck_assert_int_eq(berth_acquire(c, NULL, &l, &err), BERTH_EINVAL);
 	ck_assert_int_eq(berth_name_valid(NULL), 0);
 	ck_assert_int_eq(berth_name_valid("a"), 1);
 	ck_assert_int_eq(berth_name_valid("0a.b_c-d"), 1);
 	ck_assert_int_eq(berth_name_valid(NAME63), 1);
 	/* a valid name does reach out, and finds nobody */
-	ck_assert_int_eq(berth_list(c, 0, 0, &v, &n, NULL, &err),
-	    -BERTH_EUNREACHABLE);
+	ck_assert_int_eq(berth_list(c, 0, 0, &v, &err), BERTH_EUNREACHABLE);
+	ck_assert_ptr_null(v);
 	berth_close(c);
 }
 END_TEST
@@ -873,7 +983,7 @@ START_TEST(test_keepalive)
 {
 	unsigned long	 before[64], after[64];
 	berth_client	*c;
-	berth_lease	 l;
+	berth_lease	*l;
 	berth_error	 err;
 	char		 name[32];
 	size_t		 nb, na, i;
@@ -897,9 +1007,9 @@ START_TEST(test_keepalive)
 			acquire(c, name, NULL);
 		ck_assert_msg(berth_lookup(c, name, 0, &l, &err) == 0,
 		    "call %d: %s", k, err.message);
-		berth_lease_clear(&l);
+		berth_lease_free(l);
 		ck_assert_int_eq(berth_lookup(c, "nope", 0, &l, &err),
-		    -BERTH_ENOTFOUND);
+		    BERTH_ENOTFOUND);
 	}
 	ck_assert_int_eq(berth_health(c, &err), 0);
 	na = socket_inodes(after, 64);
@@ -917,7 +1027,7 @@ END_TEST
 START_TEST(test_reconnect_after_restart)
 {
 	berth_client	*c;
-	berth_lease	 l;
+	berth_lease	*l;
 	berth_error	 err;
 	char		 listen[64], addr[160];
 	int		 port;
@@ -933,23 +1043,22 @@ START_TEST(test_reconnect_after_restart)
 	ck_assert_str_eq(D.addr, addr);
 
 	/* the kept connection is dead; the client reconnects by itself */
-	memset(&l, 0, sizeof l);
 	ck_assert_msg(berth_lookup(c, "survivor", 0, &l, &err) == 0,
 	    "lookup after restart: %s", err.message);
-	ck_assert_int_eq(l.port, port);
-	berth_lease_clear(&l);
+	ck_assert_int_eq(berth_lease_port(l), port);
+	berth_lease_free(l);
 
 	/* and a POST on a dead kept connection too */
 	daemon_stop(&D);
 	daemon_start(&D, listen);
 	acquire(c, "newcomer", NULL);
 	ck_assert_int_eq(berth_lookup(c, "newcomer", 0, &l, &err), 0);
-	berth_lease_clear(&l);
+	berth_lease_free(l);
 
 	/* while it is down: unreachable, then back again */
 	daemon_stop(&D);
 	memset(&err, 0, sizeof err);
-	ck_assert_int_eq(berth_health(c, &err), -BERTH_EUNREACHABLE);
+	ck_assert_int_eq(berth_health(c, &err), BERTH_EUNREACHABLE);
 	daemon_start(&D, listen);
 	ck_assert_msg(berth_health(c, &err) == 0, "health: %s", err.message);
 	berth_close(c);
@@ -959,7 +1068,7 @@ END_TEST
 START_TEST(test_unreachable)
 {
 	berth_client	*c;
-	berth_lease	 l;
+	berth_lease	*l;
 	berth_error	 err;
 	char		 addr[160];
 
@@ -968,35 +1077,32 @@ START_TEST(test_unreachable)
 	ck_assert_ptr_nonnull(c);
 	memset(&err, 0, sizeof err);
 	ck_assert_int_eq(berth_lookup(c, "x", 0, &l, &err),
-	    -BERTH_EUNREACHABLE);
+	    BERTH_EUNREACHABLE);
 	ck_assert_int_eq(err.code, BERTH_EUNREACHABLE);
 	ck_assert_int_eq(err.http_status, 0);
 	ck_assert_msg(strstr(err.message, addr) != NULL,
 	    "message \"%s\" does not name %s", err.message, addr);
-	ck_assert_int_eq(berth_health(c, &err), -BERTH_EUNREACHABLE);
+	ck_assert_int_eq(berth_health(c, &err), BERTH_EUNREACHABLE);
 	berth_close(c);
 
 	snprintf(addr, sizeof addr, "unix:%s/none.sock", D.dir);
 	c = berth_open(addr, &err);
 	ck_assert_ptr_nonnull(c);
-	ck_assert_int_eq(berth_health(c, &err), -BERTH_EUNREACHABLE);
+	ck_assert_int_eq(berth_health(c, &err), BERTH_EUNREACHABLE);
 	ck_assert_msg(strstr(err.message, addr + 5) != NULL,
 	    "message \"%s\" does not name %s", err.message, addr);
 	berth_close(c);
 }
 END_TEST
 
-START_TEST(test_timeout)
+/* A loopback listener that never answers; *addr gets its address. */
+static int
+silent_server(char *addr, size_t len)
 {
-	struct sockaddr_in	 sin;
-	socklen_t		 len = sizeof sin;
-	berth_client		*c;
-	berth_error		 err;
-	char			 addr[64];
-	double			 t0, took;
-	int			 s, rc;
+	struct sockaddr_in	sin;
+	socklen_t		slen = sizeof sin;
+	int			s;
 
-	/* a server that accepts (in the kernel) but never answers */
 	s = socket(AF_INET, SOCK_STREAM, 0);
 	ck_assert_int_ge(s, 0);
 	memset(&sin, 0, sizeof sin);
@@ -1004,9 +1110,21 @@ START_TEST(test_timeout)
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ck_assert_int_eq(bind(s, (struct sockaddr *)&sin, sizeof sin), 0);
 	ck_assert_int_eq(listen(s, 8), 0);
-	ck_assert_int_eq(getsockname(s, (struct sockaddr *)&sin, &len), 0);
-	snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(sin.sin_port));
+	ck_assert_int_eq(getsockname(s, (struct sockaddr *)&sin, &slen), 0);
+	snprintf(addr, len, "127.0.0.1:%d", ntohs(sin.sin_port));
+	return (s);
+}
 
+START_TEST(test_timeout)
+{
+	berth_client	*c;
+	berth_error	 err;
+	char		 addr[64];
+	double		 t0, took;
+	int		 s, rc;
+
+	/* a server that accepts (in the kernel) but never answers */
+	s = silent_server(addr, sizeof addr);
 	c = berth_open(addr, &err);
 	ck_assert_ptr_nonnull(c);
 	berth_set_timeout(c, 500);
@@ -1014,7 +1132,7 @@ START_TEST(test_timeout)
 	memset(&err, 0, sizeof err);
 	rc = berth_health(c, &err);
 	took = now() - t0;
-	ck_assert_int_eq(rc, -BERTH_ETIMEOUT);
+	ck_assert_int_eq(rc, BERTH_ETIMEOUT);
 	ck_assert_int_eq(err.code, BERTH_ETIMEOUT);
 	ck_assert_msg(took >= 0.4 && took < 5, "timed out after %.2fs", took);
 	ck_assert_msg(strstr(err.message, addr) != NULL,
@@ -1024,44 +1142,134 @@ START_TEST(test_timeout)
 }
 END_TEST
 
+/* The first line of a small file, newline cut. */
+static void
+read_line(const char *path, char *buf, size_t len)
+{
+	FILE	*f;
+
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "open %s", path);
+	ck_assert_ptr_nonnull(fgets(buf, (int)len, f));
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
 START_TEST(test_status_health)
 {
 	berth_client	*c;
+	berth_info	*st;
 	berth_error	 err;
 	json_t		*j;
-	char		*json = NULL;
+	char		 boot[64], ns[64];
+	ssize_t		 n;
 
 	c = client();
 	acquire(c, "s", NULL);
-	ck_assert_msg(berth_status(c, &json, &err) == 0, "status: %s",
+	ck_assert_msg(berth_status(c, &st, &err) == 0, "status: %s",
 	    err.message);
-	ck_assert_ptr_nonnull(json);
-	ck_assert_ptr_nonnull(strstr(json, "\"pool\""));
-	j = json_loads(json, 0, NULL);
-	ck_assert_msg(j != NULL, "status not JSON: %s", json);
-	ck_assert(json_is_object(json_object_get(j, "pool")));
-	ck_assert_int_eq(json_integer_value(json_object_get(j, "leases")), 1);
+	ck_assert_ptr_nonnull(st);
+	ck_assert_str_eq(berth_info_version(st), BERTH_VERSION);
+	ck_assert_int_ge(berth_info_uptime(st), 0);
+	ck_assert_int_eq(berth_info_leases(st), 1);
+	ck_assert_int_eq(berth_info_waiters(st), 0);
+	ck_assert_int_eq(berth_info_listen_count(st), 1);
+	ck_assert_str_eq(berth_info_listen(st, 0), D.addr);
+	ck_assert_ptr_null(berth_info_listen(st, 1));
+	ck_assert_ptr_null(berth_info_listen(st, -1));
+	ck_assert_str_eq(berth_info_db(st), D.db);
+	ck_assert_int_eq(berth_info_db_ok(st), 1);
+	ck_assert_int_gt(berth_info_pool_size(st), 0);
+	ck_assert_int_lt(berth_info_pool_free(st), berth_info_pool_size(st));
+	ck_assert_int_ge(berth_info_pool_free(st), 0);
+	ck_assert_int_ge(berth_info_pool_range_count(st), 1);
+	ck_assert_ptr_nonnull(strchr(berth_info_pool_range(st, 0), '-'));
+	ck_assert_ptr_null(berth_info_pool_range(st,
+	    berth_info_pool_range_count(st)));
+	ck_assert_int_ge(berth_info_pool_fallback(st), 0);
+	ck_assert_ptr_null(berth_info_portserver(st));
+	/* berthd runs here: the same boot and PID namespace as this test */
+	read_line("/proc/sys/kernel/random/boot_id", boot, sizeof boot);
+	ck_assert_str_eq(berth_info_boot_id(st), boot);
+	n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+	ck_assert_int_gt(n, 0);
+	ns[n] = '\0';
+	ck_assert_str_eq(berth_info_pid_namespace(st), ns);
+	/* and the answer as it came, for those who want all of it */
+	j = json_loads(berth_info_json(st), 0, NULL);
+	ck_assert_msg(j != NULL, "status not JSON: %s", berth_info_json(st));
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j,
+	    "pool"), "size")), berth_info_pool_size(st));
 	json_decref(j);
-	berth_free(json);
+	berth_info_free(st);
 	ck_assert_int_eq(berth_health(c, &err), 0);
 	berth_close(c);
 }
 END_TEST
 
-START_TEST(test_strerror)
+/*
+ * Something that answers HTTP but is not berthd: a status that is not
+ * JSON is EPROTO with the HTTP status, and no object to free.
+ */
+START_TEST(test_status_not_berthd)
+{
+	static const char	 reply[] = "HTTP/1.1 200 OK\r\n"
+	    "Content-Length: 5\r\nConnection: close\r\n\r\nhello";
+	berth_client		*c;
+	berth_info		*st = (berth_info *)&st;
+	berth_error		 err;
+	char			 addr[64], buf[1024];
+	pid_t			 pid;
+	int			 s, fd;
+
+	s = silent_server(addr, sizeof addr);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if ((fd = accept(s, NULL, NULL)) == -1 ||
+		    read(fd, buf, sizeof buf) <= 0 ||
+		    write(fd, reply, sizeof reply - 1) == -1)
+			_exit(1);
+		close(fd);
+		_exit(0);
+	}
+	close(s);
+	c = berth_open(addr, &err);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(berth_status(c, &st, &err), BERTH_EPROTO);
+	ck_assert_ptr_null(st);
+	ck_assert_int_eq(err.code, BERTH_EPROTO);
+	ck_assert_int_eq(err.http_status, 200);
+	ck_assert_msg(strstr(err.message, addr) != NULL, "message: %s",
+	    err.message);
+	reap_ok(pid);
+	berth_close(c);
+}
+END_TEST
+
+START_TEST(test_strerror_version)
 {
 	int	code;
 
 	for (code = BERTH_OK; code <= BERTH_ENOMEM; code++) {
 		ck_assert_ptr_nonnull(berth_strerror(code));
-		ck_assert_ptr_nonnull(berth_strerror(-code));
 		ck_assert_msg(berth_strerror(code)[0] != '\0', "code %d", code);
+		ck_assert_str_ne(berth_strerror(code), "unknown error");
 	}
-	ck_assert_ptr_nonnull(berth_strerror(12345));
+	/* one sign convention: a negative code is no code */
+	ck_assert_str_eq(berth_strerror(-BERTH_EINVAL), "unknown error");
+	ck_assert_str_eq(berth_strerror(12345), "unknown error");
+	/* the version is configure's, in the header and in the library */
+	ck_assert_str_eq(BERTH_VERSION, PACKAGE_VERSION);
+	ck_assert_str_eq(berth_version(), BERTH_VERSION);
+	ck_assert_int_ge(BERTH_API_VERSION, 1);
 	/* NULL is harmless where a free is */
 	berth_close(NULL);
-	berth_free(NULL);
-	berth_leases_free(NULL, 0);
+	berth_lease_free(NULL);
+	berth_leases_free(NULL);
+	berth_info_free(NULL);
+	berth_acquire_opts_free(NULL);
+	ck_assert_uint_eq(berth_leases_count(NULL), 0);
 }
 END_TEST
 
@@ -1081,8 +1289,35 @@ find_libberth(struct dl_phdr_info *info, size_t size, void *arg)
 }
 
 /*
+ * The shared object's soname, from its .dynamic section: its major number
+ * is BERTH_API_VERSION (libberth(3) says how the two move together).
+ */
+static void
+check_soname(const char *map, ElfW(Shdr) *sh, size_t nsh)
+{
+	ElfW(Dyn)	*dyn;
+	const char	*soname = NULL;
+	char		 want[64];
+	size_t		 i, j;
+
+	for (i = 0; i < nsh; i++) {
+		if (sh[i].sh_type != SHT_DYNAMIC)
+			continue;
+		dyn = (ElfW(Dyn) *)(map + sh[i].sh_offset);
+		for (j = 0; j < sh[i].sh_size / sizeof *dyn; j++)
+			if (dyn[j].d_tag == DT_SONAME)
+				soname = map + sh[sh[i].sh_link].sh_offset +
+				    dyn[j].d_un.d_val;
+	}
+	ck_assert_msg(soname != NULL, "libberth has no soname");
+	snprintf(want, sizeof want, "libberth.so.%d", BERTH_API_VERSION);
+	ck_assert_str_eq(soname, want);
+}
+
+/*
  * Only berth_* is exported: read the shared object's .dynsym and check
- * every defined global symbol. Skipped when libberth is linked statically.
+ * every defined global symbol, and its soname. Skipped when libberth is
+ * linked statically.
  */
 START_TEST(test_exports)
 {
@@ -1145,6 +1380,7 @@ START_TEST(test_exports)
 			strcat(bad, name);
 		}
 	}
+	check_soname(map, sh, eh->e_shnum);
 	free(map);
 	ck_assert_msg(bad[0] == '\0', "%s exports non-berth_ symbols:%s",
 	    path, bad);
@@ -1161,7 +1397,7 @@ libberth_suite(void)
 	s = suite_create("libberth");
 
 	tc = tcase_create("offline");
-	tcase_add_test(tc, test_strerror);
+	tcase_add_test(tc, test_strerror_version);
 	tcase_add_test(tc, test_exports);
 	suite_add_tcase(s, tc);
 
@@ -1169,8 +1405,10 @@ libberth_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_open_env);
 	tcase_add_test(tc, test_open_bad);
+	tcase_add_test(tc, test_open_localhost);
 	tcase_add_test(tc, test_acquire_fields);
 	tcase_add_test(tc, test_acquire_defaults);
+	tcase_add_test(tc, test_acquire_opts_refused);
 	tcase_add_test(tc, test_lookup);
 	tcase_add_test(tc, test_lookup_wait);
 	tcase_add_test(tc, test_list);
@@ -1190,6 +1428,7 @@ libberth_suite(void)
 	tcase_add_test(tc, test_unreachable);
 	tcase_add_test(tc, test_timeout);
 	tcase_add_test(tc, test_status_health);
+	tcase_add_test(tc, test_status_not_berthd);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return (s);
