@@ -91,7 +91,7 @@ api_status(struct server *srv, struct api_req *req)
 	    "synchronous", store_sync_mode(),
 	    "db_ok", broker_db_ok(srv->broker),
 	    "portserver", api_status_portserver(srv),
-	    "pid_namespace", owner_pid_namespace() != NULL ?
-	    json_string(owner_pid_namespace()) : json_null(),
-	    "boot_id", owner_boot_id()));
+	    "pid_namespace", procid_pid_namespace() != NULL ?
+	    json_string(procid_pid_namespace()) : json_null(),
+	    "boot_id", procid_boot_id()));
 }

@@ -22,17 +22,8 @@ struct evkeyvalq;
 /* config.c: flags and their environment twins; the flag wins */
 #define CONFIG_MAX_LISTEN	16
 #define CONFIG_MAX_ORIGINS	16
-struct listen_addr {
-	int		 family;	/* AF_INET, AF_INET6 or AF_UNIX */
-	struct sockaddr_storage ss;
-	socklen_t	 sslen;
-	char		 text[128];	/* as given, e.g. 127.0.0.1:62893 */
-	char		 host[128];	/* host part for the Host allow-list */
-	uint16_t	 port;		/* 0 for unix sockets */
-	int		 loopback;
-};
 struct config {
-	struct listen_addr listen[CONFIG_MAX_LISTEN];
+	struct addr	 listen[CONFIG_MAX_LISTEN];
 	size_t		 nlisten;
 	int		 allow_remote;
 	char		 db[4096];
@@ -48,15 +39,13 @@ struct config {
 	unsigned int	 idle_timeout;		/* seconds */
 	unsigned int	 socket_mode;
 	int		 full_sync;	/* --sync full */
-	struct listen_addr portserver;	/* --portserver, if has_portserver */
+	struct addr	 portserver;	/* --portserver, if has_portserver */
 	int		 has_portserver;
 };
 enum config_result { CONFIG_OK, CONFIG_EXIT, CONFIG_ERROR };
 enum config_result config_parse(struct config *, int, char **, char *,
 		    size_t);
 void		 config_free(struct config *);
-int		 config_parse_listen(const char *, struct listen_addr *, char *,
-		    size_t);
 void		 config_usage(void);
 
 /*
@@ -82,7 +71,7 @@ struct server {
 	struct req_list	 held;		/* answers waiting for the commit */
 	struct evconnlistener *listeners[CONFIG_MAX_LISTEN];
 	size_t		 nlisteners;
-	struct listen_addr bound[CONFIG_MAX_LISTEN];	/* real ports */
+	struct addr bound[CONFIG_MAX_LISTEN];	/* real ports */
 	uint64_t	 started_at;	/* ms */
 	int		 stopping;
 	uint64_t	 stop_at;	/* ms, when stopping began */
@@ -270,7 +259,7 @@ uint64_t	 portserver_refused(const struct portserver *);
 
 /* listen.c: the listening sockets */
 int		 listen_open(struct server *, char *, size_t);
-int		 listen_socket(struct server *, const struct listen_addr *, char *,
+int		 listen_socket(struct server *, const struct addr *, char *,
 		    size_t);
 void		 listen_accept_error(struct evconnlistener *, void *);
 void		 listen_close(struct server *);

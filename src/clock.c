@@ -42,19 +42,3 @@ clock_use_real(void)
 {
 	clock_fake = 0;
 }
-
-/*
- * RFC 3339 UTC with milliseconds: 2026-11-26T06:05:43.412Z. Whole seconds
- * would show an expiry up to a second before the real one.
- */
-void
-clock_format_rfc3339(uint64_t ms, char *buf, size_t len)
-{
-	time_t		t = (time_t)(ms / 1000);
-	struct tm	tm;
-	char		base[32];
-
-	gmtime_r(&t, &tm);
-	strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%03uZ", base, (unsigned int)(ms % 1000));
-}

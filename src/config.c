@@ -109,141 +109,6 @@ config_set_errno(char *err, size_t errlen, const char *fmt, ...)
 	return (-1);
 }
 
-static int
-config_loopback(const struct listen_addr *la)
-{
-	const struct sockaddr_in	*sin = (const void *)&la->ss;
-	const struct sockaddr_in6	*sin6 = (const void *)&la->ss;
-
-	switch (la->family) {
-	case AF_UNIX:
-		return (1);
-	case AF_INET:
-		return ((ntohl(sin->sin_addr.s_addr) >> 24) == 127);
-	default:
-		return (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
-	}
-}
-
-static int
-config_parse_port(const char *s, uint16_t *port)
-{
-	char		*end;
-	unsigned long	 v;
-
-	if (*s == '\0')
-		return (-1);
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v > 65535 || *s == '-' || *s == '+')
-		return (-1);
-	*port = (uint16_t)v;
-	return (0);
-}
-
-/*
- * The portserver address (docs/portpicker.md): "@name" is an abstract unix
- * socket, anything else a path. The abstract name is the bytes after the
- * '@', with no trailing NUL, as portpicker connects to it.
- */
-static int
-config_parse_portserver(const char *s, struct listen_addr *la, char *err,
-    size_t errlen)
-{
-	struct sockaddr_un	*sun = (struct sockaddr_un *)&la->ss;
-	size_t			 len = strlen(s);
-
-	memset(la, 0, sizeof *la);
-	if (len == 0 || (s[0] == '@' && len == 1) ||
-	    len >= sizeof sun->sun_path || len >= sizeof la->text)
-		return (config_set_errno(err, errlen, "bad portserver address "
-		    "'%.64s' (want @name or a socket path, at most %zu bytes)",
-		    s, sizeof sun->sun_path - 1));
-	snprintf(la->text, sizeof la->text, "%s", s);
-	la->family = AF_UNIX;
-	la->loopback = 1;
-	sun->sun_family = AF_UNIX;
-	if (s[0] == '@') {
-		sun->sun_path[0] = '\0';
-		memcpy(sun->sun_path + 1, s + 1, len - 1);
-		la->sslen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-		    len);
-	} else {
-		memcpy(sun->sun_path, s, len + 1);
-		la->sslen = sizeof *sun;
-	}
-	return (0);
-}
-
-/* One listen address: unix:/path, [v6]:port, v4:port or localhost:port. */
-int
-config_parse_listen(const char *s, struct listen_addr *la, char *err,
-    size_t errlen)
-{
-	struct sockaddr_in	*sin = (struct sockaddr_in *)&la->ss;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&la->ss;
-	struct sockaddr_un	*sun = (struct sockaddr_un *)&la->ss;
-	char			 host[128];
-	const char		*colon, *portstr;
-
-	memset(la, 0, sizeof *la);
-	if (strlen(s) >= sizeof la->text)
-		return (config_set_errno(err, errlen, "listen address too long: "
-		    "%.64s...", s));
-	snprintf(la->text, sizeof la->text, "%s", s);
-	if (strncmp(s, "unix:", 5) == 0) {
-		if (s[5] == '\0' || strlen(s + 5) >= sizeof sun->sun_path)
-			return (config_set_errno(err, errlen, "bad unix socket "
-			    "path in '%s' (empty or too long)", s));
-		la->family = AF_UNIX;
-		sun->sun_family = AF_UNIX;
-		snprintf(sun->sun_path, sizeof sun->sun_path, "%s", s + 5);
-		la->sslen = sizeof *sun;
-		la->loopback = 1;
-		return (0);
-	}
-	if (s[0] == '[') {
-		if ((colon = strstr(s, "]:")) == NULL ||
-		    (size_t)(colon - s - 1) >= sizeof host)
-			goto bad;
-		memcpy(host, s + 1, (size_t)(colon - s - 1));
-		host[colon - s - 1] = '\0';
-		portstr = colon + 2;
-		la->family = AF_INET6;
-	} else {
-		if ((colon = strrchr(s, ':')) == NULL ||
-		    (size_t)(colon - s) >= sizeof host)
-			goto bad;
-		memcpy(host, s, (size_t)(colon - s));
-		host[colon - s] = '\0';
-		portstr = colon + 1;
-		la->family = AF_INET;
-		if (strcasecmp(host, "localhost") == 0)
-			snprintf(host, sizeof host, "127.0.0.1");
-	}
-	if (config_parse_port(portstr, &la->port) == -1)
-		goto bad;
-	if (la->family == AF_INET) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(la->port);
-		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
-			goto bad;
-		la->sslen = sizeof *sin;
-	} else {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(la->port);
-		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
-			goto bad;
-		la->sslen = sizeof *sin6;
-	}
-	snprintf(la->host, sizeof la->host, "%s", host);
-	la->loopback = config_loopback(la);
-	return (0);
-bad:
-	return (config_set_errno(err, errlen, "bad listen address '%s' (want "
-	    "127.0.0.1:PORT, [::1]:PORT or unix:/PATH)", s));
-}
-
 /* Add every comma-separated address of s to cfg->listen. */
 static int
 config_add_listen(struct config *cfg, const char *s, char *err, size_t errlen)
@@ -260,7 +125,7 @@ config_add_listen(struct config *cfg, const char *s, char *err, size_t errlen)
 			    "most %d)", CONFIG_MAX_LISTEN);
 			rc = -1;
 		} else
-			rc = config_parse_listen(tok,
+			rc = addr_parse(tok, ADDR_PORT0, "listen",
 			    &cfg->listen[cfg->nlisten++], err, errlen);
 	}
 	free(copy);
@@ -410,8 +275,8 @@ config_apply(struct config *cfg, int opt, const char *arg, char *err,
 		return (config_number("socket mode", arg, 8, 0, 0777,
 		    &cfg->socket_mode, err, errlen));
 	case OPT_PORTSERVER:
-		if (config_parse_portserver(arg, &cfg->portserver, err,
-		    errlen) == -1)
+		if (addr_parse(arg, ADDR_UNIX_BARE, "portserver",
+		    &cfg->portserver, err, errlen) == -1)
 			return (-1);
 		cfg->has_portserver = 1;
 		return (0);
@@ -474,7 +339,7 @@ config_check(struct config *cfg, char *err, size_t errlen)
 {
 	size_t	i;
 
-	if (cfg->nlisten == 0 && config_add_listen(cfg, BERTH_DEFAULT_LISTEN,
+	if (cfg->nlisten == 0 && config_add_listen(cfg, BERTH_DEFAULT_ADDR,
 	    err, errlen) == -1)
 		return (CONFIG_ERROR);
 	for (i = 0; i < cfg->nlisten; i++) {

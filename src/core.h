@@ -14,15 +14,14 @@
 
 #include <jansson.h>
 
-#define BERTH_DEFAULT_PORT	62893
-#define BERTH_DEFAULT_LISTEN	"127.0.0.1:62893"
+/* The rules shared with libberth and the CLI: limits, names, addresses. */
+#include "common.h"
+
 #define BERTH_DEFAULT_HOST	"127.0.0.1"	/* a lease's host */
-#define BERTH_NAME_MAX		63
 #define BERTH_HOST_MAX		253
 #define BERTH_META_MAX		4096	/* encoded bytes */
 #define BERTH_TTL_MAX		31536000	/* one year, seconds */
 #define BERTH_TOKEN_HEX		32	/* 128 random bits */
-#define BERTH_WAIT_MAX		300	/* seconds */
 #define BERTH_BODY_MAX		65536
 
 /* log.c */
@@ -51,7 +50,6 @@ uint64_t	 clock_now_ms(void);
 void		 clock_set_fake(uint64_t);	/* tests: freeze time */
 void		 clock_advance(uint64_t);
 void		 clock_use_real(void);
-void		 clock_format_rfc3339(uint64_t, char *, size_t);
 
 /* owner.c: a process identity that survives pid reuse and reboots */
 struct owner {
@@ -61,8 +59,6 @@ struct owner {
 };
 int		 owner_read(pid_t, struct owner *);
 int		 owner_alive(const struct owner *);
-const char	*owner_boot_id(void);
-const char	*owner_pid_namespace(void);
 int		 owner_nested(pid_t);
 int		 owner_pidfd(const struct owner *);
 
@@ -178,7 +174,7 @@ struct lease {
 };
 TAILQ_HEAD(lease_list, lease);
 
-int		 lease_name_valid(const char *);
+int		 names_valid(const char *);
 int		 lease_host_valid(const char *);
 const char	*lease_proto_name(int);
 int		 lease_proto_parse(const char *);

@@ -12,27 +12,6 @@
 
 #include "core.h"
 
-/* 1–63 characters, [a-z0-9] first, then [a-z0-9._-]. */
-int
-lease_name_valid(const char *s)
-{
-	size_t	i;
-
-	if (s == NULL || s[0] == '\0')
-		return (0);
-	if (!islower((unsigned char)s[0]) && !isdigit((unsigned char)s[0]))
-		return (0);
-	for (i = 0; s[i] != '\0'; i++) {
-		if (i >= BERTH_NAME_MAX)
-			return (0);
-		if (islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]))
-			continue;
-		if (s[i] != '.' && s[i] != '_' && s[i] != '-')
-			return (0);
-	}
-	return (1);
-}
-
 /*
  * A host clients should connect to: an IPv4 or IPv6 literal, or a DNS
  * name (letters, digits, '-', '.', labels of at most 63 characters).
@@ -137,7 +116,7 @@ lease_time_json(uint64_t ms)
 
 	if (ms == 0)
 		return (json_null());
-	clock_format_rfc3339(ms, buf, sizeof buf);
+	rfc3339_format((int64_t)ms, buf, sizeof buf);
 	return (json_string(buf));
 }
 

@@ -110,9 +110,9 @@ leasereq_field(const char *k, json_t *v, struct lease_req *r, struct berr *e)
 	json_int_t	n;
 
 	if (strcmp(k, "name") == 0) {
-		if (!lease_name_valid(leasereq_str(v))) {
-			berr_set(e, BERR_INVALID_NAME, "'name' must be 1-63 "
-			    "characters, [a-z0-9] first, then [a-z0-9._-]");
+		if (!names_valid(leasereq_str(v))) {
+			berr_set(e, BERR_INVALID_NAME, "'name' must be "
+			    BERTH_NAME_RULE);
 			return (-1);
 		}
 		snprintf(r->name, sizeof r->name, "%s", json_string_value(v));

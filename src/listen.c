@@ -67,7 +67,7 @@ listen_accept_error(struct evconnlistener *lev, void *arg)
 
 /* Is someone already serving on this unix socket path? */
 static int
-listen_unix_live(const struct listen_addr *la)
+listen_unix_live(const struct addr *la)
 {
 	int	fd, live;
 
@@ -80,7 +80,7 @@ listen_unix_live(const struct listen_addr *la)
 
 /* Fill in the address text with the port the kernel actually gave us. */
 static void
-listen_record(struct listen_addr *bound, const struct listen_addr *la, int fd)
+listen_record(struct addr *bound, const struct addr *la, int fd)
 {
 	struct sockaddr_storage	 ss;
 	socklen_t		 len = sizeof ss;
@@ -112,7 +112,7 @@ listen_record(struct listen_addr *bound, const struct listen_addr *la, int fd)
  * which has no file to check, remove or chmod).
  */
 int
-listen_socket(struct server *srv, const struct listen_addr *la, char *err,
+listen_socket(struct server *srv, const struct addr *la, char *err,
     size_t errlen)
 {
 	const char	*path = ((const struct sockaddr_un *)&la->ss)->sun_path;
@@ -179,7 +179,7 @@ listen_open(struct server *srv, char *err, size_t errlen)
 
 	listen_server = srv;
 	for (i = 0; i < srv->cfg->nlisten; i++) {
-		const struct listen_addr *la = &srv->cfg->listen[i];
+		const struct addr *la = &srv->cfg->listen[i];
 
 		if ((fd = listen_socket(srv, la, err, errlen)) == -1)
 			goto fail;

@@ -152,7 +152,7 @@ main(int argc, char **argv)
 	struct store		*store;
 	struct broker		*broker;
 	struct pool		*pool;
-	char			 err[512], status[256];
+	char			 err[512], status[ADDR_TEXT_MAX + 16];
 	size_t			 i;
 	int			 fallback;
 

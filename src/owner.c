@@ -15,51 +15,6 @@
 
 #include "core.h"
 
-static char	owner_boot[40];
-
-/* The kernel's boot id, read once; "" where /proc does not have it. */
-const char *
-owner_boot_id(void)
-{
-	FILE	*f;
-	size_t	 len;
-
-	if (owner_boot[0] != '\0')
-		return (owner_boot);
-	f = fopen("/proc/sys/kernel/random/boot_id", "re");
-	if (f == NULL)
-		return (owner_boot);
-	if (fgets(owner_boot, sizeof owner_boot, f) == NULL)
-		owner_boot[0] = '\0';
-	fclose(f);
-	len = strlen(owner_boot);
-	if (len > 0 && owner_boot[len - 1] == '\n')
-		owner_boot[len - 1] = '\0';
-	return (owner_boot);
-}
-
-/*
- * Our PID namespace as the kernel names it, "pid:[INODE]", read once;
- * NULL where /proc does not say. Pids are only meaningful inside one
- * namespace: a client elsewhere (another container) compares this with
- * its own /proc/self/ns/pid before it names itself as a lease's owner.
- */
-const char *
-owner_pid_namespace(void)
-{
-	static char	ns[64];
-	ssize_t		n;
-
-	if (ns[0] != '\0')
-		return (ns);
-	if ((n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1)) <= 0) {
-		ns[0] = '\0';
-		return (NULL);
-	}
-	ns[n] = '\0';
-	return (ns);
-}
-
 #define OWNER_PF_KTHREAD	0x00200000	/* linux/sched.h: a kernel thread */
 
 /*
@@ -144,7 +99,7 @@ owner_read(pid_t pid, struct owner *o)
 	    owner_exited(state) || (flags & OWNER_PF_KTHREAD))
 		return (-1);
 	o->pid = pid;
-	snprintf(o->boot_id, sizeof o->boot_id, "%s", owner_boot_id());
+	snprintf(o->boot_id, sizeof o->boot_id, "%s", procid_boot_id());
 	return (0);
 }
 
@@ -158,7 +113,7 @@ owner_alive(const struct owner *o)
 
 	if (o->pid <= 0)
 		return (1);
-	if (strcmp(o->boot_id, owner_boot_id()) != 0)
+	if (strcmp(o->boot_id, procid_boot_id()) != 0)
 		return (0);
 	return (owner_stat(o->pid, &state, &flags, &start) == 0 &&
 	    start == o->start && !owner_exited(state));

@@ -48,7 +48,7 @@ struct ps_conn {
 struct portserver {
 	struct server		*srv;
 	struct evconnlistener	*lev;
-	struct listen_addr	 addr;
+	struct addr	 addr;
 	TAILQ_HEAD(, ps_conn)	 conns;
 	uint64_t		 granted;
 	uint64_t		 refused;

@@ -285,6 +285,7 @@ router_route(struct server *srv, struct api_req *req)
 {
 	const char		*path = req->path;
 	const struct route	*rt;
+	char			 msg[160];
 	int			 named;
 	size_t			 i;
 
@@ -299,10 +300,9 @@ router_route(struct server *srv, struct api_req *req)
 		req_reply_json(srv, req, 204, NULL);
 		return;
 	}
-	if (named && !lease_name_valid(req->name)) {
-		req_fail(srv, req, 400, "invalid_name", "'%.64s' is not a valid "
-		    "name: 1-63 characters, [a-z0-9] first, then [a-z0-9._-]",
-		    req->name);
+	if (named && !names_valid(req->name)) {
+		req_fail(srv, req, 400, "invalid_name", "%s",
+		    names_message(req->name, msg, sizeof msg));
 		return;
 	}
 	if (rt == NULL) {

@@ -20,7 +20,7 @@ fuzz_check_accepted(const struct lease_req *r)
 	json_t		*meta, *v;
 	const char	*k;
 
-	if (!lease_name_valid(r->name) || !lease_host_valid(r->host) ||
+	if (!names_valid(r->name) || !lease_host_valid(r->host) ||
 	    lease_proto_parse(lease_proto_name(r->proto)) != r->proto ||
 	    r->ttl > BERTH_TTL_MAX)
 		abort();
@@ -49,7 +49,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct lease_req	 r;
-	struct listen_addr	 la;
+	struct addr	 la;
 	struct port_range	 ranges[POOL_MAX_RANGES];
 	struct berr		 e;
 	uint32_t		 ttl;
@@ -72,7 +72,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return (0);
 	memcpy(s, data, size);
 	s[size] = '\0';
-	if (lease_name_valid(s) && (strlen(s) > BERTH_NAME_MAX || s[0] == '-'))
+	if (names_valid(s) && (strlen(s) > BERTH_NAME_MAX || s[0] == '-'))
 		abort();
 	(void)lease_host_valid(s);
 	if (pool_parse_ranges(s, ranges, &n, err, sizeof err) == 0) {
@@ -80,7 +80,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (ranges[n].lo == 0 || ranges[n].lo > ranges[n].hi)
 				abort();
 	}
-	(void)config_parse_listen(s, &la, err, sizeof err);
+	(void)addr_parse(s, ADDR_PORT0, "listen", &la, err, sizeof err);
+	(void)addr_parse(s, ADDR_UNIX_BARE, "portserver", &la, err,
+	    sizeof err);
 	free(s);
 	return (0);
 }

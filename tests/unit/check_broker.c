@@ -849,7 +849,7 @@ START_TEST(test_owner_takeover)
 	port = l->port;
 	ck_assert_int_eq(l->owner.pid, pid);
 	ck_assert_uint_gt(l->owner.start, 0);
-	ck_assert_str_eq(l->owner.boot_id, owner_boot_id());
+	ck_assert_str_eq(l->owner.boot_id, procid_boot_id());
 	ck_assert(owner_alive(&l->owner));
 	refuse("{\"name\":\"a\"}", NULL, BERR_NAME_TAKEN);
 

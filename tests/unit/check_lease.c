@@ -57,14 +57,14 @@ static const char *const bad_names[] = {
 
 START_TEST(test_name_valid)
 {
-	ck_assert_msg(lease_name_valid(good_names[_i]), "'%s' refused",
+	ck_assert_msg(names_valid(good_names[_i]), "'%s' refused",
 	    good_names[_i]);
 }
 END_TEST
 
 START_TEST(test_name_invalid)
 {
-	ck_assert_msg(!lease_name_valid(bad_names[_i]), "'%s' accepted",
+	ck_assert_msg(!names_valid(bad_names[_i]), "'%s' accepted",
 	    bad_names[_i]);
 }
 END_TEST
@@ -77,11 +77,11 @@ START_TEST(test_name_lengths)
 	ck_assert_uint_eq(strlen(bad_names[16]), 64);
 	memset(buf, 'x', sizeof buf);
 	buf[BERTH_NAME_MAX] = '\0';
-	ck_assert(lease_name_valid(buf));
+	ck_assert(names_valid(buf));
 	buf[BERTH_NAME_MAX] = 'x';
 	buf[BERTH_NAME_MAX + 1] = '\0';
-	ck_assert(!lease_name_valid(buf));
-	ck_assert(!lease_name_valid(NULL));
+	ck_assert(!names_valid(buf));
+	ck_assert(!names_valid(NULL));
 }
 END_TEST
 
