@@ -69,6 +69,9 @@ log_reopen(void)
 	return (0);
 }
 
+static void	 log_vwrite(enum log_level, const char *, const char *,
+		    va_list) __attribute__((format(printf, 3, 0)));
+
 static void
 log_vwrite(enum log_level level, const char *err, const char *fmt,
     va_list ap)
