@@ -305,6 +305,17 @@ class BerthTestCase(unittest.TestCase):
         if wrapped:
             raise AssertionError("\n\n".join(str(e) for e in wrapped))
 
+    def unused_port(self, kind=socket.SOCK_STREAM, shared=False):
+        """A ReservedPort (see there) held until this test ends."""
+        r = unused_port(kind, shared)
+        self.addCleanup(r.close)
+        return r
+
+    def dead_addr(self):
+        """127.0.0.1:PORT where nothing listens (connections are refused)
+        for the whole test."""
+        return self.unused_port().addr
+
     def assertError(self, resp, status, code):
         """resp is an error answer with this status and JSON error code."""
         self.assertEqual(resp.status, status, resp)
@@ -327,14 +338,45 @@ def wait_for(fn, timeout=10, what="condition"):
         time.sleep(0.02)
 
 
-def unused_port():
-    """A loopback TCP port nothing listens on: the kernel's pick, closed
-    again at once (so a connection to it is refused)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+class ReservedPort:
+    """A loopback port held for a test: a socket bound to 127.0.0.1:PORT
+    (the kernel's pick) that never listens, kept until close(). While it
+    is held, connections to the port are refused and no other process can
+    bind it, so nothing can take the port between the moment the test
+    learns it and the moment the test uses it.
+
+    kind is socket.SOCK_STREAM (TCP) or socket.SOCK_DGRAM (UDP). With
+    shared=True the socket sets SO_REUSEADDR: berthd's test bind, which
+    sets it too (as servers do), then sees the port as free, while a
+    process that binds without it still cannot take the port. Use that
+    when berthd itself must hand out exactly this port."""
+
+    def __init__(self, kind=socket.SOCK_STREAM, shared=False):
+        self.sock = socket.socket(socket.AF_INET, kind)
+        if shared:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.addr = "127.0.0.1:%d" % self.port
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return "<ReservedPort %s>" % self.addr
+
+
+def unused_port(kind=socket.SOCK_STREAM, shared=False):
+    """A ReservedPort: a loopback port nothing listens on, held until the
+    caller closes it (use it in a with block, or BerthTestCase.unused_port,
+    which holds it until the test ends)."""
+    return ReservedPort(kind, shared)
 
 
 def listener(port=0, host="0.0.0.0", family=socket.AF_INET, kind=socket.SOCK_STREAM):

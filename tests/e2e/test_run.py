@@ -561,16 +561,9 @@ c.close()
         self.assertEqual(r.json["port"], held.json["port"])
 
     def test_broker_unreachable_exits_69(self):
-        # A bound socket that does not listen: connections are refused, and
-        # nobody else can take the port meanwhile.
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        try:
-            addr = "127.0.0.1:%d" % s.getsockname()[1]
-            st, out, err = self.run_cli("web", "--", "sh", "-c",
-                                        "echo ran > ran.txt", addr=addr)
-        finally:
-            s.close()
+        addr = self.dead_addr()
+        st, out, err = self.run_cli("web", "--", "sh", "-c",
+                                    "echo ran > ran.txt", addr=addr)
         self.assertEqual(st, 69, err)
         self.assertEqual(len(err.splitlines()), 1, err)
         self.assertTrue(err.startswith("berth: "), err)
