@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -76,6 +77,75 @@ def read_log(path):
         return ""
 
 
+class StartError(RuntimeError):
+    """berthd exited, or did not say READY in time."""
+
+
+def berthd_argv(args):
+    """The command line that starts berthd with args: BERTHD_WRAPPER's
+    words, BERTHD, args, and --listen 127.0.0.1:0 unless args name an
+    address to listen on."""
+    argv = WRAPPER + [BERTHD] + list(args)
+    if not any(a.startswith("--listen") for a in args):
+        argv += ["--listen", "127.0.0.1:0"]
+    return argv
+
+
+def berthd_env(notify_path, extra=None):
+    """berthd's environment: ours without BERTH_* (so only flags configure
+    it), then extra, and NOTIFY_SOCKET."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+    env.update(extra or {})
+    env["NOTIFY_SOCKET"] = notify_path
+    return env
+
+
+def notify_socket(path):
+    """A datagram socket bound to path, where berthd sends READY."""
+    if os.path.exists(path):
+        os.unlink(path)
+    nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    nsock.bind(path)
+    return nsock
+
+
+def await_ready(nsock, exited, timeout=None):
+    """Wait on nsock for berthd's READY=1 datagram and return the address
+    of its STATUS line ("serving on ADDR"). exited() is None while berthd
+    runs, else its exit status (True when unknown). Raises StartError if
+    berthd exits first or timeout seconds (START_TIMEOUT) pass."""
+    timeout = START_TIMEOUT if timeout is None else timeout
+    nsock.settimeout(0.1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            msg = nsock.recv(4096).decode()
+            break
+        except socket.timeout:
+            status = exited()
+            if status is not None:
+                raise StartError("berthd exited%s before it was ready"
+                                 % ("" if status is True
+                                    else " with %d" % status))
+            if time.monotonic() > deadline:
+                raise StartError("berthd not ready after %.0fs" % timeout)
+    fields = dict(line.split("=", 1) for line in msg.splitlines() if "=" in line)
+    if fields.get("READY") != "1" or "serving on " not in fields.get("STATUS", ""):
+        raise StartError("not a READY datagram with an address: %r" % msg)
+    return fields["STATUS"].split("serving on ", 1)[1]
+
+
+def split_addr(addr):
+    """(host, port) of a STATUS address; a unix: address has port 0."""
+    if addr.startswith("["):
+        host, port = addr[1:].split("]:")
+    elif addr.startswith("unix:"):
+        host, port = addr, "0"
+    else:
+        host, port = addr.rsplit(":", 1)
+    return host, int(port)
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status
@@ -112,51 +182,26 @@ class Berthd:
 
     def start(self, expect_ready=True):
         notify_path = os.path.join(self.tmp, "notify.sock")
-        if os.path.exists(notify_path):
-            os.unlink(notify_path)
-        nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        nsock.bind(notify_path)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
-        env.update(self.env)
-        env["NOTIFY_SOCKET"] = notify_path
-        args = WRAPPER + [BERTHD, "--db", self.db, "--log-level", "debug"]
-        if not any(a.startswith("--listen") for a in self.args):
-            args += ["--listen", "127.0.0.1:0"]
-        args += self.args
+        nsock = notify_socket(notify_path)
+        args = berthd_argv(["--db", self.db, "--log-level", "debug"]
+                           + self.args)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log,
-                                     env=env, stdin=subprocess.DEVNULL,
+                                     env=berthd_env(notify_path, self.env),
+                                     stdin=subprocess.DEVNULL,
                                      preexec_fn=self.preexec)
         if not expect_ready:
             nsock.close()
             return
-        nsock.settimeout(0.1)
-        deadline = time.monotonic() + START_TIMEOUT
         try:
-            while True:
-                try:
-                    msg = nsock.recv(4096).decode()
-                    break
-                except socket.timeout:
-                    if self.proc.poll() is not None:
-                        self.log.close()
-                        raise RuntimeError("berthd exited with %d before it "
-                                           "was ready:\n%s" % (self.proc.returncode, self.logtext()))
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("berthd not ready after %.0fs:\n%s"
-                                           % (START_TIMEOUT, self.logtext()))
+            self.addr = await_ready(nsock, self.proc.poll)
+        except StartError as e:
+            if self.proc.poll() is not None:
+                self.log.close()
+            raise StartError("%s:\n%s" % (e, self.logtext())) from None
         finally:
             nsock.close()
-        fields = dict(line.split("=", 1) for line in msg.splitlines() if "=" in line)
-        assert fields.get("READY") == "1", msg
-        self.addr = fields["STATUS"].split("serving on ", 1)[1]
-        if self.addr.startswith("["):
-            self.host, port = self.addr[1:].split("]:")
-        elif self.addr.startswith("unix:"):
-            self.host, port = self.addr, "0"
-        else:
-            self.host, port = self.addr.rsplit(":", 1)
-        self.port = int(port)
+        self.host, self.port = split_addr(self.addr)
 
     def logtext(self):
         return read_log(self.log_path)
@@ -395,3 +440,128 @@ def main():
     if not result.wasSuccessful():
         sys.exit(1)
     sys.exit(77 if result.skipped else 0)
+
+
+# ---- the command line: one way to start berthd for shell and C tests ----
+
+USAGE = """\
+usage: berthtest.py start [--exec] [--log FILE] [--timeout SECONDS] \
+--db DB [BERTHD-ARG...]
+
+Starts berthd (BERTHD, behind BERTHD_WRAPPER's words if set) with the
+arguments given, on --listen 127.0.0.1:0 unless they name an address,
+with NOTIFY_SOCKET set; waits for its READY=1 datagram and prints one
+line, "PID ADDR" (ADDR from STATUS=serving on ADDR), then exits 0,
+leaving berthd running: end it by pid. If berthd exits first or is not
+ready in time (default 10 s, 60 s under a wrapper), prints why on stderr
+and exits 1 (berthd, if still running, is killed).
+
+--exec    this process becomes berthd (exec), so berthd is the caller's
+          child and the caller can wait for it; a helper process (not a
+          child of berthd) prints the line, and prints nothing if berthd
+          exits or is not ready in time (then the caller ends berthd).
+--log     append berthd's stdout and stderr to FILE (default: berthd's
+          stderr is ours; its stdout goes there too, never to ours).
+"""
+
+
+def _cli_start(argv):
+    opts = {"exec": False, "log": None, "timeout": None}
+    while argv and argv[0].startswith("--") and argv[0] in (
+            "--exec", "--log", "--timeout", "--"):
+        a = argv.pop(0)
+        if a == "--":
+            break
+        if a == "--exec":
+            opts["exec"] = True
+        elif not argv:
+            sys.exit("berthtest start: %s needs a value\n%s" % (a, USAGE))
+        else:
+            opts[a[2:]] = argv.pop(0)
+    if not any(a == "--db" or a.startswith("--db=") for a in argv):
+        sys.exit("berthtest start: --db is required (never the default "
+                 "database)\n" + USAGE)
+    timeout = float(opts["timeout"]) if opts["timeout"] else None
+    argv = berthd_argv(argv)
+    tmp = tempfile.mkdtemp(prefix="berth-start-")
+    notify_path = os.path.join(tmp, "notify.sock")
+    nsock = notify_socket(notify_path)
+    env = berthd_env(notify_path)
+    out = os.open(opts["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                  0o600) if opts["log"] else 2
+
+    def cleanup():
+        nsock.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    if opts["exec"]:
+        return _cli_exec(argv, env, nsock, out, timeout, cleanup)
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=out, env=env, start_new_session=True)
+    except OSError as e:
+        cleanup()
+        print("berthtest start: cannot run %s: %s" % (argv[0], e),
+              file=sys.stderr)
+        return 1
+    try:
+        addr = await_ready(nsock, proc.poll, timeout)
+    except StartError as e:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        print("berthtest start: %s: %s" % (" ".join(argv), e), file=sys.stderr)
+        return 1
+    finally:
+        cleanup()
+    print("%d %s" % (proc.pid, addr), flush=True)
+    proc.returncode = 0     # it runs on; do not warn that it still does
+    return 0
+
+
+def _cli_exec(argv, env, nsock, out, timeout, cleanup):
+    """start --exec: fork a watcher that reports READY (double-forked, so
+    berthd never has a child of ours to reap), then exec berthd here."""
+    me = os.getpid()
+    pidfd = os.pidfd_open(me)
+    child = os.fork()
+    if child == 0:
+        rc = 1
+        try:
+            if os.fork() == 0:
+                def exited():
+                    ready = select.select([pidfd], [], [], 0)[0]
+                    return True if ready else None
+                try:
+                    addr = await_ready(nsock, exited, timeout)
+                    print("%d %s" % (me, addr), flush=True)
+                    rc = 0
+                except StartError as e:
+                    print("berthtest start: %s: %s" % (" ".join(argv), e),
+                          file=sys.stderr, flush=True)
+                finally:
+                    cleanup()
+            else:
+                rc = 0
+        finally:
+            os._exit(rc)
+    os.waitpid(child, 0)
+    os.close(pidfd)
+    nsock.close()
+    # stdout belongs to the watcher: berthd's goes to the log or stderr.
+    os.dup2(out, 1)
+    if out != 2:
+        os.dup2(out, 2)
+        os.close(out)
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as e:
+        print("berthtest start: cannot run %s: %s" % (argv[0], e),
+              file=sys.stderr)
+        os._exit(127)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["start"]:
+        sys.exit(USAGE)
+    sys.exit(_cli_start(sys.argv[2:]))
