@@ -8,6 +8,22 @@ ended by pid when the test ends.
 
 BERTHD names the daemon binary (make check sets it).
 
+BERTH_TEST_ADDR, when set to a berthd's address (127.0.0.1:62893, or
+unix:/path), runs the suites against that already-running berthd instead
+of one started per test, as memcached's tests can use an external server:
+
+    python3 tests/e2e/berthtest.py start --db /tmp/t.db \
+        --listen 127.0.0.1:62893 --listen unix:/tmp/t.sock
+    BERTH_TEST_ADDR=127.0.0.1:62893 make check      # not -j: one daemon
+
+BerthTestCase.berthd() then returns that daemon, with every live lease
+revoked before and after each test (through its unix socket, which it
+must also listen on, as this user or root), and a test that needs a berthd of its own (flags, its own
+database or environment, two daemons, a restart, a signal, its log or
+process) is skipped with a one-line reason; so are whole suites about
+starting berthd (needs_own_berthd). Unset, every test starts its own
+berthd and nothing is skipped for this.
+
 BERTHD_WRAPPER, when set, is a command line put in front of berthd's, for
 example "valgrind --quiet --error-exitcode=99 --leak-check=full ..."
 (tests/valgrind.sh sets it). Under a wrapper the harness waits longer for
@@ -37,6 +53,7 @@ WRAPPER = shlex.split(os.environ.get("BERTHD_WRAPPER", ""))
 # How much slower berthd runs under the wrapper (valgrind: 20-50x on startup).
 SLOWDOWN = 10 if WRAPPER else 1
 START_TIMEOUT = 60.0 if WRAPPER else 10.0
+TEST_ADDR = os.environ.get("BERTH_TEST_ADDR", "")
 WRAPPER_ERROR_EXIT = 99
 
 # Valgrind's report lines that mean an error or a leak (not its warnings).
@@ -303,6 +320,76 @@ class Berthd:
                    self.log_path, text[-4000:]))
 
 
+def _own_berthd_only(what):
+    def fail(self, *args, **kw):
+        raise unittest.SkipTest("needs a berthd of its own (%s); "
+                                "BERTH_TEST_ADDR is set" % what)
+    return fail
+
+
+class ExternalBerthd(Berthd):
+    """The berthd at BERTH_TEST_ADDR: one this harness did not start.
+    Requests go to it; what only a daemon of the test's own has (its
+    process, database, log, restarts) skips the test."""
+
+    def __init__(self, addr):
+        self.addr = addr
+        self.host, self.port = split_addr(addr)
+        self.tmp = None     # a scratch directory for the test, made by use()
+        self.own_tmp = True
+
+    def use(self):
+        """Begin a test: no leases, and a scratch directory."""
+        self.clear()
+        self.tmp = tempfile.mkdtemp(prefix="berth-e2e-")
+
+    proc = property(_own_berthd_only("its process"))
+    db = property(_own_berthd_only("its database"))
+    log_path = property(_own_berthd_only("its log"))
+    logtext = _own_berthd_only("its log")
+    start = _own_berthd_only("a start")
+    stop = _own_berthd_only("a stop")
+    kill9 = _own_berthd_only("kill -9")
+    restart = _own_berthd_only("a restart")
+
+    def clear(self):
+        """Revoke every live lease, so each test starts from none: an
+        admin's request, so through berthd's unix socket."""
+        r = self.get("/v1/status")
+        if r.status != 200:
+            raise AssertionError("BERTH_TEST_ADDR=%s: status: %r"
+                                 % (self.addr, r))
+        unix = [a for a in r.json["listen"] if a.startswith("unix:")]
+        if not unix:
+            raise AssertionError(
+                "BERTH_TEST_ADDR=%s: that berthd must also listen on a unix "
+                "socket (--listen unix:PATH), through which the tests "
+                "revoke leases between tests" % self.addr)
+        admin = ExternalBerthd(unix[0])
+        r = admin.get("/v1/services")
+        if r.status != 200:
+            raise AssertionError("BERTH_TEST_ADDR=%s: listing leases: %r"
+                                 % (self.addr, r))
+        for svc in r.json["services"]:
+            r = admin.delete("/v1/services/%s?force=1" % svc["name"])
+            if r.status not in (204, 404):
+                raise AssertionError(
+                    "BERTH_TEST_ADDR=%s: cannot revoke %s (%r): run that "
+                    "berthd as this user" % (self.addr, svc["name"], r))
+
+    def close(self):
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        self.clear()
+
+
+def needs_own_berthd(reason):
+    """Skip a test or class when BERTH_TEST_ADDR is set: reason says why
+    it needs a berthd of its own (e.g. "it starts berthd itself")."""
+    return unittest.skipIf(TEST_ADDR, "needs a berthd of its own (%s); "
+                           "BERTH_TEST_ADDR is set" % reason)
+
+
 class UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path, timeout=30):
         super().__init__("localhost", timeout=timeout)
@@ -319,8 +406,21 @@ class BerthTestCase(unittest.TestCase):
     """A test case that owns the berthds it starts and shows their logs on failure."""
 
     def berthd(self, *args, **kw):
+        if TEST_ADDR:
+            return self._external_berthd(args, kw)
         d = Berthd(args, **kw)
         self.daemons.append(d)
+        return d
+
+    def _external_berthd(self, args, kw):
+        if args or kw:
+            self.skipTest("needs a berthd of its own (%s); BERTH_TEST_ADDR "
+                          "is set" % " ".join(list(args) + sorted(kw)))
+        if self.daemons:
+            self.skipTest("needs two berthds; BERTH_TEST_ADDR is set")
+        d = ExternalBerthd(TEST_ADDR)
+        self.daemons.append(d)
+        d.use()
         return d
 
     def setUp(self):
@@ -343,6 +443,8 @@ class BerthTestCase(unittest.TestCase):
                 wrapped.append(e)
                 failed = True
         for d in self.daemons:
+            if isinstance(d, ExternalBerthd):
+                continue
             if failed:
                 print("---- berthd log (%s) ----\n%s" % (d.tmp, d.logtext()[-4000:]))
             elif d.own_tmp:
@@ -448,6 +550,8 @@ USAGE = """\
 usage: berthtest.py start [--exec] [--log FILE] [--timeout SECONDS] \
 --db DB [BERTHD-ARG...]
 
+(also python3 -m berthtest start ..., with tests/e2e in PYTHONPATH)
+
 Starts berthd (BERTHD, behind BERTHD_WRAPPER's words if set) with the
 arguments given, on --listen 127.0.0.1:0 unless they name an address,
 with NOTIFY_SOCKET set; waits for its READY=1 datagram and prints one
@@ -466,18 +570,21 @@ and exits 1 (berthd, if still running, is killed).
 
 
 def _cli_start(argv):
+    # The helper's own options may come anywhere (berthd has none of
+    # these names); everything else is berthd's.
     opts = {"exec": False, "log": None, "timeout": None}
-    while argv and argv[0].startswith("--") and argv[0] in (
-            "--exec", "--log", "--timeout", "--"):
+    rest = []
+    while argv:
         a = argv.pop(0)
-        if a == "--":
-            break
         if a == "--exec":
             opts["exec"] = True
-        elif not argv:
-            sys.exit("berthtest start: %s needs a value\n%s" % (a, USAGE))
-        else:
+        elif a in ("--log", "--timeout"):
+            if not argv:
+                sys.exit("berthtest start: %s needs a value\n%s" % (a, USAGE))
             opts[a[2:]] = argv.pop(0)
+        else:
+            rest.append(a)
+    argv = rest
     if not any(a == "--db" or a.startswith("--db=") for a in argv):
         sys.exit("berthtest start: --db is required (never the default "
                  "database)\n" + USAGE)

@@ -294,6 +294,7 @@ sys.exit(main())
 '''
 
 
+@berthtest.needs_own_berthd("it starts berthd in a network namespace")
 class NetworkNamespaceTest(berthtest.BerthTestCase):
     """berthd on a network namespace's own loopback."""
 
@@ -449,6 +450,7 @@ class NetworkNamespaceTest(berthtest.BerthTestCase):
         self.assertEqual(self.proc.wait(10), 0)
 
 
+@berthtest.needs_own_berthd("it starts berthd in a PID namespace")
 class PidNamespaceTest(berthtest.BerthTestCase):
     """berthd as PID 1 of its own PID namespace (sharing the host network)."""
 

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from berthtest import BerthTestCase, listener, main
+from berthtest import BerthTestCase, listener, main, needs_own_berthd
 
 BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
 WAIT = 10.0     # generous bound for things that should happen at once
@@ -216,6 +216,7 @@ class RunTest(BerthTestCase):
 
     # -- the lease's life -------------------------------------------------
 
+    @needs_own_berthd("counters from zero")
     def test_lease_held_while_child_runs_then_released(self):
         p = self.start("api", "--", "sh", "-c", self.WAITER)
         self.wait_file("env.txt")
