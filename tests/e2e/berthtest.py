@@ -195,7 +195,19 @@ class Berthd:
         self.addr = None
         self.log_path = os.path.join(self.tmp, "berthd.log")
         self.statuses = []      # exit statuses of the runs restart() ended
-        self.start()
+        try:
+            self.start()
+        except (StartError, OSError):
+            # No test holds this daemon to clean up after: its log is in
+            # the error already.
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            if getattr(self, "log", None) and not self.log.closed:
+                self.log.close()
+            if self.own_tmp:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
 
     def start(self, expect_ready=True):
         notify_path = os.path.join(self.tmp, "notify.sock")
