@@ -102,7 +102,9 @@ if [ "${VALGRIND_LIBBERTH:-1}" != 0 ] && [ -x "$CHECK" ]; then
 	else
 		set --
 	fi
-	BERTHD=$OUT/bin/berthd "$@" "$VALGRIND" $VG_OPTS \
+	# Its daemons start through berthtest.py, which would put
+	# BERTHD_WRAPPER in front of BERTHD: that is valgrind already here.
+	BERTHD=$OUT/bin/berthd BERTHD_WRAPPER= "$@" "$VALGRIND" $VG_OPTS \
 	    --log-file="$OUT/vg/check_libberth.%p.log" "$CHECK" \
 	    >"$OUT/check_libberth.log" 2>&1
 	echo "$? $(( $(date +%s) - start ))" >"$OUT/check_libberth.rc"

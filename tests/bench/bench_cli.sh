@@ -6,7 +6,9 @@
 # commands with hyperfine (no shell, warmup), alternating berth curl berth
 # curl ... for several rounds; compares the medians.
 #
-# Needs: BERTHD and BERTH_CLI (paths), hyperfine, curl, python3.
+# Needs: BERTHD and BERTH_CLI (paths), hyperfine, python3; curl for the
+# comparison (without it berth alone is timed and the curl half is
+# skipped, saying so).
 # BERTH_CLI may be the build tree's clients/cli/berth: that is a libtool
 # wrapper script, so the real binary next to it (.libs/berth) is timed, with
 # LD_LIBRARY_PATH set to the wrapper's library directory for it alone.
@@ -20,33 +22,24 @@
 #   BENCH_KEEP=       non-empty: keep the temp dir
 #   HYPERFINE, CURL   binaries (default: found in PATH)
 
-# run.sh starts benchmarks with sh; this one is written for bash.
-if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
 
-me=bench_cli.sh
-die() { echo "$me: $*" >&2; exit 1; }
-
-for v in BERTHD BERTH_CLI; do
-	if [ -z "${!v:-}" ]; then
-		echo "$me: $v is not set; e.g. BERTHD=BUILDDIR/src/berthd" \
-		    "BERTH_CLI=BUILDDIR/clients/cli/berth $0" >&2
-		exit 2
-	fi
-	[ -x "${!v}" ] || die "$v=${!v} is not an executable file"
-done
+# bench_init, need_berthd, need_tool, have, start_berthd and median come
+# from lib.sh.
+. "$(dirname "$0")/lib.sh"
+bench_init cli
+need_berthd BERTH_CLI
 
 ROUNDS=${BENCH_ROUNDS:-3}
 RUNS=${BENCH_RUNS:-70}
 WARMUP=${BENCH_WARMUP:-10}
 NAME=bench-cli
-HYPERFINE=${HYPERFINE:-$(command -v hyperfine || true)}
-CURL=${CURL:-$(command -v curl || true)}
-PY=$(command -v python3 || true)
+HYPERFINE=${HYPERFINE:-hyperfine}
+CURL=${CURL:-curl}
 
-[ -n "$HYPERFINE" ] || die "hyperfine not found (apt-get install hyperfine)"
-[ -n "$CURL" ] || die "curl not found"
-[ -n "$PY" ] || die "python3 not found"
+need_tool "$HYPERFINE"
+CMDS="berth curl"
+have "$CURL" "curl half of cli: berth alone, no ratio" || CMDS=berth
 [ "$ROUNDS" -ge 1 ] 2>/dev/null || die "BENCH_ROUNDS must be a positive integer"
 
 # The binary to time.  A libtool wrapper names its real program and the
@@ -67,30 +60,12 @@ else
 	die "BERTH_CLI=$BERTH_CLI is neither an ELF binary nor a libtool wrapper"
 fi
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench-cli.XXXXXX")
+TMP=$tmp
 BERTHD_PID=
-
-# start_berthd and median come from lib.sh.
-. "$(dirname "$0")/lib.sh"
-
-# Ends what this script started, by pid, and removes its files.
-cleanup() {
-	local pid
-	for pid in $BERTHD_PID; do
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	[ -n "${BENCH_KEEP:-}" ] && echo "kept $TMP" && return
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # berthd on 127.0.0.1:0 through lib.sh's start_berthd (which learns its
 # address from the READY datagram, as systemd would).
 run_berthd() {
-	tmp=$TMP
-	pids=
 	start_berthd "$TMP/berth.db"
 	BERTHD_PID=$berth_pid
 	PORT=${berth_addr##*:}
@@ -116,9 +91,13 @@ print("%.4f %.4f %.4f" % (r["median"] * 1e3, r["mean"] * 1e3, r["stddev"] * 1e3)
 run_berthd
 ADDR=127.0.0.1:$PORT
 URL=http://$ADDR/v1/services/$NAME
-"$CURL" -sf -o /dev/null -H 'Content-Type: application/json' \
-    --data "{\"name\":\"$NAME\"}" "http://$ADDR/v1/services" ||
-    die "acquiring $NAME failed"
+"$PY" - "$ADDR" "$NAME" <<'EOF' || die "acquiring $NAME failed"
+import http.client, json, sys
+c = http.client.HTTPConnection(sys.argv[1], timeout=10)
+c.request("POST", "/v1/services", json.dumps({"name": sys.argv[2]}),
+          {"Content-Type": "application/json"})
+sys.exit(c.getresponse().status != 201)
+EOF
 
 BERTH_CMD="$CLI_BIN --addr $ADDR lookup $NAME"
 CURL_CMD="$CURL -q -s $URL"
@@ -126,13 +105,20 @@ CURL_CMD="$CURL -q -s $URL"
 out=$(env ${CLI_LIBPATH:+LD_LIBRARY_PATH=$CLI_LIBPATH} $BERTH_CMD) ||
     die "'$BERTH_CMD' failed"
 [[ $out =~ ^[0-9]+$ ]] || die "'$BERTH_CMD' printed '$out', not a port"
-$CURL_CMD | grep -q "\"port\":$out" || die "'$CURL_CMD' does not show port $out"
+if [ "$CMDS" != berth ]; then
+	$CURL_CMD | grep -q "\"port\":$out" ||
+	    die "'$CURL_CMD' does not show port $out"
+fi
 
 echo "== CLI lookup: berth vs curl, one whole process each =="
 echo "berthd:  $BERTHD at $ADDR, name $NAME leased (port $out)"
 echo "berth:   $BERTH_CMD"
 echo "         ($cli_kind)"
-echo "curl:    $CURL_CMD"
+if [ "$CMDS" != berth ]; then
+	echo "curl:    $CURL_CMD"
+else
+	echo "curl:    skipped (no curl)"
+fi
 echo "timing:  hyperfine -N, $WARMUP warmup + $RUNS runs per command per round," \
     "$ROUNDS rounds, alternating"
 echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) before the runs (other load skews results)"
@@ -145,19 +131,24 @@ for r in $(seq "$ROUNDS"); do
 	    [ -n "$res" ] || die "timing berth failed"
 	echo "$res" >>"$TMP/berth.res"
 	printf '%-6s %-6s %10.3f %10.3f %10.3f\n' "$r" berth $res
+	[ "$CMDS" != berth ] || continue
 	res=$(time_cmd "$CURL_CMD") && [ -n "$res" ] || die "timing curl failed"
 	echo "$res" >>"$TMP/curl.res"
 	printf '%-6s %-6s %10.3f %10.3f %10.3f\n' "$r" curl $res
 done
 
 MS_B=$(cut -d' ' -f1 "$TMP/berth.res" | median)
-MS_C=$(cut -d' ' -f1 "$TMP/curl.res" | median)
-RATIO=$(awk -v b="$MS_B" -v c="$MS_C" 'BEGIN { printf "%.3f", b / c }')
 printf '%-6s %-6s %10.3f\n' median berth "$MS_B"
-printf '%-6s %-6s %10.3f\n' median curl "$MS_C"
-echo "berth/curl time ratio: $RATIO (target <= 1.0)"
+if [ "$CMDS" != berth ]; then
+	MS_C=$(cut -d' ' -f1 "$TMP/curl.res" | median)
+	RATIO=$(awk -v b="$MS_B" -v c="$MS_C" 'BEGIN { printf "%.3f", b / c }')
+	printf '%-6s %-6s %10.3f\n' median curl "$MS_C"
+	echo "berth/curl time ratio: $RATIO (target <= 1.0)"
+fi
 
 echo
 printf 'RESULT cli_lookup_ms_berth %.3f ms\n' "$MS_B"
-printf 'RESULT cli_lookup_ms_curl %.3f ms\n' "$MS_C"
-printf 'RESULT cli_ratio_berth_curl %s x\n' "$RATIO"
+if [ "$CMDS" != berth ]; then
+	printf 'RESULT cli_lookup_ms_curl %.3f ms\n' "$MS_C"
+	printf 'RESULT cli_ratio_berth_curl %s x\n' "$RATIO"
+fi

@@ -18,43 +18,24 @@
 # concurrent_commits_per_mutation.
 set -eu
 
-here=$(cd "$(dirname "$0")" && pwd)
-BERTHD=${BERTHD:-$PWD/src/berthd}
-if [ -z "${BENCH_CONCURRENT:-}" ]; then
-	BENCH_CONCURRENT=${BENCH_BIN:-$PWD/tests/bench}/bench_concurrent
-	[ -x "$BENCH_CONCURRENT" ] || BENCH_CONCURRENT=$here/bench_concurrent
-fi
+# bench_init, need_berthd, bench_prog, disk_dir, have, start_berthd and
+# median come from lib.sh.
+. "$(dirname "$0")/lib.sh"
+bench_init concurrent
+need_berthd
+BENCH_CONCURRENT=${BENCH_CONCURRENT:-$(bench_prog bench_concurrent)}
 THREADS=${BENCH_THREADS:-64}
 SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
-# The on-disk database goes to $TMPDIR (/tmp) unless that is a tmpfs,
-# then next to berthd (the build directory).
-DISK_DIR=${BENCH_DISK_DIR:-${TMPDIR:-/tmp}}
-if [ -z "${BENCH_DISK_DIR:-}" ] &&
-    [ "$(stat -f -c %T "$DISK_DIR" 2>/dev/null)" = tmpfs ]; then
-	DISK_DIR=$(dirname "$BERTHD")
-fi
+DISK_DIR=$(disk_dir)
 PROFILE=${BENCH_PROFILE:-0}
-PY=${PYTHON:-python3}
 RANGE=15000-24999
 
-for f in "$BERTHD" "$BENCH_CONCURRENT"; do
-	[ -x "$f" ] || { echo "bench_concurrent.sh: $f: not found" >&2; exit 1; }
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-concurrent.XXXXXX")
 disk=$(mktemp -d "$DISK_DIR/bench-concurrent-db.XXXXXX")
-pids=""
-
-# start_berthd, median and end_pids come from lib.sh.
-. "$(dirname "$0")/lib.sh"
-
-cleanup() {
-	end_pids
-	rm -rf "$tmp" "$disk"
+remove_db() {
+	rm -rf "$disk"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_cleanup_hook=remove_db
 
 
 # metrics: "acquires releases commits" from berthd's /metrics.
@@ -105,6 +86,8 @@ done
 
 if [ "$PROFILE" = 1 ]; then
 	echo "profile run (strace -c -f, then perf record -g, on berthd):"
+fi
+if [ "$PROFILE" = 1 ] && have strace "profile run's strace"; then
 	strace -c -f -p "$berth_pid" -o "$tmp/strace" 2>/dev/null &
 	st=$!
 	pids="$pids $st"
@@ -117,22 +100,22 @@ if [ "$PROFILE" = 1 ]; then
 	awk -v m="$4" '$NF ~ /^(fdatasync|fsync|pwrite64|epoll_ctl|writev|readv|socket|bind)$/ {
 		printf "    %-10s %8d calls, %.3f per mutation\n", $NF, $4, $4 / m }' \
 	    "$tmp/strace"
-	if command -v perf >/dev/null; then
-		perf record -q -g -o "$tmp/perf.data" -p "$berth_pid" \
-		    -- sleep "$SECS" 2>/dev/null &
-		pf=$!
-		pids="$pids $pf"
-		run "$tmp/prof"
-		wait "$pf" 2>/dev/null || true
-		echo "  perf, by library:"
-		perf report -i "$tmp/perf.data" --no-children --stdio -g none \
-		    --sort dso --percent-limit 1 2>/dev/null |
-		    grep -E '^ +[0-9]' | sed 's/^ */    /'
-		echo "  perf, hottest symbols:"
-		perf report -i "$tmp/perf.data" --no-children --stdio -g none \
-		    --sort dso,sym --percent-limit 0.7 2>/dev/null |
-		    grep -E '^ +[0-9]' | head -25 | sed 's/^ */    /'
-	fi
+fi
+if [ "$PROFILE" = 1 ] && have perf "profile run's perf"; then
+	perf record -q -g -o "$tmp/perf.data" -p "$berth_pid" \
+	    -- sleep "$SECS" 2>/dev/null &
+	pf=$!
+	pids="$pids $pf"
+	run "$tmp/prof"
+	wait "$pf" 2>/dev/null || true
+	echo "  perf, by library:"
+	perf report -i "$tmp/perf.data" --no-children --stdio -g none \
+	    --sort dso --percent-limit 1 2>/dev/null |
+	    grep -E '^ +[0-9]' | sed 's/^ */    /'
+	echo "  perf, hottest symbols:"
+	perf report -i "$tmp/perf.data" --no-children --stdio -g none \
+	    --sort dso,sym --percent-limit 0.7 2>/dev/null |
+	    grep -E '^ +[0-9]' | head -25 | sed 's/^ */    /'
 fi
 
 pps=$(cut -d' ' -f1 "$tmp/runs" | median)

@@ -12,11 +12,12 @@
 # thread can saturate before nginx does, and other load skews req/s, so
 # the CPU cost per request is the steadier comparison of the servers.
 #
-# Needs: BERTHD (path to berthd), wrk, nginx, curl, python3; taskset and
-# perf optionally.  Prints a table and RESULT lines: lookup_rps_berth,
-# lookup_rps_nginx, lookup_p99_ms_berth, lookup_p99_ms_nginx,
-# lookup_ratio_berth_nginx, lookup_cpu_us_per_req_berth,
-# lookup_cpu_us_per_req_nginx.
+# Needs: BERTHD (path to berthd), wrk, curl, python3; nginx for the
+# comparison (without it berthd alone is measured and the nginx half is
+# skipped, saying so); taskset and perf optionally.  Prints a table and
+# RESULT lines: lookup_rps_berth, lookup_rps_nginx, lookup_p99_ms_berth,
+# lookup_p99_ms_nginx, lookup_ratio_berth_nginx,
+# lookup_cpu_us_per_req_berth, lookup_cpu_us_per_req_nginx.
 #
 # Knobs (environment):
 #   BENCH_ROUNDS=3        rounds; each round runs wrk once per server
@@ -29,19 +30,13 @@
 #   BENCH_KEEP=           non-empty: keep the temp dir (configs, logs, perf.data)
 #   NGINX, WRK            binaries (default: found in PATH or /usr/sbin)
 
-# run.sh starts benchmarks with sh; this one is written for bash.
-if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
 
-me=bench_lookup.sh
-die() { echo "$me: $*" >&2; exit 1; }
-
-if [ -z "${BERTHD:-}" ]; then
-	echo "$me: BERTHD is not set; point it at the berthd binary," \
-	    "e.g. BERTHD=BUILDDIR/src/berthd $0" >&2
-	exit 2
-fi
-[ -x "$BERTHD" ] || die "BERTHD=$BERTHD is not an executable file"
+# bench_init, need_berthd, need_tool, have, start_berthd and median come
+# from lib.sh.
+. "$(dirname "$0")/lib.sh"
+bench_init lookup
+need_berthd
 
 ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_DURATION:-5}
@@ -50,14 +45,13 @@ CONNS=${BENCH_CONNECTIONS:-16}
 PIN=${BENCH_PIN:-1}
 PERF=${BENCH_PERF:-0}
 NAME=bench-lookup
-WRK=${WRK:-$(command -v wrk || true)}
+WRK=${WRK:-wrk}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
-PY=$(command -v python3 || true)
 
-[ -n "$WRK" ] && [ -x "$WRK" ] || die "wrk not found (apt-get install wrk)"
-[ -x "$NGINX" ] || die "nginx not found (apt-get install nginx-light)"
-[ -n "$PY" ] || die "python3 not found"
-command -v curl >/dev/null || die "curl not found"
+need_tool "$WRK"
+need_tool curl
+SERVERS="berth nginx"
+have "$NGINX" "nginx half of lookup: berthd alone, no ratio" || SERVERS=berth
 [ "$ROUNDS" -ge 1 ] 2>/dev/null || die "BENCH_ROUNDS must be a positive integer"
 
 SERVER_CPU=()
@@ -71,30 +65,19 @@ else
 fi
 
 CLK_TCK=$(getconf CLK_TCK)
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench-lookup.XXXXXX")
+TMP=$tmp
 BERTHD_PID=
 NGINX_PID=
 
-# start_berthd and median come from lib.sh.
-. "$(dirname "$0")/lib.sh"
-
-# Ends what this script started, by pid, and removes its files.
-cleanup() {
-	local pid
-	for pid in $BERTHD_PID; do
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
+# At exit, before lib.sh ends berthd and removes $tmp.
+stop_nginx() {
 	if [ -n "$NGINX_PID" ]; then
 		# SIGQUIT: graceful; the master waits for its worker.
 		kill -QUIT "$NGINX_PID" 2>/dev/null || true
 		wait "$NGINX_PID" 2>/dev/null || true
 	fi
-	[ -n "${BENCH_KEEP:-}" ] && echo "kept $TMP" && return
-	rm -rf "$TMP"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_cleanup_hook=stop_nginx
 
 # A free loopback TCP port (the kernel's pick; released before use, so the
 # caller retries if someone takes it in between).
@@ -108,8 +91,6 @@ print(s.getsockname()[1])'
 # berthd on 127.0.0.1:0 through lib.sh's start_berthd (which learns its
 # address from the READY datagram, as systemd would), pinned like nginx.
 run_berthd() {
-	tmp=$TMP
-	pids=
 	BERTHD_PREFIX="${SERVER_CPU[*]:-}"
 	start_berthd "$TMP/berth.db"
 	BERTHD_PID=$berth_pid
@@ -270,19 +251,27 @@ BERTH_INDEX=$(tr -d '\r' <"$TMP/berth.headers" |
     sed -n 's/^[Xx]-[Bb]erth-[Ii]ndex: *//p')
 [ -n "$BERTH_INDEX" ] || BERTH_INDEX=1
 
-start_nginx
-NGINX_URL=http://127.0.0.1:$NGINX_PORT/v1/services/$NAME
-curl -sf -D "$TMP/nginx.headers" -o "$TMP/nginx.body" "$NGINX_URL"
-cmp -s "$TMP/body.json" "$TMP/nginx.body" || die "nginx's body differs from berthd's"
 BYTES_B=$(( $(wc -c <"$TMP/berth.headers") + $(wc -c <"$TMP/body.json") ))
-BYTES_N=$(( $(wc -c <"$TMP/nginx.headers") + $(wc -c <"$TMP/nginx.body") ))
+if [ "$SERVERS" != berth ]; then
+	start_nginx
+	NGINX_URL=http://127.0.0.1:$NGINX_PORT/v1/services/$NAME
+	curl -sf -D "$TMP/nginx.headers" -o "$TMP/nginx.body" "$NGINX_URL"
+	cmp -s "$TMP/body.json" "$TMP/nginx.body" ||
+	    die "nginx's body differs from berthd's"
+	BYTES_N=$(( $(wc -c <"$TMP/nginx.headers") + $(wc -c <"$TMP/nginx.body") ))
+fi
 
 echo "== lookup: berthd vs nginx, keep-alive GET $NAME =="
 echo "berthd:   $BERTHD (pid $BERTHD_PID) at 127.0.0.1:$BERTH_PORT"
-echo "nginx:    $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), 1 worker," \
-    "at 127.0.0.1:$NGINX_PORT"
-echo "body:     $(wc -c <"$TMP/body.json") bytes, identical on both;" \
-    "response bytes berth $BYTES_B, nginx $BYTES_N"
+if [ "$SERVERS" != berth ]; then
+	echo "nginx:    $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), 1 worker," \
+	    "at 127.0.0.1:$NGINX_PORT"
+	echo "body:     $(wc -c <"$TMP/body.json") bytes, identical on both;" \
+	    "response bytes berth $BYTES_B, nginx $BYTES_N"
+else
+	echo "nginx:    skipped (no nginx)"
+	echo "body:     $(wc -c <"$TMP/body.json") bytes; response bytes $BYTES_B"
+fi
 echo "wrk:      -t$THREADS -c$CONNS -d${DURATION}s --latency, $ROUNDS rounds each, alternating"
 echo "pinning:  $pinning"
 echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) before the runs (other load skews results)"
@@ -290,15 +279,17 @@ echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) before the runs (other load ske
 # Warm both servers (connections, caches) before measuring.
 DURATION_SAVE=$DURATION
 DURATION=1
-run_wrk "$BERTH_URL" berth >/dev/null
-run_wrk "$NGINX_URL" nginx >/dev/null
+for s in $SERVERS; do
+	if [ $s = berth ]; then url=$BERTH_URL; else url=$NGINX_URL; fi
+	run_wrk "$url" $s >/dev/null
+done
 DURATION=$DURATION_SAVE
 
 printf '\n%-6s %-6s %12s %10s %12s %6s\n' round server "req/s" "p99 ms" "cpu us/req" busy
 : >"$TMP/berth.res"
 : >"$TMP/nginx.res"
 for r in $(seq "$ROUNDS"); do
-	for s in berth nginx; do
+	for s in $SERVERS; do
 		if [ $s = berth ]; then url=$BERTH_URL; else url=$NGINX_URL; fi
 		res=$(run_wrk "$url" $s) && [ -n "$res" ] || die "wrk run failed"
 		echo "$res" >>"$TMP/$s.res"
@@ -307,21 +298,23 @@ for r in $(seq "$ROUNDS"); do
 done
 
 RPS_B=$(cut -d' ' -f1 "$TMP/berth.res" | median)
-RPS_N=$(cut -d' ' -f1 "$TMP/nginx.res" | median)
 P99_B=$(cut -d' ' -f2 "$TMP/berth.res" | median)
-P99_N=$(cut -d' ' -f2 "$TMP/nginx.res" | median)
 CPU_B=$(cut -d' ' -f3 "$TMP/berth.res" | median)
-CPU_N=$(cut -d' ' -f3 "$TMP/nginx.res" | median)
-RATIO=$(awk -v b="$RPS_B" -v n="$RPS_N" 'BEGIN { printf "%.3f", b / n }')
 printf '%-6s %-6s %12.0f %10.3f %12.2f\n' median berth "$RPS_B" "$P99_B" "$CPU_B"
-printf '%-6s %-6s %12.0f %10.3f %12.2f\n' median nginx "$RPS_N" "$P99_N" "$CPU_N"
-echo "berth/nginx throughput ratio: $RATIO (target >= 0.9)"
-echo "(busy: the server's CPU use during the run; well under 100% means the"
-echo " server was not the bottleneck - wrk or other load was - and req/s"
-echo " understates the difference; cpu us/req still compares the servers)"
-echo "server CPU per request (user+sys of berthd / nginx's worker; less" \
-    "sensitive to other load than req/s): nginx/berth =" \
-    "$(awk -v b="$CPU_B" -v n="$CPU_N" 'BEGIN { printf "%.3f", n / b }')"
+if [ "$SERVERS" != berth ]; then
+	RPS_N=$(cut -d' ' -f1 "$TMP/nginx.res" | median)
+	P99_N=$(cut -d' ' -f2 "$TMP/nginx.res" | median)
+	CPU_N=$(cut -d' ' -f3 "$TMP/nginx.res" | median)
+	RATIO=$(awk -v b="$RPS_B" -v n="$RPS_N" 'BEGIN { printf "%.3f", b / n }')
+	printf '%-6s %-6s %12.0f %10.3f %12.2f\n' median nginx "$RPS_N" "$P99_N" "$CPU_N"
+	echo "berth/nginx throughput ratio: $RATIO (target >= 0.9)"
+	echo "(busy: the server's CPU use during the run; well under 100% means the"
+	echo " server was not the bottleneck - wrk or other load was - and req/s"
+	echo " understates the difference; cpu us/req still compares the servers)"
+	echo "server CPU per request (user+sys of berthd / nginx's worker; less" \
+	    "sensitive to other load than req/s): nginx/berth =" \
+	    "$(awk -v b="$CPU_B" -v n="$CPU_N" 'BEGIN { printf "%.3f", n / b }')"
+fi
 
 if [ "$PERF" = 1 ]; then
 	echo
@@ -353,9 +346,11 @@ fi
 
 echo
 printf 'RESULT lookup_rps_berth %.0f req/s\n' "$RPS_B"
-printf 'RESULT lookup_rps_nginx %.0f req/s\n' "$RPS_N"
 printf 'RESULT lookup_p99_ms_berth %.3f ms\n' "$P99_B"
-printf 'RESULT lookup_p99_ms_nginx %.3f ms\n' "$P99_N"
-printf 'RESULT lookup_ratio_berth_nginx %s x\n' "$RATIO"
 printf 'RESULT lookup_cpu_us_per_req_berth %.2f us\n' "$CPU_B"
-printf 'RESULT lookup_cpu_us_per_req_nginx %.2f us\n' "$CPU_N"
+if [ "$SERVERS" != berth ]; then
+	printf 'RESULT lookup_rps_nginx %.0f req/s\n' "$RPS_N"
+	printf 'RESULT lookup_p99_ms_nginx %.3f ms\n' "$P99_N"
+	printf 'RESULT lookup_ratio_berth_nginx %s x\n' "$RATIO"
+	printf 'RESULT lookup_cpu_us_per_req_nginx %.2f us\n' "$CPU_N"
+fi

@@ -28,66 +28,53 @@
 # or /tmp, or the build directory if that is a tmpfs), BENCH_TMPFS_DIR (default /dev/shm), PORTPICKER_PYTHON
 # (default /usr/bin/python3), PORTSERVER (default /usr/bin/portserver).
 #
+# Without portserver (or a python that imports portpicker) the berth rows
+# and the echo still run; the portserver row and the ratio are skipped,
+# saying so.
+#
 # Prints RESULT lines: pairs_per_s_berth, pairs_per_s_portserver,
 # pairs_ratio_berth_portserver, pair_p99_ms_berth, pairs_per_s_berth_tmpfs,
 # and a few more for context.
 set -eu
 
-here=$(cd "$(dirname "$0")" && pwd)
-BERTHD=${BERTHD:-$PWD/src/berthd}
-if [ -z "${BENCH_PAIRS:-}" ]; then
-	BENCH_PAIRS=${BENCH_BIN:-$PWD/tests/bench}/bench_pairs
-	[ -x "$BENCH_PAIRS" ] || BENCH_PAIRS=$here/bench_pairs
-fi
+# bench_init, need_berthd, bench_prog, disk_dir, have, start_berthd,
+# stop_pid and median come from lib.sh.
+. "$(dirname "$0")/lib.sh"
+bench_init pairs
+need_berthd
+BENCH_PAIRS=${BENCH_PAIRS:-$(bench_prog bench_pairs)}
 BENCH_ECHO=${BENCH_ECHO:-$(dirname "$BENCH_PAIRS")/bench_echo}
 N=${BENCH_PAIRS_N:-2000}
 ROUNDS=${BENCH_ROUNDS:-3}
 NAMES=${BENCH_NAMES:-1}
-# The on-disk database goes to $TMPDIR (/tmp) unless that is a tmpfs,
-# then next to berthd (the build directory).
-DISK_DIR=${BENCH_DISK_DIR:-${TMPDIR:-/tmp}}
-if [ -z "${BENCH_DISK_DIR:-}" ] &&
-    [ "$(stat -f -c %T "$DISK_DIR" 2>/dev/null)" = tmpfs ]; then
-	DISK_DIR=$(dirname "$BERTHD")
-fi
+DISK_DIR=$(disk_dir)
 TMPFS_DIR=${BENCH_TMPFS_DIR:-/dev/shm}
-PY=${PORTPICKER_PYTHON:-/usr/bin/python3}
+PSPY=${PORTPICKER_PYTHON:-/usr/bin/python3}
 PORTSERVER=${PORTSERVER:-/usr/bin/portserver}
 RANGE=15000-24999	# portserver's default pool, so both hand out the same
 
-for f in "$BERTHD" "$BENCH_PAIRS" "$BENCH_ECHO" "$PORTSERVER" "$PY"; do
-	[ -x "$f" ] || { echo "bench_pairs.sh: $f: not found" >&2; exit 1; }
+for f in "$BENCH_PAIRS" "$BENCH_ECHO"; do
+	[ -x "$f" ] || die "$f: not found (make bench builds it)"
 done
-"$PY" -c 'import portpicker' 2>/dev/null ||
-	{ echo "bench_pairs.sh: $PY cannot import portpicker" >&2; exit 1; }
+PS=1
+if ! have "$PORTSERVER" "portserver row of pairs: berth alone, no ratio"; then
+	PS=0
+elif ! "$PSPY" -c 'import portpicker' 2>/dev/null; then
+	echo "skipped: portserver row of pairs: berth alone, no ratio" \
+	    "(no portpicker for $PSPY)"
+	PS=0
+fi
 if [ "$N" -gt 9000 ]; then
 	# portserver keeps every port its live client asked for.
-	echo "bench_pairs.sh: BENCH_PAIRS_N must be <= 9000" >&2
-	exit 1
+	die "BENCH_PAIRS_N must be <= 9000"
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-pairs.XXXXXX")
 disk=$(mktemp -d "$DISK_DIR/bench-pairs-db.XXXXXX")
 shm=$(mktemp -d "$TMPFS_DIR/bench-pairs-db.XXXXXX")
-pids=""
-
-# start_berthd, median and end_pids come from lib.sh.
-. "$(dirname "$0")/lib.sh"
-
-cleanup() {
-	end_pids
-	rm -rf "$tmp" "$disk" "$shm"
+remove_dbs() {
+	rm -rf "$disk" "$shm"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-
-# stop PID: ends a process this script started and waits for it.
-stop() {
-	kill "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-	pids=$(echo "$pids" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' ')
-}
+bench_cleanup_hook=remove_dbs
 
 # berth_run DB OUT: one bench_pairs run on a fresh berthd; appends
 # "pairs_per_s p99_ms" to OUT. (Not in a subshell, so that the EXIT trap
@@ -96,7 +83,7 @@ berth_run() {
 	local out
 	start_berthd "$1"
 	out=$("$BENCH_PAIRS" -a "$berth_addr" -n "$N" -k "$NAMES")
-	stop "$berth_pid"
+	stop_pid "$berth_pid"
 	[ "$1" = ":memory:" ] || rm -f "$1" "$1"-wal "$1"-shm
 	echo "$out" | sed -n 's/^bench_pairs .*pairs_per_s=\([0-9.]*\) .*p99_ms=\([0-9.]*\) .*/\1 \2/p' >>"$2"
 }
@@ -131,7 +118,7 @@ portserver_run() {
 	local name=berth-bench-$$-$1 ps
 	# Its INFO log (two lines per request) is how it ships; send it to
 	# /dev/null rather than a file to spare it the disk.
-	"$PY" "$PORTSERVER" --portserver_address="@$name" \
+	"$PSPY" "$PORTSERVER" --portserver_address="@$name" \
 	    --portserver_static_pool="$RANGE" 2>/dev/null &
 	ps=$!
 	pids="$pids $ps"
@@ -139,8 +126,8 @@ portserver_run() {
 		grep -q "@$name\$" /proc/net/unix && break
 		sleep 0.05
 	done
-	"$PY" "$tmp/psdrive.py" "@$name" "$N" >>"$2"
-	stop "$ps"
+	"$PSPY" "$tmp/psdrive.py" "@$name" "$N" >>"$2"
+	stop_pid "$ps"
 }
 
 
@@ -148,21 +135,29 @@ echo "bench_pairs: $N acquire+release pairs on one connection, $ROUNDS rounds"
 echo "  berthd: $BERTHD (pool $RANGE, --log-level warn)"
 echo "  disk db in $DISK_DIR ($(stat -f -c %T "$disk")), tmpfs db in" \
     "$TMPFS_DIR ($(stat -f -c %T "$shm"))"
-echo "  portserver: $PORTSERVER via $PY, client portpicker" \
-    "$("$PY" -c 'import importlib.metadata as m; print(m.version("portpicker"))' 2>/dev/null || echo '?')"
+if [ $PS = 1 ]; then
+	echo "  portserver: $PORTSERVER via $PSPY, client portpicker" \
+	    "$("$PSPY" -c 'import importlib.metadata as m; print(m.version("portpicker"))' 2>/dev/null || echo '?')"
+else
+	echo "  portserver: skipped"
+fi
 start_berthd "$disk/check.db"
 "$PY" - "$berth_addr" <<'EOF'
 import json, sys, urllib.request
 st = json.load(urllib.request.urlopen("http://%s/v1/status" % sys.argv[1]))
 print("  berthd %s: synchronous=%s" % (st["version"], st.get("synchronous")))
 EOF
-stop "$berth_pid"
+stop_pid "$berth_pid"
 rm -f "$disk"/check.db*
 
 : >"$tmp/disk"; : >"$tmp/ps"; : >"$tmp/shm"; : >"$tmp/mem"; : >"$tmp/echo"
 for r in $(seq "$ROUNDS"); do
 	berth_run "$disk/berth.db" "$tmp/disk"
-	portserver_run "$r" "$tmp/ps"
+	if [ $PS = 1 ]; then
+		portserver_run "$r" "$tmp/ps"
+	else
+		echo "- -" >>"$tmp/ps"
+	fi
 	berth_run "$shm/berth.db" "$tmp/shm"
 	berth_run ":memory:" "$tmp/mem"
 	"$BENCH_ECHO" -n $((N * 4)) | sed -n \
@@ -178,26 +173,31 @@ done
 
 bd=$(cut -d' ' -f1 "$tmp/disk" | median)
 bp=$(cut -d' ' -f2 "$tmp/disk" | median)
-pd=$(cut -d' ' -f1 "$tmp/ps" | median)
-pp=$(cut -d' ' -f2 "$tmp/ps" | median)
 sd=$(cut -d' ' -f1 "$tmp/shm" | median)
 sp=$(cut -d' ' -f2 "$tmp/shm" | median)
 md=$(cut -d' ' -f1 "$tmp/mem" | median)
 ed=$(median <"$tmp/echo")
-ratio=$(awk -v a="$bd" -v b="$pd" 'BEGIN { printf "%.2f", a / b }')
-ceil=$(awk -v e="$ed" -v b="$pd" 'BEGIN { printf "%.2f", e / 2 / b }')
-echo "medians: berth (disk) $bd pairs/s, portserver $pd req/s: ratio $ratio;" \
-    "berth tmpfs $sd, :memory: $md pairs/s"
+echo "medians: berth (disk) $bd pairs/s, berth tmpfs $sd, :memory: $md pairs/s"
 echo "ceiling: a bare echo does $ed round trips/s on one connection, so no" \
     "server can do more than $(awk -v e="$ed" 'BEGIN { printf "%.0f", e / 2 }')" \
-    "two-request pairs/s: $ceil x portserver"
+    "two-request pairs/s"
+if [ $PS = 1 ]; then
+	pd=$(cut -d' ' -f1 "$tmp/ps" | median)
+	pp=$(cut -d' ' -f2 "$tmp/ps" | median)
+	ratio=$(awk -v a="$bd" -v b="$pd" 'BEGIN { printf "%.2f", a / b }')
+	ceil=$(awk -v e="$ed" -v b="$pd" 'BEGIN { printf "%.2f", e / 2 / b }')
+	echo "portserver $pd req/s: berth/portserver $ratio; the ceiling is" \
+	    "$ceil x portserver"
+fi
 printf 'RESULT pairs_per_s_berth %.0f pairs/s\n' "$bd"
-printf 'RESULT pairs_per_s_portserver %.0f pairs/s\n' "$pd"
-printf 'RESULT pairs_ratio_berth_portserver %s x\n' "$ratio"
 printf 'RESULT pair_p99_ms_berth %.3f ms\n' "$bp"
-printf 'RESULT pair_p99_ms_portserver %.3f ms\n' "$pp"
 printf 'RESULT pairs_per_s_berth_tmpfs %.0f pairs/s\n' "$sd"
 printf 'RESULT pair_p99_ms_berth_tmpfs %.3f ms\n' "$sp"
 printf 'RESULT pairs_per_s_berth_memory %.0f pairs/s\n' "$md"
 printf 'RESULT loopback_roundtrips_per_s %.0f roundtrips/s\n' "$ed"
-printf 'RESULT pairs_ceiling_ratio_portserver %s x\n' "$ceil"
+if [ $PS = 1 ]; then
+	printf 'RESULT pairs_per_s_portserver %.0f pairs/s\n' "$pd"
+	printf 'RESULT pairs_ratio_berth_portserver %s x\n' "$ratio"
+	printf 'RESULT pair_p99_ms_portserver %.3f ms\n' "$pp"
+	printf 'RESULT pairs_ceiling_ratio_portserver %s x\n' "$ceil"
+fi

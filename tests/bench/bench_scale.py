@@ -53,11 +53,11 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 
-from benchlib import berthtest  # noqa: E402  (sets BERTHD first)
+from benchlib import (HZ, berthtest, have, proc_cpu_s, raise_nofile, result,
+                      rss_kib)
 
 LONG = os.environ.get("BENCH_LONG") == "1"
 COUNTS = [int(x) for x in os.environ.get("BENCH_SCALE_COUNTS",
@@ -79,33 +79,8 @@ TARGET_RESTART_MS = 300
 TARGET_P99_RATIO = 1.2
 
 
-def result(key, value, unit):
-    if isinstance(value, float):
-        value = "%.3f" % value if value < 100 else "%.1f" % value
-    print("RESULT %s %s %s" % (key, value, unit), flush=True)
-
-
 def label(n):
     return "%dk" % (n // 1000) if n >= 1000 and n % 1000 == 0 else str(n)
-
-
-def rss_kib(pid):
-    """VmRSS of pid in KiB."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS for pid %d" % pid)
-
-
-HZ = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu_s(pid):
-    """CPU seconds (user + system) pid has used."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
 
 
 def machine_busy_s():
@@ -138,12 +113,6 @@ def wait_quiet(max_s):
         load = (machine_busy_s() - b0) / (time.monotonic() - t0)
         if load < 0.25 or time.monotonic() >= deadline:
             return load
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class Conn:
@@ -313,10 +282,22 @@ def wrk_round(d):
     return rps, p50, p99, errors, 1e6 * dcpu / requests, max(other, 0.0)
 
 
+def report(verdicts, med, base):
+    """The targets at 10k leases: met or MISSED (latency only if measured)."""
+    for what, got, target, unit in verdicts:
+        print("target at 10k: %-26s %8.3f %-3s (target <= %g): %s"
+              % (what, got, unit, target,
+                 "met" if got <= target else "MISSED"))
+    if med is not None and 10000 in COUNTS and COUNTS[0] == 1:
+        r = med[10000][2] / base
+        print("target at 10k: %-26s %8.3f %-3s (target <= %g): %s"
+              % ("lookup p99 / 1-lease p99", r, "x", TARGET_P99_RATIO,
+                 "met" if r <= TARGET_P99_RATIO else "MISSED"))
+
+
 def main():
-    raise_nofile()
-    if not shutil.which("wrk"):
-        sys.exit("bench_scale: wrk is not installed")
+    raise_nofile(who="bench_scale")
+    use_wrk = have("wrk", "lookup latency of scale: RSS and restarts only")
     print("bench_scale: berthd %s, pool %s, counts %s, %d wrk rounds x %d s "
           "(-t1 -c%d), %d restarts" % (berthtest.BERTHD, RANGE, COUNTS, ROUNDS,
                                        DURATION, WRK_CONNS, RESTARTS), flush=True)
@@ -374,6 +355,9 @@ def main():
                              ("SIGTERM to READY again", full,
                               TARGET_RESTART_MS, "ms")]
 
+        if not use_wrk:
+            report(verdicts, None, None)
+            return
         # Lookup latency, alternating the daemons round by round.
         lat = {n: [] for n in COUNTS}
         busy = []
@@ -427,15 +411,7 @@ def main():
             result("scale_cpu_ratio_" + label(n), med[n][3] / med[COUNTS[0]][3],
                    "x")
 
-        for what, got, target, unit in verdicts:
-            print("target at 10k: %-26s %8.3f %-3s (target <= %g): %s"
-                  % (what, got, unit, target,
-                     "met" if got <= target else "MISSED"))
-        if 10000 in COUNTS and COUNTS[0] == 1:
-            r = med[10000][2] / base
-            print("target at 10k: %-26s %8.3f %-3s (target <= %g): %s"
-                  % ("lookup p99 / 1-lease p99", r, "x", TARGET_P99_RATIO,
-                     "met" if r <= TARGET_P99_RATIO else "MISSED"))
+        report(verdicts, med, base)
     finally:
         for d in daemons.values():
             d.close()

@@ -37,7 +37,6 @@ TIME_WAIT behind.
 import json
 import os
 import re
-import resource
 import select
 import shutil
 import socket
@@ -46,41 +45,16 @@ import struct
 import sys
 import time
 
-from benchlib import berthtest  # noqa: E402  (sets BERTHD first)
+from benchlib import (HZ, berthtest, proc_cpu_s, raise_nofile, result,
+                      rss_kib, vm_kib)
 
 LONG = os.environ.get("BENCH_LONG") == "1"
 COUNT = int(os.environ.get("BENCH_WAITERS", "10000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5" if LONG else "3"))
 WAIT_S = 60
 TARGET_KIB_EACH = 10
-HZ = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 LINGER_RST = struct.pack("ii", 1, 0)
-
-
-def result(key, value, unit):
-    if isinstance(value, float):
-        value = "%.3f" % value if value < 100 else "%.1f" % value
-    print("RESULT %s %s %s" % (key, value, unit), flush=True)
-
-
-def vm_kib(pid, field):
-    """A field of /proc/PID/status in KiB: VmRSS, VmHWM (peak RSS)."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError("no %s for pid %d" % (field, pid))
-
-
-def rss_kib(pid):
-    return vm_kib(pid, "VmRSS")
-
-
-def proc_cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
 
 
 def sock_mem_kib():
@@ -88,15 +62,6 @@ def sock_mem_kib():
     with open("/proc/net/sockstat") as f:
         m = re.search(r"^TCP:.* mem (\d+)", f.read(), re.M)
     return int(m.group(1)) * PAGE // 1024
-
-
-def raise_nofile(need):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if hard < need:
-        sys.exit("bench_waiters: RLIMIT_NOFILE hard limit %d < %d needed"
-                 % (hard, need))
 
 
 def metric(d, name):
@@ -273,7 +238,7 @@ def one_round(d, rnd, name):
 
 
 def main():
-    raise_nofile(COUNT + 100)
+    raise_nofile(COUNT + 100, "bench_waiters")
     print("bench_waiters: berthd %s, %d waiters, %d rounds"
           % (berthtest.BERTHD, COUNT, ROUNDS), flush=True)
     d = berthtest.Berthd(["--log-level", "warn",

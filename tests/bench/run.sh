@@ -1,15 +1,23 @@
-#!/bin/sh
+#!/bin/bash
 #
 # run.sh: berth's benchmarks, one after another on this machine, each
 # comparison alternating A B A B; then a table of the figures against
 # their targets, docs/performance.md and docs/performance.png.
-# `make bench` runs it with BERTHD, BERTH_CLI and BENCH_BIN set.
+# `make bench` runs it with BERTHD, BERTH_CLI and BENCH_BIN set. Every
+# bench script is bash, sharing tests/bench/lib.sh (the Python ones share
+# benchlib.py).
+#
+# A bench whose peer tool (nginx, wrk, hyperfine, curl, portserver) is
+# missing runs what it can and prints a "skipped: ... (no TOOL)" line for
+# the rest; the table then says "not run" for the figures it could not
+# make, and the rest of the benches run. Install them all with
+# apt-get install wrk nginx-light hyperfine gnuplot-nox python3-portpicker curl
 #
 # Knobs: BENCH_ONLY="lookup pairs ..." runs a subset; BENCH_NO_DOCS=1
 # leaves docs/ alone (the table still prints); BENCH_FROM=FILE takes the
 # RESULT lines of an earlier run's output instead of running anything.
 
-set -u
+set -u -o pipefail
 
 : "${BERTHD:?BERTHD must name the berthd binary (use make bench)}"
 : "${BERTH_CLI:?BERTH_CLI must name the berth binary (use make bench)}"
@@ -23,12 +31,7 @@ RESULTS=$OUT/results
 ONLY=${BENCH_ONLY:-"lookup cli pairs concurrent scale waiters"}
 trap 'rm -rf "$OUT"' EXIT INT TERM
 
-for tool in wrk nginx hyperfine gnuplot curl; do
-	command -v "$tool" >/dev/null 2>&1 && continue
-	echo "run.sh: $tool not found; install: apt-get install wrk nginx-light" \
-	    "hyperfine gnuplot-nox python3-portpicker curl" >&2
-	exit 1
-done
+PY=${PYTHON3:-python3}
 
 : >"$RESULTS"
 if [ -n "${BENCH_FROM:-}" ]; then
@@ -38,12 +41,12 @@ fi
 for b in $ONLY; do
 	case $b in
 	lookup|cli|pairs|concurrent) script="$HERE/bench_$b.sh"; run=bash ;;
-	scale|waiters) script="$HERE/bench_$b.py"; run=python3 ;;
+	scale|waiters) script="$HERE/bench_$b.py"; run=$PY ;;
 	*) echo "run.sh: unknown benchmark '$b'" >&2; exit 2 ;;
 	esac
 	echo "==== $b ($(basename "$script"))"
 	start=$(date +%s)
-	if ! $run "$script" 2>&1 | tee "$OUT/$b.log"; then
+	if ! "$run" "$script" 2>&1 | tee "$OUT/$b.log"; then
 		echo "run.sh: $b failed" >&2
 	fi
 	grep '^RESULT ' "$OUT/$b.log" >>"$RESULTS"
@@ -110,7 +113,15 @@ echo "$TARGETS" | while read -r key op bound label; do
 		r = (op == ">=") ? b / v : v / b
 		printf "\"%s\" %.3f\n", l, r }'
 done >"$DAT"
-if [ -s "$DAT" ]; then
+# version TOOL ARG...: TOOL's version as the command prints it, or "none".
+version() {
+	command -v "$1" >/dev/null 2>&1 || { echo none; return; }
+	"$@" 2>&1 | head -1
+}
+
+if ! command -v gnuplot >/dev/null 2>&1; then
+	echo "skipped: chart docs/performance.png (no gnuplot)"
+elif [ -s "$DAT" ]; then
 	gnuplot <<EOGP
 set terminal pngcairo size 900,460 font ",10" noenhanced
 set output "$TOP/docs/performance.png"
@@ -140,11 +151,13 @@ MD=$TOP/docs/performance.md
 	echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; memory $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
 	echo "- Kernel: $(uname -sr); $(. /etc/os-release && echo "$PRETTY_NAME")"
 	echo "- berthd: $("$BERTHD" --version); libevent $(pkg-config --modversion libevent 2>/dev/null), SQLite $(pkg-config --modversion sqlite3 2>/dev/null), jansson $(pkg-config --modversion jansson 2>/dev/null)"
-	echo "- nginx: $(nginx -v 2>&1 | sed 's/.*nginx\///'); wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null); hyperfine $(hyperfine --version | cut -d' ' -f2); curl $(curl --version | head -1 | cut -d' ' -f2); portpicker $(dpkg-query -W -f='${Version}' python3-portpicker 2>/dev/null)"
+	echo "- nginx: $(version nginx -v | sed 's/.*nginx\///'); wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null || echo none); hyperfine $(version hyperfine --version | sed 's/^hyperfine //'); curl $(version curl --version | cut -d' ' -f2); portpicker $(dpkg-query -W -f='${Version}' python3-portpicker 2>/dev/null || echo none)"
 	echo
 	echo "## Against the targets"
 	echo
 	echo "![each figure against its target](performance.png)"
+	echo
+	grep -h '^skipped: ' "$OUT"/*.log 2>/dev/null | sed 's/^/- /'
 	echo
 	cat "$TABLE"
 	echo

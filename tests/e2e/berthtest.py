@@ -8,6 +8,22 @@ ended by pid when the test ends.
 
 BERTHD names the daemon binary (make check sets it).
 
+BERTH_TEST_ADDR, when set to a berthd's address (127.0.0.1:62893, or
+unix:/path), runs the suites against that already-running berthd instead
+of one started per test, as memcached's tests can use an external server:
+
+    python3 tests/e2e/berthtest.py start --db /tmp/t.db \
+        --listen 127.0.0.1:62893 --listen unix:/tmp/t.sock
+    BERTH_TEST_ADDR=127.0.0.1:62893 make check      # not -j: one daemon
+
+BerthTestCase.berthd() then returns that daemon, with every live lease
+revoked before and after each test (through its unix socket, which it
+must also listen on, as this user or root), and a test that needs a berthd of its own (flags, its own
+database or environment, two daemons, a restart, a signal, its log or
+process) is skipped with a one-line reason; so are whole suites about
+starting berthd (needs_own_berthd). Unset, every test starts its own
+berthd and nothing is skipped for this.
+
 BERTHD_WRAPPER, when set, is a command line put in front of berthd's, for
 example "valgrind --quiet --error-exitcode=99 --leak-check=full ..."
 (tests/valgrind.sh sets it). Under a wrapper the harness waits longer for
@@ -21,6 +37,7 @@ import http.client
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -36,6 +53,7 @@ WRAPPER = shlex.split(os.environ.get("BERTHD_WRAPPER", ""))
 # How much slower berthd runs under the wrapper (valgrind: 20-50x on startup).
 SLOWDOWN = 10 if WRAPPER else 1
 START_TIMEOUT = 60.0 if WRAPPER else 10.0
+TEST_ADDR = os.environ.get("BERTH_TEST_ADDR", "")
 WRAPPER_ERROR_EXIT = 99
 
 # Valgrind's report lines that mean an error or a leak (not its warnings).
@@ -76,6 +94,75 @@ def read_log(path):
         return ""
 
 
+class StartError(RuntimeError):
+    """berthd exited, or did not say READY in time."""
+
+
+def berthd_argv(args):
+    """The command line that starts berthd with args: BERTHD_WRAPPER's
+    words, BERTHD, args, and --listen 127.0.0.1:0 unless args name an
+    address to listen on."""
+    argv = WRAPPER + [BERTHD] + list(args)
+    if not any(a.startswith("--listen") for a in args):
+        argv += ["--listen", "127.0.0.1:0"]
+    return argv
+
+
+def berthd_env(notify_path, extra=None):
+    """berthd's environment: ours without BERTH_* (so only flags configure
+    it), then extra, and NOTIFY_SOCKET."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+    env.update(extra or {})
+    env["NOTIFY_SOCKET"] = notify_path
+    return env
+
+
+def notify_socket(path):
+    """A datagram socket bound to path, where berthd sends READY."""
+    if os.path.exists(path):
+        os.unlink(path)
+    nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    nsock.bind(path)
+    return nsock
+
+
+def await_ready(nsock, exited, timeout=None):
+    """Wait on nsock for berthd's READY=1 datagram and return the address
+    of its STATUS line ("serving on ADDR"). exited() is None while berthd
+    runs, else its exit status (True when unknown). Raises StartError if
+    berthd exits first or timeout seconds (START_TIMEOUT) pass."""
+    timeout = START_TIMEOUT if timeout is None else timeout
+    nsock.settimeout(0.1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            msg = nsock.recv(4096).decode()
+            break
+        except socket.timeout:
+            status = exited()
+            if status is not None:
+                raise StartError("berthd exited%s before it was ready"
+                                 % ("" if status is True
+                                    else " with %d" % status))
+            if time.monotonic() > deadline:
+                raise StartError("berthd not ready after %.0fs" % timeout)
+    fields = dict(line.split("=", 1) for line in msg.splitlines() if "=" in line)
+    if fields.get("READY") != "1" or "serving on " not in fields.get("STATUS", ""):
+        raise StartError("not a READY datagram with an address: %r" % msg)
+    return fields["STATUS"].split("serving on ", 1)[1]
+
+
+def split_addr(addr):
+    """(host, port) of a STATUS address; a unix: address has port 0."""
+    if addr.startswith("["):
+        host, port = addr[1:].split("]:")
+    elif addr.startswith("unix:"):
+        host, port = addr, "0"
+    else:
+        host, port = addr.rsplit(":", 1)
+    return host, int(port)
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status
@@ -108,55 +195,42 @@ class Berthd:
         self.addr = None
         self.log_path = os.path.join(self.tmp, "berthd.log")
         self.statuses = []      # exit statuses of the runs restart() ended
-        self.start()
+        try:
+            self.start()
+        except (StartError, OSError):
+            # No test holds this daemon to clean up after: its log is in
+            # the error already.
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            if getattr(self, "log", None) and not self.log.closed:
+                self.log.close()
+            if self.own_tmp:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
 
     def start(self, expect_ready=True):
         notify_path = os.path.join(self.tmp, "notify.sock")
-        if os.path.exists(notify_path):
-            os.unlink(notify_path)
-        nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        nsock.bind(notify_path)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
-        env.update(self.env)
-        env["NOTIFY_SOCKET"] = notify_path
-        args = WRAPPER + [BERTHD, "--db", self.db, "--log-level", "debug"]
-        if not any(a.startswith("--listen") for a in self.args):
-            args += ["--listen", "127.0.0.1:0"]
-        args += self.args
+        nsock = notify_socket(notify_path)
+        args = berthd_argv(["--db", self.db, "--log-level", "debug"]
+                           + self.args)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log,
-                                     env=env, stdin=subprocess.DEVNULL,
+                                     env=berthd_env(notify_path, self.env),
+                                     stdin=subprocess.DEVNULL,
                                      preexec_fn=self.preexec)
         if not expect_ready:
             nsock.close()
             return
-        nsock.settimeout(0.1)
-        deadline = time.monotonic() + START_TIMEOUT
         try:
-            while True:
-                try:
-                    msg = nsock.recv(4096).decode()
-                    break
-                except socket.timeout:
-                    if self.proc.poll() is not None:
-                        self.log.close()
-                        raise RuntimeError("berthd exited with %d before it "
-                                           "was ready:\n%s" % (self.proc.returncode, self.logtext()))
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("berthd not ready after %.0fs:\n%s"
-                                           % (START_TIMEOUT, self.logtext()))
+            self.addr = await_ready(nsock, self.proc.poll)
+        except StartError as e:
+            if self.proc.poll() is not None:
+                self.log.close()
+            raise StartError("%s:\n%s" % (e, self.logtext())) from None
         finally:
             nsock.close()
-        fields = dict(line.split("=", 1) for line in msg.splitlines() if "=" in line)
-        assert fields.get("READY") == "1", msg
-        self.addr = fields["STATUS"].split("serving on ", 1)[1]
-        if self.addr.startswith("["):
-            self.host, port = self.addr[1:].split("]:")
-        elif self.addr.startswith("unix:"):
-            self.host, port = self.addr, "0"
-        else:
-            self.host, port = self.addr.rsplit(":", 1)
-        self.port = int(port)
+        self.host, self.port = split_addr(self.addr)
 
     def logtext(self):
         return read_log(self.log_path)
@@ -258,6 +332,76 @@ class Berthd:
                    self.log_path, text[-4000:]))
 
 
+def _own_berthd_only(what):
+    def fail(self, *args, **kw):
+        raise unittest.SkipTest("needs a berthd of its own (%s); "
+                                "BERTH_TEST_ADDR is set" % what)
+    return fail
+
+
+class ExternalBerthd(Berthd):
+    """The berthd at BERTH_TEST_ADDR: one this harness did not start.
+    Requests go to it; what only a daemon of the test's own has (its
+    process, database, log, restarts) skips the test."""
+
+    def __init__(self, addr):
+        self.addr = addr
+        self.host, self.port = split_addr(addr)
+        self.tmp = None     # a scratch directory for the test, made by use()
+        self.own_tmp = True
+
+    def use(self):
+        """Begin a test: no leases, and a scratch directory."""
+        self.clear()
+        self.tmp = tempfile.mkdtemp(prefix="berth-e2e-")
+
+    proc = property(_own_berthd_only("its process"))
+    db = property(_own_berthd_only("its database"))
+    log_path = property(_own_berthd_only("its log"))
+    logtext = _own_berthd_only("its log")
+    start = _own_berthd_only("a start")
+    stop = _own_berthd_only("a stop")
+    kill9 = _own_berthd_only("kill -9")
+    restart = _own_berthd_only("a restart")
+
+    def clear(self):
+        """Revoke every live lease, so each test starts from none: an
+        admin's request, so through berthd's unix socket."""
+        r = self.get("/v1/status")
+        if r.status != 200:
+            raise AssertionError("BERTH_TEST_ADDR=%s: status: %r"
+                                 % (self.addr, r))
+        unix = [a for a in r.json["listen"] if a.startswith("unix:")]
+        if not unix:
+            raise AssertionError(
+                "BERTH_TEST_ADDR=%s: that berthd must also listen on a unix "
+                "socket (--listen unix:PATH), through which the tests "
+                "revoke leases between tests" % self.addr)
+        admin = ExternalBerthd(unix[0])
+        r = admin.get("/v1/services")
+        if r.status != 200:
+            raise AssertionError("BERTH_TEST_ADDR=%s: listing leases: %r"
+                                 % (self.addr, r))
+        for svc in r.json["services"]:
+            r = admin.delete("/v1/services/%s?force=1" % svc["name"])
+            if r.status not in (204, 404):
+                raise AssertionError(
+                    "BERTH_TEST_ADDR=%s: cannot revoke %s (%r): run that "
+                    "berthd as this user" % (self.addr, svc["name"], r))
+
+    def close(self):
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        self.clear()
+
+
+def needs_own_berthd(reason):
+    """Skip a test or class when BERTH_TEST_ADDR is set: reason says why
+    it needs a berthd of its own (e.g. "it starts berthd itself")."""
+    return unittest.skipIf(TEST_ADDR, "needs a berthd of its own (%s); "
+                           "BERTH_TEST_ADDR is set" % reason)
+
+
 class UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path, timeout=30):
         super().__init__("localhost", timeout=timeout)
@@ -274,8 +418,21 @@ class BerthTestCase(unittest.TestCase):
     """A test case that owns the berthds it starts and shows their logs on failure."""
 
     def berthd(self, *args, **kw):
+        if TEST_ADDR:
+            return self._external_berthd(args, kw)
         d = Berthd(args, **kw)
         self.daemons.append(d)
+        return d
+
+    def _external_berthd(self, args, kw):
+        if args or kw:
+            self.skipTest("needs a berthd of its own (%s); BERTH_TEST_ADDR "
+                          "is set" % " ".join(list(args) + sorted(kw)))
+        if self.daemons:
+            self.skipTest("needs two berthds; BERTH_TEST_ADDR is set")
+        d = ExternalBerthd(TEST_ADDR)
+        self.daemons.append(d)
+        d.use()
         return d
 
     def setUp(self):
@@ -298,12 +455,25 @@ class BerthTestCase(unittest.TestCase):
                 wrapped.append(e)
                 failed = True
         for d in self.daemons:
+            if isinstance(d, ExternalBerthd):
+                continue
             if failed:
                 print("---- berthd log (%s) ----\n%s" % (d.tmp, d.logtext()[-4000:]))
             elif d.own_tmp:
                 shutil.rmtree(d.tmp, ignore_errors=True)
         if wrapped:
             raise AssertionError("\n\n".join(str(e) for e in wrapped))
+
+    def unused_port(self, kind=socket.SOCK_STREAM, shared=False):
+        """A ReservedPort (see there) held until this test ends."""
+        r = unused_port(kind, shared)
+        self.addCleanup(r.close)
+        return r
+
+    def dead_addr(self):
+        """127.0.0.1:PORT where nothing listens (connections are refused)
+        for the whole test."""
+        return self.unused_port().addr
 
     def assertError(self, resp, status, code):
         """resp is an error answer with this status and JSON error code."""
@@ -327,14 +497,45 @@ def wait_for(fn, timeout=10, what="condition"):
         time.sleep(0.02)
 
 
-def unused_port():
-    """A loopback TCP port nothing listens on: the kernel's pick, closed
-    again at once (so a connection to it is refused)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+class ReservedPort:
+    """A loopback port held for a test: a socket bound to 127.0.0.1:PORT
+    (the kernel's pick) that never listens, kept until close(). While it
+    is held, connections to the port are refused and no other process can
+    bind it, so nothing can take the port between the moment the test
+    learns it and the moment the test uses it.
+
+    kind is socket.SOCK_STREAM (TCP) or socket.SOCK_DGRAM (UDP). With
+    shared=True the socket sets SO_REUSEADDR: berthd's test bind, which
+    sets it too (as servers do), then sees the port as free, while a
+    process that binds without it still cannot take the port. Use that
+    when berthd itself must hand out exactly this port."""
+
+    def __init__(self, kind=socket.SOCK_STREAM, shared=False):
+        self.sock = socket.socket(socket.AF_INET, kind)
+        if shared:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.addr = "127.0.0.1:%d" % self.port
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return "<ReservedPort %s>" % self.addr
+
+
+def unused_port(kind=socket.SOCK_STREAM, shared=False):
+    """A ReservedPort: a loopback port nothing listens on, held until the
+    caller closes it (use it in a with block, or BerthTestCase.unused_port,
+    which holds it until the test ends)."""
+    return ReservedPort(kind, shared)
 
 
 def listener(port=0, host="0.0.0.0", family=socket.AF_INET, kind=socket.SOCK_STREAM):
@@ -353,3 +554,133 @@ def main():
     if not result.wasSuccessful():
         sys.exit(1)
     sys.exit(77 if result.skipped else 0)
+
+
+# ---- the command line: one way to start berthd for shell and C tests ----
+
+USAGE = """\
+usage: berthtest.py start [--exec] [--log FILE] [--timeout SECONDS] \
+--db DB [BERTHD-ARG...]
+
+(also python3 -m berthtest start ..., with tests/e2e in PYTHONPATH)
+
+Starts berthd (BERTHD, behind BERTHD_WRAPPER's words if set) with the
+arguments given, on --listen 127.0.0.1:0 unless they name an address,
+with NOTIFY_SOCKET set; waits for its READY=1 datagram and prints one
+line, "PID ADDR" (ADDR from STATUS=serving on ADDR), then exits 0,
+leaving berthd running: end it by pid. If berthd exits first or is not
+ready in time (default 10 s, 60 s under a wrapper), prints why on stderr
+and exits 1 (berthd, if still running, is killed).
+
+--exec    this process becomes berthd (exec), so berthd is the caller's
+          child and the caller can wait for it; a helper process (not a
+          child of berthd) prints the line, and prints nothing if berthd
+          exits or is not ready in time (then the caller ends berthd).
+--log     append berthd's stdout and stderr to FILE (default: berthd's
+          stderr is ours; its stdout goes there too, never to ours).
+"""
+
+
+def _cli_start(argv):
+    # The helper's own options may come anywhere (berthd has none of
+    # these names); everything else is berthd's.
+    opts = {"exec": False, "log": None, "timeout": None}
+    rest = []
+    while argv:
+        a = argv.pop(0)
+        if a == "--exec":
+            opts["exec"] = True
+        elif a in ("--log", "--timeout"):
+            if not argv:
+                sys.exit("berthtest start: %s needs a value\n%s" % (a, USAGE))
+            opts[a[2:]] = argv.pop(0)
+        else:
+            rest.append(a)
+    argv = rest
+    if not any(a == "--db" or a.startswith("--db=") for a in argv):
+        sys.exit("berthtest start: --db is required (never the default "
+                 "database)\n" + USAGE)
+    timeout = float(opts["timeout"]) if opts["timeout"] else None
+    argv = berthd_argv(argv)
+    tmp = tempfile.mkdtemp(prefix="berth-start-")
+    notify_path = os.path.join(tmp, "notify.sock")
+    nsock = notify_socket(notify_path)
+    env = berthd_env(notify_path)
+    out = os.open(opts["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                  0o600) if opts["log"] else 2
+
+    def cleanup():
+        nsock.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    if opts["exec"]:
+        return _cli_exec(argv, env, nsock, out, timeout, cleanup)
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=out, env=env, start_new_session=True)
+    except OSError as e:
+        cleanup()
+        print("berthtest start: cannot run %s: %s" % (argv[0], e),
+              file=sys.stderr)
+        return 1
+    try:
+        addr = await_ready(nsock, proc.poll, timeout)
+    except StartError as e:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        print("berthtest start: %s: %s" % (" ".join(argv), e), file=sys.stderr)
+        return 1
+    finally:
+        cleanup()
+    print("%d %s" % (proc.pid, addr), flush=True)
+    proc.returncode = 0     # it runs on; do not warn that it still does
+    return 0
+
+
+def _cli_exec(argv, env, nsock, out, timeout, cleanup):
+    """start --exec: fork a watcher that reports READY (double-forked, so
+    berthd never has a child of ours to reap), then exec berthd here."""
+    me = os.getpid()
+    pidfd = os.pidfd_open(me)
+    child = os.fork()
+    if child == 0:
+        rc = 1
+        try:
+            if os.fork() == 0:
+                def exited():
+                    ready = select.select([pidfd], [], [], 0)[0]
+                    return True if ready else None
+                try:
+                    addr = await_ready(nsock, exited, timeout)
+                    print("%d %s" % (me, addr), flush=True)
+                    rc = 0
+                except StartError as e:
+                    print("berthtest start: %s: %s" % (" ".join(argv), e),
+                          file=sys.stderr, flush=True)
+                finally:
+                    cleanup()
+            else:
+                rc = 0
+        finally:
+            os._exit(rc)
+    os.waitpid(child, 0)
+    os.close(pidfd)
+    nsock.close()
+    # stdout belongs to the watcher: berthd's goes to the log or stderr.
+    os.dup2(out, 1)
+    if out != 2:
+        os.dup2(out, 2)
+        os.close(out)
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as e:
+        print("berthtest start: cannot run %s: %s" % (argv[0], e),
+              file=sys.stderr)
+        os._exit(127)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["start"]:
+        sys.exit(USAGE)
+    sys.exit(_cli_start(sys.argv[2:]))

@@ -83,24 +83,33 @@ msleep(int ms)
 
 /*
  * Start berthd listening on listen (NULL: 127.0.0.1:0, "unix": a socket
- * in d->dir) and wait for its READY datagram. d->dir and d->db are kept
- * when already set, so a restart reuses the database.
+ * in d->dir) and wait until it is ready. d->dir and d->db are kept when
+ * already set, so a restart reuses the database.
+ *
+ * The e2e harness's helper does the starting and the waiting, for every
+ * suite alike: `$PYTHON3 -m berthtest start --exec ...` (PYTHONPATH holds
+ * tests/e2e) waits for berthd's READY datagram, prints "PID ADDR" on our
+ * pipe, and becomes berthd itself (exec), so berthd is our child: ended
+ * by pid and reaped by daemon_stop(), and sent SIGTERM by the kernel if
+ * this process dies first (PR_SET_PDEATHSIG lasts across the exec).
  */
 static void
 daemon_start(struct daemon *d, const char *listen)
 {
-	struct sockaddr_un	 sun;
 	struct pollfd		 pfd;
-	const char		*berthd, *p;
-	char			 notify[96], lst[192], log[128], buf[1024];
+	const char		*python, *p;
+	char			 lst[192], log[128], buf[256], *end;
+	char			 timeout[16];
 	double			 deadline;
+	size_t			 len = 0;
 	ssize_t			 n;
-	size_t			 len;
 	pid_t			 parent;
-	int			 ns, fd, status;
+	long			 pid;
+	int			 fds[2], fd, status;
 
-	berthd = getenv("BERTHD");
-	ck_assert_msg(berthd != NULL, "BERTHD is not set");
+	ck_assert_msg(getenv("BERTHD") != NULL, "BERTHD is not set");
+	if ((python = getenv("PYTHON3")) == NULL || *python == '\0')
+		python = "python3";
 	if (d->dir[0] == '\0') {
 		snprintf(d->dir, sizeof d->dir, "/tmp/check-libberth-XXXXXX");
 		ck_assert_ptr_nonnull(mkdtemp(d->dir));
@@ -113,17 +122,10 @@ daemon_start(struct daemon *d, const char *listen)
 		snprintf(lst, sizeof lst, "unix:%s", d->sock);
 		listen = lst;
 	}
-
-	snprintf(notify, sizeof notify, "%s/notify.sock", d->dir);
-	unlink(notify);
-	ns = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(ns, 0);
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", notify);
-	ck_assert_int_eq(bind(ns, (struct sockaddr *)&sun, sizeof sun), 0);
-
 	snprintf(log, sizeof log, "%s/berthd.log", d->dir);
+	snprintf(timeout, sizeof timeout, "%d", START_TIMEOUT_MS / 1000);
+
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
 	parent = getpid();
 	d->pid = fork();
 	ck_assert_int_ge(d->pid, 0);
@@ -131,42 +133,54 @@ daemon_start(struct daemon *d, const char *listen)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			_exit(127);
-		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd != -1) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
+		dup2(fds[1], 1);
 		if ((fd = open("/dev/null", O_RDONLY)) != -1)
 			dup2(fd, 0);
-		setenv("NOTIFY_SOCKET", notify, 1);
-		execl(berthd, "berthd", "--db", d->db, "--listen", listen,
-		    "--log-level", "debug", (char *)NULL);
+		execlp(python, python, "-m", "berthtest", "start", "--exec",
+		    "--log", log, "--timeout", timeout, "--db", d->db,
+		    "--listen", listen, "--log-level", "debug", (char *)NULL);
+		fprintf(stderr, "cannot run %s: %s\n", python, strerror(errno));
 		_exit(127);
 	}
+	close(fds[1]);
 	d->owner = getpid();
 
-	pfd.fd = ns;
+	/* One line, "PID ADDR", then EOF; EOF alone: it did not start. */
+	pfd.fd = fds[0];
 	pfd.events = POLLIN;
-	deadline = now() + START_TIMEOUT_MS / 1000.0;
-	for (;;) {
-		if (poll(&pfd, 1, 100) == 1)
-			break;
-		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-			d->pid = 0;
-			ck_abort_msg("berthd exited (status %d) before it was "
-			    "ready; log in %s", status, log);
+	deadline = now() + 2 * START_TIMEOUT_MS / 1000.0;
+	while (memchr(buf, '\n', len) == NULL && len < sizeof buf - 1) {
+		if (now() > deadline) {
+			daemon_stop(d);
+			ck_abort_msg("no word from %s -m berthtest start in "
+			    "time; log in %s", python, log);
 		}
-		ck_assert_msg(now() < deadline, "berthd not ready in time");
+		if (poll(&pfd, 1, 100) != 1)
+			continue;
+		n = read(fds[0], buf + len, sizeof buf - 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += n;
 	}
-	n = recv(ns, buf, sizeof buf - 1, 0);
-	close(ns);
-	unlink(notify);
-	ck_assert_int_gt(n, 0);
-	buf[n] = '\0';
-	ck_assert_msg(strstr(buf, "READY=1") != NULL, "no READY=1 in %s", buf);
-	p = strstr(buf, "STATUS=serving on ");
-	ck_assert_msg(p != NULL, "no STATUS in %s", buf);
-	p += strlen("STATUS=serving on ");
+	close(fds[0]);
+	buf[len] = '\0';
+	if (memchr(buf, '\n', len) == NULL) {
+		/* Exited, or running but not ready in time: end it. */
+		kill(d->pid, SIGKILL);
+		status = -1;
+		waitpid(d->pid, &status, 0);
+		d->pid = 0;
+		ck_abort_msg("berthd did not start (wait status %d; the "
+		    "reason is on stderr above, berthd's log in %s; "
+		    "%s -m berthtest needs PYTHONPATH to hold tests/e2e)",
+		    status, log, python);
+	}
+	pid = strtol(buf, &end, 10);
+	ck_assert_msg(pid == d->pid && *end == ' ', "helper said '%s', "
+	    "not '%ld ADDR'", buf, (long)d->pid);
+	p = end + 1;
 	len = strcspn(p, "\n");
 	ck_assert_uint_lt(len, sizeof d->addr);
 	memcpy(d->addr, p, len);

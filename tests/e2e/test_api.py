@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 
-from berthtest import BerthTestCase, main
+from berthtest import BerthTestCase, main, needs_own_berthd
 
 RFC3339_UTC = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)$")
@@ -910,6 +910,7 @@ class HealthStatusMetrics(ApiTestCase):
         self.assertTrue(50000 <= lease["port"] <= 50009, lease)
         self.assertEqual(d.get("/v1/status").json["pool"]["free"], 9)
 
+    @needs_own_berthd("counters from zero")
     def test_metrics(self):
         d = self.berthd()
         m0, r = metrics(d)
@@ -937,6 +938,7 @@ class HealthStatusMetrics(ApiTestCase):
         self.assertGreaterEqual(m1['berth_http_requests_total{code="409"}'], 1)
         self.assertGreaterEqual(m1['berth_http_requests_total{code="200"}'], 1)
 
+    @needs_own_berthd("counters from zero")
     def test_metrics_count_expirations(self):
         d = self.berthd()
         d.acquire("short", ttl=1)

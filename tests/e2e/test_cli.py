@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from berthtest import BERTHD, BerthTestCase, listener, main, unused_port
+from berthtest import BERTHD, BerthTestCase, listener, main
 
 CLI = os.environ.get("BERTH_CLI", "berth")
 HEX_TOKEN = re.compile(r"^[0-9a-f]{32,}$")
@@ -192,7 +192,11 @@ class TestAcquire(CliTestCase):
 
     def test_options(self):
         d = self.berthd()
-        port = unused_port()
+        # An explicit port that berthd must find free, held for us the
+        # whole time: our UDP socket sets SO_REUSEADDR, as berthd's test
+        # bind does, so berthd sees the port free while no other process
+        # (binding without it) can take it in between.
+        port = self.unused_port(socket.SOCK_DGRAM, shared=True).port
         r = self.cli(d, "acquire", "opts", "--port", str(port), "--ttl", "120",
                      "--proto", "udp", "--meta", "team=core",
                      "--meta", "url=http://x/?a=b", "--pid", str(os.getpid()))
@@ -552,7 +556,7 @@ class TestInfo(CliTestCase):
     def test_health(self):
         d = self.berthd()
         self.assertExit(self.cli(d, "health"), 0)
-        r = run_cli("--addr", "127.0.0.1:%d" % unused_port(), "health")
+        r = run_cli("--addr", self.dead_addr(), "health")
         self.assertExit(r, 1)
         self.assertIn("berth:", r.err, r)
 
@@ -564,7 +568,7 @@ class TestInfo(CliTestCase):
         if want:
             self.assertIn(want, r.out)
         # no broker: still 0
-        r = run_cli("--addr", "127.0.0.1:%d" % unused_port(), "version")
+        r = run_cli("--addr", self.dead_addr(), "version")
         self.assertExit(r, 0)
         self.assertIn(want or ".", r.out)
 
@@ -579,7 +583,7 @@ class TestGlobal(CliTestCase):
         r = run_cli("lookup", "viaenv", env=env)
         self.assertExit(r, 0)
         # --addr wins over BERTH_ADDR
-        bad = {"BERTH_ADDR": "127.0.0.1:%d" % unused_port()}
+        bad = {"BERTH_ADDR": self.dead_addr()}
         r = run_cli("--addr", "127.0.0.1:%d" % d.port, "lookup", "viaenv",
                     env=bad)
         self.assertExit(r, 0)
@@ -612,8 +616,7 @@ class TestGlobal(CliTestCase):
         self.assertBerthError(r, 2)
 
     def test_unreachable_exit_69(self):
-        port = unused_port()
-        addr = "127.0.0.1:%d" % port
+        addr = self.dead_addr()
         cmds = [("acquire", "x"), ("lookup", "x"), ("list",), ("status",),
                 ("renew", "x", "--token", "ab" * 16),
                 ("release", "x", "--token", "ab" * 16), ("revoke", "x")]

@@ -18,7 +18,7 @@ import shutil
 import time
 import unittest
 
-from berthtest import BerthTestCase, main, unused_port
+from berthtest import BerthTestCase, main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COMPLETION = os.environ.get("BERTH_COMPLETION") or os.path.join(
@@ -160,7 +160,7 @@ class CompletionTest(BerthTestCase):
         e["PATH"] = self.path + os.pathsep + e.get("PATH", "/usr/bin:/bin")
         e["HOME"] = self.tmp
         # A broker nobody runs, unless the case gives one.
-        e["BERTH_ADDR"] = dead_addr()
+        e["BERTH_ADDR"] = self.dead_addr()
         e.update(env or {})
         e["HARNESS_LINE"] = line
         e["HARNESS_COMPLETION"] = COMPLETION
@@ -214,7 +214,7 @@ class CompletionTest(BerthTestCase):
 
     def test_options_are_the_clis(self):
         """Every option offered is one the berth CLI takes."""
-        dead = dead_addr()
+        dead = self.dead_addr()
         for cmd, opts in COMMAND_OPTIONS.items():
             for opt in opts:
                 args = [BERTH_CLI, "--addr", dead, cmd, opt]
@@ -262,8 +262,8 @@ class CompletionTest(BerthTestCase):
         self.check("berth doctor wo", ["worker-1"], env=env)
         self.check("berth run --need web api --need ", sorted(ports), env=env)
         # --addr on the line wins over BERTH_ADDR.
-        self.check("berth --addr %s lookup " % dead_addr(), [], env=env)
-        env = {"BERTH_ADDR": dead_addr()}
+        self.check("berth --addr %s lookup " % self.dead_addr(), [], env=env)
+        env = {"BERTH_ADDR": self.dead_addr()}
         self.check("berth --addr %s lookup " % d.addr, sorted(ports), env=env)
 
     def test_names_over_unix_socket(self):
@@ -305,7 +305,7 @@ class CompletionTest(BerthTestCase):
             s.close()
 
     def test_no_broker_is_quiet_and_fast(self):
-        refused = dead_addr()
+        refused = self.dead_addr()
         # A broker that takes the connection and never answers.
         silent = socket.socket()
         silent.bind(("127.0.0.1", 0))
@@ -465,11 +465,6 @@ class InteractiveBash:
         if m is None:
             return out
         return re.findall(r"\[([^\]]*)\]", m.group(1))
-
-
-def dead_addr():
-    """A loopback address where nothing listens (connection refused)."""
-    return "127.0.0.1:%d" % unused_port()
 
 
 if __name__ == "__main__":

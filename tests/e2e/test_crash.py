@@ -48,7 +48,8 @@ import threading
 import time
 from datetime import datetime
 
-from berthtest import BerthTestCase, UnixHTTPConnection, main
+from berthtest import (BerthTestCase, UnixHTTPConnection, main,
+                       needs_own_berthd)
 
 ROUNDS = int(os.environ.get("BERTH_CRASH_ROUNDS", "12"))
 WRITERS = int(os.environ.get("BERTH_CRASH_WRITERS", "6"))
@@ -238,6 +239,7 @@ class Writer(threading.Thread):
                 self.conn.close()
 
 
+@needs_own_berthd("it kills berthd")
 class CrashSafetyTest(BerthTestCase):
 
     def setUp(self):

@@ -17,7 +17,7 @@ import uuid
 
 import berthtest
 from berthtest import (BerthTestCase, Response, UnixHTTPConnection, main,
-                       read_log, wait_for)
+                       needs_own_berthd, read_log, wait_for)
 
 BERTHD = berthtest.BERTHD
 NOBODY = 65534
@@ -181,6 +181,8 @@ class Raw:
         return read_log(self.log_path)
 
 
+@needs_own_berthd("it starts berthd itself: flags, signals, restarts")
+@needs_own_berthd("it starts berthd itself: flags, signals, restarts")
 class DaemonTest(BerthTestCase):
 
     def setUp(self):

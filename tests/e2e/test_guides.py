@@ -52,7 +52,7 @@ import time
 import unittest
 import urllib.request
 
-from berthtest import BerthTestCase, main, unused_port, wait_for
+from berthtest import BerthTestCase, main, wait_for
 
 DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs")
 BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
@@ -537,7 +537,7 @@ class GuideTest(BerthTestCase):
         self.assertEqual(res.rc, 1, res)
         self.assertEqual(res.stderr, "api is already running on port %d\n" % self.api["port"])
         # The same program with no broker at the address.
-        addr = "127.0.0.1:%d" % unused_port()
+        addr = self.dead_addr()
         env = dict(self.env, BERTH_ADDR=addr)
         r = subprocess.run(["python3", "errors.py"], cwd=self.work, env=env,
                            capture_output=True, text=True, timeout=TIMEOUT)
@@ -604,7 +604,7 @@ class GuideTest(BerthTestCase):
         self.assertEqual(res.rc, 1, res)
         self.assertEqual(res.stderr, "api is already running on port %d\n" % self.api["port"])
         # (Not port 1: fetch refuses the Fetch standard's "bad ports".)
-        addr = "127.0.0.1:%d" % unused_port()
+        addr = self.dead_addr()
         env = dict(self.env, BERTH_ADDR=addr)
         r = subprocess.run(["node", "errors.mjs"], cwd=self.work, env=env,
                            capture_output=True, text=True, timeout=TIMEOUT)

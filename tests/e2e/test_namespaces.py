@@ -23,7 +23,6 @@ line saying so (the probe runs once per namespace kind).
 import http.client
 import json
 import os
-import random
 import select
 import shutil
 import signal
@@ -152,23 +151,6 @@ def http_request(addr, method, path, body=None, timeout=10):
         return Response(r.status, r.headers, r.read().decode(errors="replace"))
     finally:
         conn.close()
-
-
-def host_free_port():
-    """A TCP port free on the host's 127.0.0.1, outside the kernel's
-    ephemeral range (61000-65535, see the helper rules)."""
-    for _ in range(200):
-        port = random.randint(61000, 65535)
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind(("127.0.0.1", port))
-            s.listen(1)
-            return port
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise RuntimeError("no free port in 61000-65535 on the host")
 
 
 # The program run inside the new network namespace. It brings up lo
@@ -312,6 +294,7 @@ sys.exit(main())
 '''
 
 
+@berthtest.needs_own_berthd("it starts berthd in a network namespace")
 class NetworkNamespaceTest(berthtest.BerthTestCase):
     """berthd on a network namespace's own loopback."""
 
@@ -397,7 +380,11 @@ class NetworkNamespaceTest(berthtest.BerthTestCase):
         granted, looked up, and its port is bindable (also through the CLI).
         Host: the same 127.0.0.1:PORT is refused and free to bind while
         berthd still answers inside; then SIGTERM ends it with status 0."""
-        port = host_free_port()
+        # The same port number stays reserved on the host for the whole
+        # test by a bound socket that never listens and sets SO_REUSEADDR:
+        # connections to it are refused, and a server's bind (which sets
+        # SO_REUSEADDR too) still succeeds unless something listens there.
+        port = self.unused_port(shared=True).port
         cli = os.environ.get("BERTH_CLI", "")
         self.start_driver(port, cli)
 
@@ -444,6 +431,7 @@ class NetworkNamespaceTest(berthtest.BerthTestCase):
             s.close()
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", port))     # OSError here fails the test
             s.listen(1)
         finally:
@@ -462,6 +450,7 @@ class NetworkNamespaceTest(berthtest.BerthTestCase):
         self.assertEqual(self.proc.wait(10), 0)
 
 
+@berthtest.needs_own_berthd("it starts berthd in a PID namespace")
 class PidNamespaceTest(berthtest.BerthTestCase):
     """berthd as PID 1 of its own PID namespace (sharing the host network)."""
 

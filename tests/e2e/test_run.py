@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from berthtest import BerthTestCase, listener, main
+from berthtest import BerthTestCase, listener, main, needs_own_berthd
 
 BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
 WAIT = 10.0     # generous bound for things that should happen at once
@@ -216,6 +216,7 @@ class RunTest(BerthTestCase):
 
     # -- the lease's life -------------------------------------------------
 
+    @needs_own_berthd("counters from zero")
     def test_lease_held_while_child_runs_then_released(self):
         p = self.start("api", "--", "sh", "-c", self.WAITER)
         self.wait_file("env.txt")
@@ -561,16 +562,9 @@ c.close()
         self.assertEqual(r.json["port"], held.json["port"])
 
     def test_broker_unreachable_exits_69(self):
-        # A bound socket that does not listen: connections are refused, and
-        # nobody else can take the port meanwhile.
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        try:
-            addr = "127.0.0.1:%d" % s.getsockname()[1]
-            st, out, err = self.run_cli("web", "--", "sh", "-c",
-                                        "echo ran > ran.txt", addr=addr)
-        finally:
-            s.close()
+        addr = self.dead_addr()
+        st, out, err = self.run_cli("web", "--", "sh", "-c",
+                                    "echo ran > ran.txt", addr=addr)
         self.assertEqual(st, 69, err)
         self.assertEqual(len(err.splitlines()), 1, err)
         self.assertTrue(err.startswith("berth: "), err)

@@ -40,7 +40,7 @@ import time
 from datetime import datetime
 
 import berthtest
-from berthtest import BERTHD, BerthTestCase, main
+from berthtest import BERTHD, BerthTestCase, main, needs_own_berthd
 
 # berthd may run under a checker (BERTHD_WRAPPER, e.g. valgrind): slower.
 WRAPPER = getattr(berthtest, "WRAPPER", [])
@@ -66,6 +66,7 @@ def sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+@needs_own_berthd("its database fails under it")
 class FaultCase(BerthTestCase):
     """Runs berthd under faultfs with its database in a faultable dir."""
 
@@ -377,6 +378,7 @@ print(err(lambda: os.pwrite(fd, b"x", 0)), err(lambda: os.write(fd, b"x")),
         self.assertEqual(self.probe(""), [ok] * 6)
 
 
+@needs_own_berthd("it starts berthd on a bad database")
 class CorruptDatabaseTest(BerthTestCase):
     """A damaged database is refused at start and left untouched."""
 

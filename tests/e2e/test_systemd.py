@@ -18,7 +18,8 @@ import unittest
 import uuid
 
 import berthtest
-from berthtest import BerthTestCase, UnixHTTPConnection, listener, main
+from berthtest import (BerthTestCase, UnixHTTPConnection, listener, main,
+                       needs_own_berthd)
 
 BERTHD = berthtest.BERTHD
 SRCDIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -174,6 +175,7 @@ class SystemdCase(BerthTestCase):
         return p.wait(5 * berthtest.SLOWDOWN)
 
 
+@needs_own_berthd("it starts berthd itself")
 class Readiness(SystemdCase):
     """READY=1 with STATUS= and MAINPID=, sent once berthd serves."""
 
@@ -241,6 +243,7 @@ class Readiness(SystemdCase):
         self.assertEqual(self.stop(p), 0)
 
 
+@needs_own_berthd("it starts berthd itself")
 class NoReadyOnFailure(SystemdCase):
     """A berthd that cannot start exits non-zero and never says READY."""
 
@@ -370,6 +373,7 @@ class UnitFile(SystemdCase):
         self.assertIn("READY=1", msg.splitlines(), msg)
         return p, f
 
+    @needs_own_berthd("it starts berthd itself")
     def test_exec_start_runs(self):
         argv = shlex.split(self.one(self.unit(), "Service", "ExecStart"))
         state = os.path.join(self.tmp, "state")
@@ -380,6 +384,7 @@ class UnitFile(SystemdCase):
         self.assertEqual(self.stop(p), 0)
         self.assertTrue(os.path.exists(os.path.join(state, "berth.db")))
 
+    @needs_own_berthd("it starts berthd itself")
     def test_exec_start_as_dynamic_user(self):
         # What DynamicUser gives berthd: an unprivileged uid, HOME=/.
         if os.geteuid() != 0:
@@ -397,6 +402,7 @@ class UnitFile(SystemdCase):
         self.assertEqual(self.stop(p), 0)
         self.assertEqual(os.stat(os.path.join(state, "berth.db")).st_uid, NOBODY)
 
+    @needs_own_berthd("it starts berthd itself")
     def test_socket_variant_from_docs_runs(self):
         with open(DOC) as f:
             doc = f.read()

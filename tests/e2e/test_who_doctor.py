@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 
-from berthtest import BerthTestCase, listener, main, unused_port
+from berthtest import BerthTestCase, listener, main
 
 BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
 MARKER = "berth-who-marker-7f3a"
@@ -77,14 +77,6 @@ class WhoDoctorCase(BerthTestCase):
             proc.kill()
         proc.wait()
         proc.stdout.close()
-
-    def dead_addr(self):
-        """An address where nothing listens: a port we bind but never
-        listen on, so connections to it are refused for the whole test."""
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("127.0.0.1", 0))
-        self.addCleanup(s.close)
-        return "127.0.0.1:%d" % s.getsockname()[1]
 
     def lines(self, r):
         return [l for l in r.stdout.splitlines() if l.strip()]
@@ -150,7 +142,7 @@ class TestWho(WhoDoctorCase):
         self.assertIn("who-web", r.stdout)
         self.assertIn("pid %d" % proc.pid, r.stdout)
         # A lease on another port is not named.
-        other = unused_port()
+        other = self.unused_port().port
         r = self.cli(d.addr, "who", str(other))
         self.assertNotIn("who-web", r.stdout + r.stderr)
 
@@ -169,7 +161,10 @@ class TestWho(WhoDoctorCase):
 
     def test_nothing_holds_port(self):
         d = self.berthd()
-        port = unused_port()
+        # Reserved by a TCP socket that is bound but never listens: no
+        # socket table lists it, so to `who` nothing holds the port, and
+        # no other process can bind it while the test runs.
+        port = self.unused_port().port
         r = self.cli(d.addr, "who", str(port))
         self.assertEqual(r.returncode, 3, r)
         self.assertIn("nothing holds port %d" % port, r.stdout + r.stderr)
@@ -187,7 +182,7 @@ class TestWho(WhoDoctorCase):
         self.assertIn("no broker", r.stderr)
         self.assertIn(addr, r.stderr)
         # Nothing on the port and no broker: still "nothing", exit 3.
-        r = self.cli(addr, "who", str(unused_port()))
+        r = self.cli(addr, "who", str(self.unused_port().port))
         self.assertEqual(r.returncode, 3, r)
 
     def test_bad_port_is_usage(self):

@@ -5,10 +5,20 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "berthd.h"
 
@@ -517,52 +527,198 @@ END_TEST
 /*
  * pool_default_ranges: 49152-65535 less our own ports, less the kernel's
  * ephemeral range and reserved ports unless it had to fall back.
+ *
+ * The expected pools are worked out by hand for ephemeral ranges and
+ * reserved ports that the test sets itself, in a network namespace of its
+ * own (those sysctls are per namespace), so nothing here reads /proc the
+ * way pool.c does. The namespace is made in a child process: even with
+ * CK_FORK=no it must not outlive the test.
  */
-/* Mark in map the ports the kernel keeps for itself, as /proc says. */
-static void
-kernel_ports(uint8_t *map)
-{
-	FILE		*f;
-	char		 buf[4096], *s, *end;
-	unsigned long	 lo, hi, port;
+struct netns_result {
+	int			err;	/* 0 ok, 1 no namespace, 2 sysctl */
+	char			why[160];
+	int			fallback;
+	size_t			n;
+	struct port_range	r[POOL_MAX_RANGES];
+};
 
-	if ((f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) !=
-	    NULL) {
-		if (fscanf(f, "%lu %lu", &lo, &hi) == 2)
-			for (port = lo; port <= hi && port <= 65535; port++)
-				map[port] = 1;
-		fclose(f);
-	}
-	if ((f = fopen("/proc/sys/net/ipv4/ip_local_reserved_ports", "r")) ==
-	    NULL)
-		return;
-	if (fgets(buf, sizeof buf, f) != NULL) {
-		for (s = buf; *s != '\0' && *s != '\n'; s = end) {
-			lo = strtoul(s, &end, 10);
-			if (end == s)
-				break;
-			hi = lo;
-			if (*end == '-')
-				hi = strtoul(end + 1, &end, 10);
-			for (port = lo; port <= hi && port <= 65535; port++)
-				map[port] = 1;
-			if (*end == ',')
-				end++;
-		}
-	}
-	fclose(f);
+static int
+write_file(const char *path, const char *text)
+{
+	ssize_t	n;
+	int	fd;
+
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) == -1)
+		return (-1);
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return (n == (ssize_t)strlen(text) ? 0 : -1);
 }
 
+/* A network namespace of our own: as root, or in a user namespace. */
+static int
+enter_netns(char *why, size_t len)
+{
+	char	map[64];
+	uid_t	uid = getuid();
+	gid_t	gid = getgid();
+
+	if (unshare(CLONE_NEWNET) == 0)
+		return (0);
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNET) == -1) {
+		snprintf(why, len, "unshare: %s", strerror(errno));
+		return (-1);
+	}
+	snprintf(map, sizeof map, "0 %u 1", (unsigned)uid);
+	if (write_file("/proc/self/uid_map", map) == -1) {
+		snprintf(why, len, "uid_map: %s", strerror(errno));
+		return (-1);
+	}
+	write_file("/proc/self/setgroups", "deny");
+	snprintf(map, sizeof map, "0 %u 1", (unsigned)gid);
+	write_file("/proc/self/gid_map", map);
+	return (0);
+}
+
+/*
+ * pool_default_ranges(own) in a fresh network namespace whose ephemeral
+ * range is set to ephemeral ("LO HI") and reserved ports to reserved (NULL:
+ * the new namespace's default, none).
+ */
+static void
+default_ranges_with(const char *ephemeral, const char *reserved,
+    const uint16_t *own, size_t nown, struct netns_result *res)
+{
+	struct netns_result	 r;
+	ssize_t			 n;
+	size_t			 got = 0;
+	pid_t			 pid;
+	int			 fds[2], status;
+
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		memset(&r, 0, sizeof r);
+		if (enter_netns(r.why, sizeof r.why) == -1)
+			r.err = 1;
+		else if (write_file("/proc/sys/net/ipv4/ip_local_port_range",
+		    ephemeral) == -1) {
+			r.err = 2;
+			snprintf(r.why, sizeof r.why, "ip_local_port_range "
+			    "'%s': %s", ephemeral, strerror(errno));
+		} else if (reserved != NULL && write_file(
+		    "/proc/sys/net/ipv4/ip_local_reserved_ports",
+		    reserved) == -1) {
+			r.err = 2;
+			snprintf(r.why, sizeof r.why, "ip_local_reserved_ports "
+			    "'%s': %s", reserved, strerror(errno));
+		} else
+			r.n = pool_default_ranges(r.r, own, nown, &r.fallback);
+		n = write(fds[1], &r, sizeof r);
+		_exit(n == (ssize_t)sizeof r ? 0 : 1);
+	}
+	close(fds[1]);
+	while (got < sizeof *res) {
+		n = read(fds[0], (char *)res + got, sizeof *res - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	close(fds[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(got == sizeof *res && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0, "the namespace child failed");
+}
+
+/* res holds exactly want[0..nwant) and fallback; 0 if no namespace. */
+static int
+check_ranges(const struct netns_result *res, const struct port_range *want,
+    size_t nwant, int fallback)
+{
+	size_t	i;
+
+	if (res->err == 1) {
+		/* No namespace here (no root, user namespaces off). */
+		fprintf(stderr, "check_pool: not run, no network namespace: "
+		    "%s\n", res->why);
+		return (0);
+	}
+	ck_assert_msg(res->err == 0, "%s", res->why);
+	ck_assert_int_eq(res->fallback, fallback);
+	ck_assert_uint_eq(res->n, nwant);
+	for (i = 0; i < nwant; i++) {
+		ck_assert_msg(res->r[i].lo == want[i].lo &&
+		    res->r[i].hi == want[i].hi, "range %zu: %u-%u, want %u-%u",
+		    i, res->r[i].lo, res->r[i].hi, want[i].lo, want[i].hi);
+	}
+	return (1);
+}
+
+/* Ephemeral 50000-59999, some reserved ports, three own ports. */
+START_TEST(test_default_ranges_known)
+{
+	const uint16_t			own[] = { 62893, 50000, 49152 };
+	static const struct port_range	want[] = {
+		{ 49153, 49999 },	/* 49152 is our own */
+		{ 60000, 60999 },	/* 50000-59999 ephemeral */
+		{ 61010, 61999 },	/* 61000-61009 reserved */
+		{ 62001, 62892 },	/* 62000 reserved */
+		{ 62894, 65534 },	/* 62893 ours, 65535 reserved */
+	};
+	struct netns_result		res;
+
+	default_ranges_with("50000 59999", "61000-61009,62000,65535", own, 3,
+	    &res);
+	check_ranges(&res, want, 5, 0);
+}
+END_TEST
+
+/* 256 ports left outside the ephemeral range are enough: no fallback. */
+START_TEST(test_default_ranges_256_left)
+{
+	static const struct port_range	want[] = { { 65280, 65535 } };
+	struct netns_result		res;
+
+	default_ranges_with("49152 65279", NULL, NULL, 0, &res);
+	check_ranges(&res, want, 1, 0);
+}
+END_TEST
+
+/* 255 are not: the whole dynamic range less our own ports. */
+START_TEST(test_default_ranges_255_left_falls_back)
+{
+	const uint16_t			own[] = { 62893 };
+	static const struct port_range	want[] = {
+		{ 49152, 62892 }, { 62894, 65535 }
+	};
+	struct netns_result		res;
+
+	default_ranges_with("49152 65280", NULL, own, 1, &res);
+	check_ranges(&res, want, 2, 1);
+}
+END_TEST
+
+/*
+ * On this host, whatever its settings: sorted ranges within 49152-65535,
+ * none of our own ports, at least 256 ports unless it fell back (then
+ * exactly the dynamic range less our own), and none of the ports the
+ * kernel hands out for bind(port 0), which come from its ephemeral range.
+ */
 START_TEST(test_default_ranges)
 {
 	struct port_range	r[POOL_MAX_RANGES];
-	static uint8_t		in[65536], kernel[65536];
+	struct sockaddr_in	sin;
+	static uint8_t		in[65536];
 	const uint16_t		own[] = { 62893, 61234, 50000, 1234 };
+	socklen_t		len;
 	size_t			i, n, count = 0;
 	unsigned int		port;
-	int			fallback = -1, want;
+	int			fallback = -1, fds[32];
 
-	kernel_ports(kernel);
 	n = pool_default_ranges(r, own, 4, &fallback);
 	ck_assert(fallback == 0 || fallback == 1);
 	ck_assert_uint_gt(n, 0);
@@ -571,7 +727,7 @@ START_TEST(test_default_ranges)
 		ck_assert_uint_ge(r[i].lo, 49152);
 		ck_assert_uint_le(r[i].lo, r[i].hi);
 		if (i > 0)
-			ck_assert_uint_gt(r[i].lo, r[i - 1].hi);
+			ck_assert_uint_gt(r[i].lo, r[i - 1].hi + 1);
 		for (port = r[i].lo; port <= r[i].hi; port++) {
 			in[port] = 1;
 			count++;
@@ -579,16 +735,28 @@ START_TEST(test_default_ranges)
 	}
 	for (i = 0; i < 4; i++)
 		ck_assert_msg(!in[own[i]], "own port %u in the pool", own[i]);
-	if (!fallback)
-		ck_assert_uint_ge(count, 256);
-	/* Every other dynamic port is in, every excluded one out. */
-	for (port = 49152; port <= 65535; port++) {
-		want = port != 62893 && port != 61234 && port != 50000;
-		if (!fallback && kernel[port])
-			want = 0;
-		ck_assert_msg(in[port] == want, "port %u: in pool %d, want %d "
-		    "(fallback %d)", port, in[port], want, fallback);
+	if (fallback) {
+		ck_assert_uint_eq(count, 65536 - 49152 - 3);
+		return;
 	}
+	ck_assert_uint_ge(count, 256);
+	/* Held open together, so 32 different ephemeral ports. */
+	for (i = 0; i < 32; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		ck_assert_int_ge(fds[i], 0);
+		memset(&sin, 0, sizeof sin);
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ck_assert_int_eq(bind(fds[i], (struct sockaddr *)&sin,
+		    sizeof sin), 0);
+		len = sizeof sin;
+		ck_assert_int_eq(getsockname(fds[i], (struct sockaddr *)&sin,
+		    &len), 0);
+		port = ntohs(sin.sin_port);
+		ck_assert_msg(!in[port], "ephemeral port %u in the pool", port);
+	}
+	for (i = 0; i < 32; i++)
+		close(fds[i]);
 }
 END_TEST
 
@@ -611,8 +779,12 @@ START_TEST(test_default_ranges_no_own)
 }
 END_TEST
 
+/* FNV-1a, 32 bits: the published test vectors, then distinctness. */
 START_TEST(test_name_hash)
 {
+	ck_assert_uint_eq(pool_name_hash(""), 0x811c9dc5u);
+	ck_assert_uint_eq(pool_name_hash("a"), 0xe40c292cu);
+	ck_assert_uint_eq(pool_name_hash("foobar"), 0xbf9cf968u);
 	ck_assert_uint_eq(pool_name_hash("a"), pool_name_hash("a"));
 	ck_assert_uint_ne(pool_name_hash("a"), pool_name_hash("b"));
 	ck_assert_uint_ne(pool_name_hash("api"), pool_name_hash("web"));
@@ -659,6 +831,9 @@ pool_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("default");
+	tcase_add_test(tc, test_default_ranges_known);
+	tcase_add_test(tc, test_default_ranges_256_left);
+	tcase_add_test(tc, test_default_ranges_255_left_falls_back);
 	tcase_add_test(tc, test_default_ranges);
 	tcase_add_test(tc, test_default_ranges_no_own);
 	suite_add_tcase(s, tc);
