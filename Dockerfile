@@ -62,7 +62,7 @@ VOLUME ["/var/lib/berth"]
 USER berth
 WORKDIR /var/lib/berth
 
-# No EXPOSE: berthd listens on 127.0.0.1:62893 (loopback only, SPEC §2).
+# No EXPOSE: berthd listens on 127.0.0.1:62893 (loopback only; berthd(8)).
 # Share it through the container's network namespace, host networking
 # or a Unix socket on a volume (docs/docker.md), not a published port.
 

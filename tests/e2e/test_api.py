@@ -1,5 +1,5 @@
-"""End-to-end tests of the HTTP API (SPEC §3 lease fields, §4 endpoints)
-against a real berthd: acquire, list, look up, renew, release, errors,
+"""End-to-end tests of the HTTP API (docs/api.md) against a real berthd:
+acquire, list, look up, renew, release, errors,
 blocking lookups and watches, health/status/metrics, the status page and
 keep-alive."""
 

@@ -1,4 +1,4 @@
-"""End-to-end tests of the berth CLI (SPEC §5) against a real berthd:
+"""End-to-end tests of the berth CLI (berth(1)) against a real berthd:
 acquire (plain, --json, --env and every option), renew, release, lookup
 (--wait, --addr-only, --json), list (table, --json, --probe), revoke over
 TCP and over the unix socket, status, health, version, exit codes, the

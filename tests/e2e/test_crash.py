@@ -1,4 +1,4 @@
-"""Crash safety: acknowledged leases survive SIGKILL (SPEC §3 "Durability").
+"""Crash safety: acknowledged leases survive SIGKILL (docs/durability.md).
 
 Several writer threads acquire, renew, re-acquire and release leases
 concurrently while the test SIGKILLs berthd at a random moment; berthd then

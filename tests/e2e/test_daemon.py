@@ -1,6 +1,6 @@
 """berthd as a process: durability across kill -9, the database lock,
 signals, readiness notification, flags and their environment twins,
-listen addresses, the database path and the default pool (SPEC §2, §3)."""
+listen addresses, the database path and the default pool (berthd(8))."""
 
 import http.client
 import json
@@ -247,7 +247,7 @@ class DaemonTest(BerthTestCase):
         self.assertEqual(r.status, 200, r)
         return {s["name"]: s["port"] for s in r.json["services"]}
 
-    # durability (SPEC §3)
+    # durability (docs/durability.md)
 
     def test_kill9_keeps_every_acknowledged_lease(self):
         d = self.berthd()
@@ -358,7 +358,7 @@ class DaemonTest(BerthTestCase):
         self.assertError(d.get("/v1/services/gone"), 404, "not_found")
         self.assertEqual(self.live_map(d), {"kept": b["port"]})
 
-    # the database lock (SPEC §2)
+    # the database lock (berthd(8))
 
     def test_second_berthd_on_same_db_exits_locked(self):
         d = self.berthd()
@@ -374,7 +374,7 @@ class DaemonTest(BerthTestCase):
         self.assertNotEqual(res.returncode, 0, res.stderr)
         self.assertIn("locked", res.stderr.lower(), res.stderr)
 
-    # signals (SPEC §2)
+    # signals (berthd(8))
 
     def check_graceful_stop(self, sig):
         d = self.berthd()
@@ -461,7 +461,7 @@ class DaemonTest(BerthTestCase):
         self.assertEqual(d.get("/v1/health").status, 200)
         self.assertEqual(d.stop(), 0)
 
-    # readiness (SPEC §2)
+    # readiness (berthd(8))
 
     def check_notify(self, notify_env, nsock):
         t = self.mktemp()
@@ -523,7 +523,7 @@ class DaemonTest(BerthTestCase):
         wait_for(up, timeout=10, what="berthd without NOTIFY_SOCKET")
         self.assertEqual(r.stop(), 0)
 
-    # flags and environment twins (SPEC §2)
+    # flags and environment twins (berthd(8))
 
     def test_help_lists_every_flag(self):
         res = self.run_exit("--help")
@@ -612,7 +612,7 @@ class DaemonTest(BerthTestCase):
         self.assertTrue(os.path.isfile(flag_db))
         self.assertIn("info", r.logtext())
 
-    # listen addresses (SPEC §2)
+    # listen addresses (berthd(8))
 
     def test_listen_ipv6_loopback(self):
         if not has_ipv6():
@@ -682,7 +682,7 @@ class DaemonTest(BerthTestCase):
         self.check_remote(self.berthd("--listen", "0.0.0.0:0",
                                       env={"BERTH_ALLOW_REMOTE": "1"}))
 
-    # the database path (SPEC §2)
+    # the database path (berthd(8))
 
     def test_default_db_as_root(self):
         if os.geteuid() != 0:
@@ -802,7 +802,7 @@ class DaemonTest(BerthTestCase):
         self.assertEqual(d.get("/v1/health").status, 200)
 
     def test_regular_file_at_socket_path_is_not_deleted(self):
-        # Not spelled out in SPEC: berthd may replace a stale socket, but a
+        # Not spelled out in berthd(8): berthd may replace a stale socket, but a
         # user would not expect it to delete a regular file at that path.
         t = self.mktemp()
         path = os.path.join(t, "precious")
@@ -829,7 +829,7 @@ class DaemonTest(BerthTestCase):
         with open(os.path.join(t, "log")) as f:
             self.assertTrue(f.read().strip(), "no error message")
 
-    # the default pool (SPEC §2)
+    # the default pool (berthd(8))
 
     def expected_default_pool(self, own):
         dynamic = set(range(DYNAMIC[0], DYNAMIC[1] + 1))

@@ -1,4 +1,4 @@
-"""Hostile clients, end to end (SPEC §4: limits, errors).
+"""Hostile clients, end to end (docs/api.md: limits, errors).
 
 berthd must keep answering a fresh client's lookup while it is flooded with
 idle connections, slowloris clients dribbling headers, oversized headers,

@@ -1,4 +1,4 @@
-"""End-to-end tests of the lease rules of SPEC section 3 against a real berthd.
+"""End-to-end tests of the lease rules of docs/api.md against a real berthd.
 
 Every test uses its own small, explicit pool (an offset from BASE) so that
 tests running in parallel do not hand out or block each other's ports.

@@ -1,7 +1,7 @@
 """berthd inside Linux namespaces, tested with unshare(1) and no Docker.
 
-SPEC §1 and §7 promise that berth works the same inside containers. A
-container is a set of namespaces, so this file builds the two that matter
+README.md and docs/docker.md promise that berth works the same inside
+containers. A container is a set of namespaces, so this file builds the two that matter
 to a port broker by hand:
 
 - a network namespace: berthd listens on that namespace's own loopback;
@@ -9,7 +9,7 @@ to a port broker by hand:
   and the ports it hands out are free inside;
 - a PID namespace: berthd runs as PID 1 there (as in `docker run`), where
   the kernel drops every signal PID 1 has no handler for; SIGTERM from
-  outside must still end it with status 0 within SPEC §2's 2 s and leave
+  outside must still end it with status 0 within berthd(8)'s 2 s and leave
   the database intact. A lease's pid is read in berthd's namespace: its
   own processes are visible, a pid from outside is 400 pid_not_visible,
   and `berth run` from another PID namespace leases by TTL, not by pid.
@@ -42,7 +42,7 @@ ROOT = os.geteuid() == 0
 NET_FLAGS = ["-n"] if ROOT else ["-r", "-n"]
 PID_FLAGS = (["-p", "-f", "--mount-proc"] if ROOT
              else ["-r", "-p", "-f", "--mount-proc"])
-SIGTERM_DEADLINE = 2.0 * SLOWDOWN       # SPEC §2: exit 0 within 2 s
+SIGTERM_DEADLINE = 2.0 * SLOWDOWN       # berthd(8): exit 0 within 2 s
 
 _probed = {}
 

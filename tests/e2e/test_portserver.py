@@ -1,4 +1,5 @@
-"""End-to-end tests of berthd's portpicker portserver protocol (SPEC section 6).
+"""End-to-end tests of berthd's portpicker portserver protocol
+(docs/portpicker.md).
 
 The client is the real one: Debian's python3-portpicker, which installs for
 the system /usr/bin/python3 (PORTPICKER_PYTHON overrides it). Each client

@@ -1,4 +1,5 @@
-"""berth run: the service wrapper of SPEC §5, end to end against a real berthd.
+"""berth run: the service wrapper of berth(1), end to end against a real
+berthd.
 
 Each test runs the CLI ($BERTH_CLI) with --addr pointing at its own berthd.
 The commands berth run starts are small sh or python3 scripts that report

@@ -1,4 +1,4 @@
-"""SPEC §4 browser safety, limits and admin rules, end to end.
+"""Browser safety (docs/security.md), limits and admin rules, end to end.
 
 Host allow-list (DNS rebinding), Origin refusal, body/header/connection limits,
 idle and slow-request timeouts, garbage on the socket, admin revoke over the

@@ -1,4 +1,4 @@
-"""Storage faults (hardening issue, point 4; SPEC §3 "Durability", §4).
+"""Storage faults (docs/durability.md, docs/api.md).
 
 The database's disk fills up, is remounted read-only or returns I/O
 errors. berthd runs under the faultfs LD_PRELOAD shim (BERTH_FAULTFS,

@@ -1,4 +1,4 @@
-"""berthd under systemd: the readiness datagram (SPEC §2: READY=1 once
+"""berthd under systemd: the readiness datagram (berthd(8): READY=1 once
 serving, with STATUS= and MAINPID=), no READY when berthd cannot start,
 and docs/examples/berthd.service kept in step with berthd and
 docs/systemd.md: it parses, has the directives the docs explain, its

@@ -1,4 +1,4 @@
-"""End-to-end tests of `berth who PORT` and `berth doctor [NAME]` (SPEC §5).
+"""End-to-end tests of `berth who PORT` and `berth doctor [NAME]` (berth(1)).
 
 The CLI comes from BERTH_CLI, the daemon from BERTHD (make check sets
 both). Sockets under test are held by child processes whose command line

@@ -1,7 +1,7 @@
 /*
  * check_pool.c: unit tests for pool.c, the ports berthd hands out: range
- * parsing, taking and releasing, the probe, the reuse delay of SPEC §3
- * and the default pool of SPEC §2.
+ * parsing, taking and releasing, the probe, the reuse delay and the default pool
+ * of berthd(8).
  */
 #include "config.h"
 
@@ -369,7 +369,7 @@ END_TEST
 
 /*
  * Other free ports that fail the probe are not free in the sense of
- * SPEC §3 (b): a cooling port that binds must be handed out rather than
+ * docs/api.md, POST /v1/services: a cooling port that binds must be handed out rather than
  * reporting the pool exhausted.
  */
 START_TEST(test_take_cooling_when_free_busy)
