@@ -93,16 +93,42 @@ msleep(int ms)
  * by pid and reaped by daemon_stop(), and sent SIGTERM by the kernel if
  * this process dies first (PR_SET_PDEATHSIG lasts across the exec).
  */
+/*
+ * Read what the start helper says on fd into buf (NUL-terminated): up to
+ * its line's newline, or EOF. -1 if it says nothing in time.
+ */
+static int
+daemon_read_line(int fd, char *buf, size_t size)
+{
+	struct pollfd	 pfd = { fd, POLLIN, 0 };
+	double		 deadline = now() + 2 * START_TIMEOUT_MS / 1000.0;
+	size_t		 len = 0;
+	ssize_t		 n;
+
+	buf[0] = '\0';
+	while (memchr(buf, '\n', len) == NULL && len < size - 1) {
+		if (now() > deadline)
+			return (-1);
+		if (poll(&pfd, 1, 100) != 1)
+			continue;
+		n = read(fd, buf + len, size - 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = '\0';
+	}
+	return (0);
+}
+
 static void
 daemon_start(struct daemon *d, const char *listen)
 {
-	struct pollfd		 pfd;
 	const char		*python, *p;
 	char			 lst[192], log[128], buf[256], *end;
 	char			 timeout[16];
-	double			 deadline;
-	size_t			 len = 0;
-	ssize_t			 n;
+	size_t			 len;
 	pid_t			 parent;
 	long			 pid;
 	int			 fds[2], fd, status;
@@ -146,26 +172,13 @@ daemon_start(struct daemon *d, const char *listen)
 	d->owner = getpid();
 
 	/* One line, "PID ADDR", then EOF; EOF alone: it did not start. */
-	pfd.fd = fds[0];
-	pfd.events = POLLIN;
-	deadline = now() + 2 * START_TIMEOUT_MS / 1000.0;
-	while (memchr(buf, '\n', len) == NULL && len < sizeof buf - 1) {
-		if (now() > deadline) {
-			daemon_stop(d);
-			ck_abort_msg("no word from %s -m berthtest start in "
-			    "time; log in %s", python, log);
-		}
-		if (poll(&pfd, 1, 100) != 1)
-			continue;
-		n = read(fds[0], buf + len, sizeof buf - 1 - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += n;
+	if (daemon_read_line(fds[0], buf, sizeof buf) == -1) {
+		daemon_stop(d);
+		ck_abort_msg("no word from %s -m berthtest start in time; log "
+		    "in %s", python, log);
 	}
 	close(fds[0]);
-	buf[len] = '\0';
+	len = strlen(buf);
 	if (memchr(buf, '\n', len) == NULL) {
 		/* Exited, or running but not ready in time: end it. */
 		kill(d->pid, SIGKILL);
