@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berthd.h"
+#include "core.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "berthd.h"
+#include "core.h"
 
 #define LO	50000		/* the test pool: LO..HI */
 #define HI	50009

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berthd.h"
+#include "core.h"
 
 /* struct registry is large (a pointer per port): never on the stack. */
 static struct registry	reg;

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berthd.h"
+#include "core.h"
 
 static int
 parse(const char *body, struct lease_req *r, struct berr *e)

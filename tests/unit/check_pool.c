@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "berthd.h"
+#include "core.h"
 
 #define DELAY	60000		/* reuse delay, ms */
 #define T0	1000000		/* an arbitrary "now", ms */
