@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/http.h>
 
 #include "berthd.h"
 
@@ -272,8 +271,8 @@ api_index_page(struct server *srv, struct api_req *req)
 	evbuffer_add_printf(out, "</tbody></table>\n<script>%s</script>\n"
 	    "</body></html>\n", api_page_script);
 	json_decref(list);
-	evhttp_add_header(req->out, "Content-Security-Policy", API_PAGE_CSP);
-	evhttp_add_header(req->out, "Referrer-Policy", "no-referrer");
+	req_add_header(req, "Content-Security-Policy", API_PAGE_CSP);
+	req_add_header(req, "Referrer-Policy", "no-referrer");
 	len = evbuffer_get_length(out);
 	text = (char *)evbuffer_pullup(out, -1);
 	req_reply_text(srv, req, 200, "text/html; charset=utf-8", text, len);

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/http.h>
 
 #include "berthd.h"
 
@@ -91,8 +90,8 @@ api_list(struct server *srv, struct api_req *req)
 static void
 api_acquire_empty(struct server *srv, struct api_req *req)
 {
-	if (evhttp_find_header(req->in, "Content-Length") == NULL &&
-	    evhttp_find_header(req->in, "Transfer-Encoding") == NULL)
+	if (req_header(req, "Content-Length") == NULL &&
+	    req_header(req, "Transfer-Encoding") == NULL)
 		req_fail(srv, req, 411, "length_required", "send the body "
 		    "with a Content-Length (curl --json does)");
 	else
@@ -128,7 +127,7 @@ api_acquire(struct server *srv, struct api_req *req)
 		return;
 	}
 	snprintf(loc, sizeof loc, "/v1/services/%s", l->name);
-	evhttp_add_header(req->out, "Location", loc);
+	req_add_header(req, "Location", loc);
 	req_reply_json(srv, req, created ? 201 : 200, lease_to_json(l, 1));
 }
 

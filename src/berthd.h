@@ -8,16 +8,14 @@
 #define BERTHD_H
 
 #include "core.h"
+#include "http-parse.h"
 
 #include <sys/socket.h>
 
 struct event;
 struct event_base;
-struct evhttp;
-struct evhttp_request;
 struct evconnlistener;
 struct evbuffer;
-struct evkeyvalq;
 
 /* config.c: flags and their environment twins; the flag wins */
 #define CONFIG_MAX_LISTEN	16
@@ -59,7 +57,7 @@ typedef void	(*server_commit_fn)(void *, int);
 #define SERVER_MAX_HOOKS	8
 struct server {
 	struct event_base *base;
-	struct evhttp	*http;
+	struct http	*http;		/* the HTTP carrier (http.c) */
 	struct broker	*broker;
 	struct config	*cfg;
 	struct event	*commit_ev;
@@ -90,7 +88,7 @@ void		 server_free(struct server *);
 
 /*
  * request.c: an API request, whatever carried it (http.c, or the fuzz
- * harness): its state, its answers, the hold for the commit.
+ * harness): its state, its headers, its answers, the hold for the commit.
  */
 enum req_state {
 	REQ_NEW,	/* filled in by its carrier, not yet routed */
@@ -103,19 +101,20 @@ struct route;
 typedef void	(*api_send_fn)(struct api_req *, int, struct evbuffer *);
 struct api_req {
 	enum req_state	 state;		/* moved by req_set_state only */
-	int		 method;	/* one EVHTTP_REQ_* bit */
+	int		 method;	/* one HTTP_* bit (http-parse.h) */
 	const char	*path;		/* NULL or "" means "/" */
 	const char	*query;		/* after '?', or NULL */
 	const char	*uri_host;	/* host of an absolute-form URI, or NULL */
-	struct evkeyvalq *in;		/* request headers */
-	struct evkeyvalq *out;		/* answer headers */
+	const struct http_field *fields;	/* request headers */
+	size_t		 nfields;
+	char		*out;		/* answer headers, "Name: value\r\n"... */
+	size_t		 outlen;	/* (req_add_header; the carrier frees) */
+	size_t		 outcap;
 	const char	*body;
 	size_t		 body_len;
 	int		 local;		/* came over a unix socket */
 	int		 admin;		/* local, from uid 0 or berthd's uid */
 	api_send_fn	 send;		/* sends status and body, frees req */
-	void		(*parked)(struct api_req *, unsigned int);
-					/* optional: it will wait this long */
 	void		*ctx;		/* the carrier's */
 
 	const struct route *route;	/* matched (router.c), or NULL */
@@ -133,12 +132,16 @@ void		 req_reply_error(struct server *, struct api_req *,
 void		 req_fail(struct server *, struct api_req *, int,
 		    const char *, const char *, ...)
 		    __attribute__((format(printf, 5, 6)));
+void		 req_refuse(struct server *, struct api_req *, int,
+		    const char *, const char *);
 void		 req_reply_text(struct server *, struct api_req *, int,
 		    const char *, const char *, size_t);
 void		 req_reply_lease(struct server *, struct api_req *,
 		    struct lease *);
 void		 req_send_held(struct server *, int,
 		    void (*)(struct server *, struct api_req *));
+const char	*req_header(const struct api_req *, const char *);
+int		 req_add_header(struct api_req *, const char *, const char *);
 const char	*req_bearer(struct api_req *);
 int		 req_body(struct server *, struct api_req *, char **, size_t *);
 int		 req_query_uint(struct server *, struct api_req *, const char *,
@@ -152,7 +155,7 @@ struct route {
 	const char	*pattern;	/* also /metrics' route label */
 	int		 collection;	/* PATTERN/ is PATTERN too */
 	struct {
-		int	 methods;	/* EVHTTP_REQ_* bits */
+		int	 methods;	/* HTTP_* bits */
 		route_fn fn;
 	}		 handlers[ROUTE_MAX_HANDLERS];
 };
@@ -161,23 +164,23 @@ void		 router_dispatch(struct server *, struct api_req *);
 void		 router_committed(void *, int);
 int		 router_host_allowed(const struct server *, const char *);
 
-/* http.c: the HTTP carrier, on evhttp */
+/* http.c: the HTTP/1.1 carrier, on bufferevents */
+struct sockaddr;
 int		 http_init(struct server *);
+void		 http_accept(struct evconnlistener *, int, struct sockaddr *,
+		    int, void *);
+int		 http_flushed(const struct server *);
 void		 http_free(struct server *);
 
 /*
  * conn.c: client connections: the one budget (--max-connections) that
- * HTTP and portserver clients share, and HTTP's idle/slow deadline
+ * HTTP and portserver clients share, and who is on the other end
  */
-struct bufferevent;
 void		 conn_init(struct server *);
 int		 conn_admit(const char *);
 void		 conn_leave(void);
 unsigned int	 conn_count(void);
-struct bufferevent *conn_new_bev(struct event_base *, void *);
-void		 conn_request_begin(struct evhttp_request *, int *, int *);
-void		 conn_request_end(struct evhttp_request *);
-int		 conn_all_flushed(void);
+void		 conn_peer(int, int *, int *);
 
 /* api-services.c: /v1/services */
 void		 api_list(struct server *, struct api_req *);
@@ -258,7 +261,9 @@ uint64_t	 portserver_granted(const struct portserver *);
 uint64_t	 portserver_refused(const struct portserver *);
 
 /* listen.c: the listening sockets */
-int		 listen_open(struct server *, char *, size_t);
+typedef void	(*listen_accept_fn)(struct evconnlistener *, int,
+		    struct sockaddr *, int, void *);
+int		 listen_open(struct server *, listen_accept_fn, char *, size_t);
 int		 listen_socket(struct server *, const struct addr *, char *,
 		    size_t);
 void		 listen_accept_error(struct evconnlistener *, void *);

@@ -180,10 +180,15 @@ http_request_line(char *line, struct http_head *h, const char **why)
 		return (505);
 	}
 	h->minor = version[7] - '0';
+	/*
+	 * Bytes over 0x7f are let through: a path is only ever matched
+	 * against the route table and lease names, which answer them with
+	 * a precise invalid_name.
+	 */
 	for (q = target; *q != '\0'; q++) {
-		if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f) {
-			*why = "the request target holds a byte outside visible "
-			    "ASCII";
+		if ((unsigned char)*q <= 0x20 || *q == 0x7f) {
+			*why = "the request target holds a space or a control "
+			    "byte";
 			return (400);
 		}
 	}

@@ -1,126 +1,562 @@
 /*
- * http.c: the HTTP carrier of API requests. evhttp parses the request;
- * we wrap it in a struct api_req, hand it to router_dispatch (router.c),
- * and send what comes back, once the turn's commit allows.
+ * http.c: berthd's HTTP/1.1 carrier, on libevent bufferevents.
+ *
+ * Each connection reads one request at a time: its head is found in the
+ * input, copied out with the request and parsed there (http-parse.c),
+ * its body read, and the request handed to router_dispatch. Until it is
+ * answered (at once, after the turn's commit, or when a parked query
+ * wakes) later pipelined requests wait in the input, so answers leave in
+ * order. Answers are whole: status line, headers and body in one go.
+ *
+ * A connection's life:
+ *
+ *	read -> body -> busy -> read ...	request by request
+ *	read|body|busy -> flush -> linger	the last answer, then close
+ *
+ * Limits (docs/api.md, "Limits"): the head's size (--max-header-size),
+ * the body's (64 KiB: 413 at once, unread), the input held unparsed
+ * (reading stops past HTTP_READ_MAX), the output held unsent (no new
+ * request is started past HTTP_OUT_MAX), and a deadline: a connection
+ * that makes no progress for a whole --idle-timeout period is closed,
+ * unless the router holds its request.
  */
 #include "config.h"
 
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include "berthd.h"
 
-static const char *
-http_reason(int status)
+#define HTTP_READ_MAX	(256 * 1024)	/* unparsed input held per client */
+#define HTTP_OUT_MAX	(256 * 1024)	/* unsent output before we pause */
+#define HTTP_LINGER_MS	2000		/* reading after our last answer */
+
+enum http_state {
+	HTTP_READ,	/* waiting for a request's head */
+	HTTP_BODY,	/* head read, waiting for its body */
+	HTTP_BUSY,	/* the request is with the router */
+	HTTP_FLUSH,	/* the last answer is going out; then linger */
+	HTTP_LINGER	/* answered and shut for writing; close on EOF */
+};
+
+struct http_conn;
+
+/* A request as the carrier holds it: the API's view, then the head. */
+struct http_req {
+	struct api_req	  req;		/* first: the router's view */
+	struct http_conn *conn;		/* NULL once the client is gone */
+	char		 *body;
+	int		  close;	/* the client asked to close after */
+	int		  keep_alive;	/* an HTTP/1.0 client asked to stay */
+	struct http_field fields[];	/* then the head's text */
+};
+
+struct http_conn {
+	struct http		*http;
+	struct bufferevent	*bev;
+	struct event		*timer;
+	enum http_state		 state;
+	struct http_req		*cur;		/* in HTTP_BODY and HTTP_BUSY */
+	size_t			 scan;		/* http_head_end's resume point */
+	uint64_t		 progress;	/* requests begun + answered */
+	uint64_t		 seen;		/* progress at the last tick */
+	size_t			 unsent;	/* output at the last tick */
+	int			 local;		/* over a unix socket */
+	int			 admin;		/* local, root or berthd's uid */
+	int			 eof;		/* the client sent all it will */
+	int			 reading;	/* in http_input: do not recurse */
+	TAILQ_ENTRY(http_conn)	 entry;
+};
+
+struct http {
+	struct server		*srv;
+	TAILQ_HEAD(, http_conn)	 conns;
+	time_t			 date_at;
+	char			 date[64];	/* the Date header, per second */
+};
+
+static void	http_input(struct http_conn *);
+
+/* A deadline period: --idle-timeout, or the linger while lingering. */
+static void
+http_arm(struct http_conn *c)
 {
-	switch (status) {
-	case 200: return ("OK");
-	case 201: return ("Created");
-	case 204: return ("No Content");
-	case 400: return ("Bad Request");
-	case 403: return ("Forbidden");
-	case 404: return ("Not Found");
-	case 405: return ("Method Not Allowed");
-	case 409: return ("Conflict");
-	case 411: return ("Length Required");
-	case 413: return ("Payload Too Large");
-	case 415: return ("Unsupported Media Type");
-	case 500: return ("Internal Server Error");
-	case 503: return ("Service Unavailable");
-	default: return ("Unknown");
+	struct timeval	tv = { (time_t)c->http->srv->cfg->idle_timeout, 0 };
+
+	if (c->state == HTTP_LINGER) {
+		tv.tv_sec = HTTP_LINGER_MS / 1000;
+		tv.tv_usec = (HTTP_LINGER_MS % 1000) * 1000;
 	}
+	evtimer_add(c->timer, &tv);
 }
 
-/* The carrier's send: put the answer on the wire and free req. */
+static void
+http_req_free(struct http_req *r)
+{
+	free(r->req.out);
+	free(r->body);
+	free(r);
+}
+
+/*
+ * Close now. A request the router still holds outlives its connection:
+ * it is marked orphaned, and freed when it is answered.
+ */
+static void
+http_close(struct http_conn *c)
+{
+	if (c->cur != NULL) {
+		if (c->state == HTTP_BUSY)
+			c->cur->conn = NULL;
+		else
+			http_req_free(c->cur);
+	}
+	TAILQ_REMOVE(&c->http->conns, c, entry);
+	bufferevent_free(c->bev);
+	event_free(c->timer);
+	conn_leave();
+	free(c);
+}
+
+/*
+ * Our side is done: shut it for writing, then read what the client still
+ * sends until it closes too (or HTTP_LINGER_MS), so that bytes it sent
+ * after our last answer do not make the kernel reset the connection and
+ * lose that answer on the way.
+ */
+static void
+http_linger(struct http_conn *c)
+{
+	c->state = HTTP_LINGER;
+	if (c->eof) {
+		http_close(c);
+		return;
+	}
+	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
+	bufferevent_enable(c->bev, EV_READ);
+	http_arm(c);
+}
+
+/* Close once the output is out. */
+static void
+http_finish(struct http_conn *c)
+{
+	c->state = HTTP_FLUSH;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		http_linger(c);
+}
+
+static const char *
+http_date(struct http *h)
+{
+	struct tm	tm;
+	time_t		now = time(NULL);
+
+	if (now != h->date_at && gmtime_r(&now, &tm) != NULL) {
+		strftime(h->date, sizeof h->date, "%a, %d %b %Y %H:%M:%S GMT",
+		    &tm);
+		h->date_at = now;
+	}
+	return (h->date);
+}
+
+/*
+ * The carrier's send (api_req.send): the whole answer onto the
+ * connection's output, then free the request; then on to the next one,
+ * or close.
+ */
 static void
 http_send(struct api_req *req, int status, struct evbuffer *body)
 {
-	struct evhttp_request	*evreq = req->ctx;
-	char			 len[32];
+	struct http_req		*r = (struct http_req *)req;
+	struct http_conn	*c = r->conn;
+	struct evbuffer		*out;
+	size_t			 len = body != NULL ? evbuffer_get_length(body) : 0;
+	int			 close;
 
-	conn_request_end(evreq);
-	/* evhttp would send a HEAD answer's body; send its length only. */
-	if (req->method == EVHTTP_REQ_HEAD && body != NULL) {
-		snprintf(len, sizeof len, "%zu", evbuffer_get_length(body));
-		evhttp_add_header(req->out, "Content-Length", len);
-		evhttp_send_reply(evreq, status, http_reason(status), NULL);
-	} else
-		evhttp_send_reply(evreq, status, http_reason(status),
-		    status == 204 ? NULL : body);
-	if (body != NULL)
-		evbuffer_free(body);
-	free(req);
-}
-
-/* A parked request: the connection's idle timeout must not cut it short. */
-static void
-http_parked(struct api_req *req, unsigned int wait)
-{
-	struct evhttp_connection	*evcon;
-
-	if ((evcon = evhttp_request_get_connection(req->ctx)) != NULL)
-		evhttp_connection_set_timeout(evcon, (int)wait + 5);
-}
-
-/* evhttp has a whole request: wrap it and dispatch it. */
-static void
-http_request_cb(struct evhttp_request *evreq, void *arg)
-{
-	struct server		*srv = arg;
-	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(evreq);
-	struct evbuffer		*in = evhttp_request_get_input_buffer(evreq);
-	struct api_req		*req;
-
-	if ((req = calloc(1, sizeof *req)) == NULL) {
-		evhttp_send_error(evreq, 500, "out of memory");
+	if (c == NULL) {		/* the client left meanwhile */
+		if (body != NULL)
+			evbuffer_free(body);
+		http_req_free(r);
 		return;
 	}
-	req->method = (int)evhttp_request_get_command(evreq);
-	req->path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-	req->query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
-	req->uri_host = uri != NULL ? evhttp_uri_get_host(uri) : NULL;
-	req->in = evhttp_request_get_input_headers(evreq);
-	req->out = evhttp_request_get_output_headers(evreq);
-	req->body_len = evbuffer_get_length(in);
-	req->body = req->body_len > 0 ?
-	    (const char *)evbuffer_pullup(in, -1) : NULL;
-	conn_request_begin(evreq, &req->local, &req->admin);
-	req->send = http_send;
-	req->parked = http_parked;
-	req->ctx = evreq;
-	router_dispatch(srv, req);
+	out = bufferevent_get_output(c->bev);
+	close = r->close || c->http->srv->stopping;
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
+	    http_reason(status), http_date(c->http));
+	if (status != 204)
+		evbuffer_add_printf(out, "Content-Length: %zu\r\n", len);
+	if (close)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	else if (r->keep_alive)
+		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	evbuffer_add(out, req->out, req->outlen);
+	evbuffer_add(out, "\r\n", 2);
+	/* HEAD: the length a GET would have, without the body. */
+	if (body != NULL && status != 204 && req->method != HTTP_HEAD)
+		evbuffer_add_buffer(out, body);
+	if (body != NULL)
+		evbuffer_free(body);
+	http_req_free(r);
+	c->cur = NULL;
+	c->progress++;
+	if (close) {
+		http_finish(c);
+		return;
+	}
+	c->state = HTTP_READ;
+	/*
+	 * Answered from inside http_input: its loop goes on. Answered later
+	 * (after a commit, by a waking waiter): go on from the loop, not from
+	 * here, where the caller may be walking a list the next request
+	 * could join.
+	 */
+	if (!c->reading && (evbuffer_get_length(bufferevent_get_input(c->bev)) >
+	    0 || c->eof))
+		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+		    BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* A request the carrier refuses itself; the connection closes after. */
+static void
+http_refuse(struct http_conn *c, struct http_req *r, int status,
+    const char *code, const char *why)
+{
+	r->close = 1;
+	c->cur = r;
+	c->state = HTTP_BUSY;
+	c->progress++;
+	req_refuse(c->http->srv, &r->req, status, code, why);
+}
+
+static const char *
+http_code(int status)
+{
+	switch (status) {
+	case 417: return ("expectation_failed");
+	case 431: return ("headers_too_large");
+	case 501: return ("not_implemented");
+	case 505: return ("http_version_not_supported");
+	default: return ("bad_request");
+	}
+}
+
+/* A new request, its head copied out of the input after its fields. */
+static struct http_req *
+http_req_new(struct http_conn *c, struct evbuffer *in, size_t hlen,
+    size_t *nlines, char **text)
+{
+	struct http_req	*r;
+	const char	*p = NULL;
+
+	*nlines = 0;
+	if (hlen > 0) {
+		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)hlen);
+		*nlines = http_head_lines(p, hlen);
+	}
+	if ((r = calloc(1, sizeof *r + *nlines * sizeof r->fields[0] + hlen +
+	    1)) == NULL)
+		return (NULL);
+	*text = (char *)(r->fields + *nlines);
+	if (hlen > 0) {
+		memcpy(*text, p, hlen);
+		evbuffer_drain(in, hlen);
+	}
+	(*text)[hlen] = '\0';
+	r->conn = c;
+	r->req.state = REQ_NEW;
+	r->req.local = c->local;
+	r->req.admin = c->admin;
+	r->req.send = http_send;
+	r->req.ctx = r;
+	return (r);
+}
+
+/* What the head says of the request and its body, onto r. */
+static void
+http_req_fill(struct http_req *r, const struct http_head *h)
+{
+	r->req.method = h->method;
+	r->req.path = h->path;
+	r->req.query = h->query;
+	r->req.uri_host = h->uri_host;
+	r->req.fields = r->fields;
+	r->req.nfields = h->nfields;
+	r->close = h->close;
+	r->keep_alive = h->minor == 0 && h->keep_alive;
+}
+
+/*
+ * Take the next request's head from the input, if all of it is there:
+ * 0 to wait for more input, 1 if there is a request (or a refusal).
+ */
+static int
+http_take_head(struct http_conn *c)
+{
+	struct evbuffer		*in = bufferevent_get_input(c->bev);
+	struct http_head	 h;
+	struct http_req		*r;
+	const char		*why, *p;
+	char			*text;
+	size_t			 len = evbuffer_get_length(in), limit, n, hlen;
+	int			 rc;
+
+	limit = c->http->srv->cfg->max_header_size;
+	if ((n = len < limit ? len : limit) == 0)
+		return (0);
+	p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+	hlen = http_head_end(p, n, &c->scan);
+	if (hlen == 0 && len < limit)
+		return (0);
+	c->scan = 0;
+	if ((r = http_req_new(c, in, hlen, &n, &text)) == NULL) {
+		log_warnx("http: out of memory for a request; closing");
+		http_finish(c);
+		return (0);
+	}
+	if (hlen == 0) {
+		/* 400, not 431, as nginx does and docs/api.md says. */
+		http_refuse(c, r, 400, "headers_too_large", "the request line "
+		    "and headers are over --max-header-size bytes");
+		return (1);
+	}
+	h.fields = r->fields;
+	h.cap = n;
+	rc = http_parse_head(text, hlen, &h, &why);
+	http_req_fill(r, &h);
+	if (rc != 0)
+		http_refuse(c, r, rc, http_code(rc), why);
+	else if (h.chunked)
+		http_refuse(c, r, 411, "length_required", "send the body with "
+		    "a Content-Length; berthd takes no chunked request bodies");
+	else if (h.content_length > BERTH_BODY_MAX)
+		http_refuse(c, r, 413, "body_too_large", "the request body is "
+		    "over the limit of 64 KiB");
+	else if (h.content_length > 0 && (r->body = malloc(
+	    (size_t)h.content_length + 1)) == NULL)
+		http_refuse(c, r, 500, "internal", "out of memory");
+	else {
+		r->req.body_len = h.content_length > 0 ?
+		    (size_t)h.content_length : 0;
+		if (h.expect_continue && evbuffer_get_length(in) <
+		    r->req.body_len)
+			bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n",
+			    25);
+		c->cur = r;
+		c->state = HTTP_BODY;
+	}
+	return (1);
+}
+
+/* Take the current request's body, if all of it is there, and route it. */
+static int
+http_take_body(struct http_conn *c)
+{
+	struct evbuffer	*in = bufferevent_get_input(c->bev);
+	struct http_req	*r = c->cur;
+	size_t		 n = r->req.body_len;
+
+	if (n > 0) {
+		if (evbuffer_get_length(in) < n)
+			return (0);
+		evbuffer_remove(in, r->body, n);
+		r->body[n] = '\0';
+		r->req.body = r->body;
+	}
+	c->state = HTTP_BUSY;
+	c->progress++;
+	router_dispatch(c->http->srv, &r->req);
+	return (1);
+}
+
+/*
+ * Carry out the requests the input holds, one at a time, while none is
+ * being answered and the output is not backed up.
+ */
+static void
+http_input(struct http_conn *c)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	int		 more = 1;
+
+	c->reading = 1;
+	while (more) {
+		switch (c->state) {
+		case HTTP_READ:
+			more = evbuffer_get_length(out) <= HTTP_OUT_MAX &&
+			    http_take_head(c);
+			break;
+		case HTTP_BODY:
+			more = http_take_body(c);
+			break;
+		default:
+			more = 0;
+			break;
+		}
+	}
+	c->reading = 0;
+	/* All the client sent is answered; a partial request is dropped. */
+	if (c->eof && (c->state == HTTP_READ || c->state == HTTP_BODY)) {
+		if (c->cur != NULL) {
+			http_req_free(c->cur);
+			c->cur = NULL;
+		}
+		http_finish(c);
+	}
+}
+
+static void
+http_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct http_conn	*c = arg;
+
+	if (c->state == HTTP_LINGER) {
+		evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
+		return;
+	}
+	http_input(c);
+}
+
+/* The output went out: close if that was the last answer, else go on. */
+static void
+http_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct http_conn	*c = arg;
+
+	if (c->state == HTTP_FLUSH)
+		http_linger(c);
+	else if (c->state == HTTP_READ &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		http_input(c);
+}
+
+static void
+http_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct http_conn	*c = arg;
+
+	(void)bev;
+	if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING)) {
+		c->eof = 1;
+		if (c->state == HTTP_LINGER)
+			http_close(c);
+		else if (c->state == HTTP_READ || c->state == HTTP_BODY)
+			http_input(c);
+		return;		/* busy: the answer comes first */
+	}
+	http_close(c);		/* an error, or the client stopped reading */
+}
+
+/*
+ * A deadline period passed. Close a connection that made no progress in
+ * it (no request begun or answered, no output taken) unless the router
+ * holds its request: idle, or too slow to send or take a request.
+ */
+static void
+http_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn	*c = arg;
+	size_t			 unsent;
+
+	(void)fd;
+	(void)what;
+	unsent = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (c->state == HTTP_LINGER || (c->state != HTTP_BUSY &&
+	    c->progress == c->seen && (unsent == 0 || unsent >= c->unsent))) {
+		if (c->state != HTTP_LINGER)
+			log_debug("http: closing a connection idle or slow for "
+			    "%us", c->http->srv->cfg->idle_timeout);
+		http_close(c);
+		return;
+	}
+	c->seen = c->progress;
+	c->unsent = unsent;
+	http_arm(c);
+}
+
+/* A listener's new client (an evconnlistener callback). */
+void
+http_accept(struct evconnlistener *lev, int fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct server		*srv = arg;
+	struct http_conn	*c;
+
+	(void)lev;
+	(void)sa;
+	(void)salen;
+	if (srv->stopping || !conn_admit("http")) {
+		close(fd);
+		return;
+	}
+	if ((c = calloc(1, sizeof *c)) == NULL ||
+	    (c->bev = bufferevent_socket_new(srv->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL ||
+	    (c->timer = evtimer_new(srv->base, http_tick, c)) == NULL) {
+		log_warnx("http: out of memory for a new connection");
+		if (c != NULL && c->bev != NULL)
+			bufferevent_free(c->bev);
+		else
+			close(fd);
+		free(c);
+		conn_leave();
+		return;
+	}
+	c->http = srv->http;
+	c->state = HTTP_READ;
+	conn_peer(fd, &c->local, &c->admin);
+	TAILQ_INSERT_TAIL(&c->http->conns, c, entry);
+	bufferevent_setcb(c->bev, http_read_cb, http_write_cb, http_event_cb,
+	    c);
+	/* A client that sends without reading our answers: stop reading. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, HTTP_READ_MAX);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	http_arm(c);
 }
 
 int
 http_init(struct server *srv)
 {
-	if ((srv->http = evhttp_new(srv->base)) == NULL)
+	if ((srv->http = calloc(1, sizeof *srv->http)) == NULL)
 		return (-1);
-	/* Every method reaches the router, so a wrong one gets a JSON 405. */
-	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET |
-	    EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-	    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-	    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	/* Bodies up to 1 MiB are read so that we answer 413 in JSON. */
-	evhttp_set_max_body_size(srv->http, 1024 * 1024);
-	evhttp_set_max_headers_size(srv->http, srv->cfg->max_header_size);
-	evhttp_set_timeout(srv->http, (int)srv->cfg->idle_timeout);
-	evhttp_set_bevcb(srv->http, conn_new_bev, srv);
-	evhttp_set_gencb(srv->http, http_request_cb, srv);
+	srv->http->srv = srv;
+	TAILQ_INIT(&srv->http->conns);
 	return (0);
+}
+
+/* Shutting down: is every request answered and every answer out? */
+int
+http_flushed(const struct server *srv)
+{
+	struct http_conn	*c;
+
+	TAILQ_FOREACH(c, &srv->http->conns, entry) {
+		if (c->state == HTTP_BUSY || evbuffer_get_length(
+		    bufferevent_get_output(c->bev)) > 0)
+			return (0);
+	}
+	return (1);
 }
 
 void
 http_free(struct server *srv)
 {
-	if (srv->http != NULL)
-		evhttp_free(srv->http);
+	struct http_conn	*c;
+
+	if (srv->http == NULL)
+		return;
+	while ((c = TAILQ_FIRST(&srv->http->conns)) != NULL)
+		http_close(c);
+	free(srv->http);
 	srv->http = NULL;
 }

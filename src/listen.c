@@ -1,6 +1,6 @@
 /*
- * listen.c: berthd's listening sockets, TCP (IPv4, IPv6) and unix, handed
- * to evhttp. We create each socket ourselves so that port 0 can be read
+ * listen.c: berthd's listening sockets, TCP (IPv4, IPv6) and unix, whose
+ * connections go to the HTTP carrier (http.c). We create each socket ourselves so that port 0 can be read
  * back, a stale unix socket can be told from a live one, and the unix
  * socket gets its mode before anyone can connect.
  */
@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/http.h>
 #include <event2/listener.h>
 
 #include "berthd.h"
@@ -169,9 +168,13 @@ fail:
 	return (-1);
 }
 
-/* Open every configured address; on failure nothing stays open. */
+/*
+ * Open every configured address, each connection to go to accept_cb (a
+ * carrier's); on failure nothing stays open.
+ */
 int
-listen_open(struct server *srv, char *err, size_t errlen)
+listen_open(struct server *srv, listen_accept_fn accept_cb, char *err,
+    size_t errlen)
 {
 	struct evconnlistener	*lev;
 	size_t			 i;
@@ -184,18 +187,12 @@ listen_open(struct server *srv, char *err, size_t errlen)
 		if ((fd = listen_socket(srv, la, err, errlen)) == -1)
 			goto fail;
 		/* Backlog 0: already listening, with ours. */
-		lev = evconnlistener_new(srv->base, NULL, NULL,
+		lev = evconnlistener_new(srv->base, accept_cb, srv,
 		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 		if (lev == NULL) {
 			snprintf(err, errlen, "%s: cannot make a listener",
 			    la->text);
 			close(fd);
-			goto fail;
-		}
-		if (evhttp_bind_listener(srv->http, lev) == NULL) {
-			snprintf(err, errlen, "%s: evhttp refused the listener",
-			    la->text);
-			evconnlistener_free(lev);
 			goto fail;
 		}
 		evconnlistener_set_error_cb(lev, listen_accept_error);
@@ -210,14 +207,21 @@ fail:
 	return (-1);
 }
 
-/* Stop accepting: the listeners go (evhttp owns them), unix paths too. */
+/*
+ * Stop accepting: the listening sockets close, so that clients are
+ * refused at once rather than left waiting in the backlog; unix paths go.
+ * What they were bound to stays in srv->bound, for /v1/status.
+ */
 void
 listen_close(struct server *srv)
 {
 	size_t	i;
 
 	for (i = 0; i < srv->nlisteners; i++) {
-		evconnlistener_disable(srv->listeners[i]);
+		if (srv->listeners[i] == NULL)
+			continue;
+		evconnlistener_free(srv->listeners[i]);
+		srv->listeners[i] = NULL;
 		if (srv->bound[i].family == AF_UNIX)
 			unlink(((struct sockaddr_un *)&srv->bound[i].ss)->
 			    sun_path);

@@ -188,7 +188,7 @@ main(int argc, char **argv)
 		fatalx("cannot set up the event loop");
 	if (broker_load(broker, err, sizeof err) == -1)
 		fatalx("database %s: %s", cfg.db, err);
-	if (listen_open(&srv, err, sizeof err) == -1)
+	if (listen_open(&srv, http_accept, err, sizeof err) == -1)
 		fatalx("cannot listen on %s", err);
 	if (cfg.has_portserver &&
 	    (srv.portserver = portserver_open(&srv, err, sizeof err)) == NULL) {

@@ -12,7 +12,6 @@
 
 #include <stdlib.h>
 
-#include <event2/http.h>
 
 #include "berthd.h"
 
@@ -45,15 +44,15 @@ static enum metrics_method
 metrics_method(int method)
 {
 	switch (method) {
-	case EVHTTP_REQ_GET:
+	case HTTP_GET:
 		return (METHOD_GET);
-	case EVHTTP_REQ_HEAD:
+	case HTTP_HEAD:
 		return (METHOD_HEAD);
-	case EVHTTP_REQ_POST:
+	case HTTP_POST:
 		return (METHOD_POST);
-	case EVHTTP_REQ_DELETE:
+	case HTTP_DELETE:
 		return (METHOD_DELETE);
-	case EVHTTP_REQ_OPTIONS:
+	case HTTP_OPTIONS:
 		return (METHOD_OPTIONS);
 	default:
 		return (METHOD_OTHER);

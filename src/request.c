@@ -18,7 +18,7 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/http.h>
+#include <event2/http.h>		/* evhttp_parse_query_str */
 #include <event2/keyvalq_struct.h>
 
 #include "berthd.h"
@@ -82,17 +82,13 @@ static void
 req_send(struct server *srv, struct api_req *req, int status,
     struct evbuffer *body)
 {
-	struct evkeyvalq	*h = req->out;
-	char			 idx[32];
+	char	idx[32];
 
 	snprintf(idx, sizeof idx, "%llu",
 	    (unsigned long long)broker_index(srv->broker));
-	evhttp_remove_header(h, "X-Berth-Index");
-	evhttp_add_header(h, "X-Berth-Index", idx);
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-	if (srv->stopping)
-		evhttp_add_header(h, "Connection", "close");
+	req_add_header(req, "X-Berth-Index", idx);
+	req_add_header(req, "Cache-Control", "no-store");
+	req_add_header(req, "X-Content-Type-Options", "nosniff");
 	metrics_count_request(srv->metrics, req, status);
 	req_set_state(req, REQ_SENT);
 	req->send(req, status, body);
@@ -137,7 +133,7 @@ req_reply_json(struct server *srv, struct api_req *req, int status,
 	struct evbuffer	*buf = req_json_buffer(j);
 
 	json_decref(j);
-	evhttp_add_header(req->out, "Content-Type", "application/json");
+	req_add_header(req, "Content-Type", "application/json");
 	req_finish(srv, req, status, buf);
 }
 
@@ -170,6 +166,18 @@ req_reply_error(struct server *srv, struct api_req *req,
 	    e->message));
 }
 
+/*
+ * A request its carrier refuses before routing: a head that cannot be
+ * parsed, a body too large to read. It is answered as routed requests are.
+ */
+void
+req_refuse(struct server *srv, struct api_req *req, int status,
+    const char *code, const char *message)
+{
+	req_set_state(req, REQ_ROUTED);
+	req_fail(srv, req, status, code, "%s", message);
+}
+
 /* Answer with an error of the HTTP layer itself (405, 413, 403 ...). */
 void
 req_fail(struct server *srv, struct api_req *req, int status,
@@ -192,7 +200,7 @@ req_reply_text(struct server *srv, struct api_req *req, int status,
 
 	if (buf != NULL)
 		evbuffer_add(buf, text, len);
-	evhttp_add_header(req->out, "Content-Type", ctype);
+	req_add_header(req, "Content-Type", ctype);
 	req_finish(srv, req, status, buf);
 }
 
@@ -231,9 +239,9 @@ req_send_held(struct server *srv, int committed,
 		if (req->answer != NULL)
 			evbuffer_free(req->answer);
 		req->answer = NULL;
-		evhttp_clear_headers(req->out);
+		req->outlen = 0;	/* its headers go with the answer */
 		req_set_state(req, REQ_ROUTED);
-		if (req->method & (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)) {
+		if (req->method & (HTTP_GET | HTTP_HEAD)) {
 			redo(srv, req);	/* still timed from its start */
 			continue;
 		}
@@ -242,13 +250,52 @@ req_send_held(struct server *srv, int committed,
 	}
 }
 
+/* The request's first header of this name (any case), or NULL. */
+const char *
+req_header(const struct api_req *req, const char *name)
+{
+	return (http_field(req->fields, req->nfields, name));
+}
+
+/*
+ * Add a header to the answer. Names and values are berthd's own; one with
+ * a CR or LF would end the header early, so it is refused (-1), as it is
+ * without memory.
+ */
+int
+req_add_header(struct api_req *req, const char *name, const char *value)
+{
+	size_t	 nlen = strlen(name), vlen = strlen(value);
+	size_t	 need = req->outlen + nlen + vlen + 4, cap;
+	char	*p;
+
+	if (strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL)
+		return (-1);
+	if (need > req->outcap) {
+		cap = req->outcap > 0 ? req->outcap * 2 : 256;
+		while (cap < need)
+			cap *= 2;
+		if ((p = realloc(req->out, cap)) == NULL)
+			return (-1);
+		req->out = p;
+		req->outcap = cap;
+	}
+	p = req->out + req->outlen;
+	memcpy(p, name, nlen);
+	memcpy(p + nlen, ": ", 2);
+	memcpy(p + nlen + 2, value, vlen);
+	memcpy(p + nlen + 2 + vlen, "\r\n", 2);
+	req->outlen = need;
+	return (0);
+}
+
 /* The token of "Authorization: Bearer TOKEN", or NULL. */
 const char *
 req_bearer(struct api_req *req)
 {
 	const char	*v;
 
-	v = evhttp_find_header(req->in, "Authorization");
+	v = req_header(req, "Authorization");
 	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
 		return (NULL);
 	v += 7;
@@ -275,7 +322,7 @@ req_body(struct server *srv, struct api_req *req, char **out, size_t *len)
 		    "bytes; the limit is %d", n, BERTH_BODY_MAX);
 		return (-1);
 	}
-	ctype = evhttp_find_header(req->in, "Content-Type");
+	ctype = req_header(req, "Content-Type");
 	if (n > 0 && (ctype == NULL || strncasecmp(ctype, "application/json",
 	    16) != 0 || (ctype[16] != '\0' && ctype[16] != ';' &&
 	    ctype[16] != ' '))) {

@@ -17,14 +17,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "berthd.h"
 
-#define GET	(EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)
-#define POST	EVHTTP_REQ_POST
-#define DELETE	EVHTTP_REQ_DELETE
+#define GET	(HTTP_GET | HTTP_HEAD)
+#define POST	HTTP_POST
+#define DELETE	HTTP_DELETE
 
 /*
  * Each path pattern once, with a handler per method. A "{name}" segment
@@ -49,8 +47,8 @@ static const struct {
 	int		 bit;
 	const char	*name;
 } router_methods[] = {
-	{ EVHTTP_REQ_GET, "GET" }, { EVHTTP_REQ_HEAD, "HEAD" },
-	{ EVHTTP_REQ_POST, "POST" }, { EVHTTP_REQ_DELETE, "DELETE" }
+	{ HTTP_GET, "GET" }, { HTTP_HEAD, "HEAD" },
+	{ HTTP_POST, "POST" }, { HTTP_DELETE, "DELETE" }
 };
 
 /*
@@ -116,7 +114,7 @@ router_not_allowed(struct server *srv, struct api_req *req,
 			    strlen(allow), "%s%s", allow[0] != '\0' ? ", " : "",
 			    router_methods[i].name);
 	}
-	evhttp_add_header(req->out, "Allow", allow);
+	req_add_header(req, "Allow", allow);
 	req_fail(srv, req, 405, "method_not_allowed", "use %s on this path",
 	    allow);
 }
@@ -198,19 +196,6 @@ router_origin_allowed(const struct server *srv, const char *origin,
 	return (0);
 }
 
-static int
-router_header_count(struct evkeyvalq *h, const char *name)
-{
-	struct evkeyval	*kv;
-	int		 n = 0;
-
-	TAILQ_FOREACH(kv, h, next) {
-		if (strcasecmp(kv->key, name) == 0)
-			n++;
-	}
-	return (n);
-}
-
 /* An absolute-form request line (GET http://host/...) names a host too. */
 static int
 router_uri_host_allowed(const struct server *srv, struct api_req *req)
@@ -234,31 +219,28 @@ router_uri_host_allowed(const struct server *srv, struct api_req *req)
 static void
 router_cors(struct api_req *req, const char *origin)
 {
-	struct evkeyvalq	*out = req->out;
-
-	evhttp_add_header(out, "Access-Control-Allow-Origin", origin);
-	evhttp_add_header(out, "Vary", "Origin");
-	if (req->method != EVHTTP_REQ_OPTIONS)
+	req_add_header(req, "Access-Control-Allow-Origin", origin);
+	req_add_header(req, "Vary", "Origin");
+	if (req->method != HTTP_OPTIONS)
 		return;
-	evhttp_add_header(out, "Access-Control-Allow-Methods",
+	req_add_header(req, "Access-Control-Allow-Methods",
 	    "GET, HEAD, POST, DELETE");
-	evhttp_add_header(out, "Access-Control-Allow-Headers",
+	req_add_header(req, "Access-Control-Allow-Headers",
 	    "Authorization, Content-Type");
-	evhttp_add_header(out, "Access-Control-Expose-Headers",
+	req_add_header(req, "Access-Control-Expose-Headers",
 	    "X-Berth-Index, Location");
-	evhttp_add_header(out, "Access-Control-Max-Age", "600");
+	req_add_header(req, "Access-Control-Max-Age", "600");
 }
 
 /* The checks every request passes before it is routed; -1: answered. */
 static int
 router_admit(struct server *srv, struct api_req *req)
 {
-	struct evkeyvalq	*in = req->in;
-	const char		*host, *origin;
+	const char	*host, *origin;
 
-	host = evhttp_find_header(in, "Host");
+	host = req_header(req, "Host");
 	/* No browser reaches a unix socket: no rebinding to refuse there. */
-	if (!req->local && (router_header_count(in, "Host") > 1 ||
+	if (!req->local && (http_field_count(req->fields, req->nfields, "Host") > 1 ||
 	    (host != NULL && !router_host_allowed(srv, host)) ||
 	    !router_uri_host_allowed(srv, req))) {
 		req_fail(srv, req, 403, "forbidden_host", "the Host header is "
@@ -266,7 +248,7 @@ router_admit(struct server *srv, struct api_req *req)
 		    "(DNS rebinding?)");
 		return (-1);
 	}
-	origin = evhttp_find_header(in, "Origin");
+	origin = req_header(req, "Origin");
 	if (origin == NULL)
 		return (0);
 	if (!router_origin_allowed(srv, origin, host)) {
@@ -295,8 +277,8 @@ router_route(struct server *srv, struct api_req *req)
 	if (router_admit(srv, req) == -1)
 		return;
 	/* A CORS preflight from an allowed origin (router_admit said so). */
-	if (req->method == EVHTTP_REQ_OPTIONS &&
-	    evhttp_find_header(req->in, "Origin") != NULL) {
+	if (req->method == HTTP_OPTIONS &&
+	    req_header(req, "Origin") != NULL) {
 		req_reply_json(srv, req, 204, NULL);
 		return;
 	}

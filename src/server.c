@@ -120,7 +120,7 @@ server_drain_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if ((conn_all_flushed() && portserver_flushed(srv->portserver)) ||
+	if ((http_flushed(srv) && portserver_flushed(srv->portserver)) ||
 	    clock_now_ms() - srv->stop_at >= SERVER_GRACE_MS) {
 		event_base_loopbreak(srv->base);
 		return;
@@ -159,6 +159,7 @@ server_free(struct server *srv)
 	waiters_free(srv->waiters);
 	portserver_free(srv->portserver);
 	srv->portserver = NULL;
+	listen_close(srv);	/* if the loop ended without server_stop */
 	http_free(srv);
 	if (broker_in_txn(srv->broker) && broker_commit(srv->broker) == -1)
 		log_warnx("store: last commit failed");

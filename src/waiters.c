@@ -169,8 +169,6 @@ waiter_new(struct waiters *ws, struct api_req *req, unsigned int wait,
 	}
 	evtimer_add(w->timer, &tv);
 	req_set_state(req, REQ_PARKED);
-	if (req->parked != NULL)
-		req->parked(req, wait);
 	ws->count++;
 	return (w);
 }

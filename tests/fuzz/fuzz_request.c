@@ -20,8 +20,6 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "berthd.h"
 
@@ -71,20 +69,39 @@ fuzz_init(void)
 	fuzz_ready = 1;
 }
 
+/* Does the answer carry header name with this value (any, if NULL)? */
+static int
+fuzz_has_header(const struct api_req *req, const char *name,
+    const char *value)
+{
+	const char	*p = req->out, *end = req->out + req->outlen, *eol;
+	size_t		 n = strlen(name);
+
+	for (; p < end; p = eol + 2) {
+		if ((eol = memmem(p, (size_t)(end - p), "\r\n", 2)) == NULL)
+			abort();	/* every header ends in CRLF */
+		if ((size_t)(eol - p) > n + 1 && strncasecmp(p, name, n) == 0 &&
+		    p[n] == ':' && p[n + 1] == ' ' && (value == NULL ||
+		    ((size_t)(eol - p) == n + 2 + strlen(value) &&
+		    memcmp(p + n + 2, value, strlen(value)) == 0)))
+			return (1);
+	}
+	return (0);
+}
+
 /* The carrier's send: check the answer, then free everything. */
 static void
 fuzz_send(struct api_req *req, int status, struct evbuffer *body)
 {
-	const char	*ctype = evhttp_find_header(req->out, "Content-Type");
 	json_t		*j, *e;
 	size_t		 len;
 
 	if (status < 200 || status > 599)
 		abort();
-	if (evhttp_find_header(req->out, "X-Berth-Index") == NULL)
+	if (!fuzz_has_header(req, "X-Berth-Index", NULL))
 		abort();
 	if (status >= 400) {
-		if (ctype == NULL || strcmp(ctype, "application/json") != 0)
+		if (!fuzz_has_header(req, "Content-Type", "application/json"))
 			abort();
 		len = body != NULL ? evbuffer_get_length(body) : 0;
 		j = json_loadb(body != NULL ?
@@ -97,85 +114,44 @@ fuzz_send(struct api_req *req, int status, struct evbuffer *body)
 	}
 	if (body != NULL)
 		evbuffer_free(body);
-	evhttp_clear_headers(req->in);
-	evhttp_clear_headers(req->out);
-	free(req->in);
 	free(req->out);
-	free(req->ctx);		/* the request text, for path and body */
+	free((void *)req->fields);
+	free(req->ctx);		/* the request text, its head and body */
 	free(req);
 	fuzz_outstanding--;
 }
 
-static int
-fuzz_method(const char *m)
-{
-	static const struct {
-		const char	*name;
-		int		 bit;
-	} methods[] = {
-		{ "GET", EVHTTP_REQ_GET }, { "POST", EVHTTP_REQ_POST },
-		{ "HEAD", EVHTTP_REQ_HEAD }, { "PUT", EVHTTP_REQ_PUT },
-		{ "DELETE", EVHTTP_REQ_DELETE },
-		{ "OPTIONS", EVHTTP_REQ_OPTIONS },
-		{ "TRACE", EVHTTP_REQ_TRACE },
-		{ "CONNECT", EVHTTP_REQ_CONNECT },
-		{ "PATCH", EVHTTP_REQ_PATCH },
-	};
-	size_t	i;
-
-	for (i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-		if (strcmp(m, methods[i].name) == 0)
-			return (methods[i].bit);
-	}
-	return (0);
-}
-
 /*
- * Split text (NUL-terminated, owned by req) into the request line, the
- * headers and the body, as evhttp would hand them over. -1 for what
- * evhttp itself would refuse before berthd sees it.
+ * Read text (NUL-terminated, owned by req) as http.c does: the head with
+ * http-parse.c, the rest as the body. -1 for what the carrier refuses
+ * before routing (it answers those itself).
  */
 static int
-fuzz_parse(char *text, size_t len, struct api_req *req,
-    struct evhttp_uri **uri)
+fuzz_parse(char *text, size_t len, struct api_req *req)
 {
-	char	*line, *eol, *target, *sp, *colon, *v;
+	struct http_head	 h;
+	const char		*why;
+	size_t			 from = 0, hlen;
 
-	if ((eol = strstr(text, "\r\n")) == NULL)
+	if ((hlen = http_head_end(text, len, &from)) == 0)
 		return (-1);
-	*eol = '\0';
-	line = text;
-	if ((sp = strchr(line, ' ')) == NULL)
+	h.cap = http_head_lines(text, hlen);
+	if ((h.fields = calloc(h.cap, sizeof h.fields[0])) == NULL)
 		return (-1);
-	*sp = '\0';
-	if ((req->method = fuzz_method(line)) == 0)
+	if (http_parse_head(text, hlen, &h, &why) != 0 || h.chunked ||
+	    h.content_length > BERTH_BODY_MAX) {
+		free(h.fields);
 		return (-1);
-	target = sp + 1;
-	if ((sp = strchr(target, ' ')) != NULL)
-		*sp = '\0';
-	if ((*uri = evhttp_uri_parse_with_flags(target,
-	    EVHTTP_URI_NONCONFORMANT)) == NULL)
-		return (-1);
-	req->path = evhttp_uri_get_path(*uri);
-	req->query = evhttp_uri_get_query(*uri);
-	req->uri_host = evhttp_uri_get_host(*uri);
-	for (line = eol + 2; (eol = strstr(line, "\r\n")) != NULL;
-	    line = eol + 2) {
-		*eol = '\0';
-		if (*line == '\0') {
-			req->body = eol + 2;
-			req->body_len = len - (size_t)(req->body - text);
-			return (0);
-		}
-		if ((colon = strchr(line, ':')) == NULL)
-			return (-1);
-		*colon = '\0';
-		for (v = colon + 1; *v == ' '; v++)
-			;
-		if (evhttp_add_header(req->in, line, v) == -1)
-			return (-1);
 	}
-	return (-1);
+	req->method = h.method;
+	req->path = h.path;
+	req->query = h.query;
+	req->uri_host = h.uri_host;
+	req->fields = h.fields;
+	req->nfields = h.nfields;
+	req->body = text + hlen;
+	req->body_len = len - hlen;
+	return (0);
 }
 
 /* Now and then forget every lease, so the pool does not stay exhausted. */
@@ -197,7 +173,6 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct api_req		*req;
-	struct evhttp_uri	*uri = NULL;
 	char			*text;
 	int			 admin = 0;
 
@@ -212,22 +187,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return (0);
 	memcpy(text, data, size);
 	text[size] = '\0';
-	req = calloc(1, sizeof *req);
-	req->in = calloc(1, sizeof *req->in);
-	req->out = calloc(1, sizeof *req->out);
-	TAILQ_INIT(req->in);
-	TAILQ_INIT(req->out);
+	if ((req = calloc(1, sizeof *req)) == NULL) {
+		free(text);
+		return (0);
+	}
 	req->ctx = text;
 	req->send = fuzz_send;
 	req->local = req->admin = admin;
-	if (fuzz_parse(text, size, req, &uri) == -1) {
-		evhttp_clear_headers(req->in);
-		free(req->in);
-		free(req->out);
+	if (fuzz_parse(text, size, req) == -1) {
 		free(req);
 		free(text);
-		if (uri != NULL)
-			evhttp_uri_free(uri);
 		return (0);
 	}
 	fuzz_outstanding++;
@@ -237,7 +206,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	waiters_flush(fuzz_srv.waiters);
 	if (broker_in_txn(fuzz_srv.broker))
 		server_commit(&fuzz_srv);
-	evhttp_uri_free(uri);
 	/* Every request is answered, exactly once, by the end of its turn. */
 	if (fuzz_outstanding != 0)
 		abort();
