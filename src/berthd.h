@@ -170,6 +170,7 @@ int		 http_init(struct server *);
 void		 http_accept(struct evconnlistener *, int, struct sockaddr *,
 		    int, void *);
 int		 http_flushed(const struct server *);
+void		 http_close_all(struct server *);
 void		 http_free(struct server *);
 
 /*

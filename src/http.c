@@ -64,6 +64,7 @@ struct http_conn {
 	struct http		*http;
 	struct bufferevent	*bev;
 	struct event		*timer;
+	struct event		*resume;	/* go on with the input */
 	enum http_state		 state;
 	struct http_req		*cur;		/* in HTTP_BODY and HTTP_BUSY */
 	size_t			 scan;		/* http_head_end's resume point */
@@ -123,6 +124,7 @@ http_close(struct http_conn *c)
 	TAILQ_REMOVE(&c->http->conns, c, entry);
 	bufferevent_free(c->bev);
 	event_free(c->timer);
+	event_free(c->resume);
 	conn_leave();
 	free(c);
 }
@@ -223,8 +225,7 @@ http_send(struct api_req *req, int status, struct evbuffer *body)
 	 */
 	if (!c->reading && (evbuffer_get_length(bufferevent_get_input(c->bev)) >
 	    0 || c->eof))
-		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
-		    BEV_TRIG_DEFER_CALLBACKS);
+		event_active(c->resume, EV_TIMEOUT, 1);
 }
 
 /* A request the carrier refuses itself; the connection closes after. */
@@ -427,6 +428,18 @@ http_read_cb(struct bufferevent *bev, void *arg)
 	http_input(c);
 }
 
+/* An answer went out from outside http_input: on to the next request. */
+static void
+http_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn	*c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == HTTP_READ)
+		http_input(c);
+}
+
 /* The output went out: close if that was the last answer, else go on. */
 static void
 http_write_cb(struct bufferevent *bev, void *arg)
@@ -502,8 +515,11 @@ http_accept(struct evconnlistener *lev, int fd, struct sockaddr *sa,
 	if ((c = calloc(1, sizeof *c)) == NULL ||
 	    (c->bev = bufferevent_socket_new(srv->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL ||
-	    (c->timer = evtimer_new(srv->base, http_tick, c)) == NULL) {
+	    (c->timer = evtimer_new(srv->base, http_tick, c)) == NULL ||
+	    (c->resume = event_new(srv->base, -1, 0, http_resume, c)) == NULL) {
 		log_warnx("http: out of memory for a new connection");
+		if (c != NULL && c->timer != NULL)
+			event_free(c->timer);
 		if (c != NULL && c->bev != NULL)
 			bufferevent_free(c->bev);
 		else
@@ -548,15 +564,22 @@ http_flushed(const struct server *srv)
 	return (1);
 }
 
+/* Close every connection (stopping); requests still held are orphaned. */
 void
-http_free(struct server *srv)
+http_close_all(struct server *srv)
 {
 	struct http_conn	*c;
 
-	if (srv->http == NULL)
-		return;
 	while ((c = TAILQ_FIRST(&srv->http->conns)) != NULL)
 		http_close(c);
+}
+
+void
+http_free(struct server *srv)
+{
+	if (srv->http == NULL)
+		return;
+	http_close_all(srv);
 	free(srv->http);
 	srv->http = NULL;
 }

@@ -111,7 +111,12 @@ server_init(struct server *srv, struct config *cfg, struct broker *b)
 	return (0);
 }
 
-/* Leave the loop once every answer is out, or when the grace is over. */
+/*
+ * Leave the loop once every answer is out, or when the grace is over.
+ * The HTTP connections close first, inside the loop, and the loop ends
+ * after this turn, not at once: a bufferevent frees itself in callbacks
+ * that run later in the turn, and never if the loop has stopped.
+ */
 static void
 server_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -122,7 +127,8 @@ server_drain_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if ((http_flushed(srv) && portserver_flushed(srv->portserver)) ||
 	    clock_now_ms() - srv->stop_at >= SERVER_GRACE_MS) {
-		event_base_loopbreak(srv->base);
+		http_close_all(srv);
+		event_base_loopexit(srv->base, NULL);
 		return;
 	}
 	event_base_once(srv->base, -1, EV_TIMEOUT, server_drain_cb, srv, &tick);
