@@ -450,7 +450,13 @@ def send(side, item):
 def normalise(text, side):
     """text (str) with what legitimately differs between two runs of
     berthd, or two daemons side by side, replaced by a placeholder. Only
-    these rules; each says what it covers."""
+    these rules; each says what it covers.
+
+    Deliberately not normalised: leased ports (the pool hands them out
+    first in, first out, so both daemons give the same ports for the same
+    requests, and a difference means the leases went differently), and
+    pids (berthd's own is in no answer; a lease's is the one its acquire
+    sent, the same to both)."""
     d = side.d
     # The temporary directory (its database's path in /v1/status).
     text = text.replace(d.tmp, "<tmpdir>")
@@ -475,8 +481,8 @@ def normalise(text, side):
     # may hold braces: route="/v1/services/{name}").
     text = re.sub(r"(?m)^(\w+_duration_seconds_(?:bucket|sum)(?:\{.*\})?)"
                   r" [0-9.e+-]+$", r"\1 <n>", text)
-    # The change index: "index" in /v1/services, X-Berth-Index (as a
-    # header value it is all of the text), berth_index, the page's.
+    # The change index: "index" in /v1/services, berth_index in /metrics,
+    # the status page's (X-Berth-Index's value: header_key).
     text = re.sub(r'"index":\d+', '"index":<n>', text)
     text = re.sub(r"(?m)^berth_index \d+$", "berth_index <n>", text)
     text = re.sub(r'(data-index="|<span id="index">)\d+', r"\1<n>", text)
