@@ -175,11 +175,12 @@ http_request_line(char *line, struct http_head *h, const char **why)
 		*why = "the request line's version is not HTTP/1.1 or HTTP/1.0";
 		return (400);
 	}
-	if (version[5] != '1' || version[7] > '1') {
+	if (version[5] != '1') {
 		*why = "berthd speaks HTTP/1.1 and HTTP/1.0 only";
 		return (505);
 	}
-	h->minor = version[7] - '0';
+	/* RFC 9110 2.5: a higher minor version is answered as our highest. */
+	h->minor = version[7] == '0' ? 0 : 1;
 	/*
 	 * Bytes over 0x7f are let through: a path is only ever matched
 	 * against the route table and lease names, which answer them with
@@ -196,11 +197,10 @@ http_request_line(char *line, struct http_head *h, const char **why)
 		*why = "unknown method";
 		return (501);
 	}
-	if (target[0] == '*' && target[1] == '\0') {
-		h->path = "";
-		return (0);
-	}
-	if (target[0] != '/')
+	/* A fragment is the client's alone; some send it anyway. */
+	if ((q = strchr(target, '#')) != NULL)
+		*q = '\0';
+	if (target[0] != '/' && strcmp(target, "*") != 0)
 		return (http_absolute(target, h, why));
 	h->path = target;
 	return (0);

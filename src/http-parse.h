@@ -28,8 +28,8 @@ struct http_field {
 /* What http_parse_head read. Every pointer is into the parsed buffer. */
 struct http_head {
 	int		 method;	/* one HTTP_* bit */
-	int		 minor;		/* HTTP/1.minor: 0 or 1 */
-	const char	*path;		/* never NULL; "" for "*" */
+	int		 minor;		/* HTTP/1.minor: 0, or 1 for 1 and up */
+	const char	*path;		/* never NULL; "*" (OPTIONS *) kept */
 	const char	*query;		/* after '?', or NULL */
 	const char	*uri_host;	/* absolute-form's host, or NULL */
 	struct http_field *fields;	/* the caller's array ... */
@@ -59,8 +59,8 @@ size_t		 http_head_lines(const char *, size_t);
 /*
  * Parse a whole head (http_head_end's length) in place: it NUL-terminates
  * the parts h points to. 0 on success; else the HTTP status to refuse it
- * with (400; 501 for a method we do not know; 505 for a version other
- * than 1.0 and 1.1) and *why says what was wrong, for the answer's
+ * with (400; 501 for a method we do not know; 505 for a version not
+ * HTTP/1.x) and *why says what was wrong, for the answer's
  * message.
  */
 int		 http_parse_head(char *, size_t, struct http_head *,

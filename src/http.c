@@ -23,6 +23,7 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,9 @@ struct http {
 };
 
 static void	http_input(struct http_conn *);
+static void	http_refuse_fmt(struct http_conn *, struct http_req *, int,
+		    const char *, const char *, ...)
+		    __attribute__((format(printf, 5, 6)));
 
 /* A deadline period: --idle-timeout, or the linger while lingering. */
 static void
@@ -240,6 +244,19 @@ http_refuse(struct http_conn *c, struct http_req *r, int status,
 	req_refuse(c->http->srv, &r->req, status, code, why);
 }
 
+static void
+http_refuse_fmt(struct http_conn *c, struct http_req *r, int status,
+    const char *code, const char *fmt, ...)
+{
+	char	why[160];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	http_refuse(c, r, status, code, why);
+}
+
 static const char *
 http_code(int status)
 {
@@ -341,8 +358,9 @@ http_take_head(struct http_conn *c)
 		http_refuse(c, r, 411, "length_required", "send the body with "
 		    "a Content-Length; berthd takes no chunked request bodies");
 	else if (h.content_length > BERTH_BODY_MAX)
-		http_refuse(c, r, 413, "body_too_large", "the request body is "
-		    "over the limit of 64 KiB");
+		http_refuse_fmt(c, r, 413, "body_too_large", "request body is "
+		    "%lld bytes; the limit is %d", h.content_length,
+		    BERTH_BODY_MAX);
 	else if (h.content_length > 0 && (r->body = malloc(
 	    (size_t)h.content_length + 1)) == NULL)
 		http_refuse(c, r, 500, "internal", "out of memory");
