@@ -98,6 +98,7 @@ enum req_state {
 	REQ_SENT	/* handed back to its carrier, which frees it */
 };
 struct route;
+struct waiter;
 typedef void	(*api_send_fn)(struct api_req *, int, struct evbuffer *);
 struct api_req {
 	enum req_state	 state;		/* moved by req_set_state only */
@@ -117,6 +118,8 @@ struct api_req {
 	api_send_fn	 send;		/* sends status and body, frees req */
 	void		*ctx;		/* the carrier's */
 
+	int		 refused;	/* by its carrier (req_refuse) */
+	struct waiter	*waiter;	/* while parked (waiters.c) */
 	const struct route *route;	/* matched (router.c), or NULL */
 	char		 name[BERTH_NAME_MAX + 2];	/* its path's {name} */
 	uint64_t	 began;		/* routed, monotonic ns; 0 once parked */
@@ -237,6 +240,7 @@ int		 waiters_park_name(struct waiters *, struct api_req *,
 		    unsigned int, waiter_answer_fn);
 int		 waiters_park_index(struct waiters *, struct api_req *,
 		    uint64_t, unsigned int, waiter_answer_fn);
+void		 waiters_cancel(struct waiters *, struct api_req *);
 void		 waiters_name_acquired(struct waiters *, const char *);
 void		 waiters_committed(void *, int);
 void		 waiters_flush(struct waiters *);

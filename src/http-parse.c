@@ -314,6 +314,11 @@ http_framing(struct http_head *h, const char **why)
 	}
 	if (h->minor == 0 && !h->keep_alive)
 		h->close = 1;
+	if (h->minor == 1 && http_field(h->fields, h->nfields, "Host") ==
+	    NULL) {
+		*why = "an HTTP/1.1 request needs a Host header";
+		return (400);
+	}
 	return (0);
 }
 

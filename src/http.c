@@ -37,7 +37,8 @@
 
 #include "berthd.h"
 
-#define HTTP_READ_MAX	(256 * 1024)	/* unparsed input held per client */
+#define HTTP_READ_MAX	(256 * 1024)	/* unparsed input held per client, */
+					/* or a head and a body if more */
 #define HTTP_OUT_MAX	(256 * 1024)	/* unsent output before we pause */
 #define HTTP_LINGER_MS	2000		/* reading after our last answer */
 
@@ -91,6 +92,32 @@ static void	http_refuse_fmt(struct http_conn *, struct http_req *, int,
 		    const char *, const char *, ...)
 		    __attribute__((format(printf, 5, 6)));
 
+/* The unparsed input held per client: a whole head and body fit. */
+static size_t
+http_read_max(const struct server *srv)
+{
+	size_t	need = srv->cfg->max_header_size + BERTH_BODY_MAX;
+
+	return (need > HTTP_READ_MAX ? need : HTTP_READ_MAX);
+}
+
+/*
+ * Read only while the input is being taken. Past the bound, reading
+ * stops outright: left to the watermark alone, libevent would call our
+ * read callback again and again (busy-looping) while nothing is taken.
+ */
+static void
+http_flow(struct http_conn *c)
+{
+	if (c->state == HTTP_LINGER || c->eof)
+		return;
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) >=
+	    http_read_max(c->http->srv))
+		bufferevent_disable(c->bev, EV_READ);
+	else
+		bufferevent_enable(c->bev, EV_READ);
+}
+
 /* A deadline period: --idle-timeout, or the linger while lingering. */
 static void
 http_arm(struct http_conn *c)
@@ -113,17 +140,21 @@ http_req_free(struct http_req *r)
 }
 
 /*
- * Close now. A request the router still holds outlives its connection:
- * it is marked orphaned, and freed when it is answered.
+ * Close now. A parked request is cancelled: nobody is left to read its
+ * answer. One held for the commit is marked orphaned, and freed when the
+ * commit answers it.
  */
 static void
 http_close(struct http_conn *c)
 {
-	if (c->cur != NULL) {
-		if (c->state == HTTP_BUSY)
-			c->cur->conn = NULL;
-		else
-			http_req_free(c->cur);
+	struct http_req	*r = c->cur;
+
+	if (r != NULL && c->state == HTTP_BUSY && r->req.state != REQ_PARKED)
+		r->conn = NULL;
+	else if (r != NULL) {
+		if (r->req.state == REQ_PARKED)
+			waiters_cancel(c->http->srv->waiters, &r->req);
+		http_req_free(r);
 	}
 	TAILQ_REMOVE(&c->http->conns, c, entry);
 	bufferevent_free(c->bev);
@@ -144,7 +175,8 @@ http_linger(struct http_conn *c)
 {
 	c->state = HTTP_LINGER;
 	if (c->eof) {
-		http_close(c);
+		/* Not here: http_input may be below us, still using c. */
+		event_active(c->resume, EV_TIMEOUT, 1);
 		return;
 	}
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
@@ -188,7 +220,8 @@ http_send(struct api_req *req, int status, struct evbuffer *body)
 	struct http_conn	*c = r->conn;
 	struct evbuffer		*out;
 	size_t			 len = body != NULL ? evbuffer_get_length(body) : 0;
-	int			 close;
+	char			 head[256];
+	int			 close, n;
 
 	if (c == NULL) {		/* the client left meanwhile */
 		if (body != NULL)
@@ -198,19 +231,23 @@ http_send(struct api_req *req, int status, struct evbuffer *body)
 	}
 	out = bufferevent_get_output(c->bev);
 	close = r->close || c->http->srv->stopping;
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
-	    http_reason(status), http_date(c->http));
+	n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nDate: %s\r\n",
+	    status, http_reason(status), http_date(c->http));
 	if (status != 204)
-		evbuffer_add_printf(out, "Content-Length: %zu\r\n", len);
-	if (close)
-		evbuffer_add(out, "Connection: close\r\n", 19);
-	else if (r->keep_alive)
-		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-	evbuffer_add(out, req->out, req->outlen);
-	evbuffer_add(out, "\r\n", 2);
+		n += snprintf(head + n, sizeof head - n,
+		    "Content-Length: %zu\r\n", len);
+	n += snprintf(head + n, sizeof head - n, "%s", close ?
+	    "Connection: close\r\n" : r->keep_alive ?
+	    "Connection: keep-alive\r\n" : "");
 	/* HEAD: the length a GET would have, without the body. */
-	if (body != NULL && status != 204 && req->method != HTTP_HEAD)
-		evbuffer_add_buffer(out, body);
+	if (evbuffer_add(out, head, (size_t)n) == -1 || (req->outlen > 0 &&
+	    evbuffer_add(out, req->out, req->outlen) == -1) ||
+	    evbuffer_add(out, "\r\n", 2) == -1 || (body != NULL &&
+	    status != 204 && req->method != HTTP_HEAD &&
+	    evbuffer_add_buffer(out, body) == -1)) {
+		log_warnx("http: out of memory for an answer; closing");
+		close = 1;
+	}
 	if (body != NULL)
 		evbuffer_free(body);
 	http_req_free(r);
@@ -279,7 +316,9 @@ http_req_new(struct http_conn *c, struct evbuffer *in, size_t hlen,
 
 	*nlines = 0;
 	if (hlen > 0) {
-		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)hlen);
+		if ((p = (const char *)evbuffer_pullup(in,
+		    (ev_ssize_t)hlen)) == NULL)
+			return (NULL);
 		*nlines = http_head_lines(p, hlen);
 	}
 	if ((r = calloc(1, sizeof *r + *nlines * sizeof r->fields[0] + hlen +
@@ -332,7 +371,11 @@ http_take_head(struct http_conn *c)
 	limit = c->http->srv->cfg->max_header_size;
 	if ((n = len < limit ? len : limit) == 0)
 		return (0);
-	p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+	if ((p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n)) == NULL) {
+		log_warnx("http: out of memory for a request; closing");
+		http_finish(c);
+		return (0);
+	}
 	hlen = http_head_end(p, n, &c->scan);
 	if (hlen == 0 && len < limit)
 		return (0);
@@ -367,8 +410,8 @@ http_take_head(struct http_conn *c)
 	else {
 		r->req.body_len = h.content_length > 0 ?
 		    (size_t)h.content_length : 0;
-		if (h.expect_continue && evbuffer_get_length(in) <
-		    r->req.body_len)
+		if (h.expect_continue && h.minor == 1 &&
+		    evbuffer_get_length(in) < r->req.body_len)
 			bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n",
 			    25);
 		c->cur = r;
@@ -406,14 +449,17 @@ static void
 http_input(struct http_conn *c)
 {
 	struct evbuffer	*out = bufferevent_get_output(c->bev);
-	int		 more = 1;
+	int		 more = 1, paused = 0;
 
 	c->reading = 1;
 	while (more) {
 		switch (c->state) {
 		case HTTP_READ:
-			more = evbuffer_get_length(out) <= HTTP_OUT_MAX &&
-			    http_take_head(c);
+			/* Answers pile up unread: wait for http_write_cb. */
+			if ((paused = evbuffer_get_length(out) > HTTP_OUT_MAX))
+				more = 0;
+			else
+				more = http_take_head(c);
 			break;
 		case HTTP_BODY:
 			more = http_take_body(c);
@@ -425,13 +471,15 @@ http_input(struct http_conn *c)
 	}
 	c->reading = 0;
 	/* All the client sent is answered; a partial request is dropped. */
-	if (c->eof && (c->state == HTTP_READ || c->state == HTTP_BODY)) {
+	if (c->eof && !paused && (c->state == HTTP_READ ||
+	    c->state == HTTP_BODY)) {
 		if (c->cur != NULL) {
 			http_req_free(c->cur);
 			c->cur = NULL;
 		}
 		http_finish(c);
 	}
+	http_flow(c);
 }
 
 static void
@@ -446,7 +494,10 @@ http_read_cb(struct bufferevent *bev, void *arg)
 	http_input(c);
 }
 
-/* An answer went out from outside http_input: on to the next request. */
+/*
+ * Later in the turn: go on with the input after an answer made outside
+ * http_input, or close a connection that is done both ways.
+ */
 static void
 http_resume(evutil_socket_t fd, short what, void *arg)
 {
@@ -454,7 +505,9 @@ http_resume(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->state == HTTP_READ)
+	if (c->state == HTTP_LINGER && c->eof)
+		http_close(c);
+	else if (c->state == HTTP_READ)
 		http_input(c);
 }
 
@@ -553,7 +606,7 @@ http_accept(struct evconnlistener *lev, int fd, struct sockaddr *sa,
 	bufferevent_setcb(c->bev, http_read_cb, http_write_cb, http_event_cb,
 	    c);
 	/* A client that sends without reading our answers: stop reading. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, HTTP_READ_MAX);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, http_read_max(srv));
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	http_arm(c);
 }

@@ -174,6 +174,7 @@ void
 req_refuse(struct server *srv, struct api_req *req, int status,
     const char *code, const char *message)
 {
+	req->refused = 1;
 	req_set_state(req, REQ_ROUTED);
 	req_fail(srv, req, status, code, "%s", message);
 }
@@ -232,7 +233,8 @@ req_send_held(struct server *srv, int committed,
 
 	while ((req = TAILQ_FIRST(&srv->held)) != NULL) {
 		TAILQ_REMOVE(&srv->held, req, held_entry);
-		if (committed) {
+		/* A refusal depends on nothing the turn changed. */
+		if (committed || req->refused) {
 			req_send(srv, req, req->status, req->answer);
 			continue;
 		}

@@ -127,6 +127,9 @@ server_drain_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if ((http_flushed(srv) && portserver_flushed(srv->portserver)) ||
 	    clock_now_ms() - srv->stop_at >= SERVER_GRACE_MS) {
+		/* Answers held for a turn still open go out first. */
+		if (broker_in_txn(srv->broker))
+			server_commit(srv);
 		http_close_all(srv);
 		event_base_loopexit(srv->base, NULL);
 		return;

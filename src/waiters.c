@@ -131,6 +131,8 @@ waiter_free(struct waiter *w)
 			waiters_drop_group(ws, w->group);
 	}
 	event_free(w->timer);
+	if (w->req != NULL)
+		w->req->waiter = NULL;
 	ws->count--;
 	free(w);
 }
@@ -139,8 +141,15 @@ waiter_free(struct waiter *w)
 static void
 waiter_answer(struct waiter *w)
 {
-	w->answer(w->ws->srv, w->req);
+	struct server		*srv = w->ws->srv;
+	struct api_req		*req = w->req;
+	waiter_answer_fn	 answer = w->answer;
+
+	/* The answer frees req: forget it first. */
+	req->waiter = NULL;
+	w->req = NULL;
 	waiter_free(w);
+	answer(srv, req);
 }
 
 static void
@@ -169,6 +178,7 @@ waiter_new(struct waiters *ws, struct api_req *req, unsigned int wait,
 	}
 	evtimer_add(w->timer, &tv);
 	req_set_state(req, REQ_PARKED);
+	req->waiter = w;
 	ws->count++;
 	return (w);
 }
@@ -210,6 +220,18 @@ waiters_park_index(struct waiters *ws, struct api_req *req, uint64_t index,
 	w->index = index;
 	TAILQ_INSERT_TAIL(&ws->index_list, w, entry);
 	return (0);
+}
+
+/*
+ * Forget a parked request unanswered: its client is gone, and it must not
+ * hold memory for the rest of its wait. The carrier frees it.
+ */
+void
+waiters_cancel(struct waiters *ws, struct api_req *req)
+{
+	(void)ws;
+	if (req->waiter != NULL)
+		waiter_free(req->waiter);
 }
 
 /* A lease for name was granted in this turn: wake its waiters after commit. */
