@@ -90,8 +90,7 @@ api_list(struct server *srv, struct api_req *req)
 static void
 api_acquire_empty(struct server *srv, struct api_req *req)
 {
-	if (req_header(req, "Content-Length") == NULL &&
-	    req_header(req, "Transfer-Encoding") == NULL)
+	if (req_header(req, "Content-Length") == NULL)
 		req_fail(srv, req, 411, "length_required", "send the body "
 		    "with a Content-Length (curl --json does)");
 	else

@@ -284,14 +284,14 @@ http_framing(struct http_head *h, const char **why)
 				*why = "more than one Content-Length";
 				return (400);
 			}
-			if (*v == '\0' || strspn(v, "0123456789") != strlen(v) ||
-			    strlen(v) > 18) {
+			if (*v == '\0' || strspn(v, "0123456789") != strlen(v)) {
 				*why = "Content-Length is not a number";
 				return (400);
 			}
-			for (n = 0; *v != '\0'; v++)
+			/* Past 18 digits it is only "too large" (413). */
+			for (n = 0; *v != '\0' && n <= LLONG_MAX / 10 - 9; v++)
 				n = n * 10 + (unsigned long long)(*v - '0');
-			h->content_length = (long long)n;
+			h->content_length = *v == '\0' ? (long long)n : LLONG_MAX;
 		} else if (strcasecmp(name, "Transfer-Encoding") == 0)
 			h->chunked = 1;
 		else if (strcasecmp(name, "Connection") == 0) {
