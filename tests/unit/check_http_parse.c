@@ -170,8 +170,7 @@ START_TEST(test_end_incomplete)
 END_TEST
 
 static const char *split_heads[] = {
-	"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1:62893\r\n"
-	    "Accept: */*\r\n\r\n",
+	"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nA: */*\r\n\r\n",
 	"GET /v1/health HTTP/1.1\nHost: 127.0.0.1:62893\nAccept: */*\n\n",
 	"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\n\r\n",
