@@ -11,8 +11,8 @@
  * (pointers into the copy and NUL-terminated there, one known method,
  * HTTP/1.0 or 1.1, tchar names, trimmed values without control bytes,
  * framing that agrees with the fields) or a refusal is not one of the
- * statuses documented, with a reason. It parses once more with a small
- * array: that may add 431 and must change nothing else.
+ * statuses documented, with a why and a reason phrase. It parses once
+ * more with a small array: that may add 431 and must change nothing else.
  */
 #include "config.h"
 
@@ -225,6 +225,8 @@ fuzz_parse(const uint8_t *data, size_t n, struct http_head *h,
 		fuzz_fail("a refusal with an undocumented status");
 	if (rc != 0 && (why == NULL || why[0] == '\0'))
 		fuzz_fail("a refusal without a why");
+	if (rc != 0 && strcmp(http_reason(rc), "Unknown") == 0)
+		fuzz_fail("a refusal without a reason phrase");
 	return (rc);
 }
 
