@@ -803,9 +803,10 @@ END_TEST
 
 /*
  * KNOWN BUG: the header promises "Every pointer is into the parsed
- * buffer", but for "*" and for an absolute-form URI without a path
- * h->path is the literal "" in http_parse_head, not in the buffer. Fixed,
- * tests/fuzz/fuzz_head.c's exception for it goes too.
+ * buffer", but h->path is a string literal "" for "*" (set in
+ * http_request_line) and for an absolute-form URI without a path (the
+ * default http_parse_head starts with). Fixed, tests/fuzz/fuzz_head.c's
+ * exception for it goes too.
  */
 static const char *bug_path_heads[] = {
 	"OPTIONS * HTTP/1.1\r\n\r\n",
