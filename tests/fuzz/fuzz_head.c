@@ -89,15 +89,18 @@ fuzz_check_field(const struct http_field *f, const char *buf, size_t len)
 		fuzz_fail("a field value keeps its optional whitespace");
 }
 
-/* Path and query: no space or control byte, the query cut at a '?'. */
+/*
+ * Path and query: no space or control byte, the query cut at a '?', no
+ * fragment; the path "", "*" or from '/'.
+ */
 static void
 fuzz_check_target(const struct http_head *h, const char *buf, size_t len)
 {
 	const unsigned char	*p;
 
 	/*
-	 * KNOWN BUG (check_http_parse.c, bug_path_in_buffer): for "*" and
-	 * an absolute URI without a path, path is a literal "" outside the
+	 * KNOWN BUG (check_http_parse.c, bug_path_in_buffer): for an
+	 * absolute URI without a path, path is a literal "" outside the
 	 * head. Remove this exception with the fix.
 	 */
 	if (!fuzz_in(h->path, buf, len) && (h->path == NULL ||
@@ -107,10 +110,17 @@ fuzz_check_target(const struct http_head *h, const char *buf, size_t len)
 		fuzz_fail("query is not in the head");
 	if (h->uri_host != NULL && !fuzz_in(h->uri_host, buf, len))
 		fuzz_fail("uri_host is not in the head");
-	if (h->path[0] != '\0' && h->path[0] != '/')
-		fuzz_fail("a path that does not start with '/'");
+	if (strcmp(h->path, "*") == 0 && (h->query != NULL ||
+	    h->uri_host != NULL))
+		fuzz_fail("\"*\" with a query or a host");
+	if (h->path[0] != '\0' && h->path[0] != '/' &&
+	    strcmp(h->path, "*") != 0)
+		fuzz_fail("a path neither \"*\" nor starting with '/'");
 	if (strchr(h->path, '?') != NULL)
 		fuzz_fail("a path that still holds its query");
+	if (strchr(h->path, '#') != NULL || (h->query != NULL &&
+	    strchr(h->query, '#') != NULL))
+		fuzz_fail("a fragment kept in the path or query");
 	for (p = (const unsigned char *)h->path; *p != '\0'; p++) {
 		if (*p <= 0x20 || *p == 0x7f)
 			fuzz_fail("a space or control byte in the path");

@@ -335,6 +335,18 @@ START_TEST(test_http11)
 }
 END_TEST
 
+/* RFC 9110 2.5: a higher 1.x is answered as 1.1, our highest. */
+START_TEST(test_http1x)
+{
+	PARSE_OK("GET / HTTP/1.2\r\n\r\n");
+	ck_assert_int_eq(h.minor, 1);
+	ck_assert_int_eq(h.close, 0);
+	PARSE_OK("GET / HTTP/1.9\r\nConnection: keep-alive\r\n\r\n");
+	ck_assert_int_eq(h.minor, 1);
+	ck_assert_int_eq(h.close, 0);
+}
+END_TEST
+
 /* HTTP/1.0 closes after the answer unless it asked to keep alive. */
 START_TEST(test_http10)
 {
@@ -396,16 +408,35 @@ START_TEST(test_target_high_bytes)
 }
 END_TEST
 
-/* "*": the path is "" (not in the buffer: see known_bugs). */
+/* "*" is kept as the path, for the router to answer. */
 START_TEST(test_asterisk)
 {
-	ck_assert_int_eq(parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), 0);
+	PARSE_OK("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
 	ck_assert_int_eq(h.method, HTTP_OPTIONS);
-	ck_assert_ptr_nonnull(h.path);
-	ck_assert_str_eq(h.path, "");
+	ck_assert_str_eq(h.path, "*");
 	ck_assert_ptr_null(h.query);
 	ck_assert_ptr_null(h.uri_host);
 	FIELD_IS(0, "Host", "a");
+}
+END_TEST
+
+/* A fragment is the client's own: dropped wherever it starts. */
+START_TEST(test_fragment)
+{
+	PARSE_OK("GET /v1/health#top HTTP/1.1\r\n\r\n");
+	ck_assert_str_eq(h.path, "/v1/health");
+	ck_assert_ptr_null(h.query);
+	PARSE_OK("GET /a?b=1#c?d HTTP/1.1\r\n\r\n");
+	ck_assert_str_eq(h.path, "/a");
+	ck_assert_str_eq(h.query, "b=1");
+	PARSE_OK("GET /# HTTP/1.1\r\n\r\n");
+	ck_assert_str_eq(h.path, "/");
+	PARSE_OK("GET http://host:1/p#/q?r HTTP/1.1\r\n\r\n");
+	ck_assert_str_eq(h.uri_host, "host");
+	ck_assert_str_eq(h.path, "/p");
+	ck_assert_ptr_null(h.query);
+	/* Nothing before it: no target. */
+	ck_assert_int_eq(parse("GET #x HTTP/1.1\r\n\r\n"), 400);
 }
 END_TEST
 
@@ -610,7 +641,8 @@ static const struct refusal {
 	RL("tab after the version", "GET / HTTP/1.1\t", 400),
 	RL("empty version", "GET / ", 400),
 	RL("HTTP/2.0", "GET / HTTP/2.0", 505),
-	RL("HTTP/1.2", "GET / HTTP/1.2", 505),
+	RL("HTTP/0.9", "GET / HTTP/0.9", 505),
+	RL("HTTP/9.1", "GET / HTTP/9.1", 505),
 	RL("HTTP/3.0", "GET / HTTP/3.0", 505),
 	RL("HTTP/1.x", "GET / HTTP/1.x", 400),
 	RL("HTTP/-.1", "GET / HTTP/-.1", 400),
@@ -803,15 +835,14 @@ END_TEST
 
 /*
  * KNOWN BUG: the header promises "Every pointer is into the parsed
- * buffer", but h->path is a string literal "" for "*" (set in
- * http_request_line) and for an absolute-form URI without a path (the
- * default http_parse_head starts with). Fixed, tests/fuzz/fuzz_head.c's
- * exception for it goes too.
+ * buffer", but for an absolute-form URI without a path h->path is the
+ * string literal "" http_parse_head starts with. Fixed,
+ * tests/fuzz/fuzz_head.c's exception for it goes too.
  */
 static const char *bug_path_heads[] = {
-	"OPTIONS * HTTP/1.1\r\n\r\n",
 	"GET http://host HTTP/1.1\r\n\r\n",
-	"GET http://host?q HTTP/1.1\r\n\r\n"
+	"GET http://host?q HTTP/1.1\r\n\r\n",
+	"GET http://host#f HTTP/1.1\r\n\r\n"
 };
 
 START_TEST(bug_path_in_buffer)
@@ -910,10 +941,12 @@ http_parse_suite(void)
 	tc = tcase(s, "valid");
 	tcase_add_loop_test(tc, test_method, 0, (int)NELEM(methods));
 	tcase_add_test(tc, test_http11);
+	tcase_add_test(tc, test_http1x);
 	tcase_add_test(tc, test_http10);
 	tcase_add_test(tc, test_path_query);
 	tcase_add_test(tc, test_target_high_bytes);
 	tcase_add_test(tc, test_asterisk);
+	tcase_add_test(tc, test_fragment);
 	tcase_add_loop_test(tc, test_absolute, 0, (int)NELEM(absolutes));
 	tcase_add_test(tc, test_absolute_no_path);
 	tcase_add_test(tc, test_field_ows);
