@@ -1,6 +1,6 @@
 /*
  * fuzz_head.c: libFuzzer harness for http-parse.c, the request-head
- * parser the carrier will read every connection's bytes with.
+ * parser the carrier (http.c) reads every connection's bytes with.
  *
  * An input is the bytes a client sent. The harness finds the head with
  * http_head_end, at once and again in two reads cut where the first byte
@@ -9,13 +9,15 @@
  * sees any read past it. Beyond the sanitizers it aborts, after a line on
  * stderr saying which, if what was accepted breaks the header's promises
  * (pointers into the copy and NUL-terminated there, one known method,
- * HTTP/1.0 or 1.1, tchar names, trimmed values without control bytes,
- * framing that agrees with the fields) or a refusal is not one of the
- * statuses documented, with a why and a reason phrase. It parses once
- * more with a small array: that may add 431 and must change nothing else.
+ * HTTP/1.0 or 1.1 with Host, tchar names, trimmed values without control
+ * bytes, framing that agrees with the fields) or a refusal is not one of
+ * the statuses documented, with a why and a reason phrase. It parses
+ * once more with a small array: that may add 431 and must change nothing
+ * else.
  */
 #include "config.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +139,7 @@ static void
 fuzz_check_framing(const struct http_head *h)
 {
 	const char	*v;
+	long long	 x;
 	size_t		 ncl, nte;
 
 	ncl = http_field_count(h->fields, h->nfields, "content-length");
@@ -147,11 +150,15 @@ fuzz_check_framing(const struct http_head *h)
 		fuzz_fail("both chunked and a Content-Length");
 	if ((h->content_length >= 0) != (ncl == 1) || ncl > 1)
 		fuzz_fail("content_length disagrees with the fields");
-	/* The length is the field's digits, at most 18 of them. */
+	/*
+	 * The length is the field's digits' number; one too large to hold
+	 * (strtoll says LLONG_MAX) may stop short as LLONG_MAX, "too large".
+	 */
 	if (ncl == 1 && ((v = http_field(h->fields, h->nfields,
-	    "Content-Length")) == NULL || v[0] == '\0' || strlen(v) > 18 ||
+	    "Content-Length")) == NULL || v[0] == '\0' ||
 	    strspn(v, "0123456789") != strlen(v) ||
-	    strtoll(v, NULL, 10) != h->content_length))
+	    ((x = strtoll(v, NULL, 10)) != h->content_length &&
+	    (h->content_length != LLONG_MAX || x < LLONG_MAX / 10))))
 		fuzz_fail("content_length is not the field's number");
 	if (h->chunked != (nte > 0))
 		fuzz_fail("chunked disagrees with the fields");
@@ -162,6 +169,9 @@ fuzz_check_framing(const struct http_head *h)
 		fuzz_fail("a flag other than 0 or 1");
 	if (h->minor == 0 && !h->keep_alive && !h->close)
 		fuzz_fail("HTTP/1.0 without keep-alive is not closed");
+	if (h->minor == 1 && http_field(h->fields, h->nfields, "host") ==
+	    NULL)
+		fuzz_fail("HTTP/1.1 without a Host field");
 }
 
 /* An accepted head of len bytes with lines LFs in it. */
