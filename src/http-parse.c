@@ -113,7 +113,7 @@ http_method(const char *s, size_t len)
 static int
 http_absolute(char *target, struct http_head *h, const char **why)
 {
-	char	*auth, *end, *host, *at;
+	char	*auth, *end, *host, *at, *port;
 
 	if (strncasecmp(target, "http://", 7) == 0)
 		auth = target + 7;
@@ -128,21 +128,33 @@ http_absolute(char *target, struct http_head *h, const char **why)
 	host = auth - 1;
 	memmove(host, auth, (size_t)(end - auth));
 	end[-1] = '\0';
-	if (*end == '/')
-		h->path = end;
-	else if (*end == '?')
-		h->query = end + 1;	/* "http://host?q": an empty path */
+	if (*end == '?') {		/* "http://host?q": an empty path */
+		*end = '\0';
+		h->query = end + 1;
+	}
+	h->path = end;
 	if ((at = strrchr(host, '@')) != NULL)
 		host = at + 1;		/* userinfo: no meaning to us */
+	port = NULL;
 	if (*host == '[') {
-		if ((at = strchr(host, ']')) == NULL) {
-			*why = "unclosed '[' in the request target's host";
+		if ((at = strchr(host, ']')) == NULL || (at[1] != '\0' &&
+		    at[1] != ':')) {
+			*why = "the request target's host is not [IPv6]";
 			return (400);
 		}
 		*at = '\0';
+		port = at[1] == ':' ? at + 2 : NULL;
 		host++;
-	} else if ((at = strchr(host, ':')) != NULL)
+	} else if ((at = strchr(host, ':')) != NULL) {
 		*at = '\0';
+		port = at + 1;
+	}
+	/* RFC 9110 4.2.1: an http URI with an empty host is invalid. */
+	if (*host == '\0' || (port != NULL && strspn(port, "0123456789") !=
+	    strlen(port))) {
+		*why = "the request target's host or port is empty or not valid";
+		return (400);
+	}
 	h->uri_host = host;
 	return (0);
 }
@@ -272,7 +284,7 @@ http_framing(struct http_head *h, const char **why)
 {
 	const char		*v;
 	unsigned long long	 n = 0;
-	size_t			 i;
+	size_t			 i, len;
 
 	h->content_length = -1;
 	for (i = 0; i < h->nfields; i++) {
@@ -292,8 +304,24 @@ http_framing(struct http_head *h, const char **why)
 			for (n = 0; *v != '\0' && n <= LLONG_MAX / 10 - 9; v++)
 				n = n * 10 + (unsigned long long)(*v - '0');
 			h->content_length = *v == '\0' ? (long long)n : LLONG_MAX;
-		} else if (strcasecmp(name, "Transfer-Encoding") == 0)
+		} else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+			/*
+			 * RFC 9112 6.3: only a coding list ending in chunked
+			 * frames a body; berthd refuses that (411) too, but
+			 * anything else has no length at all (400).
+			 */
+			len = strlen(v);
+			while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+				len--;
+			if (len < 7 || strncasecmp(v + len - 7, "chunked", 7) != 0 ||
+			    (len > 7 && v[len - 8] != ',' && v[len - 8] != ' ' &&
+			    v[len - 8] != '\t')) {
+				*why = "a Transfer-Encoding that does not end in "
+				    "chunked";
+				return (400);
+			}
 			h->chunked = 1;
+		}
 		else if (strcasecmp(name, "Connection") == 0) {
 			if (http_list_has(v, "close"))
 				h->close = 1;
@@ -314,6 +342,13 @@ http_framing(struct http_head *h, const char **why)
 	}
 	if (h->minor == 0 && !h->keep_alive)
 		h->close = 1;
+	/* RFC 9110 10.1.1: a 1.0 client may not read a 100 Continue. */
+	if (h->minor == 0)
+		h->expect_continue = 0;
+	if (http_field_count(h->fields, h->nfields, "Host") > 1) {
+		*why = "more than one Host header";
+		return (400);
+	}
 	if (h->minor == 1 && http_field(h->fields, h->nfields, "Host") ==
 	    NULL) {
 		*why = "an HTTP/1.1 request needs a Host header";

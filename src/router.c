@@ -240,8 +240,8 @@ router_admit(struct server *srv, struct api_req *req)
 
 	host = req_header(req, "Host");
 	/* No browser reaches a unix socket: no rebinding to refuse there. */
-	if (!req->local && (http_field_count(req->fields, req->nfields, "Host") > 1 ||
-	    (host != NULL && !router_host_allowed(srv, host)) ||
+	if (!req->local && ((host != NULL &&
+	    !router_host_allowed(srv, host)) ||
 	    !router_uri_host_allowed(srv, req))) {
 		req_fail(srv, req, 403, "forbidden_host", "the Host header is "
 		    "not a loopback name or a listen address of this berthd "

@@ -100,13 +100,7 @@ fuzz_check_target(const struct http_head *h, const char *buf, size_t len)
 {
 	const unsigned char	*p;
 
-	/*
-	 * KNOWN BUG (check_http_parse.c, bug_path_in_buffer): for an
-	 * absolute URI without a path, path is a literal "" outside the
-	 * head. Remove this exception with the fix.
-	 */
-	if (!fuzz_in(h->path, buf, len) && (h->path == NULL ||
-	    h->path[0] != '\0'))
+	if (!fuzz_in(h->path, buf, len))
 		fuzz_fail("path is not in the head");
 	if (h->query != NULL && !fuzz_in(h->query, buf, len))
 		fuzz_fail("query is not in the head");

@@ -6,12 +6,6 @@
  *
  * Each parse works on a heap copy of exactly the head's length, so that a
  * build with --enable-sanitizers catches a read past it.
- *
- * The "known_bugs" suite holds tests that fail until src/http-parse.c is
- * fixed. They are expected failures, as automake's XFAIL: main() reports
- * each one that still fails and passes; one that passes or crashes fails
- * the program, so that whoever fixes the bug moves its test up into the
- * main suite.
  */
 #include <check.h>
 #include <limits.h>
@@ -703,6 +697,7 @@ static const struct refusal {
 	FL("space before the colon", "Host : a", 400),
 	FL("tab before the colon", "Host\t: a", 400),
 	FL("no colon", "Host a", 400),
+	FL("a second Host", "Host: b", 400),
 	FL("empty name", ": a", 400),
 	FL("control byte in a name", "Ho\x01st: a", 400),
 	FL("obs-fold with spaces", "X: a\r\n  b", 400),
@@ -855,87 +850,75 @@ START_TEST(test_reason)
 END_TEST
 
 /*
- * Known bugs in src/http-parse.c: expected to fail (see main), each on
- * an assertion whose message starts with BUG_MARK; any other failure of
- * these tests is a failure of the program.
+ * The header promises "every pointer is into the parsed buffer": so is
+ * the empty path of an absolute-form URI without one.
  */
-#define BUG_MARK	"BUG: "
-
-/*
- * KNOWN BUG: the header promises "Every pointer is into the parsed
- * buffer", but for an absolute-form URI without a path h->path is the
- * string literal "" http_parse_head starts with. Fixed,
- * tests/fuzz/fuzz_head.c's exception for it goes too.
- */
-static const char *bug_path_heads[] = {
+static const char *absolute_no_path_heads[] = {
 	"GET http://host HTTP/1.1\r\nHost: host\r\n\r\n",
 	"GET http://host?q HTTP/1.1\r\nHost: host\r\n\r\n",
 	"GET http://host#f HTTP/1.1\r\nHost: host\r\n\r\n"
 };
 
-START_TEST(bug_path_in_buffer)
+START_TEST(test_path_in_buffer)
 {
-	ck_assert_int_eq(parse(bug_path_heads[_i]), 0);
+	ck_assert_int_eq(parse(absolute_no_path_heads[_i]), 0);
 	ck_assert_str_eq(h.path, "");
-	ck_assert_msg(in_buf(h.path), BUG_MARK "head %d: path \"\" is not "
+	ck_assert_msg(in_buf(h.path), "head %d: path \"\" is not "
 	    "in the buffer", _i);
 }
 END_TEST
 
 /*
- * KNOWN BUG: http_absolute checks no more of the authority than its
- * brackets. RFC 9110 4.2.1: a recipient MUST reject an http URI with an
- * empty host; yet these are taken with uri_host "", and bytes after an
- * IPv6 literal's ']' or a port that is no number are dropped unseen.
+ * RFC 9110 4.2.1: a recipient MUST reject an http URI with an empty host;
+ * bytes after an IPv6 literal's ']' or a port that is no number are
+ * refused too, not dropped unseen.
  */
-static const char *bug_authorities[] = {
+static const char *bad_authorities[] = {
 	"http:///v1/health", "http://", "http://user@/", "http://:62893/",
 	"http://[]/", "http://[::1]evil.example/", "http://host:abc/"
 };
 
-START_TEST(bug_absolute_authority)
+START_TEST(test_absolute_authority)
 {
 	char	line[128];
 
 	snprintf(line, sizeof line, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n",
-	    bug_authorities[_i]);
-	ck_assert_msg(parse(line) == 400, BUG_MARK "%s: taken, uri_host "
+	    bad_authorities[_i]);
+	ck_assert_msg(parse(line) == 400, "%s: taken, uri_host "
 	    "\"%s\"",
-	    bug_authorities[_i], h.uri_host != NULL ? h.uri_host : "(null)");
+	    bad_authorities[_i], h.uri_host != NULL ? h.uri_host : "(null)");
 }
 END_TEST
 
 /*
- * KNOWN BUG: RFC 9110 10.1.1: a server MUST ignore a 100-continue
- * expectation in an HTTP/1.0 request (such a client may not read a 1xx
- * answer); http_framing sets expect_continue whatever the version.
+ * RFC 9110 10.1.1: a server MUST ignore a 100-continue expectation in an
+ * HTTP/1.0 request (such a client may not read a 1xx answer).
  */
-START_TEST(bug_expect_http10)
+START_TEST(test_expect_http10)
 {
 	ck_assert_int_eq(parse("POST / HTTP/1.0\r\nContent-Length: 2\r\n"
 	    "Expect: 100-continue\r\n\r\n"), 0);
-	ck_assert_msg(h.expect_continue == 0, BUG_MARK "HTTP/1.0 with "
+	ck_assert_msg(h.expect_continue == 0, "HTTP/1.0 with "
 	    "Expect: 100-continue: expect_continue %d", h.expect_continue);
 }
 END_TEST
 
 /*
- * KNOWN BUG: RFC 9112 6.3: a request whose Transfer-Encoding does not end
- * in chunked has no reliable length and MUST be answered 400; here any
- * Transfer-Encoding at all is taken, and reported as chunked.
+ * RFC 9112 6.3: a request whose Transfer-Encoding does not end in chunked
+ * has no reliable length and MUST be answered 400.
  */
-static const char *bug_codings[] = {
+static const char *bad_codings[] = {
 	"gzip", "chunked, gzip", "identity"
 };
 
-START_TEST(bug_transfer_coding)
+START_TEST(test_transfer_coding)
 {
 	char	head[128];
 
 	snprintf(head, sizeof head, "POST / HTTP/1.1\r\nHost: a\r\n"
-	    "Transfer-Encoding: %s\r\n\r\n", bug_codings[_i]);
-	ck_assert_msg(parse(head) == 400, BUG_MARK "Transfer-Encoding: %s: "
-	    "taken, chunked %d", bug_codings[_i], h.chunked);
+	    "Transfer-Encoding: %s\r\n\r\n", bad_codings[_i]);
+	ck_assert_msg(parse(head) == 400, "Transfer-Encoding: %s: "
+	    "taken, chunked %d", bad_codings[_i], h.chunked);
 }
 END_TEST
 
@@ -986,69 +969,23 @@ http_parse_suite(void)
 	tcase_add_test(tc, test_chunked);
 	tcase_add_test(tc, test_connection);
 	tcase_add_test(tc, test_expect);
+	tcase_add_test(tc, test_expect_http10);
+	tcase_add_loop_test(tc, test_path_in_buffer, 0,
+	    (int)NELEM(absolute_no_path_heads));
 
 	tc = tcase(s, "refused");
 	tcase_add_loop_test(tc, test_refusal, 0, (int)NELEM(refusals));
 	tcase_add_test(tc, test_too_many_fields);
 	tcase_add_test(tc, test_head_lines_cap);
+	tcase_add_loop_test(tc, test_absolute_authority, 0,
+	    (int)NELEM(bad_authorities));
+	tcase_add_loop_test(tc, test_transfer_coding, 0,
+	    (int)NELEM(bad_codings));
 
 	tc = tcase(s, "fields_reasons");
 	tcase_add_test(tc, test_field_lookup);
 	tcase_add_loop_test(tc, test_reason, 0, (int)NELEM(reasons));
 	return (s);
-}
-
-static Suite *
-known_bugs_suite(void)
-{
-	Suite	*s = suite_create("known_bugs");
-	TCase	*tc;
-
-	tc = tcase(s, "known_bugs");
-	tcase_add_loop_test(tc, bug_path_in_buffer, 0,
-	    (int)NELEM(bug_path_heads));
-	tcase_add_loop_test(tc, bug_absolute_authority, 0,
-	    (int)NELEM(bug_authorities));
-	tcase_add_test(tc, bug_expect_http10);
-	tcase_add_loop_test(tc, bug_transfer_coding, 0,
-	    (int)NELEM(bug_codings));
-	return (s);
-}
-
-/*
- * The known bugs' tests must each fail on their BUG_MARK assertion for
- * now: one that passes means the bug is fixed and its test belongs in the
- * main suite; one that fails otherwise or crashes is a new problem.
- * Returns how many were unexpected.
- */
-static int
-known_bugs_run(void)
-{
-	SRunner		 *sr;
-	TestResult	**tr;
-	int		  i, n, unexpected = 0;
-
-	sr = srunner_create(known_bugs_suite());
-	srunner_run_all(sr, CK_SILENT);
-	n = srunner_ntests_run(sr);
-	tr = srunner_results(sr);
-	for (i = 0; i < n; i++) {
-		if (tr_rtype(tr[i]) == CK_FAILURE && strncmp(tr_msg(tr[i]),
-		    BUG_MARK, strlen(BUG_MARK)) == 0) {
-			printf("XFAIL: known bug, still there: %s:%d: %s\n",
-			    tr_lfile(tr[i]), tr_lno(tr[i]), tr_msg(tr[i]));
-			continue;
-		}
-		unexpected++;
-		printf("%s: %s:%d: %s: %s\n", tr_rtype(tr[i]) == CK_PASS ?
-		    "XPASS" : "FAIL", tr_lfile(tr[i]), tr_lno(tr[i]),
-		    tr_tcname(tr[i]), tr_rtype(tr[i]) == CK_PASS ?
-		    "a known bug's test passes: move it to the main suite" :
-		    tr_msg(tr[i]));
-	}
-	free(tr);
-	srunner_free(sr);
-	return (unexpected);
 }
 
 int
@@ -1061,6 +998,5 @@ main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
-	failed += known_bugs_run();
 	return (failed ? EXIT_FAILURE : EXIT_SUCCESS);
 }
