@@ -175,9 +175,9 @@ api_release(struct server *srv, struct api_req *req)
 
 	if (req_query_uint(srv, req, "force", 1, &force, &has_force) == -1)
 		return;
-	if (force && !req->admin) {
+	if (force && !req_is_admin(req)) {
 		req_fail(srv, req, 403, "forbidden", "force=1 (revoke) is only "
-		    "for root or berthd's own user over berthd's unix socket");
+		    "for root or berthd's own user, and never from a web page");
 		return;
 	}
 	if (force)

@@ -114,7 +114,10 @@ struct api_req {
 	const char	*body;
 	size_t		 body_len;
 	int		 local;		/* came over a unix socket */
-	int		 admin;		/* local, from uid 0 or berthd's uid */
+	int		 browser;	/* Origin or Sec-Fetch-* (router.c) */
+	long		 uid;		/* the peer's; -1 unknown, */
+#define REQ_UID_UNASKED	(-2)		/* or not asked yet: */
+	long		(*peer_uid)(struct api_req *);	/* the carrier's */
 	api_send_fn	 send;		/* sends status and body, frees req */
 	void		*ctx;		/* the carrier's */
 
@@ -144,6 +147,8 @@ void		 req_reply_lease(struct server *, struct api_req *,
 void		 req_send_held(struct server *, int,
 		    void (*)(struct server *, struct api_req *));
 const char	*req_header(const struct api_req *, const char *);
+long		 req_uid(struct api_req *);
+int		 req_is_admin(struct api_req *);
 int		 req_add_header(struct api_req *, const char *, const char *);
 const char	*req_bearer(struct api_req *);
 int		 req_body(struct server *, struct api_req *, char **, size_t *);
@@ -184,7 +189,8 @@ void		 conn_init(struct server *);
 int		 conn_admit(const char *);
 void		 conn_leave(void);
 unsigned int	 conn_count(void);
-void		 conn_peer(int, int *, int *);
+int		 conn_local(int);
+long		 conn_peer_uid(int);
 
 /* api-services.c: /v1/services */
 void		 api_list(struct server *, struct api_req *);

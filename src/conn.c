@@ -3,13 +3,20 @@
  *
  * HTTP and portserver clients share one budget, --max-connections:
  * conn_admit counts a client in (or refuses it, saying so at most once
- * per CONN_SAY_MS), conn_leave counts it out. conn_peer tells who is on
- * the other end of a new connection.
+ * per CONN_SAY_MS), conn_leave counts it out. conn_local and
+ * conn_peer_uid tell who is on the other end of a connection: its uid,
+ * over a unix socket or loopback TCP alike.
  */
 #include "config.h"
 
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "berthd.h"
@@ -60,23 +67,129 @@ conn_count(void)
 	return (conn_clients);
 }
 
-/*
- * Who is on the other end of fd: a unix-socket peer (*local), and whether
- * it runs as root or as berthd's user (*admin, from SO_PEERCRED).
- */
-void
-conn_peer(int fd, int *local, int *admin)
+/* Is this address loopback (127/8, ::1, or ::ffff:127/104)? */
+static int
+conn_loopback(const struct sockaddr_storage *ss)
 {
-	struct sockaddr_storage	ss;
-	struct ucred		cred;
-	socklen_t		len = sizeof ss;
+	const struct sockaddr_in	*in = (const void *)ss;
+	const struct sockaddr_in6	*in6 = (const void *)ss;
 
-	*local = *admin = 0;
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
-	    ss.ss_family != AF_UNIX)
+	if (ss->ss_family == AF_INET)
+		return ((ntohl(in->sin_addr.s_addr) >> 24) == 127);
+	if (ss->ss_family != AF_INET6)
+		return (0);
+	if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+		return (1);
+	return (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) &&
+	    in6->sin6_addr.s6_addr[12] == 127);
+}
+
+/* Put ss's address and port into a sock_diag socket id's side. */
+static void
+conn_diag_side(const struct sockaddr_storage *ss, int family, __be16 *port,
+    __be32 addr[4])
+{
+	const struct sockaddr_in	*in = (const void *)ss;
+	const struct sockaddr_in6	*in6 = (const void *)ss;
+
+	memset(addr, 0, 16);
+	if (ss->ss_family == AF_INET) {
+		*port = in->sin_port;
+		memcpy(addr, &in->sin_addr, 4);
 		return;
-	*local = 1;
-	len = sizeof cred;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
-		*admin = cred.uid == 0 || cred.uid == geteuid();
+	}
+	*port = in6->sin6_port;
+	if (family == AF_INET)		/* ::ffff:a.b.c.d: the v4 socket's */
+		memcpy(addr, &in6->sin6_addr.s6_addr[12], 4);
+	else
+		memcpy(addr, &in6->sin6_addr, 16);
+}
+
+/*
+ * The uid owning the other end of a loopback TCP connection, asked of the
+ * kernel's socket tables (sock_diag): the peer's socket has our address as
+ * its destination and its own as its source. -1 if it cannot be told.
+ */
+static long
+conn_tcp_uid(const struct sockaddr_storage *self,
+    const struct sockaddr_storage *peer)
+{
+	struct {
+		struct nlmsghdr		nlh;
+		struct inet_diag_req_v2	r;
+	}			 q;
+	union {
+		struct nlmsghdr	nlh;
+		char		buf[1024];
+	}			 a;
+	struct inet_diag_msg	*m;
+	const struct sockaddr_in6 *p6 = (const void *)peer;
+	int			 fd, family = peer->ss_family;
+	ssize_t			 n;
+	long			 uid = -1;
+
+	if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&p6->sin6_addr))
+		family = AF_INET;
+	memset(&q, 0, sizeof q);
+	q.nlh.nlmsg_len = sizeof q;
+	q.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	q.nlh.nlmsg_flags = NLM_F_REQUEST;
+	q.r.sdiag_family = (uint8_t)family;
+	q.r.sdiag_protocol = IPPROTO_TCP;
+	q.r.idiag_states = ~0u;
+	conn_diag_side(peer, family, &q.r.id.idiag_sport, q.r.id.idiag_src);
+	conn_diag_side(self, family, &q.r.id.idiag_dport, q.r.id.idiag_dst);
+	q.r.id.idiag_cookie[0] = q.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	if ((fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
+	    NETLINK_SOCK_DIAG)) == -1)
+		return (-1);
+	if (send(fd, &q, sizeof q, 0) == (ssize_t)sizeof q &&
+	    (n = recv(fd, &a, sizeof a, 0)) >= (ssize_t)sizeof a.nlh &&
+	    NLMSG_OK(&a.nlh, (size_t)n) &&
+	    a.nlh.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+	    a.nlh.nlmsg_len >= NLMSG_LENGTH(sizeof *m)) {
+		m = NLMSG_DATA(&a.nlh);
+		uid = (long)m->idiag_uid;
+	}
+	close(fd);
+	return (uid);
+}
+
+/* Did fd come over a unix socket? */
+int
+conn_local(int fd)
+{
+	struct sockaddr_storage	self;
+	socklen_t		len = sizeof self;
+
+	return (getsockname(fd, (struct sockaddr *)&self, &len) == 0 &&
+	    self.ss_family == AF_UNIX);
+}
+
+/*
+ * The uid on the other end of fd, or -1 if it cannot be told:
+ * SO_PEERCRED on a unix socket; on loopback TCP, the owner of the peer's
+ * socket in the kernel's tables. A netlink round trip, so the carriers ask
+ * only when a request needs it, once per connection.
+ */
+long
+conn_peer_uid(int fd)
+{
+	struct sockaddr_storage	self, peer;
+	struct ucred		cred;
+	socklen_t		len = sizeof self;
+
+	if (getsockname(fd, (struct sockaddr *)&self, &len) == -1)
+		return (-1);
+	if (self.ss_family == AF_UNIX) {
+		len = sizeof cred;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+			return ((long)cred.uid);
+		return (-1);
+	}
+	len = sizeof peer;
+	if (getpeername(fd, (struct sockaddr *)&peer, &len) == 0 &&
+	    conn_loopback(&peer))
+		return (conn_tcp_uid(&self, &peer));
+	return (-1);
 }

@@ -74,7 +74,7 @@ struct http_conn {
 	uint64_t		 seen;		/* progress at the last tick */
 	size_t			 unsent;	/* output at the last tick */
 	int			 local;		/* over a unix socket */
-	int			 admin;		/* local, root or berthd's uid */
+	long			 uid;		/* the peer's (REQ_UID_*) */
 	int			 eof;		/* the client sent all it will */
 	int			 reading;	/* in http_input: do not recurse */
 	TAILQ_ENTRY(http_conn)	 entry;
@@ -306,6 +306,19 @@ http_code(int status)
 	}
 }
 
+/* Who is on the other end of req's connection: asked once, if ever. */
+static long
+http_peer_uid(struct api_req *req)
+{
+	struct http_conn	*c = ((struct http_req *)req)->conn;
+
+	if (c == NULL)
+		return (-1);
+	if (c->uid == REQ_UID_UNASKED)
+		c->uid = conn_peer_uid(bufferevent_getfd(c->bev));
+	return (c->uid);
+}
+
 /* A new request, its head copied out of the input after its fields. */
 static struct http_req *
 http_req_new(struct http_conn *c, struct evbuffer *in, size_t hlen,
@@ -333,7 +346,8 @@ http_req_new(struct http_conn *c, struct evbuffer *in, size_t hlen,
 	r->conn = c;
 	r->req.state = REQ_NEW;
 	r->req.local = c->local;
-	r->req.admin = c->admin;
+	r->req.uid = REQ_UID_UNASKED;
+	r->req.peer_uid = http_peer_uid;
 	r->req.send = http_send;
 	r->req.ctx = r;
 	return (r);
@@ -601,7 +615,8 @@ http_accept(struct evconnlistener *lev, int fd, struct sockaddr *sa,
 	}
 	c->http = srv->http;
 	c->state = HTTP_READ;
-	conn_peer(fd, &c->local, &c->admin);
+	c->local = conn_local(fd);
+	c->uid = REQ_UID_UNASKED;
 	TAILQ_INSERT_TAIL(&c->http->conns, c, entry);
 	bufferevent_setcb(c->bev, http_read_cb, http_write_cb, http_event_cb,
 	    c);

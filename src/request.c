@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>		/* evhttp_parse_query_str */
@@ -250,6 +251,30 @@ req_send_held(struct server *srv, int committed,
 		req_fail(srv, req, 503, "db_unavailable", "the lease database "
 		    "could not commit this change; see berthd's log");
 	}
+}
+
+/* Who asks: the peer's uid, learnt from the carrier once, or -1. */
+long
+req_uid(struct api_req *req)
+{
+	if (req->uid == REQ_UID_UNASKED)
+		req->uid = req->peer_uid != NULL ? req->peer_uid(req) : -1;
+	return (req->uid);
+}
+
+/*
+ * Root and berthd's own user are admins, over any socket; a browser never
+ * is, whoever runs it: it acts for a page.
+ */
+int
+req_is_admin(struct api_req *req)
+{
+	long	uid;
+
+	if (req->browser)
+		return (0);
+	uid = req_uid(req);
+	return (uid == 0 || (uid != -1 && (uid_t)uid == geteuid()));
 }
 
 /* The request's first header of this name (any case), or NULL. */

@@ -232,6 +232,35 @@ router_cors(struct api_req *req, const char *origin)
 	req_add_header(req, "Access-Control-Max-Age", "600");
 }
 
+/* Does a browser speak for this request: Origin, or any Sec-Fetch-*? */
+static int
+router_from_browser(const struct api_req *req)
+{
+	size_t	i;
+
+	for (i = 0; i < req->nfields; i++) {
+		if (strcasecmp(req->fields[i].name, "Origin") == 0 ||
+		    strncasecmp(req->fields[i].name, "Sec-Fetch-", 10) == 0)
+			return (1);
+	}
+	return (0);
+}
+
+/*
+ * A cross-site request without CORS (an <img>, a no-cors fetch) carries
+ * no Origin, but a browser says where it comes from in Sec-Fetch-Site:
+ * only the user's own navigation ("none") or our own page
+ * ("same-origin") may go on, so a page cannot even time our answers.
+ */
+static int
+router_fetch_site_allowed(const struct api_req *req)
+{
+	const char	*site = req_header(req, "Sec-Fetch-Site");
+
+	return (site == NULL || strcasecmp(site, "none") == 0 ||
+	    strcasecmp(site, "same-origin") == 0);
+}
+
 /* The checks every request passes before it is routed; -1: answered. */
 static int
 router_admit(struct server *srv, struct api_req *req)
@@ -246,6 +275,13 @@ router_admit(struct server *srv, struct api_req *req)
 		req_fail(srv, req, 403, "forbidden_host", "the Host header is "
 		    "not a loopback name or a listen address of this berthd "
 		    "(DNS rebinding?)");
+		return (-1);
+	}
+	/* A browser acts for a page, whoever runs it: never an admin. */
+	req->browser = router_from_browser(req);
+	if (!router_fetch_site_allowed(req)) {
+		req_fail(srv, req, 403, "forbidden_origin", "requests made by "
+		    "web pages of other sites are refused (Sec-Fetch-Site)");
 		return (-1);
 	}
 	origin = req_header(req, "Origin");

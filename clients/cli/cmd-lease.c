@@ -353,9 +353,9 @@ cmd_revoke(struct cli *cli, int argc, char **argv)
 	if (berth_revoke(cli_client(cli), args.name, &err) != 0) {
 		rc = cli_fail(cli, &err);
 		if (err.code == BERTH_EFORBIDDEN)
-			cli_warn("revoke needs berthd's unix socket "
-			    "(--addr unix:/path), as root or as berthd's "
-			    "user");
+			cli_warn("revoke is for root and berthd's own "
+			    "user: run it as one of them (sudo berth "
+			    "revoke %s)", args.name);
 		return (rc);
 	}
 	return (CLI_EXIT_OK);

@@ -193,7 +193,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	req->ctx = text;
 	req->send = fuzz_send;
-	req->local = req->admin = admin;
+	req->local = admin;
+	req->uid = admin ? 0 : -1;
 	if (fuzz_parse(text, size, req) == -1) {
 		free(req);
 		free(text);
