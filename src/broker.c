@@ -335,6 +335,60 @@ broker_holder_gone(const struct lease *l)
 	return (LEASE_LIVE);
 }
 
+
+/* Age or time left, short: "40s", "12m", "3h", "2d". */
+static void
+broker_span(uint64_t ms, char *buf, size_t len)
+{
+	uint64_t	s = ms / 1000;
+
+	if (s < 120)
+		snprintf(buf, len, "%llus", (unsigned long long)s);
+	else if (s < 7200)
+		snprintf(buf, len, "%llum", (unsigned long long)(s / 60));
+	else if (s < 172800)
+		snprintf(buf, len, "%lluh", (unsigned long long)(s / 3600));
+	else
+		snprintf(buf, len, "%llud", (unsigned long long)(s / 86400));
+}
+
+/*
+ * name_taken: who holds the name (owner pid and command, age) and how the
+ * lease will end, which is the only true hint: with its TTL, with its
+ * owner, or only when released or revoked.
+ */
+static void
+broker_name_taken(const struct lease *l, struct berr *e)
+{
+	char		who[96], age[16], left[16], comm[32];
+	uint64_t	now = clock_now_ms();
+
+	broker_span(now > l->created_at ? now - l->created_at : 0, age,
+	    sizeof age);
+	if (l->owner.pid > 0) {
+		owner_comm(l->owner.pid, comm, sizeof comm);
+		snprintf(who, sizeof who, "owner pid %ld (%s)",
+		    (long)l->owner.pid, comm);
+	} else
+		snprintf(who, sizeof who, "no owner process");
+	if (l->ttl != 0) {
+		broker_span(l->expires_at > now ? l->expires_at - now : 0,
+		    left, sizeof left);
+		berr_set(e, BERR_NAME_TAKEN, "'%s' is held by a live lease on "
+		    "port %u (%s, %s old); it ends in %s unless renewed, or "
+		    "release it with its token", l->name, l->port, who, age,
+		    left);
+	} else if (l->owner.pid > 0)
+		berr_set(e, BERR_NAME_TAKEN, "'%s' is held by a live lease on "
+		    "port %u (%s, %s old); it ends when that process exits, or "
+		    "release it with its token", l->name, l->port, who, age);
+	else
+		berr_set(e, BERR_NAME_TAKEN, "'%s' is held by a live lease on "
+		    "port %u (%s, no TTL, %s old); it lasts until released with "
+		    "its token, or revoked by root or berthd's user (berth "
+		    "revoke %s)", l->name, l->port, who, age, l->name);
+}
+
 /*
  * An acquire meets a live lease of the same name. With its token: the
  * same lease, renewed (*done = 1). Held by a dead owner or past its TTL:
@@ -356,9 +410,7 @@ broker_acquire_existing(struct broker *b, const struct lease_req *r,
 		return (0);
 	}
 	if (gone == LEASE_LIVE) {
-		berr_set(e, BERR_NAME_TAKEN, "'%s' is held by a live lease "
-		    "on port %u; release it with its token, or wait for it to "
-		    "end", l->name, l->port);
+		broker_name_taken(l, e);
 		return (-1);
 	}
 	if (broker_end(b, l, gone) == -1) {

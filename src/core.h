@@ -61,6 +61,7 @@ int		 owner_read(pid_t, struct owner *);
 int		 owner_alive(const struct owner *);
 int		 owner_nested(pid_t);
 int		 owner_pidfd(const struct owner *);
+void		 owner_comm(pid_t, char *, size_t);
 
 /* nametab.c: a hash table of named entries that grows by doubling */
 struct nametab_entry {

@@ -145,3 +145,23 @@ owner_pidfd(const struct owner *o)
 	return (-1);
 #endif
 }
+
+/* The command name of pid (its /proc comm), or "?" if it cannot be read. */
+void
+owner_comm(pid_t pid, char *buf, size_t len)
+{
+	char	 path[64];
+	FILE	*f;
+	size_t	 n = 0;
+
+	snprintf(path, sizeof path, "/proc/%ld/comm", (long)pid);
+	if ((f = fopen(path, "re")) != NULL) {
+		n = fread(buf, 1, len - 1, f);
+		fclose(f);
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\0'))
+		n--;
+	if (n == 0)
+		buf[n++] = '?';
+	buf[n] = '\0';
+}

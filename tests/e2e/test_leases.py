@@ -125,6 +125,43 @@ def is_zombie(pid):
     return stat[stat.rindex(")") + 2] == "Z"
 
 
+class NameTakenSaysWho(BerthTestCase):
+    """409 name_taken names the holder and how its lease will end, so the
+    hint it gives is true for that lease."""
+
+    def message(self, d, name):
+        r = d.acquire(name)
+        self.assertError(r, 409, "name_taken")
+        return r.json["error"]["message"]
+
+    def test_owner_process_named(self):
+        d = self.berthd()
+        proc = subprocess.Popen(["sleep", "60"])
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        self.assertEqual(d.acquire("owned", pid=proc.pid).status, 201)
+        msg = self.message(d, "owned")
+        self.assertIn("owner pid %d (sleep)" % proc.pid, msg)
+        self.assertIn("ends when that process exits", msg)
+        self.assertRegex(msg, r"\d+s old")
+
+    def test_ttl_says_when_it_ends(self):
+        d = self.berthd()
+        self.assertEqual(d.acquire("timed", ttl=600).status, 201)
+        msg = self.message(d, "timed")
+        self.assertIn("no owner process", msg)
+        self.assertRegex(msg, r"ends in (599s|600s|10m|9m)")
+        self.assertNotIn("wait for it to end", msg)
+
+    def test_no_ttl_no_owner_points_at_revoke(self):
+        d = self.berthd()
+        self.assertEqual(d.acquire("forever").status, 201)
+        msg = self.message(d, "forever")
+        self.assertIn("no TTL", msg)
+        self.assertIn("berth revoke forever", msg)
+        self.assertNotIn("wait for it to end", msg)
+
+
 class LeaseRules(BerthTestCase):
     def setUp(self):
         super().setUp()
