@@ -117,6 +117,11 @@ api_acquire(struct server *srv, struct api_req *req)
 	}
 	rc = leasereq_parse(body, len, &r, &e);
 	free(body);
+	/* Who asks matters only for an owner pid: ask the kernel only then. */
+	if (rc == 0 && r.pid != 0) {
+		r.uid = req_uid(req);
+		r.admin = req_is_admin(req);
+	}
 	if (rc == 0)
 		rc = broker_acquire(srv->broker, &r, req_bearer(req), &l,
 		    &created, &e);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core.h"
 
@@ -475,6 +476,33 @@ nomem:
 
 
 /*
+ * May the asker name r->pid as owner? Not berthd itself (the lease would
+ * never end), and only a process of the asker's own user, unless an admin
+ * asks: else anyone could tie a name to another user's long-lived process.
+ */
+static int
+broker_owner_refused(const struct lease_req *r, struct berr *e)
+{
+	if (r->pid == getpid()) {
+		berr_set(e, BERR_INVALID_FIELD, "pid %ld is berthd's own; give "
+		    "the pid of the service that holds the lease",
+		    (long)r->pid);
+		return (1);
+	}
+	if (r->admin || owner_of_uid(r->pid, r->uid))
+		return (0);
+	if (r->uid < 0)
+		berr_set(e, BERR_INVALID_FIELD, "berthd cannot tell which "
+		    "user asks (not a loopback or unix-socket client), so it "
+		    "cannot take pid %ld as owner", (long)r->pid);
+	else
+		berr_set(e, BERR_INVALID_FIELD, "pid %ld is not a process of "
+		    "your user (uid %ld); only root or berthd's user may name "
+		    "another user's process", (long)r->pid, r->uid);
+	return (1);
+}
+
+/*
  * POST /v1/services. On success *out is the lease and *created is 1 for a
  * new lease (201) or 0 for an idempotent re-acquire with the token (200).
  */
@@ -494,6 +522,8 @@ broker_acquire(struct broker *b, const struct lease_req *r, const char *bearer,
 		    (long)r->pid);
 		return (-1);
 	}
+	if (r->pid != 0 && broker_owner_refused(r, e))
+		return (-1);
 	if ((l = registry_find(&b->reg, r->name)) != NULL) {
 		if (broker_acquire_existing(b, r, bearer, l, &done, e) == -1)
 			return (-1);

@@ -62,6 +62,7 @@ int		 owner_alive(const struct owner *);
 int		 owner_nested(pid_t);
 int		 owner_pidfd(const struct owner *);
 void		 owner_comm(pid_t, char *, size_t);
+int		 owner_of_uid(pid_t, long);
 
 /* nametab.c: a hash table of named entries that grows by doubling */
 struct nametab_entry {
@@ -221,6 +222,8 @@ struct lease_req {
 	int		 has_ttl;
 	pid_t		 pid;
 	char		*meta;		/* compact JSON text or NULL */
+	long		 uid;		/* who asks (the API's), -1: unknown */
+	int		 admin;		/* root or berthd's user asks */
 };
 int		 leasereq_parse(const char *, size_t, struct lease_req *,
 		    struct berr *);

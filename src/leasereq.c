@@ -178,6 +178,7 @@ leasereq_parse(const char *body, size_t len, struct lease_req *r,
 	const char	*k;
 
 	memset(r, 0, sizeof *r);
+	r->uid = -1;
 	r->proto = PROTO_TCP;
 	snprintf(r->host, sizeof r->host, "%s", BERTH_DEFAULT_HOST);
 	if ((o = leasereq_load(body, len, 0, e)) == NULL)

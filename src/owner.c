@@ -165,3 +165,28 @@ owner_comm(pid_t pid, char *buf, size_t len)
 		buf[n++] = '?';
 	buf[n] = '\0';
 }
+
+/* Does pid run as uid (its real or effective uid)? */
+int
+owner_of_uid(pid_t pid, long uid)
+{
+	char		 path[64], line[256];
+	FILE		*f;
+	unsigned long	 real, eff;
+	int		 yes = 0;
+
+	if (uid < 0)
+		return (0);
+	snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return (0);
+	while (fgets(line, sizeof line, f) != NULL) {
+		if (sscanf(line, "Uid: %lu %lu", &real, &eff) == 2) {
+			yes = real == (unsigned long)uid ||
+			    eff == (unsigned long)uid;
+			break;
+		}
+	}
+	fclose(f);
+	return (yes);
+}

@@ -22,6 +22,8 @@ from berthtest import BerthTestCase, main
 CLIENT = r"""
 import http.client, socket, sys
 method, addr, path = sys.argv[1:4]
+body = sys.argv[4].replace("$PID", str(__import__("os").getpid())) \
+    if len(sys.argv) > 4 else None
 if addr.startswith("unix:"):
     class C(http.client.HTTPConnection):
         def connect(self):
@@ -31,7 +33,8 @@ if addr.startswith("unix:"):
 else:
     host, port = addr.rsplit(":", 1)
     c = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=10)
-c.request(method, path, headers={"Host": "localhost"})
+c.request(method, path, body=body, headers={"Host": "localhost",
+          "Content-Type": "application/json"})
 r = c.getresponse()
 print(r.status, r.read().decode())
 """
@@ -39,14 +42,16 @@ print(r.status, r.read().decode())
 NOBODY = "nobody"
 
 
-def as_nobody(method, addr, path):
-    """(status, JSON body or None) of one request made as user nobody."""
+def as_nobody(method, addr, path, body=None):
+    """(status, JSON body or None) of one request made as user nobody; "$PID"
+    in body becomes the client's own pid."""
     pw = pwd.getpwnam(NOBODY)
     # The system's python: the test's own may live where nobody cannot go.
     py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") \
         else sys.executable
     out = subprocess.run(
-        [py, "-c", CLIENT, method, addr, path], cwd="/",
+        [py, "-c", CLIENT, method, addr, path] + ([body] if body else []),
+        cwd="/",
         user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
         capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
@@ -94,6 +99,39 @@ class AdminOverTcp(BerthTestCase):
         self.assertEqual(d.acquire("web6").status, 201)
         status, body = as_nobody("DELETE", d.addr, "/v1/services/web6?force=1")
         self.assertEqual(status, 403, body)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to act as a second user")
+class Owners(BerthTestCase):
+    """An owner pid must be a process of the user who asks (admins may name
+    any), and never berthd itself."""
+
+    def test_other_users_process_refused(self):
+        d = self.berthd()
+        body = json.dumps({"name": "stolen", "pid": os.getpid()})
+        status, err = as_nobody("POST", d.addr, "/v1/services", body)
+        self.assertEqual(status, 400, err)
+        self.assertEqual(err["error"]["code"], "invalid_field")
+        self.assertIn("not a process of your user", err["error"]["message"])
+
+    def test_own_process_taken(self):
+        d = self.berthd()
+        status, lease = as_nobody("POST", d.addr, "/v1/services",
+                                  '{"name": "mine", "pid": $PID}')
+        self.assertEqual(status, 201, lease)
+
+    def test_admin_may_name_any_process(self):
+        d = self.berthd()
+        child = subprocess.Popen(["sleep", "60"], user=NOBODY)
+        self.addCleanup(child.wait)
+        self.addCleanup(child.kill)
+        r = d.acquire("theirs", pid=child.pid)
+        self.assertEqual(r.status, 201, r)
+
+    def test_berthd_itself_refused(self):
+        d = self.berthd()
+        r = d.acquire("self", pid=d.proc.pid)
+        self.assertError(r, 400, "invalid_field")
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root to act as a second user")

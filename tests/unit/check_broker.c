@@ -154,6 +154,7 @@ acquire(const char *body, const char *bearer, struct lease **out,
 	memset(e, 0, sizeof *e);
 	ck_assert_msg(leasereq_parse(body, strlen(body), &r, e) == 0,
 	    "body %s: %s", body, e->message);
+	r.uid = (long)geteuid();	/* as the API says: we ask */
 	*out = NULL;
 	*created = -1;
 	rc = broker_acquire(br, &r, bearer, out, created, e);
@@ -814,6 +815,39 @@ START_TEST(test_commit)
 }
 END_TEST
 
+/* Owners: never berthd's own pid; another user's only for an admin. */
+START_TEST(test_owner_who_asks)
+{
+	struct lease_req	r;
+	struct lease		*l;
+	struct berr		 e;
+	char			 body[96];
+	int			 created;
+
+	snprintf(body, sizeof body, "{\"name\":\"self\",\"pid\":%ld}",
+	    (long)getpid());
+	ck_assert_int_eq(leasereq_parse(body, strlen(body), &r, &e), 0);
+	r.uid = (long)geteuid();
+	ck_assert_int_eq(broker_acquire(br, &r, NULL, &l, &created, &e), -1);
+	ck_assert_int_eq(e.code, BERR_INVALID_FIELD);
+	ck_assert_ptr_nonnull(strstr(e.message, "berthd's own"));
+	snprintf(body, sizeof body, "{\"name\":\"other\",\"pid\":%ld}",
+	    (long)getppid());
+	ck_assert_int_eq(leasereq_parse(body, strlen(body), &r, &e), 0);
+	r.uid = (long)geteuid() + 4242;		/* someone else asks */
+	ck_assert_int_eq(broker_acquire(br, &r, NULL, &l, &created, &e), -1);
+	ck_assert_int_eq(e.code, BERR_INVALID_FIELD);
+	ck_assert_ptr_nonnull(strstr(e.message, "not a process of your"));
+	r.uid = -1;				/* nobody knows who */
+	ck_assert_int_eq(broker_acquire(br, &r, NULL, &l, &created, &e), -1);
+	ck_assert_ptr_nonnull(strstr(e.message, "cannot tell"));
+	r.admin = 1;				/* an admin may */
+	ck_assert_int_eq(broker_acquire(br, &r, NULL, &l, &created, &e), 0);
+	ck_assert_int_eq(l->owner.pid, getppid());
+	ck_assert_int_eq(broker_commit(br), 0);
+}
+END_TEST
+
 /*
  * Owners: the pid must be visible; a dead owner's name can be taken.
  */
@@ -874,8 +908,9 @@ START_TEST(test_check_owners)
 	snprintf(body, sizeof body, "{\"name\":\"a\",\"pid\":%ld}", (long)pid);
 	l = grant(body);
 	l->polled = 1;
+	/* A process that outlives the test (this one is the "berthd"). */
 	snprintf(body, sizeof body, "{\"name\":\"me\",\"pid\":%ld}",
-	    (long)getpid());
+	    (long)getppid());
 	grant(body)->polled = 1;
 	ck_assert_int_eq(broker_check_owners(br), 0);
 	end_child(pid, wfd);
@@ -1114,7 +1149,7 @@ START_TEST(test_durable_owner_dead)
 	l = grant(body);
 	port = l->port;
 	snprintf(body, sizeof body, "{\"name\":\"alive\",\"pid\":%ld}",
-	    (long)getpid());
+	    (long)getppid());
 	grant(body);
 	grant("{\"name\":\"short\",\"ttl\":10}");
 	grant("{\"name\":\"long\",\"ttl\":1000}");
@@ -1202,6 +1237,7 @@ broker_suite(void)
 	tcase_add_test(tc, test_pid_not_visible);
 	tcase_add_test(tc, test_owner_takeover);
 	tcase_add_test(tc, test_check_owners);
+	tcase_add_test(tc, test_owner_who_asks);
 	tcase_add_test(tc, test_acquire_anon);
 	tcase_add_test(tc, test_acquire_anon_exhausted);
 	tcase_add_test(tc, test_acquire_anon_name_clash);
