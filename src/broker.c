@@ -311,7 +311,10 @@ broker_apply_renew(struct broker *b, struct lease *l, uint32_t ttl,
 		goto undo;
 	}
 	lease_json_forget(l);
-	b->index++;
+	/*
+	 * No index change: watchers wait for names, addresses and readiness,
+	 * and a service renewing every few seconds must not wake them all.
+	 */
 	b->stats.renewed++;
 	return (0);
 undo:
