@@ -43,26 +43,6 @@ main_mkdirs(const char *dbpath)
 	return (0);
 }
 
-/*
- * The database holds every lease's token: a file others may read (from
- * an older berthd, or copied in) is made private to berthd's user.
- */
-static void
-main_private_db(const char *path)
-{
-	struct stat	st;
-
-	if (strcmp(path, ":memory:") == 0 || stat(path, &st) == -1 ||
-	    (st.st_mode & 077) == 0)
-		return;
-	if (chmod(path, st.st_mode & 0700) == -1)
-		log_warn("database %s is readable by others and chmod failed",
-		    path);
-	else
-		log_info("database %s was readable by others; made it 0%o",
-		    path, (unsigned int)(st.st_mode & 0700));
-}
-
 /* Leases hold pidfds and clients hold sockets: allow as many as we may. */
 static void
 main_raise_nofile(struct config *cfg)
@@ -156,6 +136,12 @@ main(int argc, char **argv)
 	size_t			 i;
 	int			 fallback;
 
+	/*
+	 * The database and its WAL hold tokens: every file berthd creates
+	 * (database, sidecars, directories, log) is its user's alone from
+	 * the moment it exists. Unix sockets get --socket-mode explicitly.
+	 */
+	umask(077);
 	switch (config_parse(&cfg, argc, argv, err, sizeof err)) {
 	case CONFIG_EXIT:
 		return (0);
@@ -165,8 +151,6 @@ main(int argc, char **argv)
 	default:
 		break;
 	}
-	/* The database holds tokens: files we create are ours alone. */
-	umask(077);
 	log_init(cfg.log_level, cfg.log_file[0] != '\0' ? cfg.log_file : NULL);
 	signal(SIGPIPE, SIG_IGN);
 	main_raise_nofile(&cfg);
@@ -177,7 +161,6 @@ main(int argc, char **argv)
 	if ((store = store_open(cfg.db, cfg.full_sync, err, sizeof err)) ==
 	    NULL)
 		fatalx("cannot open database %s: %s", cfg.db, err);
-	main_private_db(cfg.db);
 	if ((pool = main_pool(&cfg, &fallback)) == NULL)
 		fatalx("pool: out of memory");
 	if ((broker = broker_new(store, pool, cfg.reuse_delay_ms, probe_port,

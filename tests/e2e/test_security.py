@@ -12,10 +12,12 @@ import select
 import shutil
 import socket
 import stat
+import subprocess
 import tempfile
 import time
 
-from berthtest import BerthTestCase, Response, UnixHTTPConnection, main
+from berthtest import (BERTHD, BerthTestCase, Response, UnixHTTPConnection,
+                       main, needs_own_berthd)
 
 
 def read_response(sock, timeout=10):
@@ -696,6 +698,129 @@ class Tokens(SecurityCase):
         self.assertEqual(got.json["port"], a["port"])
         self.assertEqual(d.release("alpha", a["token"]).status, 204)
         self.assertEqual(d.release("beta", b["token"]).status, 204)
+
+
+# The files of a database at PATH that SQLite may make.
+DB_SIDECARS = ("", "-wal", "-shm", "-journal")
+
+
+def others_may_read(path):
+    """Does path's mode let its group or other users read or write it?"""
+    return stat.S_IMODE(os.stat(path).st_mode) & 0o077 != 0
+
+
+@needs_own_berthd("it looks at berthd's files")
+class PrivateFiles(SecurityCase):
+    """Every file berthd writes is its user's alone from the moment it
+    exists, and --db / --log-file do not follow another user's symlink."""
+
+    def assertPrivate(self, db):
+        """db and each of its sidecars that exists is mode 0600 or stricter;
+        the WAL must exist (it holds the newest tokens)."""
+        self.assertTrue(os.path.exists(db + "-wal"), "no WAL beside " + db)
+        for suffix in DB_SIDECARS:
+            path = db + suffix
+            if os.path.exists(path):
+                self.assertFalse(others_may_read(path), "%s is 0%o" % (
+                    path, stat.S_IMODE(os.stat(path).st_mode)))
+
+    def test_world_readable_db_gets_private_wal(self):
+        tmp = self.mktmp()
+        db = os.path.join(tmp, "berth.db")
+        open(db, "wb").close()
+        os.chmod(db, 0o644)
+        d = self.berthd("--db", db, tmpdir=tmp)
+        lease = d.acquire("api").json
+        self.assertIn("token", lease)
+        self.assertPrivate(db)
+        self.assertIn("made it 0600", d.logtext())
+
+    def test_world_readable_wal_of_a_crashed_berthd_made_private(self):
+        tmp = self.mktmp()
+        db = os.path.join(tmp, "berth.db")
+        d = self.berthd("--db", db, tmpdir=tmp)
+        self.assertEqual(d.acquire("api").status, 201)
+        d.kill9()       # leaves the WAL behind
+        for suffix in DB_SIDECARS:
+            if os.path.exists(db + suffix):
+                os.chmod(db + suffix, 0o644)
+        d.start()
+        self.assertEqual(d.acquire("web").status, 201)
+        self.assertPrivate(db)
+
+    def test_new_db_and_log_file_private(self):
+        tmp = self.mktmp()
+        db = os.path.join(tmp, "state", "berth.db")
+        log = os.path.join(tmp, "berthd.log.2")
+        d = self.berthd("--db", db, "--log-file", log, tmpdir=tmp)
+        self.assertEqual(d.acquire("api").status, 201)
+        self.assertPrivate(db)
+        self.assertFalse(others_may_read(log), oct(os.stat(log).st_mode))
+        self.assertFalse(others_may_read(os.path.dirname(db)))
+
+    def run_exit(self, *args):
+        """berthd with args, expected to refuse to start: (status, output)."""
+        try:
+            r = subprocess.run([BERTHD, "--listen", "127.0.0.1:0"] + list(args),
+                               stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            self.fail("berthd %s started; it should have refused" % " ".join(args))
+        return r.returncode, r.stdout + r.stderr
+
+    def symlink(self, tmp, name, target, uid):
+        path = os.path.join(tmp, name)
+        os.symlink(target, path)
+        os.lchown(path, uid, uid)
+        return path
+
+    def other_uid(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to make a symlink owned by another user")
+        return 65534
+
+    def test_db_symlink_of_another_user_refused(self):
+        uid = self.other_uid()
+        tmp = self.mktmp()
+        target = os.path.join(tmp, "victim.db")
+        link = self.symlink(tmp, "berth.db", target, uid)
+        status, out = self.run_exit("--db", link)
+        self.assertNotEqual(status, 0, out)
+        self.assertIn(link, out)
+        self.assertIn("symlink", out)
+        self.assertIn("uid %d" % uid, out)
+        self.assertFalse(os.path.exists(target), "berthd made " + target)
+
+    def test_log_file_symlink_of_another_user_refused(self):
+        uid = self.other_uid()
+        tmp = self.mktmp()
+        target = os.path.join(tmp, "victim.log")
+        link = self.symlink(tmp, "berthd.log", target, uid)
+        status, out = self.run_exit("--db", ":memory:", "--log-file", link)
+        self.assertNotEqual(status, 0, out)
+        self.assertIn(link, out)
+        self.assertIn("symlink", out)
+        self.assertIn("uid %d" % uid, out)
+        self.assertFalse(os.path.exists(target), "berthd wrote " + target)
+
+    def test_own_symlinks_followed(self):
+        tmp = self.mktmp()
+        real = os.path.join(tmp, "real")
+        os.mkdir(real)
+        db = self.symlink(tmp, "berth.db", os.path.join(real, "berth.db"),
+                          os.geteuid())
+        log = self.symlink(tmp, "b.log", os.path.join(real, "b.log"),
+                           os.geteuid())
+        d = self.berthd("--db", db, "--log-file", log, tmpdir=tmp)
+        self.assertEqual(d.acquire("api").status, 201)
+        self.assertTrue(os.path.islink(db))
+        self.assertPrivate(os.path.join(real, "berth.db"))
+        self.assertIn("serving on", read_text(os.path.join(real, "b.log")))
+
+
+def read_text(path):
+    with open(path, errors="replace") as f:
+        return f.read()
 
 
 if __name__ == "__main__":
