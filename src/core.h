@@ -110,6 +110,7 @@ uint32_t	 pool_name_hash(const char *);
 
 /* probe.c: is a port really free on this host right now? */
 void		 probe_init(void);
+void		 probe_set_pool(const struct pool *);
 int		 probe_port(uint16_t, int);
 int		 probe_have_ipv6(void);
 

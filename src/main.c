@@ -163,6 +163,7 @@ main(int argc, char **argv)
 		fatalx("cannot open database %s: %s", cfg.db, err);
 	if ((pool = main_pool(&cfg, &fallback)) == NULL)
 		fatalx("pool: out of memory");
+	probe_set_pool(pool);
 	if ((broker = broker_new(store, pool, cfg.reuse_delay_ms, probe_port,
 	    NULL)) == NULL)
 		fatalx("broker: out of memory");

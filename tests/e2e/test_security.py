@@ -5,14 +5,17 @@ idle and slow-request timeouts, garbage on the socket, admin revoke over the
 unix socket (SO_PEERCRED), unix socket modes, and token secrecy. Requests
 http.client cannot express are written on raw sockets.
 """
+import errno
 import http.client
 import json
 import os
+import random
 import select
 import shutil
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -765,7 +768,8 @@ class PrivateFiles(SecurityCase):
                                stdin=subprocess.DEVNULL, capture_output=True,
                                text=True, timeout=10)
         except subprocess.TimeoutExpired:
-            self.fail("berthd %s started; it should have refused" % " ".join(args))
+            self.fail("berthd %s started; it should have refused"
+                      % " ".join(args))
         return r.returncode, r.stdout + r.stderr
 
     def symlink(self, tmp, name, target, uid):
@@ -816,6 +820,217 @@ class PrivateFiles(SecurityCase):
         self.assertTrue(os.path.islink(db))
         self.assertPrivate(os.path.join(real, "berth.db"))
         self.assertIn("serving on", read_text(os.path.join(real, "b.log")))
+
+
+def ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = map(int, f.read().split())
+        return range(lo, hi + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+def port_block(n):
+    """A random block of n ports above the kernel's ephemeral range (or
+    below 32768), so that parallel tests rarely share ports."""
+    eph = ephemeral_range()
+    while True:
+        lo = random.choice([random.randrange(1024, 32768 - n),
+                            random.randrange(eph[-1] + 1, 65535 - n)]
+                           if eph[-1] < 65535 - n - 100 else
+                           [random.randrange(1024, 32768 - n)])
+        if lo not in eph and lo + n - 1 not in eph:
+            return lo, lo + n - 1
+
+
+def cc_shim(tmp, name, source):
+    """Compile an LD_PRELOAD shim from C source into tmp; its path, or
+    None when there is no C compiler."""
+    cc = shutil.which(os.environ.get("CC", "cc") or "cc")
+    if cc is None:
+        return None
+    src = os.path.join(tmp, name + ".c")
+    out = os.path.join(tmp, name + ".so")
+    with open(src, "w") as f:
+        f.write(source)
+    r = subprocess.run([cc, "-shared", "-fPIC", "-o", out, src, "-ldl"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError("cannot build %s: %s" % (name, r.stderr))
+    return out
+
+
+# Makes socket(AF_NETLINK, ...) fail, as where sock_diag is not to be had:
+# berthd must then read /proc/net instead.
+NO_NETLINK = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stddef.h>
+#include <sys/socket.h>
+int
+socket(int domain, int type, int protocol)
+{
+	static int (*real)(int, int, int);
+
+	if (domain == AF_NETLINK) {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	if (real == NULL)
+		real = (int (*)(int, int, int))dlsym(RTLD_NEXT, "socket");
+	return real(domain, type, protocol);
+}
+"""
+
+
+# A server that starts over and over on port argv[1] until its stdin
+# closes; prints how often bind() worked and how often the port was in use.
+BIND_LOOP = r"""
+import errno, json, select, socket, sys
+port, tally = int(sys.argv[1]), {"bound": 0, "in_use": 0}
+while not select.select([sys.stdin], [], [], 0)[0]:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("0.0.0.0", port))
+        s.listen(8)
+        tally["bound"] += 1
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            raise
+        tally["in_use"] += 1
+    finally:
+        s.close()
+print(json.dumps(tally))
+"""
+
+
+def has_ipv6():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@needs_own_berthd("it sets berthd's pool")
+class ExplicitPorts(SecurityCase):
+    """A port a client names is judged by the kernel's socket tables and
+    never test-bound, so berthd never makes a real service's bind() fail;
+    a port something listens on is still refused."""
+
+    SECONDS = 2.5
+
+    def start(self, shim=False):
+        lo, hi = port_block(8)
+        env = None
+        if shim:
+            path = cc_shim(self.mktmp(), "nonetlink", NO_NETLINK)
+            if path is None:
+                self.skipTest("no C compiler to build the no-netlink shim")
+            env = {"LD_PRELOAD": path,
+                   "ASAN_OPTIONS": "verify_asan_link_order=0"}
+        d = self.berthd("--range", "%d-%d" % (lo, hi), env=env)
+        return d, lo, hi
+
+    def outside_port(self, lo, hi):
+        """A port outside berthd's pool and the ephemeral range that is
+        free now (the test's own loop then binds it)."""
+        eph = ephemeral_range()
+        for _ in range(200):
+            port = random.randrange(1024, 65535)
+            if lo <= port <= hi or port in eph:
+                continue
+            try:
+                with socket.socket() as s:
+                    s.bind(("0.0.0.0", port))
+                return port
+            except OSError:
+                continue
+        self.skipTest("no free port outside the pool")
+
+    def check_bind_loop(self, d, port, grants=20):
+        """A server starting over and over on port (bind with SO_REUSEADDR,
+        as servers do, listen, close), in a process of its own, while a
+        client acquires and releases that port: no bind() may fail."""
+        loop = subprocess.Popen([sys.executable, "-c", BIND_LOOP, str(port)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True)
+        statuses = {}
+        deadline = time.monotonic() + self.SECONDS
+        try:
+            while time.monotonic() < deadline:
+                r = d.acquire("svc", port=port, proto="both")
+                statuses[r.status] = statuses.get(r.status, 0) + 1
+                if r.status == 201:
+                    self.assertEqual(d.release("svc", r.json["token"]).status,
+                                     204)
+                else:
+                    self.assertError(r, 409, "port_unavailable")
+        finally:
+            out, _ = loop.communicate("", timeout=30)
+        tally = json.loads(out)
+        self.assertGreaterEqual(statuses.get(201, 0), grants, statuses)
+        self.assertGreater(tally["bound"], 100, tally)
+        self.assertEqual(tally["in_use"], 0, "the service's bind() failed "
+                         "%d times of %d while berthd granted port %d "
+                         "(answers %r)" % (tally["in_use"], tally["in_use"] +
+                                           tally["bound"], port, statuses))
+
+    def check_refusals(self, d, lo, hi):
+        busy = self.outside_port(lo, hi)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", busy))
+            s.listen(1)
+            for proto in ("tcp", "both"):
+                self.assertError(d.acquire("x", port=busy, proto=proto), 409,
+                                 "port_unavailable")
+            # TCP's listener leaves UDP free.
+            r = d.acquire("x", port=busy, proto="udp")
+            self.assertEqual(r.status, 201, r)
+            self.assertEqual(d.release("x", r.json["token"]).status, 204)
+        udp = self.outside_port(lo, hi)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", udp))
+            for proto in ("udp", "both"):
+                self.assertError(d.acquire("x", port=udp, proto=proto), 409,
+                                 "port_unavailable")
+        if has_ipv6():
+            v6 = self.outside_port(lo, hi)
+            with socket.socket(socket.AF_INET6) as s:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                s.bind(("::1", v6))
+                s.listen(1)
+                self.assertError(d.acquire("x", port=v6), 409,
+                                 "port_unavailable")
+        # A TCP socket bound but not listening holds no service: the port
+        # is free by the tables, as a server with SO_REUSEADDR finds it.
+        idle = self.outside_port(lo, hi)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", idle))
+            r = d.acquire("x", port=idle)
+            self.assertEqual(r.status, 201, r)
+            self.assertEqual(d.release("x", r.json["token"]).status, 204)
+        self.assertServing(d)
+
+    def test_explicit_port_never_test_bound(self):
+        d, lo, hi = self.start()
+        self.check_bind_loop(d, self.outside_port(lo, hi))
+
+    def test_listened_explicit_port_refused(self):
+        d, lo, hi = self.start()
+        self.check_refusals(d, lo, hi)
+
+    def test_without_netlink_proc_net_is_read(self):
+        d, lo, hi = self.start(shim=True)
+        self.check_refusals(d, lo, hi)
+        # /proc/net is slower to read than sock_diag: fewer rounds.
+        self.check_bind_loop(d, self.outside_port(lo, hi), grants=5)
+        self.assertNotIn("test-binding it instead", d.logtext())
 
 
 def read_text(path):
