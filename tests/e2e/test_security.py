@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 from berthtest import (BERTHD, BerthTestCase, Response, UnixHTTPConnection,
                        main, needs_own_berthd)
@@ -1031,6 +1032,137 @@ class ExplicitPorts(SecurityCase):
         # /proc/net is slower to read than sock_diag: fewer rounds.
         self.check_bind_loop(d, self.outside_port(lo, hi), grants=5)
         self.assertNotIn("test-binding it instead", d.logtext())
+
+
+# Shifts CLOCK_REALTIME (and its coarse twin) by the milliseconds written
+# in the file CLOCKSHIFT_FILE (re-read at most every 20 ms), as if the
+# system clock were set: the test never touches the real clock. The
+# monotonic and boot-time clocks go on untouched, as the kernel's do.
+CLOCK_SHIFT = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static int (*real_gettime)(clockid_t, struct timespec *);
+static long long shift_ms, checked_ns = -1;
+
+static void
+reread(void)
+{
+	struct timespec now;
+	const char *path = getenv("CLOCKSHIFT_FILE");
+	char buf[32];
+	long long ns;
+	ssize_t n;
+	int fd;
+
+	real_gettime(CLOCK_MONOTONIC, &now);
+	ns = now.tv_sec * 1000000000LL + now.tv_nsec;
+	if (checked_ns >= 0 && ns - checked_ns < 20000000LL)
+		return;
+	checked_ns = ns;
+	shift_ms = 0;
+	if (path == NULL || (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	shift_ms = strtoll(buf, NULL, 10);
+}
+
+int
+clock_gettime(clockid_t id, struct timespec *ts)
+{
+	long long ns;
+	int rc;
+
+	if (real_gettime == NULL)
+		real_gettime = (int (*)(clockid_t, struct timespec *))
+		    dlsym(RTLD_NEXT, "clock_gettime");
+	rc = real_gettime(id, ts);
+	if (rc != 0 || (id != CLOCK_REALTIME && id != CLOCK_REALTIME_COARSE))
+		return rc;
+	reread();
+	ns = ts->tv_sec * 1000000000LL + ts->tv_nsec + shift_ms * 1000000LL;
+	ts->tv_sec = ns / 1000000000LL;
+	ts->tv_nsec = ns % 1000000000LL;
+	return rc;
+}
+"""
+
+
+def rfc3339(text):
+    """Seconds since the epoch of an RFC 3339 UTC time as berthd writes it."""
+    from datetime import datetime
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@needs_own_berthd("it runs berthd with a shifted clock")
+class ClockChanges(SecurityCase):
+    """Setting the system clock back or forth while berthd runs neither
+    keeps an expired lease alive nor ends a live one early: TTLs run on a
+    clock that is never set. Times in the JSON stay wall-clock times. The
+    clock is berthd's alone, moved by an LD_PRELOAD shim."""
+
+    def start(self):
+        tmp = self.mktmp()
+        shim = cc_shim(tmp, "clockshift", CLOCK_SHIFT)
+        if shim is None:
+            self.skipTest("no C compiler to build the clock-shift shim")
+        self.shift_file = os.path.join(tmp, "shift")
+        self.set_clock(0)
+        return self.berthd(env={"LD_PRELOAD": shim,
+                                "CLOCKSHIFT_FILE": self.shift_file,
+                                "ASAN_OPTIONS": "verify_asan_link_order=0"})
+
+    def set_clock(self, seconds):
+        """Set berthd's clock seconds away from the real one."""
+        with open(self.shift_file + ".new", "w") as f:
+            f.write("%d\n" % (seconds * 1000))
+        os.rename(self.shift_file + ".new", self.shift_file)
+        time.sleep(0.1)     # the shim re-reads it every 20 ms
+
+    @unittest.expectedFailure   # TTLs run on the wall clock (src/clock.c)
+    def test_clock_set_back_does_not_keep_a_lease_alive(self):
+        d = self.start()
+        r = d.acquire("short", ttl=2)
+        self.assertEqual(r.status, 201, r)
+        self.set_clock(-3600)
+        time.sleep(3)
+        self.assertError(d.get("/v1/services/short"), 404, "not_found")
+        self.assertEqual(d.get("/v1/services").json["services"], [])
+        # The name is free again for anyone.
+        self.assertEqual(d.acquire("short").status, 201)
+
+    @unittest.expectedFailure   # TTLs run on the wall clock (src/clock.c)
+    def test_clock_set_forward_does_not_end_a_lease(self):
+        d = self.start()
+        r = d.acquire("long", ttl=60)
+        self.assertEqual(r.status, 201, r)
+        token = r.json["token"]
+        self.set_clock(3600)
+        time.sleep(1.5)     # a reaper turn or more
+        got = d.get("/v1/services/long")
+        self.assertEqual(got.status, 200, got)
+        self.assertEqual(d.post("/v1/services/long/renew", headers={
+            "Authorization": "Bearer " + token}).status, 200)
+
+    def test_json_times_follow_the_wall_clock(self):
+        d = self.start()
+        self.set_clock(-3600)
+        r = d.acquire("shown", ttl=60)
+        self.assertEqual(r.status, 201, r)
+        # berthd's wall clock says an hour ago: so do its answers.
+        wall = time.time() - 3600
+        self.assertAlmostEqual(rfc3339(r.json["created_at"]), wall, delta=5)
+        self.assertAlmostEqual(rfc3339(r.json["expires_at"]), wall + 60,
+                               delta=5)
+        got = d.get("/v1/services/shown").json
+        self.assertAlmostEqual(rfc3339(got["expires_at"]), wall + 60,
+                               delta=5)
 
 
 def read_text(path):
