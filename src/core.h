@@ -106,10 +106,13 @@ int		 pool_parse_ranges(const char *, struct port_range *, size_t *,
 		    char *, size_t);
 size_t		 pool_default_ranges(struct port_range *, const uint16_t *,
 		    size_t, int *);
+size_t		 pool_ephemeral_overlap(const struct port_range *, size_t,
+		    struct port_range *, char *, size_t);
 uint32_t	 pool_name_hash(const char *);
 
 /* probe.c: is a port really free on this host right now? */
 void		 probe_init(void);
+void		 probe_set_pool(const struct pool *);
 int		 probe_port(uint16_t, int);
 int		 probe_have_ipv6(void);
 

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -40,25 +41,58 @@ log_parse_level(const char *s, enum log_level *out)
 	return (-1);
 }
 
+/*
+ * Is the log path a symlink that a user other than berthd's (or root)
+ * owns? Following it would let that user choose which file berthd
+ * appends to (or creates), with berthd's rights.
+ */
+static int
+log_foreign_symlink(uid_t *uid)
+{
+	struct stat	st;
+
+	if (lstat(log_path, &st) == -1 || !S_ISLNK(st.st_mode))
+		return (0);
+	*uid = st.st_uid;
+	return (st.st_uid != geteuid() && st.st_uid != 0);
+}
+
 /* Set the level, and a file to write to instead of stderr (NULL: stderr). */
 void
 log_init(enum log_level level, const char *path)
 {
+	uid_t	uid;
+
 	log_level = level;
 	free(log_path);
 	log_path = path != NULL ? strdup(path) : NULL;
+	if (log_path != NULL && log_foreign_symlink(&uid))
+		fatalx("log: %s is a symlink owned by uid %lu, not by berthd's "
+		    "user (uid %lu) or root: refusing to follow it", log_path,
+		    (unsigned long)uid, (unsigned long)geteuid());
 	if (log_path != NULL && log_reopen() == -1)
 		fatal("log: cannot open %s", log_path);
 }
 
-/* Reopen the log file in place of fd 2, so logrotate can move the old one. */
+/*
+ * Reopen the log file in place of fd 2, so logrotate can move the old one.
+ * -1 with errno set if it cannot be opened; EPERM, keeping the old file,
+ * if the path has become another user's symlink.
+ */
 int
 log_reopen(void)
 {
 	int	fd;
+	uid_t	uid;
 
 	if (log_path == NULL)
 		return (0);
+	if (log_foreign_symlink(&uid)) {
+		log_warnx("log: %s is now a symlink owned by uid %lu: not "
+		    "following it", log_path, (unsigned long)uid);
+		errno = EPERM;
+		return (-1);
+	}
 	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd == -1)
 		return (-1);

@@ -43,26 +43,6 @@ main_mkdirs(const char *dbpath)
 	return (0);
 }
 
-/*
- * The database holds every lease's token: a file others may read (from
- * an older berthd, or copied in) is made private to berthd's user.
- */
-static void
-main_private_db(const char *path)
-{
-	struct stat	st;
-
-	if (strcmp(path, ":memory:") == 0 || stat(path, &st) == -1 ||
-	    (st.st_mode & 077) == 0)
-		return;
-	if (chmod(path, st.st_mode & 0700) == -1)
-		log_warn("database %s is readable by others and chmod failed",
-		    path);
-	else
-		log_info("database %s was readable by others; made it 0%o",
-		    path, (unsigned int)(st.st_mode & 0700));
-}
-
 /* Leases hold pidfds and clients hold sockets: allow as many as we may. */
 static void
 main_raise_nofile(struct config *cfg)
@@ -94,6 +74,37 @@ main_raise_nofile(struct config *cfg)
 	}
 }
 
+/*
+ * A --range in the kernel's ephemeral range shares its ports with every
+ * outgoing connection, which takes one now and then (and holds it): say
+ * so once at start, with the ways out. Reserving the ports is offered
+ * only while that leaves the kernel most of its range.
+ */
+static void
+main_warn_ephemeral(const struct port_range *r, size_t n)
+{
+	struct port_range	eph;
+	char			list[256], fix[384];
+	size_t			count;
+
+	if ((count = pool_ephemeral_overlap(r, n, &eph, list, sizeof list)) ==
+	    0)
+		return;
+	if (count <= ((size_t)eph.hi - eph.lo + 1) / 2)
+		snprintf(fix, sizeof fix, ", or reserve %s by adding %s to "
+		    "net.ipv4.ip_local_reserved_ports", count == 1 ? "it" :
+		    "them", list);
+	else
+		snprintf(fix, sizeof fix, " (reserving them in "
+		    "net.ipv4.ip_local_reserved_ports would leave outgoing "
+		    "connections too few)");
+	log_warnx("pool: %zu port%s of --range (%s) %s in the kernel's "
+	    "ephemeral range %u-%u, from which outgoing connections take "
+	    "their ports too: give a --range outside it%s", count,
+	    count == 1 ? "" : "s", list, count == 1 ? "is" : "are", eph.lo,
+	    eph.hi, fix);
+}
+
 static struct pool *
 main_pool(struct config *cfg, int *fallback)
 {
@@ -102,8 +113,11 @@ main_pool(struct config *cfg, int *fallback)
 	size_t			i, n = 0, nranges;
 
 	*fallback = 0;
-	if (cfg->nranges > 0)
-		return (pool_new(cfg->ranges, cfg->nranges, cfg->reuse_delay_ms));
+	if (cfg->nranges > 0) {
+		main_warn_ephemeral(cfg->ranges, cfg->nranges);
+		return (pool_new(cfg->ranges, cfg->nranges,
+		    cfg->reuse_delay_ms));
+	}
 	for (i = 0; i < cfg->nlisten; i++) {
 		if (cfg->listen[i].port != 0)
 			own[n++] = cfg->listen[i].port;
@@ -111,7 +125,9 @@ main_pool(struct config *cfg, int *fallback)
 	nranges = pool_default_ranges(ranges, own, n, fallback);
 	if (*fallback)
 		log_warnx("pool: fewer than 256 ports left after the kernel's "
-		    "ephemeral and reserved ranges; using 49152-65535");
+		    "ephemeral and reserved ranges; using 49152-65535, whose "
+		    "ephemeral ports outgoing connections take too: give a "
+		    "--range, or widen net.ipv4.ip_local_reserved_ports");
 	return (pool_new(ranges, nranges, cfg->reuse_delay_ms));
 }
 
@@ -156,6 +172,12 @@ main(int argc, char **argv)
 	size_t			 i;
 	int			 fallback;
 
+	/*
+	 * The database and its WAL hold tokens: every file berthd creates
+	 * (database, sidecars, directories, log) is its user's alone from
+	 * the moment it exists. Unix sockets get --socket-mode explicitly.
+	 */
+	umask(077);
 	switch (config_parse(&cfg, argc, argv, err, sizeof err)) {
 	case CONFIG_EXIT:
 		return (0);
@@ -165,8 +187,6 @@ main(int argc, char **argv)
 	default:
 		break;
 	}
-	/* The database holds tokens: files we create are ours alone. */
-	umask(077);
 	log_init(cfg.log_level, cfg.log_file[0] != '\0' ? cfg.log_file : NULL);
 	signal(SIGPIPE, SIG_IGN);
 	main_raise_nofile(&cfg);
@@ -177,9 +197,9 @@ main(int argc, char **argv)
 	if ((store = store_open(cfg.db, cfg.full_sync, err, sizeof err)) ==
 	    NULL)
 		fatalx("cannot open database %s: %s", cfg.db, err);
-	main_private_db(cfg.db);
 	if ((pool = main_pool(&cfg, &fallback)) == NULL)
 		fatalx("pool: out of memory");
+	probe_set_pool(pool);
 	if ((broker = broker_new(store, pool, cfg.reuse_delay_ms, probe_port,
 	    NULL)) == NULL)
 		fatalx("broker: out of memory");

@@ -344,19 +344,29 @@ pool_map_clear(uint8_t *map, unsigned long lo, unsigned long hi)
 		map[port] = 0;
 }
 
+/* The kernel's ephemeral range: 0, or -1 if /proc does not say. */
+static int
+pool_read_ephemeral(unsigned long *lo, unsigned long *hi)
+{
+	FILE	*f;
+	int	 rc;
+
+	if ((f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re")) ==
+	    NULL)
+		return (-1);
+	rc = fscanf(f, "%lu %lu", lo, hi) == 2 && *lo <= *hi ? 0 : -1;
+	fclose(f);
+	return (rc);
+}
+
+/* Clear the ports of ip_local_reserved_ports ("a,b-c,...") in map. */
 static void
-pool_map_clear_proc(uint8_t *map)
+pool_map_clear_reserved(uint8_t *map)
 {
 	FILE		*f;
 	char		 buf[4096], *p, *end;
 	unsigned long	 lo, hi;
 
-	if ((f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re")) !=
-	    NULL) {
-		if (fscanf(f, "%lu %lu", &lo, &hi) == 2)
-			pool_map_clear(map, lo, hi);
-		fclose(f);
-	}
 	if ((f = fopen("/proc/sys/net/ipv4/ip_local_reserved_ports", "re")) ==
 	    NULL)
 		return;
@@ -374,6 +384,77 @@ pool_map_clear_proc(uint8_t *map)
 		}
 	}
 	fclose(f);
+}
+
+static void
+pool_map_clear_proc(uint8_t *map)
+{
+	unsigned long	lo, hi;
+
+	if (pool_read_ephemeral(&lo, &hi) == 0)
+		pool_map_clear(map, lo, hi);
+	pool_map_clear_reserved(map);
+}
+
+/* Append "lo-hi" (or "lo") to the comma list in buf; "..." once full. */
+static void
+pool_list_add(char *buf, size_t len, unsigned long lo, unsigned long hi)
+{
+	size_t	used = strlen(buf);
+	char	item[16];
+	int	n;
+
+	if (used >= 3 && strcmp(buf + used - 3, "...") == 0)
+		return;
+	n = lo == hi ? snprintf(item, sizeof item, "%s%lu",
+	    used > 0 ? "," : "", lo) : snprintf(item, sizeof item,
+	    "%s%lu-%lu", used > 0 ? "," : "", lo, hi);
+	if (used + (size_t)n + 4 < len)
+		memcpy(buf + used, item, (size_t)n + 1);
+	else if (used + 4 < len)
+		memcpy(buf + used, ",...", 5);
+}
+
+/*
+ * How many of the n ranges' ports are in the kernel's ephemeral range
+ * and not reserved (ip_local_reserved_ports)? The kernel picks the local
+ * port of outgoing connections among those, so such pool ports are taken
+ * by ordinary traffic now and then. *eph is the ephemeral range; list
+ * gets those ports as ip_local_reserved_ports writes them ("a-b,c").
+ * 0 if /proc does not say.
+ */
+size_t
+pool_ephemeral_overlap(const struct port_range *r, size_t n,
+    struct port_range *eph, char *list, size_t listlen)
+{
+	static uint8_t	map[65537];
+	unsigned long	lo, hi, port, start = 0;
+	size_t		i, count = 0;
+
+	memset(eph, 0, sizeof *eph);
+	if (listlen > 0)
+		list[0] = '\0';
+	if (pool_read_ephemeral(&lo, &hi) == -1 || hi > 65535)
+		return (0);
+	eph->lo = (uint16_t)lo;
+	eph->hi = (uint16_t)hi;
+	memset(map, 0, sizeof map);
+	for (i = 0; i < n; i++)
+		memset(map + r[i].lo, 1, (size_t)r[i].hi - r[i].lo + 1);
+	pool_map_clear_reserved(map);
+	map[65536] = 0;
+	for (port = lo; port <= hi + 1; port++) {
+		if (port <= hi && map[port]) {
+			if (start == 0)
+				start = port;
+			count++;
+		} else if (start != 0) {
+			if (listlen > 0)
+				pool_list_add(list, listlen, start, port - 1);
+			start = 0;
+		}
+	}
+	return (count);
 }
 
 /* Turn the candidate map into ranges; returns the number of ports. */

@@ -32,6 +32,7 @@
 
 #define PS_LINE_MAX	20	/* request bytes, newline included */
 #define PS_TIMEOUT_S	10	/* to send the line, and to take the answer */
+#define PS_SAY_MS	10000	/* how often to say a refusal */
 
 enum ps_state { PS_READING, PS_COMMITTING, PS_ANSWERING };
 
@@ -65,16 +66,28 @@ ps_close(struct ps_conn *c)
 	free(c);
 }
 
-/* Say no the portserver way: close without a word (and log why). */
+/*
+ * Say no the portserver way: close without a word. Log why, but at most
+ * once per PS_SAY_MS: anyone who may connect can send garbage as fast as
+ * berthd reads it, and a line per refusal would fill the disk. /v1/status
+ * counts every refusal.
+ */
 static void
 ps_refuse(struct ps_conn *c, const char *why)
 {
+	static struct log_every	said;
+	uint64_t		quiet;
+
 	c->ps->refused++;
-	if (c->pid > 0)
-		log_info("portserver: no port for pid %ld: %s", (long)c->pid,
-		    why);
-	else
-		log_info("portserver: no port: %s", why);
+	if (log_every(&said, PS_SAY_MS, &quiet)) {
+		if (c->pid > 0)
+			log_info("portserver: no port for pid %ld: %s (%llu "
+			    "more refusals since last said)", (long)c->pid,
+			    why, (unsigned long long)quiet);
+		else
+			log_info("portserver: no port: %s (%llu more refusals "
+			    "since last said)", why, (unsigned long long)quiet);
+	}
 	ps_close(c);
 }
 

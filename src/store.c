@@ -14,9 +14,12 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -120,6 +123,72 @@ store_check(struct store *s, char *err, size_t errlen)
 	return (0);
 }
 
+/* The files SQLite keeps beside a database, the database itself first. */
+static const char *const store_suffixes[] = { "", "-wal", "-shm", "-journal" };
+
+/*
+ * Is path a symlink that a user other than berthd's (or root) owns? Then
+ * that user chooses where the tokens are written: *uid says who.
+ */
+static int
+store_foreign_symlink(const char *path, uid_t *uid)
+{
+	struct stat	st;
+
+	if (lstat(path, &st) == -1 || !S_ISLNK(st.st_mode))
+		return (0);
+	*uid = st.st_uid;
+	return (st.st_uid != geteuid() && st.st_uid != 0);
+}
+
+/*
+ * Before SQLite opens anything: refuse a database path that is another
+ * user's symlink, and make the database and its sidecars that exist
+ * private. The order matters: SQLite creates the -wal and -shm with the
+ * database file's mode (umask or not), so a database others may read
+ * would hand them every new token in a fresh WAL. An older WAL or journal
+ * left by a crash is made private too. The sidecars sit beside the file
+ * the path resolves to, as SQLite puts them.
+ */
+static int
+store_files_private(const char *path, char *err, size_t errlen)
+{
+	char		 real[PATH_MAX], file[PATH_MAX + 16];
+	struct stat	 st;
+	size_t		 i;
+	uid_t		 uid;
+
+	if (store_foreign_symlink(path, &uid)) {
+		snprintf(err, errlen, "%s is a symlink owned by uid %lu, not by "
+		    "berthd's user (uid %lu) or root: refusing to follow it",
+		    path, (unsigned long)uid, (unsigned long)geteuid());
+		return (-1);
+	}
+	if (realpath(path, real) == NULL)
+		snprintf(real, sizeof real, "%s", path);
+	for (i = 0; i < sizeof store_suffixes / sizeof store_suffixes[0]; i++) {
+		snprintf(file, sizeof file, "%s%s", real, store_suffixes[i]);
+		if (i > 0 && store_foreign_symlink(file, &uid)) {
+			snprintf(err, errlen, "%s is a symlink owned by uid %lu, "
+			    "not by berthd's user or root: refusing to follow "
+			    "it", file, (unsigned long)uid);
+			return (-1);
+		}
+		if (stat(file, &st) == -1 || !S_ISREG(st.st_mode) ||
+		    (st.st_mode & 077) == 0)
+			continue;
+		/* Not ours to chmod (a shared group's file): say so, go on. */
+		if (chmod(file, st.st_mode & 0700) == -1)
+			log_warn("store: %s is open to other users (0%o) and "
+			    "chmod failed", file,
+			    (unsigned int)(st.st_mode & 0777));
+		else
+			log_info("store: %s was open to other users; made it "
+			    "0%o", file, (unsigned int)(st.st_mode & 0700));
+	}
+	return (0);
+}
+
 /*
  * Open (creating) the database at path, take its lock and prepare every
  * statement; full_sync selects synchronous=FULL. On failure returns NULL
@@ -134,6 +203,9 @@ store_open(const char *path, int full_sync, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return (NULL);
 	}
+	if (strcmp(path, ":memory:") != 0 &&
+	    store_files_private(path, err, errlen) == -1)
+		goto fail;
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s", s->db != NULL ?

@@ -91,6 +91,13 @@ def port_set(ranges):
     return out
 
 
+def ephemeral_range():
+    """The kernel's ephemeral port range, (lo, hi)."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        lo, hi = (int(x) for x in f.read().split())
+    return lo, hi
+
+
 def kernel_excluded():
     """Ports in the kernel's ephemeral range and ip_local_reserved_ports."""
     out = set()
@@ -873,6 +880,41 @@ class DaemonTest(BerthTestCase):
         want, _ = self.expected_default_pool([port])
         self.assertEqual(got, want, st["ranges"])
 
+    # --range and the kernel's ephemeral range (berthd(8))
+
+    def ephemeral_warnings(self, d):
+        return [l for l in d.logtext().splitlines()
+                if "warn" in l and "ephemeral" in l]
+
+    def test_range_inside_ephemeral_range_warns(self):
+        elo, ehi = ephemeral_range()
+        reserved = kernel_excluded() - set(range(elo, ehi + 1))
+        # 20 ports across the top of the ephemeral range, 10 inside it;
+        # or, when it ends too near 65535, 20 inside it.
+        if ehi <= 65525:
+            rng, inside = (ehi - 9, ehi + 10), (ehi - 9, ehi)
+        else:
+            rng, inside = (elo, elo + 19), (elo, elo + 19)
+        if set(range(inside[0], inside[1] + 1)) & reserved:
+            self.skipTest("ports %d-%d are reserved" % inside)
+        d = self.berthd("--range", "%d-%d" % rng)
+        warned = self.ephemeral_warnings(d)
+        self.assertEqual(len(warned), 1, d.logtext())
+        line = warned[0]
+        self.assertIn(" %d ports" % (inside[1] - inside[0] + 1), line)
+        self.assertIn("%d-%d" % inside, line)
+        self.assertIn("%d-%d" % (elo, ehi), line)
+        self.assertIn("--range", line)
+        self.assertIn("net.ipv4.ip_local_reserved_ports", line)
+        self.assertEqual(d.get("/v1/health").status, 200)
+
+    def test_range_outside_ephemeral_range_does_not_warn(self):
+        elo, ehi = ephemeral_range()
+        rng = (ehi + 1, ehi + 20) if ehi <= 65515 else (elo - 20, elo - 1)
+        if rng[0] < 1024:
+            self.skipTest("the ephemeral range leaves no room")
+        d = self.berthd("--range", "%d-%d" % rng)
+        self.assertEqual(self.ephemeral_warnings(d), [], d.logtext())
 
 if __name__ == "__main__":
     main()

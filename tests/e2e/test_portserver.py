@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from berthtest import BerthTestCase, SLOWDOWN, main
@@ -318,6 +319,63 @@ class PortserverTest(BerthTestCase):
         self.assertRegex(raw_request(self.addr, b"%d\n" % os.getpid()),
                          rb"^\d+\n$")
         self.assertEqual(len(self.leases(d)), 1)
+
+
+class PortserverGarbageTest(BerthTestCase):
+    """A flood of bad requests (no portpicker needed): berthd keeps
+    answering, and its log does not grow with the flood."""
+
+    GARBAGE = (b"hello\n", b"12x\n", b"\n", b"1\n", b"0\n",
+               b"1" * 25, b"\xff\xfe\n", b"99999999999999999999\n")
+    SECONDS = 3.0
+    LOG_BOUND = 20 * 1024
+
+    def flood(self, addr, stop, counts):
+        target = "\0" + addr[1:]
+        n = 0
+        while not stop.is_set():
+            data = self.GARBAGE[n % len(self.GARBAGE)]
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            try:
+                s.connect(target)
+                s.sendall(data)
+                s.recv(64)
+            except OSError:
+                pass
+            finally:
+                s.close()
+            n += 1
+        counts.append(n)
+
+    def test_garbage_flood_does_not_flood_the_log(self):
+        lo, hi = pool(8)
+        addr = "@berth-test-%d-%d" % (os.getpid(), random.randrange(1 << 30))
+        d = self.berthd("--portserver", addr, "--range", "%d-%d" % (lo, hi))
+        before = os.path.getsize(d.log_path)
+        stop, counts = threading.Event(), []
+        threads = [threading.Thread(target=self.flood,
+                                    args=(addr, stop, counts))
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(self.SECONDS)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        sent = sum(counts)
+        self.assertGreater(sent, 500, "the flood hardly ran")
+        st = d.get("/v1/status").json
+        self.assertGreaterEqual(st["portserver"]["refused"], sent * 0.9, st)
+        grew = os.path.getsize(d.log_path) - before
+        self.assertLess(grew, self.LOG_BOUND, "%d bad requests grew the log "
+                        "by %d bytes" % (sent, grew))
+        # Said, just not once per request.
+        self.assertIn("portserver: no port", d.logtext())
+        # Still answering, both protocols.
+        self.assertEqual(d.get("/v1/health").status, 200)
+        self.assertRegex(raw_request(addr, b"%d\n" % os.getpid()),
+                         rb"^\d+\n$")
 
 
 if __name__ == "__main__":

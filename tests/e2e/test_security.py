@@ -5,17 +5,23 @@ idle and slow-request timeouts, garbage on the socket, admin revoke over the
 unix socket (SO_PEERCRED), unix socket modes, and token secrecy. Requests
 http.client cannot express are written on raw sockets.
 """
+import errno
 import http.client
 import json
 import os
+import random
 import select
 import shutil
 import socket
 import stat
+import subprocess
+import sys
 import tempfile
 import time
+import unittest
 
-from berthtest import BerthTestCase, Response, UnixHTTPConnection, main
+from berthtest import (BERTHD, BerthTestCase, Response, UnixHTTPConnection,
+                       main, needs_own_berthd)
 
 
 def read_response(sock, timeout=10):
@@ -696,6 +702,472 @@ class Tokens(SecurityCase):
         self.assertEqual(got.json["port"], a["port"])
         self.assertEqual(d.release("alpha", a["token"]).status, 204)
         self.assertEqual(d.release("beta", b["token"]).status, 204)
+
+
+# The files of a database at PATH that SQLite may make.
+DB_SIDECARS = ("", "-wal", "-shm", "-journal")
+
+
+def others_may_read(path):
+    """Does path's mode let its group or other users read or write it?"""
+    return stat.S_IMODE(os.stat(path).st_mode) & 0o077 != 0
+
+
+@needs_own_berthd("it looks at berthd's files")
+class PrivateFiles(SecurityCase):
+    """Every file berthd writes is its user's alone from the moment it
+    exists, and --db / --log-file do not follow another user's symlink."""
+
+    def assertPrivate(self, db):
+        """db and each of its sidecars that exists is mode 0600 or stricter;
+        the WAL must exist (it holds the newest tokens)."""
+        self.assertTrue(os.path.exists(db + "-wal"), "no WAL beside " + db)
+        for suffix in DB_SIDECARS:
+            path = db + suffix
+            if os.path.exists(path):
+                self.assertFalse(others_may_read(path), "%s is 0%o" % (
+                    path, stat.S_IMODE(os.stat(path).st_mode)))
+
+    def test_world_readable_db_gets_private_wal(self):
+        tmp = self.mktmp()
+        db = os.path.join(tmp, "berth.db")
+        open(db, "wb").close()
+        os.chmod(db, 0o644)
+        d = self.berthd("--db", db, tmpdir=tmp)
+        lease = d.acquire("api").json
+        self.assertIn("token", lease)
+        self.assertPrivate(db)
+        self.assertIn("made it 0600", d.logtext())
+
+    def test_world_readable_wal_of_a_crashed_berthd_made_private(self):
+        tmp = self.mktmp()
+        db = os.path.join(tmp, "berth.db")
+        d = self.berthd("--db", db, tmpdir=tmp)
+        self.assertEqual(d.acquire("api").status, 201)
+        d.kill9()       # leaves the WAL behind
+        for suffix in DB_SIDECARS:
+            if os.path.exists(db + suffix):
+                os.chmod(db + suffix, 0o644)
+        d.start()
+        self.assertEqual(d.acquire("web").status, 201)
+        self.assertPrivate(db)
+
+    def test_new_db_and_log_file_private(self):
+        tmp = self.mktmp()
+        db = os.path.join(tmp, "state", "berth.db")
+        log = os.path.join(tmp, "berthd.log.2")
+        d = self.berthd("--db", db, "--log-file", log, tmpdir=tmp)
+        self.assertEqual(d.acquire("api").status, 201)
+        self.assertPrivate(db)
+        self.assertFalse(others_may_read(log), oct(os.stat(log).st_mode))
+        self.assertFalse(others_may_read(os.path.dirname(db)))
+
+    def run_exit(self, *args):
+        """berthd with args, expected to refuse to start: (status, output)."""
+        try:
+            r = subprocess.run([BERTHD, "--listen", "127.0.0.1:0"] + list(args),
+                               stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            self.fail("berthd %s started; it should have refused"
+                      % " ".join(args))
+        return r.returncode, r.stdout + r.stderr
+
+    def symlink(self, tmp, name, target, uid):
+        path = os.path.join(tmp, name)
+        os.symlink(target, path)
+        os.lchown(path, uid, uid)
+        return path
+
+    def other_uid(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to make a symlink owned by another user")
+        return 65534
+
+    def test_db_symlink_of_another_user_refused(self):
+        uid = self.other_uid()
+        tmp = self.mktmp()
+        target = os.path.join(tmp, "victim.db")
+        link = self.symlink(tmp, "berth.db", target, uid)
+        status, out = self.run_exit("--db", link)
+        self.assertNotEqual(status, 0, out)
+        self.assertIn(link, out)
+        self.assertIn("symlink", out)
+        self.assertIn("uid %d" % uid, out)
+        self.assertFalse(os.path.exists(target), "berthd made " + target)
+
+    def test_log_file_symlink_of_another_user_refused(self):
+        uid = self.other_uid()
+        tmp = self.mktmp()
+        target = os.path.join(tmp, "victim.log")
+        link = self.symlink(tmp, "berthd.log", target, uid)
+        status, out = self.run_exit("--db", ":memory:", "--log-file", link)
+        self.assertNotEqual(status, 0, out)
+        self.assertIn(link, out)
+        self.assertIn("symlink", out)
+        self.assertIn("uid %d" % uid, out)
+        self.assertFalse(os.path.exists(target), "berthd wrote " + target)
+
+    def test_own_symlinks_followed(self):
+        tmp = self.mktmp()
+        real = os.path.join(tmp, "real")
+        os.mkdir(real)
+        db = self.symlink(tmp, "berth.db", os.path.join(real, "berth.db"),
+                          os.geteuid())
+        log = self.symlink(tmp, "b.log", os.path.join(real, "b.log"),
+                           os.geteuid())
+        d = self.berthd("--db", db, "--log-file", log, tmpdir=tmp)
+        self.assertEqual(d.acquire("api").status, 201)
+        self.assertTrue(os.path.islink(db))
+        self.assertPrivate(os.path.join(real, "berth.db"))
+        self.assertIn("serving on", read_text(os.path.join(real, "b.log")))
+
+
+def ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = map(int, f.read().split())
+        return range(lo, hi + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+def port_block(n):
+    """A random block of n ports above the kernel's ephemeral range (or
+    below 32768), so that parallel tests rarely share ports."""
+    eph = ephemeral_range()
+    while True:
+        lo = random.choice([random.randrange(1024, 32768 - n),
+                            random.randrange(eph[-1] + 1, 65535 - n)]
+                           if eph[-1] < 65535 - n - 100 else
+                           [random.randrange(1024, 32768 - n)])
+        if lo not in eph and lo + n - 1 not in eph:
+            return lo, lo + n - 1
+
+
+def cc_shim(tmp, name, source):
+    """Compile an LD_PRELOAD shim from C source into tmp; its path, or
+    None when there is no C compiler."""
+    cc = shutil.which(os.environ.get("CC", "cc") or "cc")
+    if cc is None:
+        return None
+    src = os.path.join(tmp, name + ".c")
+    out = os.path.join(tmp, name + ".so")
+    with open(src, "w") as f:
+        f.write(source)
+    r = subprocess.run([cc, "-shared", "-fPIC", "-o", out, src, "-ldl"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError("cannot build %s: %s" % (name, r.stderr))
+    return out
+
+
+# Makes socket(AF_NETLINK, ...) fail, as where sock_diag is not to be had:
+# berthd must then read /proc/net instead.
+NO_NETLINK = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stddef.h>
+#include <sys/socket.h>
+int
+socket(int domain, int type, int protocol)
+{
+	static int (*real)(int, int, int);
+
+	if (domain == AF_NETLINK) {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	if (real == NULL)
+		real = (int (*)(int, int, int))dlsym(RTLD_NEXT, "socket");
+	return real(domain, type, protocol);
+}
+"""
+
+
+# A server that starts over and over on port argv[1] until its stdin
+# closes; prints how often bind() worked and how often the port was in use.
+BIND_LOOP = r"""
+import errno, json, select, socket, sys
+port, tally = int(sys.argv[1]), {"bound": 0, "in_use": 0}
+while not select.select([sys.stdin], [], [], 0)[0]:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("0.0.0.0", port))
+        s.listen(8)
+        tally["bound"] += 1
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            raise
+        tally["in_use"] += 1
+    finally:
+        s.close()
+print(json.dumps(tally))
+"""
+
+
+def has_ipv6():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@needs_own_berthd("it sets berthd's pool")
+class ExplicitPorts(SecurityCase):
+    """A port a client names is judged by the kernel's socket tables and
+    never test-bound, so berthd never makes a real service's bind() fail;
+    a port something listens on is still refused."""
+
+    SECONDS = 2.5
+
+    def start(self, shim=False):
+        lo, hi = port_block(8)
+        env = None
+        if shim:
+            path = cc_shim(self.mktmp(), "nonetlink", NO_NETLINK)
+            if path is None:
+                self.skipTest("no C compiler to build the no-netlink shim")
+            env = {"LD_PRELOAD": path,
+                   "ASAN_OPTIONS": "verify_asan_link_order=0"}
+        d = self.berthd("--range", "%d-%d" % (lo, hi), env=env)
+        return d, lo, hi
+
+    def outside_port(self, lo, hi):
+        """A port outside berthd's pool and the ephemeral range that is
+        free now (the test's own loop then binds it)."""
+        eph = ephemeral_range()
+        for _ in range(200):
+            port = random.randrange(1024, 65535)
+            if lo <= port <= hi or port in eph:
+                continue
+            try:
+                with socket.socket() as s:
+                    s.bind(("0.0.0.0", port))
+                return port
+            except OSError:
+                continue
+        self.skipTest("no free port outside the pool")
+
+    def check_bind_loop(self, d, port, grants=20):
+        """A server starting over and over on port (bind with SO_REUSEADDR,
+        as servers do, listen, close), in a process of its own, while a
+        client acquires and releases that port: no bind() may fail."""
+        loop = subprocess.Popen([sys.executable, "-c", BIND_LOOP, str(port)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True)
+        statuses = {}
+        deadline = time.monotonic() + self.SECONDS
+        try:
+            while time.monotonic() < deadline:
+                r = d.acquire("svc", port=port, proto="both")
+                statuses[r.status] = statuses.get(r.status, 0) + 1
+                if r.status == 201:
+                    self.assertEqual(d.release("svc", r.json["token"]).status,
+                                     204)
+                else:
+                    self.assertError(r, 409, "port_unavailable")
+        finally:
+            out, _ = loop.communicate("", timeout=30)
+        tally = json.loads(out)
+        self.assertGreaterEqual(statuses.get(201, 0), grants, statuses)
+        self.assertGreater(tally["bound"], 100, tally)
+        self.assertEqual(tally["in_use"], 0, "the service's bind() failed "
+                         "%d times of %d while berthd granted port %d "
+                         "(answers %r)" % (tally["in_use"], tally["in_use"] +
+                                           tally["bound"], port, statuses))
+
+    def check_refusals(self, d, lo, hi):
+        busy = self.outside_port(lo, hi)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", busy))
+            s.listen(1)
+            for proto in ("tcp", "both"):
+                self.assertError(d.acquire("x", port=busy, proto=proto), 409,
+                                 "port_unavailable")
+            # TCP's listener leaves UDP free.
+            r = d.acquire("x", port=busy, proto="udp")
+            self.assertEqual(r.status, 201, r)
+            self.assertEqual(d.release("x", r.json["token"]).status, 204)
+        udp = self.outside_port(lo, hi)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", udp))
+            for proto in ("udp", "both"):
+                self.assertError(d.acquire("x", port=udp, proto=proto), 409,
+                                 "port_unavailable")
+        if has_ipv6():
+            v6 = self.outside_port(lo, hi)
+            with socket.socket(socket.AF_INET6) as s:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                s.bind(("::1", v6))
+                s.listen(1)
+                self.assertError(d.acquire("x", port=v6), 409,
+                                 "port_unavailable")
+        # A TCP socket bound but not listening holds no service: the port
+        # is free by the tables, as a server with SO_REUSEADDR finds it.
+        idle = self.outside_port(lo, hi)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", idle))
+            r = d.acquire("x", port=idle)
+            self.assertEqual(r.status, 201, r)
+            self.assertEqual(d.release("x", r.json["token"]).status, 204)
+        self.assertServing(d)
+
+    def test_explicit_port_never_test_bound(self):
+        d, lo, hi = self.start()
+        self.check_bind_loop(d, self.outside_port(lo, hi))
+
+    def test_listened_explicit_port_refused(self):
+        d, lo, hi = self.start()
+        self.check_refusals(d, lo, hi)
+
+    def test_without_netlink_proc_net_is_read(self):
+        d, lo, hi = self.start(shim=True)
+        self.check_refusals(d, lo, hi)
+        # /proc/net is slower to read than sock_diag: fewer rounds.
+        self.check_bind_loop(d, self.outside_port(lo, hi), grants=5)
+        self.assertNotIn("test-binding it instead", d.logtext())
+
+
+# Shifts CLOCK_REALTIME (and its coarse twin) by the milliseconds written
+# in the file CLOCKSHIFT_FILE (re-read at most every 20 ms), as if the
+# system clock were set: the test never touches the real clock. The
+# monotonic and boot-time clocks go on untouched, as the kernel's do.
+CLOCK_SHIFT = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static int (*real_gettime)(clockid_t, struct timespec *);
+static long long shift_ms, checked_ns = -1;
+
+static void
+reread(void)
+{
+	struct timespec now;
+	const char *path = getenv("CLOCKSHIFT_FILE");
+	char buf[32];
+	long long ns;
+	ssize_t n;
+	int fd;
+
+	real_gettime(CLOCK_MONOTONIC, &now);
+	ns = now.tv_sec * 1000000000LL + now.tv_nsec;
+	if (checked_ns >= 0 && ns - checked_ns < 20000000LL)
+		return;
+	checked_ns = ns;
+	shift_ms = 0;
+	if (path == NULL || (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	shift_ms = strtoll(buf, NULL, 10);
+}
+
+int
+clock_gettime(clockid_t id, struct timespec *ts)
+{
+	long long ns;
+	int rc;
+
+	if (real_gettime == NULL)
+		real_gettime = (int (*)(clockid_t, struct timespec *))
+		    dlsym(RTLD_NEXT, "clock_gettime");
+	rc = real_gettime(id, ts);
+	if (rc != 0 || (id != CLOCK_REALTIME && id != CLOCK_REALTIME_COARSE))
+		return rc;
+	reread();
+	ns = ts->tv_sec * 1000000000LL + ts->tv_nsec + shift_ms * 1000000LL;
+	ts->tv_sec = ns / 1000000000LL;
+	ts->tv_nsec = ns % 1000000000LL;
+	return rc;
+}
+"""
+
+
+def rfc3339(text):
+    """Seconds since the epoch of an RFC 3339 UTC time as berthd writes it."""
+    from datetime import datetime
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@needs_own_berthd("it runs berthd with a shifted clock")
+class ClockChanges(SecurityCase):
+    """Setting the system clock back or forth while berthd runs neither
+    keeps an expired lease alive nor ends a live one early: TTLs run on a
+    clock that is never set. Times in the JSON stay wall-clock times. The
+    clock is berthd's alone, moved by an LD_PRELOAD shim."""
+
+    def start(self):
+        tmp = self.mktmp()
+        shim = cc_shim(tmp, "clockshift", CLOCK_SHIFT)
+        if shim is None:
+            self.skipTest("no C compiler to build the clock-shift shim")
+        self.shift_file = os.path.join(tmp, "shift")
+        self.set_clock(0)
+        return self.berthd(env={"LD_PRELOAD": shim,
+                                "CLOCKSHIFT_FILE": self.shift_file,
+                                "ASAN_OPTIONS": "verify_asan_link_order=0"})
+
+    def set_clock(self, seconds):
+        """Set berthd's clock seconds away from the real one."""
+        with open(self.shift_file + ".new", "w") as f:
+            f.write("%d\n" % (seconds * 1000))
+        os.rename(self.shift_file + ".new", self.shift_file)
+        time.sleep(0.1)     # the shim re-reads it every 20 ms
+
+    @unittest.expectedFailure   # TTLs run on the wall clock (src/clock.c)
+    def test_clock_set_back_does_not_keep_a_lease_alive(self):
+        d = self.start()
+        r = d.acquire("short", ttl=2)
+        self.assertEqual(r.status, 201, r)
+        self.set_clock(-3600)
+        time.sleep(3)
+        self.assertError(d.get("/v1/services/short"), 404, "not_found")
+        self.assertEqual(d.get("/v1/services").json["services"], [])
+        # The name is free again for anyone.
+        self.assertEqual(d.acquire("short").status, 201)
+
+    @unittest.expectedFailure   # TTLs run on the wall clock (src/clock.c)
+    def test_clock_set_forward_does_not_end_a_lease(self):
+        d = self.start()
+        r = d.acquire("long", ttl=60)
+        self.assertEqual(r.status, 201, r)
+        token = r.json["token"]
+        self.set_clock(3600)
+        time.sleep(1.5)     # a reaper turn or more
+        got = d.get("/v1/services/long")
+        self.assertEqual(got.status, 200, got)
+        self.assertEqual(d.post("/v1/services/long/renew", headers={
+            "Authorization": "Bearer " + token}).status, 200)
+
+    def test_json_times_follow_the_wall_clock(self):
+        d = self.start()
+        self.set_clock(-3600)
+        r = d.acquire("shown", ttl=60)
+        self.assertEqual(r.status, 201, r)
+        # berthd's wall clock says an hour ago: so do its answers.
+        wall = time.time() - 3600
+        self.assertAlmostEqual(rfc3339(r.json["created_at"]), wall, delta=5)
+        self.assertAlmostEqual(rfc3339(r.json["expires_at"]), wall + 60,
+                               delta=5)
+        got = d.get("/v1/services/shown").json
+        self.assertAlmostEqual(rfc3339(got["expires_at"]), wall + 60,
+                               delta=5)
+
+
+def read_text(path):
+    with open(path, errors="replace") as f:
+        return f.read()
 
 
 if __name__ == "__main__":
