@@ -192,11 +192,12 @@ class TestAcquire(CliTestCase):
 
     def test_options(self):
         d = self.berthd()
-        # An explicit port that berthd must find free, held for us the
-        # whole time: our UDP socket sets SO_REUSEADDR, as berthd's test
-        # bind does, so berthd sees the port free while no other process
-        # (binding without it) can take it in between.
-        port = self.unused_port(socket.SOCK_DGRAM, shared=True).port
+        # An explicit port that berthd must find free: it reads the
+        # socket tables, where a bound UDP socket would hold the port. A
+        # TCP socket bound to it that never listens keeps the number ours
+        # for the whole test (no other TCP socket takes it) while berthd
+        # sees it free for UDP.
+        port = self.unused_port().port
         r = self.cli(d, "acquire", "opts", "--port", str(port), "--ttl", "120",
                      "--proto", "udp", "--meta", "team=core",
                      "--meta", "url=http://x/?a=b", "--pid", str(os.getpid()))
