@@ -193,8 +193,8 @@ api_page_row(struct server *srv, struct evbuffer *out, json_t *j,
 	evbuffer_add_printf(out, "<tr data-name=\"");
 	api_html(out, name);
 	evbuffer_add_printf(out, "\" data-expires=\"%llu\" data-created=\"%llu\">"
-	    "<td>", (unsigned long long)l->expires_at,
-	    (unsigned long long)l->created_at);
+	    "<td>", (unsigned long long)clock_wall_ms(l->expires_at),
+	    (unsigned long long)clock_wall_ms(l->created_at));
 	api_html(out, name);
 	evbuffer_add_printf(out, "</td><td><a href=\"http://");
 	api_html(out, addr);

@@ -47,6 +47,7 @@ void		 fatalx(const char *, ...)
 
 /* clock.c */
 uint64_t	 clock_now_ms(void);
+uint64_t	 clock_wall_ms(uint64_t);
 void		 clock_set_fake(uint64_t);	/* tests: freeze time */
 void		 clock_advance(uint64_t);
 void		 clock_use_real(void);

@@ -116,7 +116,7 @@ lease_time_json(uint64_t ms)
 
 	if (ms == 0)
 		return (json_null());
-	rfc3339_format((int64_t)ms, buf, sizeof buf);
+	rfc3339_format((int64_t)clock_wall_ms(ms), buf, sizeof buf);
 	return (json_string(buf));
 }
 
