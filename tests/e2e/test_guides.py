@@ -488,7 +488,26 @@ class GuideTest(BerthTestCase):
         # The name is sticky: acquiring it again gives the port the script printed.
         r = self.d.acquire("worker")
         self.assertEqual(r.json["port"], port, r)
-        self.d.release("worker", r.json["token"])
+        # With the name held by someone else, the script stops at the
+        # acquire, with berth's error and exit status (4, conflict), and
+        # runs nothing after it: no line on stdout, no release.
+        try:
+            p = self.run_worker_script(self.env)
+            self.assertEqual(self.lease("worker")["port"], port, "still held")
+        finally:
+            self.d.release("worker", r.json["token"])
+        self.assertEqual((p.returncode, p.stdout), (4, ""), p)
+        self.assertRegex(p.stderr, r"\Aberth: [^\n]*'worker'[^\n]*\(name_taken\)\n\Z")
+        # The same with no broker at the address: 69.
+        addr = self.dead_addr()
+        p = self.run_worker_script(dict(self.env, BERTH_ADDR=addr))
+        self.assertEqual((p.returncode, p.stdout), (69, ""), p)
+        self.assertRegex(p.stderr, r"\Aberth: no broker at %s [^\n]*\n\Z" % re.escape(addr))
+
+    def run_worker_script(self, env):
+        return subprocess.run(["sh", "worker.sh"], cwd=self.work, env=env,
+                              capture_output=True, text=True, timeout=TIMEOUT,
+                              stdin=subprocess.DEVNULL)
 
     def before_shell_renew(self):
         self.releases = self.metric("berth_releases_total")
