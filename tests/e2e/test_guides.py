@@ -33,8 +33,13 @@ PATH, and a fresh working directory per guide:
   python  saved as ID.py and run with python3
   js      saved as ID.mjs and run with node (the Node guide is skipped,
           with one line saying why, without node >= 18 on PATH)
-before_<guide>_<ID> methods run before a block (to set the scene, e.g.
-register a dependency a moment later); finish_<guide> runs at the end.
+before_<guide>_<ID> methods run before a block (to note what the check
+will compare, or to point a block at the Unix socket); finish_<guide> runs
+at the end. Every guide runs on a fresh berthd, and nothing but the
+guide's own blocks may register a name there: a before_ hook or check
+that leaves a new name behind fails the test (a check of a bg block may
+see only that block's own leases appear), so an example that needs a
+service the guide never starts fails as it would for a reader.
 
 Run: BERTHD=.../src/berthd BERTH_CLI=.../clients/cli/berth \
      PYTHONPATH=tests/e2e python3 tests/e2e/test_guides.py -v
@@ -47,7 +52,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 import urllib.request
@@ -213,6 +217,21 @@ class Session:
         self.err.close()
 
 
+def in_tree(pid, root):
+    """Whether process pid is root or one of its descendants."""
+    while pid and pid > 1:
+        if pid == root:
+            return True
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                # The command may hold spaces and parentheses: ppid is the
+                # second field after the last ')'.
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
+
+
 def default_sigint():
     """In the child: SIGINT as in a terminal, even if make runs us with it ignored."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -270,16 +289,21 @@ class GuideTest(BerthTestCase):
             before = getattr(self, self.method("before", b.id), None)
             self.block_env = dict(self.env)
             if before:
+                names = self.names()
                 before()
+                self.assert_none_added(names, "before", b)
             if "file" in b.attrs:
                 self.save(b)
                 continue
             res = self.run_block(b)
             self.results[b.id] = res
+            names = self.names()
             try:
                 getattr(self, self.method("check", b.id))(res)
             except AssertionError as e:
                 raise AssertionError("%s (test=%s): %s\n%r" % (b.where(), b.id, e, res)) from None
+            self.assert_none_added(names, "check", b,
+                                   res if isinstance(res, Background) else None)
         finish = getattr(self, "finish_" + key, None)
         if finish:
             finish()
@@ -289,6 +313,27 @@ class GuideTest(BerthTestCase):
 
     def method(self, kind, bid):
         return "%s_%s_%s" % (kind, self.key, bid.replace("-", "_"))
+
+    def names(self):
+        """The names of the live leases."""
+        r = self.d.get("/v1/services")
+        self.assertEqual(r.status, 200, r)
+        return {s["name"] for s in r.json["services"]}
+
+    def assert_none_added(self, before, kind, b, bg=None):
+        """Fail if a hook left a name registered that the guide did not:
+        the examples after it would work only under the test. A bg block's
+        own leases (owned by it or a child) may appear during its check."""
+        for name in sorted(self.names() - before):
+            lease = self.lease(name)
+            if lease is None:
+                continue
+            if bg is not None and lease["pid"] and in_tree(lease["pid"], bg.pid):
+                continue
+            raise AssertionError("%s (test=%s): %s registered %r, which no block "
+                                 "of the guide did: the guide must start what "
+                                 "its examples need" % (b.where(), b.id,
+                                                        self.method(kind, b.id), name))
 
     def _kill_bgs(self):
         for bg in self.bgs:
@@ -331,8 +376,14 @@ class GuideTest(BerthTestCase):
             p = Background(argv, self.work, self.block_env, b.id)
             self.bgs.append(p)
             return p
-        r = subprocess.run(argv, cwd=self.work, env=self.block_env, capture_output=True,
-                           text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+        try:
+            r = subprocess.run(argv, cwd=self.work, env=self.block_env,
+                               capture_output=True, text=True, timeout=TIMEOUT,
+                               stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError("%s (test=%s): did not finish in %d s (does it "
+                                 "wait for something the guide never starts?)"
+                                 % (b.where(), b.id, TIMEOUT)) from None
         return Result(r.stdout, r.stderr, r.returncode)
 
     def compare(self, b):
@@ -373,15 +424,6 @@ class GuideTest(BerthTestCase):
 
     def assert_ok(self, res):
         self.assertEqual(res.rc, 0, res)
-
-    def register_later(self, name, delay=1.0):
-        """Acquire name (no owner, TTL 60) from a thread after delay seconds."""
-        def go():
-            time.sleep(delay)
-            self.d.acquire(name, ttl=60)
-        t = threading.Thread(target=go, daemon=True)
-        t.start()
-        self.addCleanup(t.join, 10)
 
     # ---- the shell guide -------------------------------------------------
 
@@ -446,7 +488,26 @@ class GuideTest(BerthTestCase):
         # The name is sticky: acquiring it again gives the port the script printed.
         r = self.d.acquire("worker")
         self.assertEqual(r.json["port"], port, r)
-        self.d.release("worker", r.json["token"])
+        # With the name held by someone else, the script stops at the
+        # acquire, with berth's error and exit status (4, conflict), and
+        # runs nothing after it: no line on stdout, no release.
+        try:
+            p = self.run_worker_script(self.env)
+            self.assertEqual(self.lease("worker")["port"], port, "still held")
+        finally:
+            self.d.release("worker", r.json["token"])
+        self.assertEqual((p.returncode, p.stdout), (4, ""), p)
+        self.assertRegex(p.stderr, r"\Aberth: [^\n]*'worker'[^\n]*\(name_taken\)\n\Z")
+        # The same with no broker at the address: 69.
+        addr = self.dead_addr()
+        p = self.run_worker_script(dict(self.env, BERTH_ADDR=addr))
+        self.assertEqual((p.returncode, p.stdout), (69, ""), p)
+        self.assertRegex(p.stderr, r"\Aberth: no broker at %s [^\n]*\n\Z" % re.escape(addr))
+
+    def run_worker_script(self, env):
+        return subprocess.run(["sh", "worker.sh"], cwd=self.work, env=env,
+                              capture_output=True, text=True, timeout=TIMEOUT,
+                              stdin=subprocess.DEVNULL)
 
     def before_shell_renew(self):
         self.releases = self.metric("berth_releases_total")
@@ -525,13 +586,18 @@ class GuideTest(BerthTestCase):
         self.assertEqual(self.http_status(api), 200)
         self.api = api
 
-    def before_python_client_app(self):
-        self.register_later("db")
+    def check_python_db(self, bg):
+        # The guide's own db: the service under another name.
+        db = self.wait_lease("db")
+        self.assertTrue(in_tree(db["pid"], bg.pid), "the db block owns the lease")
+        wait_for(lambda: "db: serving on port" in bg.stdout(), 10, "the db's first line")
+        self.db = (bg, db)
 
     def check_python_client_app(self, res):
         self.assert_ok(res)
-        db = self.lease("db")
-        self.assertEqual(res.stdout.splitlines()[0], "db is at 127.0.0.1:%d" % db["port"])
+        _, db = self.db
+        self.assertEqual(res.stdout.splitlines(),
+                         ["db is at 127.0.0.1:%d" % db["port"], "api answers 200"])
 
     def check_python_errors(self, res):
         self.assertEqual(res.rc, 1, res)
@@ -567,13 +633,14 @@ class GuideTest(BerthTestCase):
         self._finish_service()
 
     def _finish_service(self):
-        bg = self.bgs[0]
-        releases = self.metric("berth_releases_total")
-        self.assertEqual(bg.stop(signal.SIGTERM), 0, bg)
-        self.assertIsNone(self.lease("api"))
-        self.assertEqual(self.metric("berth_releases_total"), releases + 1,
-                         "the service released its lease on SIGTERM")
-        self.assertNotIn("Traceback", bg.stderr())
+        """kill the service, then the db: each releases its lease."""
+        for bg, name in ((self.bgs[0], "api"), (self.db[0], "db")):
+            releases = self.metric("berth_releases_total")
+            self.assertEqual(bg.stop(signal.SIGTERM), 0, bg)
+            self.assertIsNone(self.lease(name))
+            self.assertEqual(self.metric("berth_releases_total"), releases + 1,
+                             "%s released its lease on SIGTERM" % name)
+            self.assertNotIn("Traceback", bg.stderr())
 
     # ---- the Node guide --------------------------------------------------
 
@@ -589,13 +656,13 @@ class GuideTest(BerthTestCase):
         self.run_guide("guide-node.md", "node")
 
     check_node_service = check_python_service
-    before_node_client_app = before_python_client_app
+    check_node_db = check_python_db
     before_node_unix = before_python_unix
     check_node_unix = check_python_unix
 
     def check_node_client_app(self, res):
         self.assert_ok(res)
-        db = self.lease("db")
+        _, db = self.db
         self.assertEqual(res.stdout.splitlines(),
                          ["db is at 127.0.0.1:%d" % db["port"],
                           "api answers 200 hello from api"])
