@@ -107,6 +107,9 @@ def mask(text):
     text = re.sub(r"\b[0-9a-f]{32}\b", "TOKEN", text)
     text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "TIME", text)
     text = re.sub(r"\b\d{4,}\b", "PORT", text)
+    # name_taken's age and time left (berthd's clock, not the guide's)
+    text = re.sub(r"\b\d+[smhd] old\b", "AGE old", text)
+    text = re.sub(r"\bends in \d+[smhd]\b", "ends in AGE", text)
     return [re.sub(r"[ \t]+", " ", l).strip() for l in text.strip().splitlines()]
 
 
