@@ -186,7 +186,16 @@ void		 lease_json_forget(struct lease *);
 struct lease	*lease_new(void);
 void		 lease_free(struct lease *);
 
-/* registry.c: the live leases in memory, by name, port and expiry */
+/*
+ * registry.c: the live leases in memory, by name, port and expiry; and
+ * the list of them as GET /v1/services answers it, built once and shared
+ */
+struct registry_text {		/* the list's JSON text, counted references */
+	size_t		  refs;
+	size_t		  len;		/* of text, which ends in a newline */
+	char		  text[];
+};
+struct registry_list;		/* registry_list_text's cache */
 struct registry {
 	struct nametab	  names;	/* live leases */
 	struct lease	 *by_port[65536];
@@ -195,6 +204,8 @@ struct registry {
 	size_t		  heap_len;
 	size_t		  heap_cap;
 	struct nametab	  memos;	/* the last port of every name */
+	uint64_t	  version;	/* bumped when a listed lease changes */
+	struct registry_list *list;
 };
 int		 registry_init(struct registry *);
 void		 registry_free(struct registry *);
@@ -209,6 +220,9 @@ struct lease	*registry_heap_top(const struct registry *);
 int		 registry_memo_set(struct registry *, const char *, uint16_t);
 int		 registry_memo_get(const struct registry *, const char *,
 		    uint16_t *);
+struct registry_text *registry_list_text(const struct registry *, uint64_t,
+		    uint64_t);
+void		 registry_text_unref(struct registry_text *);
 
 /* leasereq.c: the body of POST /v1/services, validated */
 struct lease_req {
