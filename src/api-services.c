@@ -110,33 +110,6 @@ api_list(struct server *srv, struct api_req *req)
 	api_list_now(srv, req);
 }
 
-/*
- * A granted lease, with its token: the lease's cached text (as lookups
- * show it) with the token spliced in last, where lease_to_json puts it.
- */
-static void
-api_reply_granted(struct server *srv, struct api_req *req, int status,
-    struct lease *l)
-{
-	struct evbuffer	*buf;
-	const char	*text;
-	size_t		 len;
-
-	/* The text ends in "}\n"; the token goes before them. */
-	if ((text = lease_json_text(l, &len)) == NULL || len < 2 ||
-	    (buf = evbuffer_new()) == NULL) {
-		req_reply_json(srv, req, status, lease_to_json(l, 1));
-		return;
-	}
-	if (evbuffer_add(buf, text, len - 2) == -1 ||
-	    evbuffer_add_printf(buf, ",\"token\":\"%s\"}\n", l->token) == -1) {
-		evbuffer_free(buf);
-		req_reply_json(srv, req, status, lease_to_json(l, 1));
-		return;
-	}
-	req_reply_buffer(srv, req, status, "application/json", buf);
-}
-
 /* An acquire with no body: 411 without a length, 400 with one of 0. */
 static void
 api_acquire_empty(struct server *srv, struct api_req *req)
@@ -178,7 +151,7 @@ api_acquire(struct server *srv, struct api_req *req)
 	}
 	snprintf(loc, sizeof loc, "/v1/services/%s", l->name);
 	req_add_header(req, "Location", loc);
-	api_reply_granted(srv, req, created ? 201 : 200, l);
+	req_reply_json(srv, req, created ? 201 : 200, lease_to_json(l, 1));
 }
 
 /* The lease named in req's path, now; 404 if there is none (waited or not). */
