@@ -195,7 +195,7 @@ struct registry_text {		/* the list's JSON text, counted references */
 	size_t		  len;		/* of text, which ends in a newline */
 	char		  text[];
 };
-struct registry_list;		/* registry_list_text's cache */
+struct registry_list;
 struct registry {
 	struct nametab	  names;	/* live leases */
 	struct lease	 *by_port[65536];
@@ -204,8 +204,14 @@ struct registry {
 	size_t		  heap_len;
 	size_t		  heap_cap;
 	struct nametab	  memos;	/* the last port of every name */
-	uint64_t	  version;	/* bumped when a listed lease changes */
-	struct registry_list *list;
+	/*
+	 * Bumped by registry_add, _remove, _heap_update and _clear: the list
+	 * text (registry_list_text) is built again after. Whatever else
+	 * changes how a live lease reads must bump it too (and call
+	 * lease_json_forget), or lists keep showing the lease as it was.
+	 */
+	uint64_t	  version;
+	struct registry_list *list;	/* registry_list_text's cache */
 };
 int		 registry_init(struct registry *);
 void		 registry_free(struct registry *);
