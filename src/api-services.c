@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 
 #include "berthd.h"
 
@@ -52,17 +53,40 @@ api_lease_list(struct server *srv)
 	    (json_int_t)broker_index(b)));
 }
 
-/* The list, now: what a watch answers when the index moves or time is up. */
+/* An answer that carried the list's shared text is gone (sent or freed). */
+static void
+api_list_unref(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	registry_text_unref(arg);
+}
+
+/*
+ * The list, now: what a list answers, and a watch when the index moves or
+ * time is up. The registry builds its text once per change and every
+ * answer refers to those bytes: a hundred woken watchers cost one
+ * serialisation and one copy, not a hundred.
+ */
 static void
 api_list_now(struct server *srv, struct api_req *req)
 {
-	json_t	*list;
+	struct registry_text	*t;
+	struct evbuffer		*buf = NULL;
 
-	if ((list = api_lease_list(srv)) == NULL) {
+	t = registry_list_text(broker_registry(srv->broker),
+	    broker_index(srv->broker), clock_now_ms());
+	if (t == NULL || (buf = evbuffer_new()) == NULL ||
+	    evbuffer_add_reference(buf, t->text, t->len, api_list_unref,
+	    t) == -1) {
+		/* Not added: the reference is still ours to drop. */
+		registry_text_unref(t);
+		if (buf != NULL)
+			evbuffer_free(buf);
 		req_fail(srv, req, 500, "internal", "out of memory");
 		return;
 	}
-	req_reply_json(srv, req, 200, list);
+	req_reply_buffer(srv, req, 200, "application/json", buf);
 }
 
 void
@@ -217,5 +241,5 @@ api_renew(struct server *srv, struct api_req *req)
 		req_reply_error(srv, req, &e);
 		return;
 	}
-	req_reply_json(srv, req, 200, lease_to_json(l, 0));
+	req_reply_lease(srv, req, l);
 }

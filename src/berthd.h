@@ -142,6 +142,8 @@ void		 req_refuse(struct server *, struct api_req *, int,
 		    const char *, const char *);
 void		 req_reply_text(struct server *, struct api_req *, int,
 		    const char *, const char *, size_t);
+void		 req_reply_buffer(struct server *, struct api_req *, int,
+		    const char *, struct evbuffer *);
 void		 req_reply_lease(struct server *, struct api_req *,
 		    struct lease *);
 void		 req_send_held(struct server *, int,

@@ -192,7 +192,16 @@ void		 lease_json_forget(struct lease *);
 struct lease	*lease_new(void);
 void		 lease_free(struct lease *);
 
-/* registry.c: the live leases in memory, by name, port and expiry */
+/*
+ * registry.c: the live leases in memory, by name, port and expiry; and
+ * the list of them as GET /v1/services answers it, built once and shared
+ */
+struct registry_text {		/* the list's JSON text, counted references */
+	size_t		  refs;
+	size_t		  len;		/* of text, which ends in a newline */
+	char		  text[];
+};
+struct registry_list;
 struct registry {
 	struct nametab	  names;	/* live leases */
 	struct lease	 *by_port[65536];
@@ -201,6 +210,14 @@ struct registry {
 	size_t		  heap_len;
 	size_t		  heap_cap;
 	struct nametab	  memos;	/* the last port of every name */
+	/*
+	 * Bumped by registry_add, _remove, _heap_update and _clear: the list
+	 * text (registry_list_text) is built again after. Whatever else
+	 * changes how a live lease reads must bump it too (and call
+	 * lease_json_forget), or lists keep showing the lease as it was.
+	 */
+	uint64_t	  version;
+	struct registry_list *list;	/* registry_list_text's cache */
 };
 int		 registry_init(struct registry *);
 void		 registry_free(struct registry *);
@@ -215,6 +232,9 @@ struct lease	*registry_heap_top(const struct registry *);
 int		 registry_memo_set(struct registry *, const char *, uint16_t);
 int		 registry_memo_get(const struct registry *, const char *,
 		    uint16_t *);
+struct registry_text *registry_list_text(const struct registry *, uint64_t,
+		    uint64_t);
+void		 registry_text_unref(struct registry_text *);
 
 /* leasereq.c: the body of POST /v1/services, validated */
 struct lease_req {

@@ -16,9 +16,10 @@
  * Limits (docs/api.md, "Limits"): the head's size (--max-header-size),
  * the body's (64 KiB: 413 at once, unread), the input held unparsed
  * (reading stops past HTTP_READ_MAX), the output held unsent (no new
- * request is started past HTTP_OUT_MAX), and a deadline: a connection
- * that makes no progress for a whole --idle-timeout period is closed,
- * unless the router holds its request.
+ * request is started past HTTP_OUT_MAX; a client that leaves more than
+ * HTTP_CUTOFF unread is cut off, see http_drain_check), and a deadline: a
+ * connection that makes no progress for a whole --idle-timeout period is
+ * closed, unless the router holds its request.
  */
 #include "config.h"
 
@@ -40,6 +41,19 @@
 #define HTTP_READ_MAX	(256 * 1024)	/* unparsed input held per client, */
 					/* or a head and a body if more */
 #define HTTP_OUT_MAX	(256 * 1024)	/* unsent output before we pause */
+/*
+ * A client with more than HTTP_CUTOFF of answers unsent must take at least
+ * that much of them in each HTTP_DRAIN_MS, or it is cut off (closed). A
+ * client that reads never comes near: over loopback or a unix socket it
+ * takes a megabyte in about a millisecond, and over any link faster than
+ * ~4 Mbit/s it takes even the largest list (thousands of leases with
+ * their 4 KiB of meta, megabytes) at more than HTTP_CUTOFF a period. One
+ * that does not read would otherwise hold its answers (HTTP_OUT_MAX and
+ * one more at most), and with them list texts that are no longer
+ * current, until the idle timeout; it holds them one period at most.
+ */
+#define HTTP_CUTOFF	(1024 * 1024)
+#define HTTP_DRAIN_MS	2000
 #define HTTP_LINGER_MS	2000		/* reading after our last answer */
 
 enum http_state {
@@ -67,6 +81,9 @@ struct http_conn {
 	struct bufferevent	*bev;
 	struct event		*timer;
 	struct event		*resume;	/* go on with the input */
+	struct event		*drain;		/* http_drain_check */
+	uint64_t		 queued;	/* bytes of answers ever queued */
+	uint64_t		 taken_at_arm;	/* bytes taken when drain armed */
 	enum http_state		 state;
 	struct http_req		*cur;		/* in HTTP_BODY and HTTP_BUSY */
 	size_t			 scan;		/* http_head_end's resume point */
@@ -160,6 +177,7 @@ http_close(struct http_conn *c)
 	bufferevent_free(c->bev);
 	event_free(c->timer);
 	event_free(c->resume);
+	event_free(c->drain);
 	conn_leave();
 	free(c);
 }
@@ -194,6 +212,60 @@ http_finish(struct http_conn *c)
 		http_linger(c);
 }
 
+/* Bytes of our answers the client has taken (the kernel accepted). */
+static uint64_t
+http_taken(const struct http_conn *c)
+{
+	size_t	unsent = evbuffer_get_length(bufferevent_get_output(c->bev));
+
+	/* (A 100 Continue is not counted in queued: at most a few bytes.) */
+	return (c->queued > unsent ? c->queued - unsent : 0);
+}
+
+/* Over HTTP_CUTOFF unsent: the client has HTTP_DRAIN_MS to take as much. */
+static void
+http_drain_arm(struct http_conn *c)
+{
+	struct timeval	tv = { HTTP_DRAIN_MS / 1000,
+			    (HTTP_DRAIN_MS % 1000) * 1000 };
+
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) <= HTTP_CUTOFF ||
+	    evtimer_pending(c->drain, NULL))
+		return;
+	c->taken_at_arm = http_taken(c);
+	evtimer_add(c->drain, &tv);
+}
+
+/*
+ * HTTP_DRAIN_MS after the output passed HTTP_CUTOFF: cut the client off
+ * if it is still over and took less than HTTP_CUTOFF meanwhile; one that
+ * reads, however slowly its output shrinks, gets another period.
+ */
+static void
+http_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn	*c = arg;
+	size_t			 unsent;
+
+	(void)fd;
+	(void)what;
+	unsent = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (unsent <= HTTP_CUTOFF)
+		return;
+	if (http_taken(c) - c->taken_at_arm >= HTTP_CUTOFF) {
+		http_drain_arm(c);
+		return;
+	}
+	/* Debug, as the idle close: one line per connection would let a
+	 * client that never reads fill the log at info. */
+	log_debug("http: cut off a client that does not read its answers: "
+	    "%zu bytes unsent, %llu taken in %d ms (over %d unsent, it must "
+	    "take that much each period)", unsent,
+	    (unsigned long long)(http_taken(c) - c->taken_at_arm),
+	    HTTP_DRAIN_MS, HTTP_CUTOFF);
+	http_close(c);
+}
+
 static const char *
 http_date(struct http *h)
 {
@@ -220,6 +292,7 @@ http_send(struct api_req *req, int status, struct evbuffer *body)
 	struct http_conn	*c = r->conn;
 	struct evbuffer		*out;
 	size_t			 len = body != NULL ? evbuffer_get_length(body) : 0;
+	size_t			 before;
 	char			 head[256];
 	int			 close, n;
 
@@ -230,6 +303,7 @@ http_send(struct api_req *req, int status, struct evbuffer *body)
 		return;
 	}
 	out = bufferevent_get_output(c->bev);
+	before = evbuffer_get_length(out);
 	close = r->close || c->http->srv->stopping;
 	n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nDate: %s\r\n",
 	    status, http_reason(status), http_date(c->http));
@@ -253,6 +327,8 @@ http_send(struct api_req *req, int status, struct evbuffer *body)
 	http_req_free(r);
 	c->cur = NULL;
 	c->progress++;
+	c->queued += evbuffer_get_length(out) - before;
+	http_drain_arm(c);
 	if (close) {
 		http_finish(c);
 		return;
@@ -601,8 +677,11 @@ http_accept(struct evconnlistener *lev, int fd, struct sockaddr *sa,
 	    (c->bev = bufferevent_socket_new(srv->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL ||
 	    (c->timer = evtimer_new(srv->base, http_tick, c)) == NULL ||
-	    (c->resume = event_new(srv->base, -1, 0, http_resume, c)) == NULL) {
+	    (c->resume = event_new(srv->base, -1, 0, http_resume, c)) == NULL ||
+	    (c->drain = evtimer_new(srv->base, http_drain_check, c)) == NULL) {
 		log_warnx("http: out of memory for a new connection");
+		if (c != NULL && c->resume != NULL)
+			event_free(c->resume);
 		if (c != NULL && c->timer != NULL)
 			event_free(c->timer);
 		if (c != NULL && c->bev != NULL)

@@ -4,6 +4,11 @@
  * port checks and the next expiry are O(1) or O(log n) whatever the
  * number of leases; and the last port of every name (sticky ports).
  *
+ * The list of live leases, as GET /v1/services answers it, is JSON text
+ * built once for each change index (from each lease's cached text, so no
+ * meta is parsed again) and shared, by reference count, by every answer
+ * that carries it: a thousand watchers woken by one change cost one copy.
+ *
  * Whatever can fail for want of memory fails before anything is linked,
  * so a refused add leaves the registry as it was.
  */
@@ -17,6 +22,17 @@
 
 #define REGISTRY_MIN_BUCKETS	64
 #define REGISTRY_MIN_HEAP	64
+#define REGISTRY_LIST_HEAD	"{\"services\":["
+#define REGISTRY_LIST_TAIL	"],\"index\":"	/* N}\n */
+
+/* The list as last built, and what it showed. */
+struct registry_list {
+	struct registry_text	*text;		/* NULL: none built yet */
+	uint64_t		 index;		/* the change index it shows */
+	uint64_t		 version;	/* the registry's, then */
+	uint64_t		 built_at;	/* ms */
+	uint64_t		 until;		/* ms: its first lease expires */
+};
 
 /* The last port a name held: what makes ports sticky. */
 struct name_memo {
@@ -38,6 +54,11 @@ registry_init(struct registry *r)
 	if (nametab_init(&r->names, REGISTRY_MIN_BUCKETS) == -1 ||
 	    nametab_init(&r->memos, REGISTRY_MIN_BUCKETS) == -1) {
 		nametab_free(&r->names);
+		return (-1);
+	}
+	if ((r->list = calloc(1, sizeof *r->list)) == NULL) {
+		nametab_free(&r->names);
+		nametab_free(&r->memos);
 		return (-1);
 	}
 	return (0);
@@ -62,16 +83,28 @@ registry_free(struct registry *r)
 	nametab_free(&r->names);
 	nametab_free(&r->memos);
 	free(r->heap);
+	if (r->list != NULL)
+		registry_text_unref(r->list->text);
+	free(r->list);
 	memset(r, 0, sizeof *r);
 	TAILQ_INIT(&r->all);
 }
 
-/* Free every lease and memo; the registry is left empty and usable. */
+/*
+ * Free every lease and memo; the registry is left empty and usable. Its
+ * version goes on from where it was, so that a list built before is not
+ * taken for one of the leases loaded now.
+ */
 int
 registry_clear(struct registry *r)
 {
+	uint64_t	version = r->version;
+
 	registry_free(r);
-	return (registry_init(r));
+	if (registry_init(r) == -1)
+		return (-1);
+	r->version = version + 1;
+	return (0);
 }
 
 size_t
@@ -176,6 +209,7 @@ heap_reserve(struct registry *r)
 int
 registry_heap_update(struct registry *r, struct lease *l)
 {
+	r->version++;		/* its ttl and times changed: its list too */
 	if (l->expires_at == 0) {
 		heap_remove(r, l);
 		return (0);
@@ -203,6 +237,7 @@ registry_add(struct registry *r, struct lease *l)
 {
 	if (l->expires_at != 0 && heap_reserve(r) == -1)
 		return (-1);
+	r->version++;
 	nametab_add(&r->names, &l->node, l->name);
 	r->by_port[l->port] = l;
 	TAILQ_INSERT_TAIL(&r->all, l, entry);
@@ -214,6 +249,7 @@ registry_add(struct registry *r, struct lease *l)
 void
 registry_remove(struct registry *r, struct lease *l)
 {
+	r->version++;
 	nametab_remove(&r->names, &l->node);
 	if (r->by_port[l->port] == l)
 		r->by_port[l->port] = NULL;
@@ -249,4 +285,106 @@ registry_memo_get(const struct registry *r, const char *name, uint16_t *port)
 		return (-1);
 	*port = MEMO_OF(e)->port;
 	return (0);
+}
+
+static int
+registry_name_cmp(const void *a, const void *b)
+{
+	const struct lease	*la = *(const struct lease *const *)a;
+	const struct lease	*lb = *(const struct lease *const *)b;
+
+	return (strcmp(la->name, lb->name));
+}
+
+/*
+ * {"services":[...],"index":N} and a newline: the leases live at now, by
+ * name, each as its cached JSON text (lease_json_text), so that building
+ * the list parses no meta and encodes no lease that has not changed.
+ * *until is when the first of them expires (it must not be listed then).
+ * NULL without memory.
+ */
+static struct registry_text *
+registry_list_build(const struct registry *r, uint64_t index, uint64_t now,
+    uint64_t *until)
+{
+	struct registry_text	 *t = NULL;
+	struct lease		**v, *l;
+	const char		 *text;
+	char			 *p;
+	size_t			  n = 0, i, len, total;
+
+	if ((v = calloc(registry_count(r) + 1, sizeof *v)) == NULL)
+		return (NULL);
+	*until = UINT64_MAX;
+	/* Each lease's newline makes room for the comma after it. */
+	total = sizeof REGISTRY_LIST_HEAD + sizeof REGISTRY_LIST_TAIL + 24;
+	TAILQ_FOREACH(l, &r->all, entry) {
+		if (lease_expired(l, now))
+			continue;
+		if (lease_json_text(l, &len) == NULL)
+			goto done;
+		if (l->expires_at != 0 && l->expires_at < *until)
+			*until = l->expires_at;
+		total += len;
+		v[n++] = l;
+	}
+	qsort(v, n, sizeof *v, registry_name_cmp);
+	if ((t = malloc(sizeof *t + total)) == NULL)
+		goto done;
+	t->refs = 1;
+	p = t->text;
+	memcpy(p, REGISTRY_LIST_HEAD, sizeof REGISTRY_LIST_HEAD - 1);
+	p += sizeof REGISTRY_LIST_HEAD - 1;
+	for (i = 0; i < n; i++) {
+		text = lease_json_text(v[i], &len);	/* cached above */
+		if (i > 0)
+			*p++ = ',';
+		memcpy(p, text, len - 1);
+		p += len - 1;
+	}
+	p += snprintf(p, total - (size_t)(p - t->text), "%s%llu}\n",
+	    REGISTRY_LIST_TAIL, (unsigned long long)index);
+	t->len = (size_t)(p - t->text);
+done:
+	free(v);
+	return (t);
+}
+
+/*
+ * The list as GET /v1/services answers it at change index index and time
+ * now, with a reference for the caller (registry_text_unref). It is built
+ * again only when it would differ: another index, a lease changed (the
+ * version), or a listed lease's expiry (or the clock going back) passed.
+ * NULL without memory.
+ */
+struct registry_text *
+registry_list_text(const struct registry *r, uint64_t index, uint64_t now)
+{
+	struct registry_list	*c = r->list;
+	struct registry_text	*t;
+	uint64_t		 until;
+
+	if (c == NULL)
+		return (NULL);
+	if (c->text == NULL || c->index != index || c->version != r->version ||
+	    now < c->built_at || now >= c->until) {
+		if ((t = registry_list_build(r, index, now, &until)) == NULL)
+			return (NULL);
+		registry_text_unref(c->text);
+		c->text = t;
+		c->index = index;
+		c->version = r->version;
+		c->built_at = now;
+		c->until = until;
+	}
+	c->text->refs++;
+	return (c->text);
+}
+
+/* Drop a reference to a list's text; the last one frees it. */
+void
+registry_text_unref(struct registry_text *t)
+{
+	if (t != NULL && --t->refs == 0)
+		free(t);
 }

@@ -194,6 +194,18 @@ req_fail(struct server *srv, struct api_req *req, int status,
 	req_reply_json(srv, req, status, req_error_json(code, message));
 }
 
+/*
+ * Answer with body as it is, a buffer the caller filled: its bytes may be
+ * shared with other answers (evbuffer_add_reference), never copied here.
+ */
+void
+req_reply_buffer(struct server *srv, struct api_req *req, int status,
+    const char *ctype, struct evbuffer *body)
+{
+	req_add_header(req, "Content-Type", ctype);
+	req_finish(srv, req, status, body);
+}
+
 void
 req_reply_text(struct server *srv, struct api_req *req, int status,
     const char *ctype, const char *text, size_t len)

@@ -28,7 +28,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench.XXXXXX")
 RESULTS=$OUT/results
-ONLY=${BENCH_ONLY:-"lookup cli pairs concurrent scale waiters"}
+ONLY=${BENCH_ONLY:-"lookup cli pairs concurrent scale waiters abuse"}
 trap 'rm -rf "$OUT"' EXIT INT TERM
 
 PY=${PYTHON3:-python3}
@@ -40,7 +40,7 @@ if [ -n "${BENCH_FROM:-}" ]; then
 fi
 for b in $ONLY; do
 	case $b in
-	lookup|cli|pairs|concurrent) script="$HERE/bench_$b.sh"; run=bash ;;
+	lookup|cli|pairs|concurrent|abuse) script="$HERE/bench_$b.sh"; run=bash ;;
 	scale|waiters) script="$HERE/bench_$b.py"; run=$PY ;;
 	*) echo "run.sh: unknown benchmark '$b'" >&2; exit 2 ;;
 	esac
@@ -68,7 +68,11 @@ scale_rss_mib_10k <= 16 rss_MiB_at_10k_leases
 scale_restart_ms_10k <= 300 restart_ms_at_10k_leases
 scale_p99_ratio_10k <= 1.2 lookup_p99_10k/1_lease
 waiter_kib_each <= 10 KiB_per_parked_waiter
-cli_ratio_berth_curl <= 1.0 berth_lookup/curl_process_time"
+cli_ratio_berth_curl <= 1.0 berth_lookup/curl_process_time
+abuse_watch_health_ms <= 1000 worst_health_ms_100_watchers_unread
+abuse_list_health_ms <= 1000 worst_health_ms_200_lists_unread
+abuse_watch_rss_mib <= 64 peak_rss_MiB_100_watchers_unread
+abuse_list_rss_mib <= 64 peak_rss_MiB_200_lists_unread"
 
 verdict() {
 	awk -v v="$1" -v op="$2" -v b="$3" 'BEGIN {

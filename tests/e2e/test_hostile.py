@@ -18,8 +18,10 @@ import os
 import re
 import resource
 import select
+import shutil
 import socket
 import statistics
+import tempfile
 import threading
 import time
 
@@ -1214,6 +1216,164 @@ class Barrage(HostileCase):
         r = d.release("victim", token)
         self.assertEqual(r.status, 204, r)
 
+
+
+# ---- amplification: small requests for big answers, never read -----------
+
+AMP_META = {"pad": "m" * 4000}  # close to the 4096-byte limit on meta
+AMP_LEASES = 500                # with AMP_META: a list answer of ~2.2 MB
+AMP_RSS_GROWTH = 50 * 1024      # KiB berthd may grow by under each attack
+AMP_HEALTH_MAX = 5.0 * berthtest.SLOWDOWN   # seconds, for /v1/health
+
+
+class Amplification(HostileCase):
+    """Clients that ask for the lease list and never read it: berthd must
+    not serialise it once per client nor keep a copy per client, and one
+    that leaves too much of its answers unread is cut off. Only generous
+    bounds are asserted: health answered within AMP_HEALTH_MAX, RSS grown
+    by at most AMP_RSS_GROWTH (a copy of the list per client would be
+    ~100 MB and more)."""
+
+    def fill(self, d, n):
+        """n leases with ~4 KiB of meta each; returns the list's Response."""
+        c = http.client.HTTPConnection(d.host, d.port, timeout=30)
+        try:
+            for i in range(n):
+                r = d.request("POST", "/v1/services", conn=c, body={
+                    "name": "amp-%04d" % i, "meta": AMP_META})
+                self.assertEqual(r.status, 201, r)
+        finally:
+            c.close()
+        r = d.get("/v1/services", timeout=30)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(len(r.json["services"]), n + 1)   # and "anchor"
+        return r
+
+    def start_unix(self):
+        """berthd on TCP and on a unix socket; returns (d, the socket's
+        path). Over loopback TCP the kernel takes up to 4 MB of answers
+        a client does not read (tcp_wmem); over a unix socket ~200 KB, so
+        berthd itself holds the rest of a 2 MB list."""
+        tmp = tempfile.mkdtemp(prefix="berth-amp-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "berthd.sock")
+        return self.start("--idle-timeout", "60", "--listen", "127.0.0.1:0",
+                          "--listen", "unix:" + path), path
+
+    def non_readers(self, d, n, data, path=None):
+        """n connections (to the unix socket path, if given) that each send
+        data and never read; their receive buffers are made small, so that
+        the kernel holds little for them."""
+        socks = []
+        self.addCleanup(lambda: [s.close() for s in socks])
+        for _ in range(n):
+            s = socket.socket(socket.AF_UNIX if path else socket.AF_INET)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.settimeout(10)
+            s.connect(path or (d.host, d.port))
+            s.sendall(data)
+            socks.append(s)
+        return socks
+
+    def under_attack(self, d, base, what, seconds=3.0):
+        """Ask /v1/health over and over for a while, sampling berthd's RSS;
+        assert both bounds and return (slowest health in s, peak RSS KiB)."""
+        worst, peak = 0.0, base
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            try:
+                r = d.get("/v1/health", timeout=AMP_HEALTH_MAX)
+            except (OSError, http.client.HTTPException) as e:
+                self.fail("%s: /v1/health not answered within %.0f s (%r)"
+                          % (what, AMP_HEALTH_MAX, e))
+            worst = max(worst, time.monotonic() - t0)
+            self.assertEqual(r.status, 200, r)
+            peak = max(peak, rss_kib(d.proc.pid))
+            time.sleep(0.05)
+        print("\n[amplification] %s: slowest health %.0f ms, RSS %d -> %d "
+              "KiB" % (what, worst * 1000, base, peak), flush=True)
+        self.assertLess(worst, AMP_HEALTH_MAX, what)
+        self.assertLessEqual(peak - base, AMP_RSS_GROWTH,
+                             "%s: berthd grew by %d MiB" % (what,
+                                                            (peak - base) // 1024))
+        return worst, peak
+
+    def test_watchers_that_never_read(self):
+        # 50 watches parked on the current index; one acquire wakes them
+        # all, and none reads its answer.
+        d = self.start("--idle-timeout", "60")
+        index = self.fill(d, AMP_LEASES).index
+        base = rss_kib(d.proc.pid)
+        n = 50
+        self.non_readers(d, n, request_bytes(
+            "GET", "/v1/services?index=%d&wait=30" % index, close=False))
+        berthtest.wait_for(lambda: metric(d, "berth_waiters") >= n, 10,
+                           "the watches to park")
+        trigger = socket.create_connection((d.host, d.port), timeout=60)
+        self.addCleanup(trigger.close)
+        trigger.sendall(request_bytes("POST", "/v1/services",
+                                      body=_j({"name": "amp-trigger"})))
+        self.under_attack(d, base, "%d watchers of %d leases woken" %
+                          (n, AMP_LEASES))
+        data, how = read_until_closed(trigger, 10 * berthtest.SLOWDOWN)
+        resps, _ = parse_responses(data)
+        self.assertEqual([r.status for r in resps], [201], data[:300])
+        self.assertHealthy(d)
+
+    def test_list_clients_that_never_read(self):
+        # 100 clients each ask for the list once and never read it.
+        d = self.start("--idle-timeout", "60")
+        self.fill(d, AMP_LEASES)
+        base = rss_kib(d.proc.pid)
+        n = 100
+        self.non_readers(d, n, request_bytes("GET", "/v1/services",
+                                             close=False))
+        self.under_attack(d, base, "%d list clients of %d leases" %
+                          (n, AMP_LEASES))
+        self.assertHealthy(d)
+
+    def test_client_that_never_reads_its_list_is_cut_off(self):
+        # Its unsent answer stays far over the bound (docs/api.md,
+        # "Limits"), so it is closed long before the idle timeout would.
+        d, path = self.start_unix()
+        size = len(self.fill(d, AMP_LEASES).body)
+        self.assertGreater(size, 3 << 19)   # the bound, and the kernel's share
+        s, = self.non_readers(d, 1, request_bytes("GET", "/v1/services",
+                                                  close=False), path)
+        t0 = time.monotonic()
+        self.wait_connections(d, 1, 15 * berthtest.SLOWDOWN)
+        print("\n[amplification] a client that never read its %d-byte list "
+              "was cut off within %.1f s" % (size, time.monotonic() - t0),
+              flush=True)
+        data, how = read_until_closed(s, 10)
+        self.assertIn(how, ("eof", "reset"))
+        self.assertLess(len(data), size, "the whole answer was sent")
+        self.assertIn("cut off", d.logtext())
+        self.assertHealthy(d)
+
+    def test_slow_reader_gets_a_big_list_whole(self):
+        # A client that reads, if slowly (~1 MiB/s), is not cut off.
+        d, path = self.start_unix()
+        self.fill(d, AMP_LEASES)
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(path)
+        self.addCleanup(s.close)
+        s.sendall(request_bytes("GET", "/v1/services"))
+        buf = b""
+        while True:
+            chunk = s.recv(32768)
+            if not chunk:
+                break
+            buf += chunk
+            time.sleep(0.03)
+        resps, rest = parse_responses(buf)
+        self.assertEqual([r.status for r in resps], [200], buf[:300])
+        self.assertEqual(rest, b"")
+        self.assertEqual(len(json.loads(resps[0].body)["services"]),
+                         AMP_LEASES + 1)
+        self.assertNotIn("cut off", d.logtext())
 
 
 class OutOfDescriptors(BerthTestCase):
