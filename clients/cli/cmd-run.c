@@ -8,7 +8,8 @@
  *
  * There are no threads. After the fork, one poll() loop waits on a
  * self-pipe that the signal handlers write to (SIGCHLD, and the signals
- * to forward) and wakes up when the next renewal is due.
+ * to forward), and the group witness too (see run_witness), and wakes up
+ * when the next renewal or a deferred forward is due.
  */
 #include "config.h"
 
@@ -37,6 +38,10 @@
 #define RUN_TIMEOUT	60	/* default --need timeout, seconds */
 #define RUN_LISTEN_FD	3	/* SD_LISTEN_FDS_START */
 #define RUN_FROM_KERNEL	0x80	/* flag in a self-pipe byte, see below */
+#define RUN_FROM_WITNESS 0x40	/* flag in a self-pipe byte: the witness */
+#define RUN_SIG_MASK	0x3f	/* the signal number in a self-pipe byte */
+#define RUN_NFORWARD	3	/* the signals forwarded, run_forward[] */
+#define RUN_GROUP_MS	500	/* a group's signal reaches all within this */
 
 /* What the renewals have seen lately, so a warning is said once. */
 enum run_renew_state {
@@ -64,13 +69,16 @@ struct run {
 	int			 listen_fd;
 	pid_t			 child;
 	pid_t			 parent;	/* berth run itself, for the child */
+	pid_t			 witness;	/* run_witness, or 0 */
+	long long		 due[RUN_NFORWARD];	/* forward then, or 0 */
+	long long		 seen[RUN_NFORWARD];	/* witness got it then */
 	enum run_renew_state	 renew_state;
 	struct sigaction	 old_pipe;	/* SIGPIPE as we found it */
 	sigset_t		 old_mask;
 };
 
 static int	run_sigpipe[2] = { -1, -1 };
-static const int run_forward[] = { SIGINT, SIGTERM, SIGHUP };
+static const int run_forward[RUN_NFORWARD] = { SIGINT, SIGTERM, SIGHUP };
 
 static int	run_option(struct run *, const char *, int,
 		    const struct cli_args *, char **);
@@ -88,7 +96,14 @@ static int	run_signals(struct run *);
 static void	run_exec(struct run *) __attribute__((noreturn));
 static int	run_taken(const berth_error *);
 static void	run_renew(struct run *);
-static int	run_forward_signal(struct run *, int, int);
+static pid_t	run_witness(struct run *);
+static void	run_witness_end(struct run *);
+static int	run_forward_index(int);
+static int	run_child_in_group(struct run *);
+static void	run_got_signal(struct run *, int, int, long long);
+static void	run_witness_saw(struct run *, int, long long);
+static void	run_forward_due(struct run *, long long, int);
+static int	run_poll_timeout(struct run *, long long, long long);
 static int	run_wait(struct run *);
 static void	run_release(struct run *);
 
@@ -647,16 +662,170 @@ run_renew(struct run *r)
 }
 
 /*
- * Pass a signal on to the command, except a terminal's signal when the
- * command is in our process group: it has that one already, and a
- * second ^C makes many programs quit without cleaning up.
+ * Each signal must reach the command once. One sent to berth run alone
+ * (kill PID, docker stop) is passed on; one sent to the whole process
+ * group (a terminal's ^C, kill -TERM -PGID) or to every process of the
+ * unit (systemd's KillMode=control-group) has reached the command
+ * already, when it is in our group, and must not be passed on again:
+ * many servers take a second SIGTERM or SIGINT as "quit now, without
+ * cleaning up".
+ *
+ * The signal itself cannot tell them apart: kill(pid) and kill(-pgrp)
+ * give the same siginfo (SI_USER, the sender's pid and uid), and only a
+ * terminal's signals say SI_KERNEL. So berth run asks a second member of
+ * the group: the witness, a child that does nothing but wait for these
+ * signals, all blocked, and write each one it gets to our self-pipe. A
+ * signal both of us got within RUN_GROUP_MS was sent to the group (or
+ * to the whole unit) and is not passed on; one only berth run got is
+ * passed on when the witness has not reported it in that time. The
+ * witness is in our process group and our cgroup, but holds none of our
+ * descriptors, sockets or the lease; it dies with us (PR_SET_PDEATHSIG).
+ * Returns its pid, or 0 when it could not be started (then only the
+ * terminal's SI_KERNEL signals are known to be the group's).
  */
-static int
-run_forward_signal(struct run *r, int sig, int from_kernel)
+static pid_t
+run_witness(struct run *r)
 {
-	if (from_kernel && getpgid(r->child) == getpgrp())
-		return (0);
-	return (kill(r->child, sig));
+	sigset_t	 all, fwd;
+	unsigned char	 b;
+	pid_t		 pid;
+	size_t		 i;
+	int		 sig, fd, w = run_sigpipe[1];
+
+	if ((pid = fork()) != 0)
+		return (pid == -1 ? 0 : pid);
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != r->parent)
+		_exit(0);
+	(void)prctl(PR_SET_NAME, "berth-witness");
+	if ((fd = open("/dev/null", O_RDWR)) != -1) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+	}
+	if (w > 3)
+		close_range(3, w - 1, 0);
+	close_range(w + 1, ~0U, 0);
+	sigemptyset(&fwd);
+	for (i = 0; i < RUN_NFORWARD; i++)
+		sigaddset(&fwd, run_forward[i]);
+	for (;;) {
+		if ((sig = sigwaitinfo(&fwd, NULL)) == -1)
+			continue;
+		b = (unsigned char)sig | RUN_FROM_WITNESS;
+		if (write(w, &b, 1) == -1 && errno != EAGAIN)
+			_exit(0);
+	}
+}
+
+/* The witness is done with: end it (by its pid) and reap it. */
+static void
+run_witness_end(struct run *r)
+{
+	if (r->witness <= 0)
+		return;
+	kill(r->witness, SIGKILL);
+	while (waitpid(r->witness, NULL, 0) == -1 && errno == EINTR)
+		;
+	r->witness = 0;
+}
+
+/* sig's place in run_forward[], or -1. */
+static int
+run_forward_index(int sig)
+{
+	int	i;
+
+	for (i = 0; i < RUN_NFORWARD; i++) {
+		if (run_forward[i] == sig)
+			return (i);
+	}
+	return (-1);
+}
+
+/* 1 if the command is still in our process group (it may leave it). */
+static int
+run_child_in_group(struct run *r)
+{
+	return (getpgid(r->child) == getpgrp());
+}
+
+/*
+ * berth run got sig at now. Pass it on at once when the command is not
+ * in our group (a signal to the group missed it); else wait for the
+ * witness to say whether the group got it too. Without a witness, only
+ * a terminal's signal (SI_KERNEL) is known to be the group's.
+ */
+static void
+run_got_signal(struct run *r, int sig, int from_kernel, long long now)
+{
+	int	i = run_forward_index(sig);
+
+	if (i == -1)
+		return;
+	if (!run_child_in_group(r)) {
+		kill(r->child, sig);
+		return;
+	}
+	if (r->witness <= 0) {
+		if (!from_kernel)
+			kill(r->child, sig);
+		return;
+	}
+	if (r->seen[i] != 0 && now - r->seen[i] <= RUN_GROUP_MS) {
+		r->seen[i] = 0;		/* the group's: the command has it */
+		return;
+	}
+	if (r->due[i] != 0)
+		kill(r->child, sig);	/* an earlier one, not the group's */
+	r->due[i] = now + RUN_GROUP_MS;
+}
+
+/* The witness got sig at now: the group's, if berth run got it too. */
+static void
+run_witness_saw(struct run *r, int sig, long long now)
+{
+	int	i = run_forward_index(sig);
+
+	if (i == -1)
+		return;
+	if (r->due[i] != 0) {
+		r->due[i] = 0;
+		if (!run_child_in_group(r))
+			kill(r->child, sig);
+	} else
+		r->seen[i] = now;
+}
+
+/* Pass on the signals whose wait for the witness is over (all: force). */
+static void
+run_forward_due(struct run *r, long long now, int force)
+{
+	int	i;
+
+	for (i = 0; i < RUN_NFORWARD; i++) {
+		if (r->due[i] != 0 && (force || now >= r->due[i])) {
+			r->due[i] = 0;
+			kill(r->child, run_forward[i]);
+		}
+	}
+}
+
+/* poll()'s timeout: until the next renewal (0: none) or deferred forward. */
+static int
+run_poll_timeout(struct run *r, long long now, long long next)
+{
+	long long	t = next;
+	int		i;
+
+	for (i = 0; i < RUN_NFORWARD; i++) {
+		if (r->due[i] != 0 && (t == 0 || r->due[i] < t))
+			t = r->due[i];
+	}
+	if (t == 0)
+		return (-1);
+	return (t > now ? (int)(t - now) : 0);
 }
 
 /*
@@ -670,7 +839,7 @@ run_wait(struct run *r)
 	unsigned char	 buf[64];
 	long long	 next = 0, interval = 0, now;
 	ssize_t		 n, i;
-	int		 status, timeout, sig;
+	int		 status;
 
 	if (r->ttl > 0) {
 		interval = r->ttl * 1000LL / 3;
@@ -682,26 +851,31 @@ run_wait(struct run *r)
 	pfd.fd = run_sigpipe[0];
 	pfd.events = POLLIN;
 	for (;;) {
-		timeout = -1;
-		if (interval > 0) {
-			now = run_now();
-			timeout = next > now ? (int)(next - now) : 0;
-		}
-		if (poll(&pfd, 1, timeout) == -1 && errno != EINTR) {
+		if (poll(&pfd, 1, run_poll_timeout(r, run_now(), next)) == -1 &&
+		    errno != EINTR) {
 			cli_warn("run: poll: %s", strerror(errno));
 			sleep(1);
 		}
+		now = run_now();
 		while ((n = read(run_sigpipe[0], buf, sizeof buf)) > 0) {
 			for (i = 0; i < n; i++) {
-				sig = buf[i] & ~RUN_FROM_KERNEL;
-				if (sig != SIGCHLD)
-					run_forward_signal(r, sig,
-					    buf[i] & RUN_FROM_KERNEL);
+				if (buf[i] & RUN_FROM_WITNESS)
+					run_witness_saw(r,
+					    buf[i] & RUN_SIG_MASK, now);
+				else
+					run_got_signal(r, buf[i] & RUN_SIG_MASK,
+					    buf[i] & RUN_FROM_KERNEL, now);
 			}
 		}
+		if (r->witness > 0 &&
+		    waitpid(r->witness, NULL, WNOHANG) == r->witness) {
+			r->witness = 0;		/* killed: ask no more */
+			run_forward_due(r, now, 1);
+		}
+		run_forward_due(r, now, 0);
 		if (waitpid(r->child, &status, WNOHANG) == r->child)
 			return (status);
-		if (interval > 0 && run_now() >= next) {
+		if (interval > 0 && now >= next) {
 			run_renew(r);
 			next = run_now() + interval;
 		}
@@ -766,8 +940,10 @@ run_serve(struct run *r)
 		return (CLI_EXIT_ERROR);
 	fflush(NULL);
 	r->parent = getpid();
+	r->witness = run_witness(r);
 	if ((r->child = fork()) == -1) {
 		cli_warn("run: fork: %s", strerror(errno));
+		run_witness_end(r);
 		return (CLI_EXIT_ERROR);
 	}
 	if (r->child == 0)
@@ -777,6 +953,7 @@ run_serve(struct run *r)
 	sigprocmask(SIG_SETMASK, &r->old_mask, NULL);
 
 	status = run_wait(r);
+	run_witness_end(r);
 	if (WIFSIGNALED(status))
 		return (128 + WTERMSIG(status));
 	return (WEXITSTATUS(status));

@@ -19,7 +19,8 @@ import sys
 import tempfile
 import time
 
-from berthtest import BerthTestCase, listener, main, needs_own_berthd
+from berthtest import (SLOWDOWN, BerthTestCase, listener, main,
+                       needs_own_berthd)
 
 BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
 WAIT = 10.0     # generous bound for things that should happen at once
@@ -124,11 +125,13 @@ class RunTest(BerthTestCase):
     def argv(self, *args, addr=None):
         return [BERTH_CLI, "--addr", addr or self.d.addr, "run"] + list(args)
 
-    def start(self, *args, addr=None, env=None):
-        """berth run ARGS in the background, stdout/stderr piped."""
+    def start(self, *args, addr=None, env=None, session=False):
+        """berth run ARGS in the background, stdout/stderr piped; with
+        session=True in a session and process group of its own."""
         p = subprocess.Popen(self.argv(*args, addr=addr), env=env or clean_env(),
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, cwd=self.dir)
+                             stderr=subprocess.PIPE, cwd=self.dir,
+                             start_new_session=session)
         self.procs.append(p)
         return p
 
@@ -365,6 +368,113 @@ class RunTest(BerthTestCase):
         st, _, err = self.finish(p)
         self.assertEqual(st, 128 + signal.SIGTERM, err)
         self.assertError(self.lookup("sig2"), 404, "not_found")
+
+    # A child that appends the name of each SIGTERM, SIGINT and SIGHUP it
+    # gets to sig.txt and carries on, until the test creates "go". Python
+    # runs a handler once for signals that arrive close together, so the
+    # count comes from the wakeup fd: a byte per signal the kernel delivers.
+    COUNTER = r"""
+import os, select, signal
+r, w = os.pipe()
+os.set_blocking(w, False)
+signal.set_wakeup_fd(w)
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(s, lambda sig, frame: None)
+os.rename(open("r.tmp", "w").name, "ready.txt")
+while not os.path.exists("go"):
+    if select.select([r], [], [], 0.02)[0]:
+        with open("sig.txt", "a") as f:
+            for b in os.read(r, 64):
+                f.write(signal.Signals(b).name + "\n")
+"""
+
+    def signals_seen(self):
+        try:
+            with open(self.path("sig.txt")) as f:
+                return f.read().split()
+        except FileNotFoundError:
+            return []
+
+    def assert_seen(self, want):
+        """The child has seen exactly want, and nothing more comes."""
+        self.assertTrue(wait_for(lambda: len(self.signals_seen()) >= len(want)),
+                        self.signals_seen())
+        time.sleep(1.0 * SLOWDOWN)       # a second copy would be here by now
+        self.assertEqual(self.signals_seen(), want)
+
+    def group_pids(self, pgid):
+        """Every process in process group pgid, from /proc."""
+        pids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                pids.append(int(d))
+        return pids
+
+    # A signal that reaches the command twice in quick succession may be
+    # merged into one by the kernel, so a test that sends only one could
+    # pass by luck: each sends several.
+    ROUNDS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) * 2
+
+    def test_group_signal_reaches_child_once(self):
+        # A terminal, or kill -TERM -PGID, signals the whole process group:
+        # the command has the signal already and must not get it twice.
+        p = self.start("once", "--", sys.executable, "-c", self.COUNTER,
+                       session=True)
+        self.wait_file("ready.txt")
+        pgid = os.getpgid(p.pid)
+        self.assertEqual(pgid, p.pid)
+        seen = []
+        for sig in self.ROUNDS:
+            os.killpg(pgid, sig)
+            seen.append(sig.name)
+            self.assert_seen(seen)
+        self.assertIsNone(p.poll())
+        self.write("go")
+        st, _, err = self.finish(p)
+        self.assertEqual(st, 0, err)
+
+    def test_signal_to_berth_run_alone_forwarded_once(self):
+        p = self.start("once", "--", sys.executable, "-c", self.COUNTER,
+                       session=True)
+        self.wait_file("ready.txt")
+        p.send_signal(signal.SIGTERM)
+        self.assert_seen(["SIGTERM"])
+        p.send_signal(signal.SIGINT)
+        self.assert_seen(["SIGTERM", "SIGINT"])
+        self.assertIsNone(p.poll())
+        self.write("go")
+        st, _, err = self.finish(p)
+        self.assertEqual(st, 0, err)
+
+    def test_signal_to_every_process_reaches_child_once(self):
+        # systemctl stop with KillMode=control-group signals the main
+        # process (berth run), then every other process of the unit one by
+        # one: the command gets it from systemd and must not get it again.
+        p = self.start("once", "--", sys.executable, "-c", self.COUNTER,
+                       session=True)
+        self.wait_file("ready.txt")
+        pids = self.group_pids(p.pid)
+        self.assertIn(p.pid, pids)
+        seen = []
+        for sig in self.ROUNDS:
+            os.kill(p.pid, sig)
+            time.sleep(0.02)        # as systemd takes a moment to go on
+            for pid in pids:
+                if pid != p.pid:
+                    os.kill(pid, sig)
+            seen.append(sig.name)
+            self.assert_seen(seen)
+        self.assertIsNone(p.poll())
+        self.write("go")
+        st, _, err = self.finish(p)
+        self.assertEqual(st, 0, err)
 
     # -- --need -------------------------------------------------------------
 
