@@ -30,7 +30,8 @@ static const struct {
 	{ "lookup", cmd_lookup, "lookup NAME [--wait S] [--addr-only]" },
 	{ "list", cmd_list, "list [--probe]" },
 	{ "run", cmd_run, "run NAME [--ttl S] [--port N] [--host H] "
-	    "[--need DEP]... [--timeout S] [--fd] -- CMD [ARG...]" },
+	    "[--proto P] [--meta K=V]... [--need DEP]... [--timeout S] [--fd] "
+	    "-- CMD [ARG...]" },
 	{ "who", cmd_who, "who PORT" },
 	{ "doctor", cmd_doctor, "doctor [NAME]" },
 	{ "status", cmd_status, "status" },
@@ -167,6 +168,33 @@ cli_parse_long(const char *s, long lo, long hi, long *out)
 	if (errno != 0 || *end != '\0' || v < lo || v > hi)
 		return (-1);
 	*out = v;
+	return (0);
+}
+
+/* --proto P, as acquire and run take it: 0, or the usage exit code. */
+int
+cli_check_proto(const char *cmd, const char *proto)
+{
+	if (strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0 &&
+	    strcmp(proto, "both") != 0)
+		return (cli_usage(cmd, "--proto: '%s' is not tcp, udp or both",
+		    proto));
+	return (0);
+}
+
+/*
+ * --meta KEY=VALUE, as acquire and run take it: split in place (argv is
+ * ours to change) into kv, the key, and *value. 0, or the usage exit code.
+ */
+int
+cli_split_meta(const char *cmd, char *kv, const char **value)
+{
+	char	*eq;
+
+	if ((eq = strchr(kv, '=')) == NULL || eq == kv)
+		return (cli_usage(cmd, "--meta: '%s' is not KEY=VALUE", kv));
+	*eq = '\0';
+	*value = eq + 1;
 	return (0);
 }
 

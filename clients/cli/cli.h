@@ -42,6 +42,8 @@ void		 cli_warn(const char *, ...)
 		    __attribute__((format(printf, 1, 2)));
 void		 cli_print_json(const char *);
 int		 cli_parse_long(const char *, long, long, long *);
+int		 cli_check_proto(const char *, const char *);
+int		 cli_split_meta(const char *, char *, const char **);
 void		 cli_format_age(long, char *, size_t);
 void		 cli_format_addr(const berth_lease *, char *, size_t);
 

@@ -123,9 +123,9 @@ static int
 lease_acquire_option(const char *cmd, int ch, berth_acquire_opts *o,
     int *env)
 {
-	char	*eq;
-	long	 n;
-	int	 rc = 0;
+	const char	*value;
+	long		 n;
+	int		 rc = 0;
 
 	switch (ch) {
 	case OPT_PORT:
@@ -138,11 +138,8 @@ lease_acquire_option(const char *cmd, int ch, berth_acquire_opts *o,
 			berth_acquire_opts_set_ttl(o, n);
 		break;
 	case OPT_PROTO:
-		if (strcmp(optarg, "tcp") != 0 && strcmp(optarg, "udp") != 0 &&
-		    strcmp(optarg, "both") != 0)
-			return (cli_usage(cmd, "--proto: '%s' is not tcp, udp "
-			    "or both", optarg));
-		berth_acquire_opts_set_proto(o, optarg);
+		if ((rc = cli_check_proto(cmd, optarg)) == 0)
+			berth_acquire_opts_set_proto(o, optarg);
 		break;
 	case OPT_HOST:
 		if (*optarg == '\0')
@@ -150,13 +147,8 @@ lease_acquire_option(const char *cmd, int ch, berth_acquire_opts *o,
 		berth_acquire_opts_set_host(o, optarg);
 		break;
 	case OPT_META:
-		eq = strchr(optarg, '=');
-		if (eq == NULL || eq == optarg)
-			return (cli_usage(cmd, "--meta: '%s' is not KEY=VALUE",
-			    optarg));
-		/* Split in place: argv is ours to change. */
-		*eq = '\0';
-		berth_acquire_opts_add_meta(o, optarg, eq + 1);
+		if ((rc = cli_split_meta(cmd, optarg, &value)) == 0)
+			berth_acquire_opts_add_meta(o, optarg, value);
 		break;
 	case OPT_PID:
 		if ((rc = lease_number(cmd, "pid", optarg, 1, INT_MAX,

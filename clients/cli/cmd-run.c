@@ -58,12 +58,15 @@ struct run {
 	long			 ttl;
 	long			 port;
 	const char		*host;
+	const char		*proto;		/* --proto, or NULL: tcp */
+	char			**meta;		/* --meta: key, value, ... */
+	size_t			 nmeta;		/* pairs in meta */
 	char			**needs;
 	size_t			 nneeds;
 	long			 timeout;	/* --need timeout, 0 = forever */
 	int			 fd;		/* --fd */
 	char			**cmd;		/* the command as given */
-	char			**argv;		/* the command, {port} replaced */
+	char			**argv;		/* {port}, {host} replaced */
 	berth_lease		*lease;		/* ours, once acquired */
 	pid_t			 owner;		/* the lease's pid, or 0 */
 	int			 listen_fd;
@@ -89,7 +92,7 @@ static int	run_need(struct run *, const char *);
 static void	run_choose_owner(struct run *);
 static int	run_acquire(struct run *, int, berth_error *);
 static int	run_listen(struct run *);
-static char	*run_subst(const char *, const char *);
+static char	*run_subst(const char *, const char *, const char *);
 static int	run_command(struct run *, char **);
 static void	run_onsignal(int, siginfo_t *, void *);
 static int	run_signals(struct run *);
@@ -111,6 +114,8 @@ static const struct option run_options[] = {
 	{ "ttl",	required_argument,	NULL,	't' },
 	{ "port",	required_argument,	NULL,	'p' },
 	{ "host",	required_argument,	NULL,	'H' },
+	{ "proto",	required_argument,	NULL,	'P' },
+	{ "meta",	required_argument,	NULL,	'm' },
 	{ "need",	required_argument,	NULL,	'n' },
 	{ "timeout",	required_argument,	NULL,	'T' },
 	{ "fd",		no_argument,		NULL,	'f' },
@@ -122,8 +127,10 @@ static int
 run_option(struct run *r, const char *cmdname, int ch,
     const struct cli_args *a, char **argv)
 {
-	char	**needs;
-	long	  v;
+	const char	 *value;
+	char		**more;
+	long		  v;
+	int		  rc;
 
 	switch (ch) {
 	case 't':
@@ -139,15 +146,36 @@ run_option(struct run *r, const char *cmdname, int ch,
 		r->port = v;
 		break;
 	case 'H':
+		if (*optarg == '\0')
+			return (cli_usage(cmdname, "--host: empty host"));
 		r->host = optarg;
 		break;
-	case 'n':
-		needs = reallocarray(r->needs, r->nneeds + 1, sizeof *r->needs);
-		if (needs == NULL) {
+	case 'P':
+		if ((rc = cli_check_proto(cmdname, optarg)) != 0)
+			return (rc);
+		r->proto = optarg;
+		break;
+	case 'm':
+		if ((rc = cli_split_meta(cmdname, optarg, &value)) != 0)
+			return (rc);
+		more = reallocarray(r->meta, 2 * (r->nmeta + 1),
+		    sizeof *r->meta);
+		if (more == NULL) {
 			cli_warn("run: out of memory");
 			return (CLI_EXIT_ERROR);
 		}
-		r->needs = needs;
+		r->meta = more;
+		r->meta[2 * r->nmeta] = optarg;
+		r->meta[2 * r->nmeta + 1] = (char *)value;
+		r->nmeta++;
+		break;
+	case 'n':
+		more = reallocarray(r->needs, r->nneeds + 1, sizeof *r->needs);
+		if (more == NULL) {
+			cli_warn("run: out of memory");
+			return (CLI_EXIT_ERROR);
+		}
+		r->needs = more;
 		r->needs[r->nneeds++] = optarg;
 		break;
 	case 'T':
@@ -197,6 +225,9 @@ run_parse(struct run *r, int argc, char **argv)
 	if (a.command == NULL || a.command[0] == NULL)
 		return (cli_usage(cmdname, "run: no command to run after "
 		    "'--'"));
+	if (r->fd && r->proto != NULL && strcmp(r->proto, "udp") == 0)
+		return (cli_usage(cmdname, "run: --fd hands over a listening "
+		    "TCP socket; it does not go with --proto udp"));
 	r->cmd = a.command;
 	return (-1);
 }
@@ -356,14 +387,25 @@ static berth_acquire_opts *
 run_opts(struct run *r, int port)
 {
 	berth_acquire_opts	*o;
+	size_t			 i;
 
 	if ((o = berth_acquire_opts_new(r->name)) == NULL)
 		return (NULL);
 	berth_acquire_opts_set_port(o, port);
-	berth_acquire_opts_set_host(o, r->host);
 	berth_acquire_opts_set_ttl(o, r->ttl);
 	berth_acquire_opts_set_pid(o, r->owner);
+	if (berth_acquire_opts_set_host(o, r->host) != 0 ||
+	    berth_acquire_opts_set_proto(o, r->proto) != 0)
+		goto fail;
+	for (i = 0; i < r->nmeta; i++) {
+		if (berth_acquire_opts_add_meta(o, r->meta[2 * i],
+		    r->meta[2 * i + 1]) != 0)
+			goto fail;
+	}
 	return (o);
+fail:
+	berth_acquire_opts_free(o);
+	return (NULL);
 }
 
 /*
@@ -378,12 +420,8 @@ run_acquire(struct run *r, int port, berth_error *err)
 	berth_lease		*l;
 	int			 rc;
 
-	if ((o = run_opts(r, port)) == NULL) {
-		memset(err, 0, sizeof *err);
-		err->code = BERTH_ENOMEM;
-		snprintf(err->message, sizeof err->message, "out of memory");
-		return (-1);
-	}
+	if ((o = run_opts(r, port)) == NULL)
+		goto nomem;
 	rc = berth_acquire(r->client, o, &l, err);
 	berth_acquire_opts_free(o);
 	if (rc != 0 && r->owner != 0 &&
@@ -391,7 +429,7 @@ run_acquire(struct run *r, int port, berth_error *err)
 		/* Our namespace looked like berthd's, yet it cannot see us. */
 		run_disown(r, "berthd cannot see this process");
 		if ((o = run_opts(r, port)) == NULL)
-			return (-1);
+			goto nomem;
 		rc = berth_acquire(r->client, o, &l, err);
 		berth_acquire_opts_free(o);
 	}
@@ -400,6 +438,11 @@ run_acquire(struct run *r, int port, berth_error *err)
 	berth_lease_free(r->lease);
 	r->lease = l;
 	return (0);
+nomem:
+	memset(err, 0, sizeof *err);
+	err->code = BERTH_ENOMEM;
+	snprintf(err->message, sizeof err->message, "out of memory");
+	return (-1);
 }
 
 /*
@@ -452,30 +495,41 @@ run_listen(struct run *r)
 	return (fd);
 }
 
-/* arg with every "{port}" replaced by port; NULL when out of memory. */
+/*
+ * arg with every "{port}" replaced by port and every "{host}" by host;
+ * NULL when out of memory.
+ */
 static char *
-run_subst(const char *arg, const char *port)
+run_subst(const char *arg, const char *port, const char *host)
 {
-	const char	*p, *q;
+	const char	*p, *val;
 	char		*out, *o;
-	size_t		 n = 0;
+	size_t		 n = strlen(arg) + 1;
 
-	for (p = arg; (q = strstr(p, "{port}")) != NULL; p = q + 6)
-		n++;
-	if ((out = malloc(strlen(arg) + n * strlen(port) + 1)) == NULL)
-		return (NULL);
-	o = out;
-	for (p = arg; (q = strstr(p, "{port}")) != NULL; p = q + 6) {
-		memcpy(o, p, q - p);
-		o += q - p;
-		memcpy(o, port, strlen(port));
-		o += strlen(port);
+	for (p = arg; *p != '\0'; p++) {
+		if (strncmp(p, "{port}", 6) == 0)
+			n += strlen(port);
+		else if (strncmp(p, "{host}", 6) == 0)
+			n += strlen(host);
 	}
-	strcpy(o, p);
+	if ((out = malloc(n)) == NULL)
+		return (NULL);
+	for (p = arg, o = out; *p != '\0';) {
+		val = strncmp(p, "{port}", 6) == 0 ? port :
+		    strncmp(p, "{host}", 6) == 0 ? host : NULL;
+		if (val == NULL) {
+			*o++ = *p++;
+			continue;
+		}
+		memcpy(o, val, strlen(val));
+		o += strlen(val);
+		p += 6;
+	}
+	*o = '\0';
 	return (out);
 }
 
-/* The command's argv with {port} replaced. Returns -1 without memory. */
+/* The command's argv with {port} and {host} replaced; -1 without memory. */
 static int
 run_command(struct run *r, char **cmd)
 {
@@ -488,7 +542,8 @@ run_command(struct run *r, char **cmd)
 		return (-1);
 	snprintf(port, sizeof port, "%d", berth_lease_port(r->lease));
 	for (i = 0; i < n; i++) {
-		if ((r->argv[i] = run_subst(cmd[i], port)) == NULL)
+		if ((r->argv[i] = run_subst(cmd[i], port,
+		    berth_lease_host(r->lease))) == NULL)
 			return (-1);
 	}
 	return (0);
@@ -922,7 +977,7 @@ run_check_names(struct run *r, const char *cmdname)
 static int
 run_serve(struct run *r)
 {
-	char	port[16];
+	char	port[16], addr[300];
 	int	status;
 
 	snprintf(port, sizeof port, "%d", berth_lease_port(r->lease));
@@ -938,6 +993,8 @@ run_serve(struct run *r)
 		return (CLI_EXIT_ERROR);
 	if (run_signals(r) == -1)
 		return (CLI_EXIT_ERROR);
+	cli_format_addr(r->lease, addr, sizeof addr);
+	cli_warn("%s on %s", r->name, addr);
 	fflush(NULL);
 	r->parent = getpid();
 	r->witness = run_witness(r);
@@ -993,5 +1050,6 @@ out:
 		free(r.argv[i]);
 	free(r.argv);
 	free(r.needs);
+	free(r.meta);
 	return (rc);
 }

@@ -218,6 +218,47 @@ class RunTest(BerthTestCase):
         st, _, err = self.finish(p)
         self.assertEqual(st, 0, err)
 
+    def test_host_in_arguments(self):
+        for host, want in ((None, "127.0.0.1"), ("localhost", "localhost"),
+                           ("::1", "::1")):
+            with self.subTest(host=host):
+                args = ["hosty"] + (["--host", host] if host else [])
+                st, _, err = self.run_cli(
+                    *args, "--", "sh", "-c",
+                    'printf "%s\\n" "$PORT" "$@" > args.txt', "sh",
+                    "{host}", "--bind={host}:{port}", "{host}{host}", "{hos}t")
+                self.assertEqual(st, 0, err)
+                with open(self.path("args.txt")) as f:
+                    port, *args = f.read().splitlines()
+                self.assertEqual(args, [want, "--bind=%s:%s" % (want, port),
+                                        want + want, "{hos}t"])
+
+    def test_says_where_the_service_runs(self):
+        # One line on stderr when the command starts: NAME on HOST:PORT.
+        for host, shown in ((None, "127.0.0.1"), ("::1", "[::1]")):
+            with self.subTest(host=host):
+                args = ["api"] + (["--host", host] if host else [])
+                st, _, err = self.run_cli(*args, "--", "sh", "-c",
+                                          'echo "$PORT" > port.txt')
+                self.assertEqual(st, 0, err)
+                port = self.wait_file("port.txt").strip()
+                self.assertEqual(err, "berth: api on %s:%s\n" % (shown, port))
+
+    def test_proto_and_meta(self):
+        p = self.start("dns", "--proto", "udp", "--meta", "team=core",
+                       "--meta", "url=http://x/?a=b", "--meta", "empty=",
+                       "--", "sh", "-c", self.WAITER)
+        self.wait_file("env.txt")
+        r = self.lookup("dns")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["proto"], "udp")
+        self.assertEqual(r.json["meta"], {"team": "core", "url": "http://x/?a=b",
+                                          "empty": ""})
+        self.write("go")
+        st, _, err = self.finish(p)
+        self.assertEqual(st, 0, err)
+        self.assertEqual(self.lookup("dns").status, 404)
+
     # -- the lease's life -------------------------------------------------
 
     @needs_own_berthd("counters from zero")
@@ -688,6 +729,11 @@ c.close()
                      ["web", "--bogus", "--", "true"], ["web", "--ttl"],
                      ["web", "--ttl", "soon", "--", "true"],
                      ["web", "--port", "70000", "--", "true"],
+                     ["web", "--proto", "sctp", "--", "true"],
+                     ["web", "--meta", "novalue", "--", "true"],
+                     ["web", "--meta", "=v", "--", "true"],
+                     ["web", "--host", "", "--", "true"],
+                     ["web", "--fd", "--proto", "udp", "--", "true"],
                      ["web", "true"]):   # the command must follow "--"
             with self.subTest(args=args):
                 st, out, err = self.run_cli(*args)
