@@ -42,6 +42,8 @@
 #define RUN_SIG_MASK	0x3f	/* the signal number in a self-pipe byte */
 #define RUN_NFORWARD	3	/* the signals forwarded, run_forward[] */
 #define RUN_GROUP_MS	500	/* a group's signal reaches all within this */
+#define RUN_LINGER_MS	500	/* a server's last sockets close within this */
+#define RUN_CMD_SHOWN	60	/* how much of a command line to quote */
 
 /* What the renewals have seen lately, so a warning is said once. */
 enum run_renew_state {
@@ -75,6 +77,7 @@ struct run {
 	pid_t			 witness;	/* run_witness, or 0 */
 	long long		 due[RUN_NFORWARD];	/* forward then, or 0 */
 	long long		 seen[RUN_NFORWARD];	/* witness got it then */
+	int			 signalled;	/* we got a signal to forward */
 	enum run_renew_state	 renew_state;
 	struct sigaction	 old_pipe;	/* SIGPIPE as we found it */
 	sigset_t		 old_mask;
@@ -109,6 +112,8 @@ static void	run_forward_due(struct run *, long long, int);
 static int	run_poll_timeout(struct run *, long long, long long);
 static int	run_wait(struct run *);
 static void	run_release(struct run *);
+static int	run_port_holder(struct run *, struct sock_holder *);
+static void	run_check_background(struct run *);
 
 static const struct option run_options[] = {
 	{ "ttl",	required_argument,	NULL,	't' },
@@ -819,6 +824,7 @@ run_got_signal(struct run *r, int sig, int from_kernel, long long now)
 
 	if (i == -1)
 		return;
+	r->signalled = 1;
 	if (!run_child_in_group(r)) {
 		kill(r->child, sig);
 		return;
@@ -952,6 +958,72 @@ run_release(struct run *r)
 		    "does): %s", r->name, err.message);
 }
 
+/*
+ * Whether a process still listens on the lease's port (TCP) or is bound
+ * to it (UDP), and which: 1 and *h filled in, or 0.
+ */
+static int
+run_port_holder(struct run *r, struct sock_holder *h)
+{
+	struct sock_holder	*all = NULL;
+	const char		*proto = berth_lease_proto(r->lease);
+	size_t			 n = 0, i;
+	int			 found = 0;
+
+	if (sockets_find((uint16_t)berth_lease_port(r->lease), &all,
+	    &n) == -1)
+		return (0);
+	for (i = 0; i < n && !found; i++) {
+		if (!all[i].listening)
+			continue;
+		if ((all[i].proto == SOCK_PROTO_TCP &&
+		    strcmp(proto, "udp") != 0) ||
+		    (all[i].proto == SOCK_PROTO_UDP &&
+		    strcmp(proto, "tcp") != 0)) {
+			*h = all[i];
+			found = 1;
+		}
+	}
+	free(all);
+	return (found);
+}
+
+/*
+ * The command exited 0 by itself, yet something still serves on its port:
+ * it put itself in the background (a daemonising server: nginx without
+ * "daemon off;", a script ending in "server &"). Its port is about to be
+ * released while it serves on, and nothing will stop it: say so, once.
+ * A server's last workers may close their sockets just after it exits,
+ * so the port is looked at again for a moment before that is believed.
+ */
+static void
+run_check_background(struct run *r)
+{
+	struct sock_holder	h;
+	long long		deadline = run_now() + RUN_LINGER_MS;
+	char			who[320];
+
+	while (run_port_holder(r, &h)) {
+		if (run_now() >= deadline) {
+			if (h.pid == 0)
+				snprintf(who, sizeof who, "a process not "
+				    "visible here");
+			else
+				snprintf(who, sizeof who, "pid %ld (%.*s%s)",
+				    (long)h.pid, RUN_CMD_SHOWN, h.cmd,
+				    strlen(h.cmd) > RUN_CMD_SHOWN ? "..." : "");
+			cli_warn("run: %s exited 0, but %s still %s on port "
+			    "%d, whose lease ends now: the command put its "
+			    "server in the background; run it in the "
+			    "foreground instead (for nginx, 'daemon off;')",
+			    r->argv[0], who, h.proto == SOCK_PROTO_TCP ?
+			    "listens" : "is bound", berth_lease_port(r->lease));
+			return;
+		}
+		usleep(50 * 1000);
+	}
+}
+
 /* Bad names are found before any waiting, not after: -1, or exit code. */
 static int
 run_check_names(struct run *r, const char *cmdname)
@@ -1043,6 +1115,8 @@ cmd_run(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	rc = run_serve(&r);
+	if (rc == 0 && !r.signalled && r.renew_state != RUN_RENEW_LOST)
+		run_check_background(&r);
 	run_release(&r);
 out:
 	berth_lease_free(r.lease);

@@ -411,7 +411,8 @@ class RunTest(BerthTestCase):
         self.assertError(self.lookup("sig2"), 404, "not_found")
 
     # A child that appends the name of each SIGTERM, SIGINT and SIGHUP it
-    # gets to sig.txt and carries on, until the test creates "go". Python
+    # gets to sig.txt and carries on, until the test creates "go" or berth
+    # run is gone; ready.txt holds its pid. Python
     # runs a handler once for signals that arrive close together, so the
     # count comes from the wakeup fd: a byte per signal the kernel delivers.
     COUNTER = r"""
@@ -421,8 +422,11 @@ os.set_blocking(w, False)
 signal.set_wakeup_fd(w)
 for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(s, lambda sig, frame: None)
-os.rename(open("r.tmp", "w").name, "ready.txt")
-while not os.path.exists("go"):
+with open("r.tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename("r.tmp", "ready.txt")
+parent = os.getppid()
+while not os.path.exists("go") and os.getppid() == parent:
     if select.select([r], [], [], 0.02)[0]:
         with open("sig.txt", "a") as f:
             for b in os.read(r, 64):
@@ -468,7 +472,7 @@ while not os.path.exists("go"):
         # the command has the signal already and must not get it twice.
         p = self.start("once", "--", sys.executable, "-c", self.COUNTER,
                        session=True)
-        self.wait_file("ready.txt")
+        self.child_pids.append(int(self.wait_file("ready.txt")))
         pgid = os.getpgid(p.pid)
         self.assertEqual(pgid, p.pid)
         seen = []
@@ -484,7 +488,7 @@ while not os.path.exists("go"):
     def test_signal_to_berth_run_alone_forwarded_once(self):
         p = self.start("once", "--", sys.executable, "-c", self.COUNTER,
                        session=True)
-        self.wait_file("ready.txt")
+        self.child_pids.append(int(self.wait_file("ready.txt")))
         p.send_signal(signal.SIGTERM)
         self.assert_seen(["SIGTERM"])
         p.send_signal(signal.SIGINT)
@@ -500,7 +504,7 @@ while not os.path.exists("go"):
         # one: the command gets it from systemd and must not get it again.
         p = self.start("once", "--", sys.executable, "-c", self.COUNTER,
                        session=True)
-        self.wait_file("ready.txt")
+        self.child_pids.append(int(self.wait_file("ready.txt")))
         pids = self.group_pids(p.pid)
         self.assertIn(p.pid, pids)
         seen = []
@@ -698,6 +702,64 @@ c.close()
         env = read_env(self.path("env.txt"))
         self.assertNotIn("LISTEN_FDS", env)
         self.assertNotIn("LISTEN_PID", env)
+
+    # -- a command that goes to the background ---------------------------------
+
+    # A server that daemonises, as nginx does without "daemon off;": it
+    # listens on $PORT, forks a child that keeps the socket (and writes its
+    # pid to daemon.pid), and exits 0 at once.
+    DAEMONISER = r"""
+import os, socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(os.environ["PORT"])))
+s.listen(8)
+if os.fork() == 0:
+    os.setsid()
+    fd = os.open("/dev/null", os.O_RDWR)
+    for i in (0, 1, 2):
+        os.dup2(fd, i)
+    with open("daemon.tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename("daemon.tmp", "daemon.pid")
+    while True:
+        time.sleep(1)
+os._exit(0)
+"""
+
+    def test_daemonising_command_warned(self):
+        p = self.start("bg", "--", sys.executable, "-c", self.DAEMONISER)
+        pid = int(self.wait_file("daemon.pid"))
+        self.child_pids.append(pid)
+        st, _, err = self.finish(p)
+        self.assertEqual(st, 0, err)           # the command's status
+        port = self.lookup_port_from(err)
+        warn = [l for l in err.splitlines() if "foreground" in l]
+        self.assertEqual(len(warn), 1, err)
+        self.assertTrue(warn[0].startswith("berth: "), err)
+        self.assertIn(str(port), warn[0])
+        self.assertIn("pid %d" % pid, warn[0])
+        self.assertIn("daemon off", warn[0])
+        self.assertEqual(len(err.splitlines()), 2, err)   # start line + warning
+        self.assertEqual(self.lookup("bg").status, 404)
+
+    def test_foreground_command_not_warned(self):
+        # A server that listened and exited 0, its port free again.
+        server = ("import os, socket\n"
+                  "s = socket.socket()\n"
+                  "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                  "s.bind(('127.0.0.1', int(os.environ['PORT'])))\n"
+                  "s.listen(1)\n")
+        st, _, err = self.run_cli("fg", "--", sys.executable, "-c", server)
+        self.assertEqual(st, 0, err)
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertNotIn("foreground", err)
+
+    def lookup_port_from(self, err):
+        """The port in berth run's "berth: NAME on HOST:PORT" line."""
+        first = err.splitlines()[0]
+        self.assertRegex(first, r"^berth: \S+ on \S+:\d+$", err)
+        return int(first.rsplit(":", 1)[1])
 
     # -- errors ----------------------------------------------------------------
 
