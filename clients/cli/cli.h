@@ -22,6 +22,9 @@ struct option;
 #define CLI_EXIT_CONFLICT	4
 #define CLI_EXIT_UNREACHABLE	69
 
+/* The longest --ttl, in seconds (one year): the API's own limit. */
+#define CLI_TTL_MAX		31536000
+
 /* What every command gets: the global options and a lazy client. */
 struct cli {
 	const char	*addr;		/* --addr, else NULL ($BERTH_ADDR) */
@@ -42,6 +45,7 @@ void		 cli_warn(const char *, ...)
 		    __attribute__((format(printf, 1, 2)));
 void		 cli_print_json(const char *);
 int		 cli_parse_long(const char *, long, long, long *);
+int		 cli_parse_ttl(const char *, const char *, long *);
 int		 cli_check_proto(const char *, const char *);
 int		 cli_split_meta(const char *, char *, const char **);
 void		 cli_format_age(long, char *, size_t);

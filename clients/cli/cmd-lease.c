@@ -13,9 +13,6 @@
 
 #include "cli.h"
 
-/* The longest TTL we pass on; the broker enforces its own limit. */
-#define LEASE_TTL_MAX	((long)INT_MAX)
-
 /* Option values of getopt_long; no short options. */
 enum {
 	OPT_PORT = 256,
@@ -133,8 +130,7 @@ lease_acquire_option(const char *cmd, int ch, berth_acquire_opts *o,
 			berth_acquire_opts_set_port(o, (int)n);
 		break;
 	case OPT_TTL:
-		if ((rc = lease_number(cmd, "ttl", optarg, 0, LEASE_TTL_MAX,
-		    &n)) == 0)
+		if ((rc = cli_parse_ttl(cmd, optarg, &n)) == 0)
 			berth_acquire_opts_set_ttl(o, n);
 		break;
 	case OPT_PROTO:
@@ -260,8 +256,7 @@ lease_token_args(int argc, char **argv, struct cli_args *args,
 			if (ttl == NULL)
 				return (cli_usage(cmd, "unknown option "
 				    "'--ttl'"));
-			if ((rc = lease_number(cmd, "ttl", optarg, 0,
-			    LEASE_TTL_MAX, ttl)) != 0)
+			if ((rc = cli_parse_ttl(cmd, optarg, ttl)) != 0)
 				return (rc);
 			break;
 		default:

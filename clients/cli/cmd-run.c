@@ -139,9 +139,8 @@ run_option(struct run *r, const char *cmdname, int ch,
 
 	switch (ch) {
 	case 't':
-		if (cli_parse_long(optarg, 0, INT_MAX, &v) == -1)
-			return (cli_usage(cmdname, "run: bad --ttl '%s': want "
-			    "seconds, 0 for no expiry", optarg));
+		if ((rc = cli_parse_ttl(cmdname, optarg, &v)) != 0)
+			return (rc);
 		r->ttl = v;
 		break;
 	case 'p':
@@ -886,7 +885,10 @@ run_poll_timeout(struct run *r, long long now, long long next)
 	}
 	if (t == 0)
 		return (-1);
-	return (t > now ? (int)(t - now) : 0);
+	if (t <= now)
+		return (0);
+	/* A third of a year's TTL is more ms than an int holds. */
+	return (t - now > INT_MAX ? INT_MAX : (int)(t - now));
 }
 
 /*

@@ -333,6 +333,51 @@ class TestRenewRelease(CliTestCase):
         self.assertBerthError(r, 3)
 
 
+class TestTtlLimits(CliTestCase):
+    """Every command that takes --ttl takes what the API takes, 0 to
+    31536000 seconds, and refuses the rest itself, in the same words."""
+
+    LIMIT = 31536000
+
+    def test_same_limit_in_acquire_renew_and_run(self):
+        d = self.berthd()
+        held = self.acquire_json(d, "held", "--ttl", "60")
+        tmp = tempfile.mkdtemp(prefix="berth-cli-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        ran = os.path.join(tmp, "ran")
+        commands = {
+            "acquire": lambda ttl: ("acquire", "new", "--ttl", ttl),
+            "renew": lambda ttl: ("renew", "held", "--token", held["token"],
+                                  "--ttl", ttl),
+            "run": lambda ttl: ("run", "new", "--ttl", ttl, "--", "sh", "-c",
+                                'echo "$PORT" > "$0"', ran),
+        }
+        for bad in (str(self.LIMIT + 1), "2147483648", "99999999999999999999",
+                    "-1", "1.5", "soon", ""):
+            for cmd, args in commands.items():
+                with self.subTest(cmd=cmd, ttl=bad):
+                    r = self.cli(d, *args(bad))
+                    self.assertBerthError(r, 2)
+                    self.assertEqual(r.out, "", r)
+                    lines = r.err.splitlines()
+                    self.assertEqual(len(lines), 1, r)
+                    self.assertIn("--ttl", lines[0])
+                    self.assertIn("0 to %d" % self.LIMIT, lines[0])
+        self.assertIsNone(self.lease(d, "new"))
+        self.assertEqual(self.lease(d, "held")["ttl"], 60)
+        self.assertFalse(os.path.exists(ran))
+        # The limit itself is taken by all three.
+        r = self.cli(d, "--json", *commands["acquire"](str(self.LIMIT)))
+        self.assertExit(r, 0)
+        self.assertEqual(self.lease(d, "new")["ttl"], self.LIMIT)
+        self.assertEqual(d.release("new", json.loads(r.out)["token"]).status,
+                         204)
+        self.assertExit(self.cli(d, *commands["renew"](str(self.LIMIT))), 0)
+        self.assertEqual(self.lease(d, "held")["ttl"], self.LIMIT)
+        self.assertExit(self.cli(d, *commands["run"](str(self.LIMIT))), 0)
+        self.assertTrue(os.path.exists(ran))
+
+
 class TestLookup(CliTestCase):
     def test_prints_port(self):
         d = self.berthd()
