@@ -121,13 +121,56 @@ cli_exit_code(int code)
 }
 
 /*
+ * 1 if err shows that what answers at the address is not berthd, with
+ * the reason in why (may be NULL): an answer that is not HTTP as berthd
+ * sends it, a body berthd would not send, or an HTTP error without the
+ * JSON error object berthd puts in every error answer. Else 0.
+ */
+int
+cli_not_broker(const berth_error *err, char *why, size_t len)
+{
+	char	buf[128];
+
+	if (why == NULL) {
+		why = buf;
+		len = sizeof buf;
+	}
+	if (err->code == BERTH_EPROTO && err->http_status == 0)
+		snprintf(why, len, "its answer is not HTTP as berthd sends it");
+	else if (err->code == BERTH_EPROTO)
+		snprintf(why, len, "it answered HTTP %d with a body berthd "
+		    "does not send", err->http_status);
+	else if (err->http_status != 0 && err->api_code[0] == '\0')
+		snprintf(why, len, "it answered HTTP %d without berthd's JSON "
+		    "error", err->http_status);
+	else
+		return (0);
+	return (1);
+}
+
+/* Say that the address is not berthd's, and why; returns exit code 69. */
+int
+cli_not_broker_warn(struct cli *cli, const char *why)
+{
+	cli_warn("%s is not a berth broker (%s); point --addr or BERTH_ADDR "
+	    "at berthd", cli->client != NULL ? berth_addr(cli->client) :
+	    cli->addr, why);
+	return (CLI_EXIT_UNREACHABLE);
+}
+
+/*
  * Report a failed call in one line and return the exit code for it. An
- * unreachable broker names the address, the error and how to start one.
+ * unreachable broker names the address, the error and how to start one;
+ * something else at the address is not taken for a broker's answer
+ * ("not found" from a web server is not berthd's): it exits 69 too.
  */
 int
 cli_fail(struct cli *cli, const berth_error *err)
 {
-	(void)cli;
+	char	why[128];
+
+	if (cli_not_broker(err, why, sizeof why))
+		return (cli_not_broker_warn(cli, why));
 	if (err->code == BERTH_EUNREACHABLE)
 		cli_warn("%s; start it with 'berthd'", err->message);
 	else

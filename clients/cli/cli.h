@@ -38,6 +38,8 @@ typedef int	(*cli_cmd_fn)(struct cli *, int, char **);
 /* berth.c: main, global options, dispatch, shared output helpers */
 berth_client	*cli_client(struct cli *);
 int		 cli_fail(struct cli *, const berth_error *);
+int		 cli_not_broker(const berth_error *, char *, size_t);
+int		 cli_not_broker_warn(struct cli *, const char *);
 int		 cli_exit_code(int);
 int		 cli_usage(const char *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));

@@ -237,6 +237,36 @@ doctor_no_broker_tcp(struct doctor *d, const char *reason, uint16_t port)
 	free(h);
 }
 
+/*
+ * Something that is not berthd answers at the address: say so, with the
+ * process that holds a TCP address's port when it can be seen.
+ */
+static int
+doctor_not_broker(struct doctor *d, const char *why)
+{
+	struct sock_holder	*h = NULL;
+	size_t			 n = 0, i;
+	uint16_t		 port = doctor_addr_port(d->addr);
+	char			 who[DOCTOR_CMD_MAX + 128], held[DOCTOR_CMD_MAX + 160];
+
+	held[0] = '\0';
+	if (port != 0 && sockets_find(port, &h, &n) == 0) {
+		for (i = 0; i < n; i++) {
+			if (h[i].proto == SOCK_PROTO_TCP && h[i].listening &&
+			    h[i].pid != 0) {
+				doctor_who(&h[i], who, sizeof who);
+				snprintf(held, sizeof held, "; port %u is held "
+				    "by %s", port, who);
+				break;
+			}
+		}
+		free(h);
+	}
+	doctor_note(d, DOCTOR_FAIL, "point --addr/BERTH_ADDR at berthd",
+	    "%s is not a berth broker (%s)%s", d->addr, why, held);
+	return (CLI_EXIT_UNREACHABLE);
+}
+
 /* The broker did not answer (or not as berthd): say why, and who is there. */
 static int
 doctor_no_broker(struct doctor *d, const berth_error *err)
@@ -244,12 +274,8 @@ doctor_no_broker(struct doctor *d, const berth_error *err)
 	char		reason[400];
 	uint16_t	port;
 
-	if (err->code == BERTH_EPROTO && err->http_status == 200) {
-		doctor_note(d, DOCTOR_FAIL, "is that really berthd? check "
-		    "--addr/BERTH_ADDR", "the broker at %s sent a status that "
-		    "is not JSON", d->addr);
-		return (CLI_EXIT_UNREACHABLE);
-	}
+	if (cli_not_broker(err, reason, sizeof reason))
+		return (doctor_not_broker(d, reason));
 	/* A berthd error answer carries its API code: it is there. */
 	if (err->api_code[0] != '\0') {
 		doctor_note(d, DOCTOR_FAIL, "see berthd's log; 'berth status' "

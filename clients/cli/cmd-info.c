@@ -138,9 +138,34 @@ cmd_status(struct cli *cli, int argc, char **argv)
 }
 
 /*
+ * A 2xx from /v1/health says little: many servers answer 200 to any path.
+ * berthd's /v1/status is a JSON object with its version. 0 when that is
+ * what the address serves, else exit 69 after saying what it is not.
+ */
+static int
+info_is_berthd(struct cli *cli)
+{
+	berth_info	*st;
+	berth_error	 err;
+	char		 why[128];
+	int		 rc = 0;
+
+	if (berth_status(cli_client(cli), &st, &err) != 0)
+		return (cli_not_broker(&err, why, sizeof why) ?
+		    cli_not_broker_warn(cli, why) : 0);
+	if (berth_info_version(st) == NULL)
+		rc = cli_not_broker_warn(cli, "its /v1/status names no "
+		    "berthd version");
+	berth_info_free(st);
+	return (rc);
+}
+
+/*
  * health: exit 0 and "ok" when the broker and its database are well,
  * else the one-line error and exit 1 -- also when no broker answers, as
- * Docker's HEALTHCHECK knows only 0 (healthy) and 1 (unhealthy).
+ * Docker's HEALTHCHECK takes any status but 0 for unhealthy. Something
+ * other than berthd at the address is a mistake in --addr, not a state
+ * of health: that exits 69, as it does for every command.
  */
 int
 cmd_health(struct cli *cli, int argc, char **argv)
@@ -150,11 +175,15 @@ cmd_health(struct cli *cli, int argc, char **argv)
 
 	if ((rc = info_no_args(argc, argv)) != 0)
 		return (rc);
-	if (berth_health(cli_client(cli), &err) != 0) {
+	if (berth_health(cli_client(cli), &err) != 0 ||
+	    (rc = info_is_berthd(cli)) != 0) {
 		if (cli->json)
 			printf("{\"status\": \"unhealthy\"}\n");
-		(void)cli_fail(cli, &err);
-		return (CLI_EXIT_ERROR);
+		if (rc != 0)
+			return (rc);
+		rc = cli_fail(cli, &err);
+		return (rc == CLI_EXIT_UNREACHABLE && cli_not_broker(&err,
+		    NULL, 0) ? rc : CLI_EXIT_ERROR);
 	}
 	if (cli->json)
 		printf("{\"status\": \"ok\"}\n");
@@ -191,6 +220,7 @@ cmd_version(struct cli *cli, int argc, char **argv)
 	berth_info	*st;
 	berth_error	 err;
 	const char	*bv = NULL;
+	char		 why[128];
 	int		 rc, up;
 
 	if ((rc = info_no_args(argc, argv)) != 0)
@@ -209,6 +239,9 @@ cmd_version(struct cli *cli, int argc, char **argv)
 		else if (err.code == BERTH_EUNREACHABLE ||
 		    err.code == BERTH_ETIMEOUT)
 			printf("no broker at %s\n", berth_addr(c));
+		else if (cli_not_broker(&err, why, sizeof why))
+			printf("%s is not a berth broker (%s)\n",
+			    berth_addr(c), why);
 		else
 			printf("broker at %s: %s\n", berth_addr(c),
 			    err.message[0] != '\0' ? err.message :

@@ -34,6 +34,7 @@ static int	 lease_number(const char *, const char *, const char *, long,
 		    long, long *);
 static const char *lease_token(const char *);
 static void	 lease_print_env(const char *, const char *);
+static int	 lease_ended(struct cli *);
 
 /* Report the option getopt_long refused (ch is '?' or ':'). */
 static int
@@ -312,6 +313,21 @@ cmd_release(struct cli *cli, int argc, char **argv)
 		return (rc);
 	if (berth_release(cli_client(cli), args.name, token, &err) != 0)
 		return (cli_fail(cli, &err));
+	return (lease_ended(cli));
+}
+
+/*
+ * After a release or revoke that "worked": berthd answers every request
+ * with X-Berth-Index, and ending a lease moves the index past 0, so an
+ * answer without it came from something else (a web server that says 200
+ * or 204 to any DELETE). 0, or exit 69 after saying so.
+ */
+static int
+lease_ended(struct cli *cli)
+{
+	if (berth_last_index(cli->client) == 0)
+		return (cli_not_broker_warn(cli, "it answered without "
+		    "berthd's X-Berth-Index header"));
 	return (CLI_EXIT_OK);
 }
 
@@ -339,13 +355,13 @@ cmd_revoke(struct cli *cli, int argc, char **argv)
 
 	if (berth_revoke(cli_client(cli), args.name, &err) != 0) {
 		rc = cli_fail(cli, &err);
-		if (err.code == BERTH_EFORBIDDEN)
+		if (err.code == BERTH_EFORBIDDEN && rc != CLI_EXIT_UNREACHABLE)
 			cli_warn("revoke is for root and berthd's own "
 			    "user: run it as one of them (sudo berth "
 			    "revoke %s)", args.name);
 		return (rc);
 	}
-	return (CLI_EXIT_OK);
+	return (lease_ended(cli));
 }
 
 /* lookup NAME [--wait S] [--addr-only]: prints the port or host:port. */

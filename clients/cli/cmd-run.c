@@ -281,7 +281,8 @@ run_need(struct run *r, const char *dep)
 	for (;;) {
 		if (berth_lookup(r->client, dep, wait, &l, &err) == 0)
 			break;
-		if (err.code != BERTH_ENOTFOUND)
+		if (err.code != BERTH_ENOTFOUND ||
+		    cli_not_broker(&err, NULL, 0))
 			return (cli_fail(r->cli, &err));
 		if (deadline == 0)
 			wait = BERTH_WAIT_MAX;
