@@ -40,7 +40,8 @@ static void	 list_fill_row(const berth_lease *, long long, int,
 		    struct list_row *);
 static void	 list_print_row(const char **, const size_t *, int);
 static int	 list_print_table(const berth_leases *, int);
-static int	 list_print_json(const berth_leases *);
+static int	 list_print_json(const berth_leases *, int);
+static int	 list_probe(const berth_lease *);
 
 static long long
 list_now_ms(void)
@@ -51,13 +52,27 @@ list_now_ms(void)
 	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
+/*
+ * Whether something on this host listens on the lease's port (TCP, or
+ * for a UDP lease is bound to it): 1 yes, 0 no, -1 cannot tell.
+ */
+static int
+list_probe(const berth_lease *l)
+{
+	int	proto;
+
+	proto = strcmp(berth_lease_proto(l), "udp") == 0 ? SOCK_PROTO_UDP :
+	    SOCK_PROTO_TCP;
+	return (sockets_listening((uint16_t)berth_lease_port(l), proto));
+}
+
 /* Turn one lease into the table's text cells. */
 static void
 list_fill_row(const berth_lease *l, long long now, int probe,
     struct list_row *row)
 {
 	long long	t;
-	int		proto, up;
+	int		up;
 
 	snprintf(row->cell[COL_NAME], sizeof row->cell[COL_NAME], "%s",
 	    berth_lease_name(l));
@@ -83,9 +98,7 @@ list_fill_row(const berth_lease *l, long long now, int probe,
 		snprintf(row->cell[COL_AGE], sizeof row->cell[COL_AGE], "-");
 	row->cell[COL_LISTENING][0] = '\0';
 	if (probe) {
-		proto = strcmp(berth_lease_proto(l), "udp") == 0 ?
-		    SOCK_PROTO_UDP : SOCK_PROTO_TCP;
-		up = sockets_listening((uint16_t)berth_lease_port(l), proto);
+		up = list_probe(l);
 		snprintf(row->cell[COL_LISTENING],
 		    sizeof row->cell[COL_LISTENING], "%s",
 		    up > 0 ? "yes" : up == 0 ? "no" : "?");
@@ -141,24 +154,40 @@ list_print_table(const berth_leases *leases, int probe)
 	return (CLI_EXIT_OK);
 }
 
-/* The API's list object, {"services":[...],"index":N}, rebuilt. */
+/*
+ * The API's list object, {"services":[...],"index":N}, rebuilt; with
+ * probe, each lease also says "listening": true, false, or null when
+ * that cannot be told, as the table's LISTENING column does.
+ */
 static int
-list_print_json(const berth_leases *leases)
+list_print_json(const berth_leases *leases, int probe)
 {
-	json_t		*services, *obj, *l;
-	json_error_t	 jerr;
-	char		*text;
-	size_t		 i, n = berth_leases_count(leases);
+	const berth_lease	*lease;
+	json_t			*services, *obj, *l;
+	json_error_t		 jerr;
+	char			*text;
+	size_t			 i, n = berth_leases_count(leases);
+	int			 up;
 
 	if ((services = json_array()) == NULL)
 		goto nomem;
 	for (i = 0; i < n; i++) {
-		if ((l = json_loads(berth_lease_json(berth_leases_get(leases,
-		    i)), 0, &jerr)) == NULL) {
+		lease = berth_leases_get(leases, i);
+		if ((l = json_loads(berth_lease_json(lease), 0,
+		    &jerr)) == NULL) {
 			cli_warn("the broker sent a lease that is not JSON: "
 			    "%s", jerr.text);
 			json_decref(services);
 			return (CLI_EXIT_ERROR);
+		}
+		if (probe) {
+			up = list_probe(lease);
+			if (json_object_set_new(l, "listening", up < 0 ?
+			    json_null() : json_boolean(up)) != 0) {
+				json_decref(l);
+				json_decref(services);
+				goto nomem;
+			}
 		}
 		if (json_array_append_new(services, l) != 0) {
 			json_decref(services);
@@ -219,7 +248,7 @@ cmd_list(struct cli *cli, int argc, char **argv)
 	if (berth_list(cli_client(cli), 0, 0, &leases, &err) != 0)
 		return (cli_fail(cli, &err));
 	if (cli->json)
-		rc = list_print_json(leases);
+		rc = list_print_json(leases, probe);
 	else
 		rc = list_print_table(leases, probe);
 	berth_leases_free(leases);

@@ -531,6 +531,31 @@ class TestList(CliTestCase):
         self.assertNotRegex(plain.out.splitlines()[0].upper(), "LISTEN", plain)
 
 
+class TestListProbeJson(CliTestCase):
+    def test_json_probe_has_listening(self):
+        d = self.berthd(*quiet_range())
+        up = self.acquire_json(d, "up")
+        self.acquire_json(d, "down")
+        s = listener(up["port"])
+        try:
+            r = self.cli(d, "--json", "list", "--probe")
+        finally:
+            s.close()
+        self.assertExit(r, 0)
+        got = json.loads(r.out)
+        self.assertEqual(set(got), {"services", "index"})
+        listening = {x["name"]: x["listening"] for x in got["services"]}
+        self.assertEqual(listening, {"up": True, "down": False}, r)
+        # Otherwise the objects are the API's, and without --probe there
+        # is no such field.
+        api = {x["name"]: x for x in d.get("/v1/services").json["services"]}
+        for x in got["services"]:
+            del x["listening"]
+            self.assertEqual(x, api[x["name"]])
+        plain = json.loads(self.cli(d, "--json", "list").out)
+        self.assertNotIn("listening", plain["services"][0])
+
+
 class TestRevoke(CliTestCase):
     def setUp(self):
         super().setUp()
