@@ -500,6 +500,42 @@ doctor_covers(const char *local, const char *host)
 }
 
 /*
+ * What to do about a lease whose port nobody serves. Starting the service
+ * with berth run is the cure only once the lease is gone (until then the
+ * name is taken), so the hint follows what ends this lease: its owner is
+ * alive (then the service likely uses another port), it dies or its TTL
+ * runs out by itself, or, with neither, someone must release or revoke it.
+ */
+static void
+doctor_idle_hint(const berth_lease *l, char *hint, size_t len)
+{
+	const char	*name = berth_lease_name(l);
+	char		 path[64];
+	struct stat	 st;
+	long		 pid = berth_lease_pid(l);
+
+	snprintf(path, sizeof path, "/proc/%ld", pid);
+	if (pid > 0 && stat(path, &st) == 0)
+		snprintf(hint, len, "its owner, pid %ld, runs: does the "
+		    "service listen on port %d? (berth run gives it as $PORT "
+		    "and {port})", pid, berth_lease_port(l));
+	else if (pid > 0)
+		snprintf(hint, len, "the lease ends when pid %ld has exited; "
+		    "then start the service with 'berth run %s -- CMD'", pid,
+		    name);
+	else if (berth_lease_ttl(l) > 0)
+		snprintf(hint, len, "is the service running? if not, the lease "
+		    "ends %lds after its last renewal, or release it with its "
+		    "token; then start the service with 'berth run %s -- CMD'",
+		    berth_lease_ttl(l), name);
+	else
+		snprintf(hint, len, "is the service running? if not, this "
+		    "lease never ends by itself: release it with its token, or "
+		    "as root or berthd's user 'berth revoke %s'; then start the "
+		    "service with 'berth run %s -- CMD'", name, name);
+}
+
+/*
  * Check 4b, for one protocol of the lease: is a server on its port, which
  * process, and does it accept connections at the lease's host?
  */
@@ -527,8 +563,7 @@ doctor_listener(struct doctor *d, const berth_lease *l, int proto,
 			good = &h[i];
 	}
 	if (first == NULL) {
-		snprintf(hint, sizeof hint, "is the service running? start it "
-		    "with 'berth run %s -- CMD' so the lease follows it", name);
+		doctor_idle_hint(l, hint, sizeof hint);
 		doctor_note(d, DOCTOR_WARN, hint, "%s: nothing %s on %s:%d "
 		    "(%s)", name, verb, host, berth_lease_port(l), pname);
 		return;

@@ -266,10 +266,17 @@ lease_token_args(int argc, char **argv, struct cli_args *args,
 	}
 	if ((rc = lease_name(cmd, args)) != 0)
 		return (rc);
-	if ((*token = lease_token(*token)) == NULL)
-		return (cli_usage(cmd, "no token: give --token T or set "
-		    "BERTH_TOKEN"));
-	return (0);
+	if ((*token = lease_token(*token)) != NULL)
+		return (0);
+	if (ttl != NULL)
+		cli_warn("%s: no token for %s: pass the one acquire printed, "
+		    "with --token T or BERTH_TOKEN", cmd, args->name);
+	else
+		cli_warn("%s: no token for %s: pass the one acquire printed, "
+		    "with --token T or BERTH_TOKEN; without it, root or "
+		    "berthd's own user can end the lease with 'berth revoke "
+		    "%s'", cmd, args->name, args->name);
+	return (CLI_EXIT_USAGE);
 }
 
 /* renew NAME [--token T] [--ttl S]: prints the new expiry, if any. */
@@ -332,9 +339,9 @@ lease_ended(struct cli *cli)
 }
 
 /*
- * revoke NAME: release without the token. berthd takes it only from a
- * unix socket peer that is root or berthd's own user, so on 403 say so:
- * the bare "forbidden" would not tell people what to do.
+ * revoke NAME: release without the token. berthd takes it only from root
+ * or its own user (on any socket), so on 403 say so: the bare "forbidden"
+ * would not tell people what to do.
  */
 int
 cmd_revoke(struct cli *cli, int argc, char **argv)

@@ -383,6 +383,80 @@ class TestTtlLimits(CliTestCase):
         self.assertTrue(os.path.exists(ran))
 
 
+class TestHints(CliTestCase):
+    """What the CLI tells people to do is something they can do."""
+
+    def test_release_without_token_says_how(self):
+        d = self.berthd()
+        self.acquire_json(d, "rel")
+        r = self.cli(d, "release", "rel")
+        self.assertBerthError(r, 2)
+        lines = r.err.splitlines()
+        self.assertEqual(len(lines), 1, r)
+        for word in ("--token", "BERTH_TOKEN", "root", "berth revoke rel"):
+            self.assertIn(word, lines[0])
+        self.assertIsNotNone(self.lease(d, "rel"))
+        r = self.cli(d, "renew", "rel")
+        self.assertBerthError(r, 2)
+        self.assertEqual(len(r.err.splitlines()), 1, r)
+        self.assertIn("--token", r.err)
+        self.assertIn("BERTH_TOKEN", r.err)
+
+    def test_name_taken_by_a_lease_that_never_ends(self):
+        # No owner and no TTL: the lease lasts until released, so "wait
+        # for it to end" would be false; say how it can be ended.
+        d = self.berthd()
+        self.acquire_json(d, "forever")
+        tmp = tempfile.mkdtemp(prefix="berth-cli-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        for args in (("acquire", "forever"),
+                     ("run", "forever", "--", "touch", os.path.join(tmp, "x"))):
+            with self.subTest(args=args):
+                r = self.cli(d, *args)
+                self.assertBerthError(r, 4)
+                self.assertEqual(len(r.err.splitlines()), 1, r)
+                self.assertNotIn("wait for it", r.err)
+                self.assertIn("berth revoke forever", r.err)
+                self.assertIn("token", r.err)
+                self.assertIn("name_taken", r.err)
+        self.assertFalse(os.path.exists(os.path.join(tmp, "x")))
+        # A lease that does end (a TTL, an owner) may be waited for.
+        for name, opts in (("ttl", ("--ttl", "300")),
+                           ("owned", ("--pid", str(os.getpid())))):
+            self.acquire_json(d, name, *opts)
+            r = self.cli(d, "acquire", name)
+            self.assertBerthError(r, 4)
+            self.assertIn("it ends", r.err)
+
+    def doctor_hint(self, d, name):
+        r = self.cli(d, "doctor", name)
+        self.assertEqual(r.rc, 1, r)
+        warn = [l for l in r.out.splitlines()
+                if l.startswith("warn: %s: " % name) and "listen" in l]
+        self.assertEqual(len(warn), 1, r)
+        return warn[0].split(" \u2014 ", 1)[1]
+
+    def test_doctor_nothing_listens_hints(self):
+        d = self.berthd()
+        # A live owner: starting it again would fail with name_taken.
+        owned = self.acquire_json(d, "owned", "--pid", str(os.getpid()))
+        hint = self.doctor_hint(d, "owned")
+        self.assertNotIn("berth run owned", hint)
+        self.assertIn("PORT", hint)
+        self.assertIn(str(owned["port"]), hint)
+        # No owner and no TTL: end it first, then berth run.
+        self.acquire_json(d, "forever")
+        hint = self.doctor_hint(d, "forever")
+        self.assertIn("berth revoke forever", hint)
+        self.assertIn("token", hint)
+        self.assertLess(hint.index("revoke"), hint.index("berth run forever"))
+        # A TTL: it ends by itself when not renewed.
+        self.acquire_json(d, "ttl", "--ttl", "300")
+        hint = self.doctor_hint(d, "ttl")
+        self.assertIn("300", hint)
+        self.assertLess(hint.index("300"), hint.index("berth run ttl"))
+
+
 class TestLookup(CliTestCase):
     def test_prints_port(self):
         d = self.berthd()
