@@ -28,7 +28,8 @@ _berth_command_options()
 	release)	echo '--token' ;;
 	lookup)		echo '--wait --addr-only' ;;
 	list)		echo '--probe' ;;
-	run)		echo '--ttl --port --host --proto --meta --need --timeout --fd' ;;
+	run)		echo '--ttl --port --host --proto --meta --need' \
+			    '--timeout --fd' ;;
 	who|doctor)	echo '--help' ;;
 	esac
 }

@@ -247,7 +247,8 @@ doctor_not_broker(struct doctor *d, const char *why)
 	struct sock_holder	*h = NULL;
 	size_t			 n = 0, i;
 	uint16_t		 port = doctor_addr_port(d->addr);
-	char			 who[DOCTOR_CMD_MAX + 128], held[DOCTOR_CMD_MAX + 160];
+	char			 who[DOCTOR_CMD_MAX + 128];
+	char			 held[DOCTOR_CMD_MAX + 160];
 
 	held[0] = '\0';
 	if (port != 0 && sockets_find(port, &h, &n) == 0) {
@@ -530,9 +531,10 @@ doctor_idle_hint(const berth_lease *l, char *hint, size_t len)
 		    berth_lease_ttl(l), name);
 	else
 		snprintf(hint, len, "is the service running? if not, this "
-		    "lease never ends by itself: release it with its token, or "
-		    "as root or berthd's user 'berth revoke %s'; then start the "
-		    "service with 'berth run %s -- CMD'", name, name);
+		    "lease never ends by itself: release it with its token, "
+		    "or as root or berthd's user 'berth revoke %s'; then "
+		    "start the service with 'berth run %s -- CMD'", name,
+		    name);
 }
 
 /*

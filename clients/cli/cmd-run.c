@@ -75,8 +75,9 @@ struct run {
 	pid_t			 child;
 	pid_t			 parent;	/* berth run itself, for the child */
 	pid_t			 witness;	/* run_witness, or 0 */
-	long long		 due[RUN_NFORWARD];	/* forward then, or 0 */
-	long long		 seen[RUN_NFORWARD];	/* witness got it then */
+	/* Per run_forward[]: when to forward ours, when the witness saw it. */
+	long long		 due[RUN_NFORWARD];
+	long long		 seen[RUN_NFORWARD];
 	int			 signalled;	/* we got a signal to forward */
 	enum run_renew_state	 renew_state;
 	struct sigaction	 old_pipe;	/* SIGPIPE as we found it */
