@@ -760,6 +760,9 @@ run_witness(struct run *r)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != r->parent)
 		_exit(0);
 	(void)prctl(PR_SET_NAME, "berth-witness");
+	/* Started with stdio closed, the pipe may be 0-2: keep it clear. */
+	if (w < 3 && (w = fcntl(w, F_DUPFD, 3)) == -1)
+		_exit(0);
 	if ((fd = open("/dev/null", O_RDWR)) != -1) {
 		dup2(fd, STDIN_FILENO);
 		dup2(fd, STDOUT_FILENO);
