@@ -158,6 +158,24 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
 	server_stop(srv);
 }
 
+/* The API's listeners and, with --portserver, the portserver's. */
+static void
+main_listen(struct server *srv, const struct config *cfg)
+{
+	char	err[512];
+
+	if (listen_open(srv, http_accept, err, sizeof err) == -1)
+		fatalx("cannot listen on %s", err);
+	if (cfg->has_portserver &&
+	    (srv->portserver = portserver_open(srv, err, sizeof err)) == NULL) {
+		listen_close(srv);	/* no unix socket file left behind */
+		fatalx("cannot listen for portserver clients on %s", err);
+	}
+	if (srv->portserver != NULL &&
+	    server_on_commit(srv, portserver_committed, srv->portserver) == -1)
+		fatalx("cannot set up the event loop");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -208,16 +226,7 @@ main(int argc, char **argv)
 		fatalx("cannot set up the event loop");
 	if (broker_load(broker, err, sizeof err) == -1)
 		fatalx("database %s: %s", cfg.db, err);
-	if (listen_open(&srv, http_accept, err, sizeof err) == -1)
-		fatalx("cannot listen on %s", err);
-	if (cfg.has_portserver &&
-	    (srv.portserver = portserver_open(&srv, err, sizeof err)) == NULL) {
-		listen_close(&srv);	/* no unix socket file left behind */
-		fatalx("cannot listen for portserver clients on %s", err);
-	}
-	if (srv.portserver != NULL &&
-	    server_on_commit(&srv, portserver_committed, srv.portserver) == -1)
-		fatalx("cannot set up the event loop");
+	main_listen(&srv, &cfg);
 
 	for (i = 0; i < 4; i++) {
 		sigs[i] = evsignal_new(srv.base, signums[i], main_signal_cb, &srv);
