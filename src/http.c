@@ -500,7 +500,7 @@ http_take_head(struct http_conn *c)
 	else {
 		r->req.body_len = h.content_length > 0 ?
 		    (size_t)h.content_length : 0;
-		if (h.expect_continue && h.minor == 1 &&
+		if (h.expect_continue &&
 		    evbuffer_get_length(in) < r->req.body_len)
 			bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n",
 			    25);

@@ -134,8 +134,7 @@ req_reply_json(struct server *srv, struct api_req *req, int status,
 	struct evbuffer	*buf = req_json_buffer(j);
 
 	json_decref(j);
-	req_add_header(req, "Content-Type", "application/json");
-	req_finish(srv, req, status, buf);
+	req_reply_buffer(srv, req, status, "application/json", buf);
 }
 
 /*
@@ -214,8 +213,7 @@ req_reply_text(struct server *srv, struct api_req *req, int status,
 
 	if (buf != NULL)
 		evbuffer_add(buf, text, len);
-	req_add_header(req, "Content-Type", ctype);
-	req_finish(srv, req, status, buf);
+	req_reply_buffer(srv, req, status, ctype, buf);
 }
 
 /* Answer with a lease as lookups show it, from its cached JSON text. */
