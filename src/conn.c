@@ -12,9 +12,6 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -84,22 +81,25 @@ conn_loopback(const struct sockaddr_storage *ss)
 	    in6->sin6_addr.s6_addr[12] == 127);
 }
 
-/* Put ss's address and port into a sock_diag socket id's side. */
+/*
+ * ss's address as family's bytes (an IPv4-mapped IPv6 address is the
+ * IPv4 socket's), and its port.
+ */
 static void
-conn_diag_side(const struct sockaddr_storage *ss, int family, __be16 *port,
-    __be32 addr[4])
+conn_side(const struct sockaddr_storage *ss, int family, uint16_t *port,
+    unsigned char addr[16])
 {
 	const struct sockaddr_in	*in = (const void *)ss;
 	const struct sockaddr_in6	*in6 = (const void *)ss;
 
 	memset(addr, 0, 16);
 	if (ss->ss_family == AF_INET) {
-		*port = in->sin_port;
+		*port = ntohs(in->sin_port);
 		memcpy(addr, &in->sin_addr, 4);
 		return;
 	}
-	*port = in6->sin6_port;
-	if (family == AF_INET)		/* ::ffff:a.b.c.d: the v4 socket's */
+	*port = ntohs(in6->sin6_port);
+	if (family == AF_INET)
 		memcpy(addr, &in6->sin6_addr.s6_addr[12], 4);
 	else
 		memcpy(addr, &in6->sin6_addr, 16);
@@ -107,52 +107,27 @@ conn_diag_side(const struct sockaddr_storage *ss, int family, __be16 *port,
 
 /*
  * The uid owning the other end of a loopback TCP connection, asked of the
- * kernel's socket tables (sock_diag): the peer's socket has our address as
- * its destination and its own as its source. -1 if it cannot be told.
+ * kernel's socket tables: the peer's socket has our address as its
+ * destination and its own as its source. -1 if it cannot be told.
  */
 static long
 conn_tcp_uid(const struct sockaddr_storage *self,
     const struct sockaddr_storage *peer)
 {
-	struct {
-		struct nlmsghdr		nlh;
-		struct inet_diag_req_v2	r;
-	}			 q;
-	union {
-		struct nlmsghdr	nlh;
-		char		buf[1024];
-	}			 a;
-	struct inet_diag_msg	*m;
 	const struct sockaddr_in6 *p6 = (const void *)peer;
-	int			 fd, family = peer->ss_family;
-	ssize_t			 n;
-	long			 uid = -1;
+	struct sockdiag_sock	 s;
+	unsigned char		 src[16], dst[16];
+	uint16_t		 sport, dport;
+	int			 family = peer->ss_family;
 
 	if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&p6->sin6_addr))
 		family = AF_INET;
-	memset(&q, 0, sizeof q);
-	q.nlh.nlmsg_len = sizeof q;
-	q.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	q.nlh.nlmsg_flags = NLM_F_REQUEST;
-	q.r.sdiag_family = (uint8_t)family;
-	q.r.sdiag_protocol = IPPROTO_TCP;
-	q.r.idiag_states = ~0u;
-	conn_diag_side(peer, family, &q.r.id.idiag_sport, q.r.id.idiag_src);
-	conn_diag_side(self, family, &q.r.id.idiag_dport, q.r.id.idiag_dst);
-	q.r.id.idiag_cookie[0] = q.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	if ((fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
-	    NETLINK_SOCK_DIAG)) == -1)
+	conn_side(peer, family, &sport, src);
+	conn_side(self, family, &dport, dst);
+	if (sockdiag_find(family, IPPROTO_TCP, src, sport, dst, dport, &s) ==
+	    -1)
 		return (-1);
-	if (send(fd, &q, sizeof q, 0) == (ssize_t)sizeof q &&
-	    (n = recv(fd, &a, sizeof a, 0)) >= (ssize_t)sizeof a.nlh &&
-	    NLMSG_OK(&a.nlh, (size_t)n) &&
-	    a.nlh.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
-	    a.nlh.nlmsg_len >= NLMSG_LENGTH(sizeof *m)) {
-		m = NLMSG_DATA(&a.nlh);
-		uid = (long)m->idiag_uid;
-	}
-	close(fd);
-	return (uid);
+	return ((long)s.uid);
 }
 
 /* Did fd come over a unix socket? */

@@ -12,16 +12,12 @@
  * (berthd as root would do so on port 80 for any client). Its fate is
  * read from the kernel's socket tables instead: it is in use when a TCP
  * socket listens on it, or a UDP socket is bound to it, on any address.
- * The tables come from sock_diag netlink, or /proc/net/{tcp,udp}{,6}
- * where netlink is not to be had; both show berthd's network namespace.
+ * The tables come from sockdiag.c: berthd's network namespace.
  */
 #include "config.h"
 
 #include <sys/socket.h>
 #include <netinet/in.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,7 +25,6 @@
 
 #include "core.h"
 
-#define PROBE_TCP_LISTEN	10	/* TCP_LISTEN in the kernel's numbering */
 #define PROBE_SAY_MS		60000	/* how often to say the tables failed */
 
 static int		 probe_ipv6 = -1;
@@ -118,135 +113,28 @@ probe_bind_port(uint16_t port, int proto)
 	return (1);
 }
 
-/*
- * Does sock_diag list a socket of family and protocol, in one of states,
- * whose local port is port? 1 yes, 0 no, -1 the kernel would not say.
- * The kernel filters on the port (id.idiag_sport) itself, and a TCP dump
- * of listeners only walks the listening hash: the answer costs little.
- */
 static int
-probe_diag(int family, int protocol, uint32_t states, uint16_t port)
+probe_found(const struct sockdiag_sock *s, void *arg)
 {
-	struct {
-		struct nlmsghdr		nlh;
-		struct inet_diag_req_v2	req;
-	} msg;
-	struct sockaddr_nl	 sa;
-	struct nlmsghdr		*h;
-	struct inet_diag_msg	*r;
-	struct nlmsgerr		*ne;
-	uint32_t		 buf[2048];
-	ssize_t			 n;
-	int			 fd, len, found = 0;
-
-	if ((fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
-	    NETLINK_SOCK_DIAG)) == -1)
-		return (-1);
-	memset(&sa, 0, sizeof sa);
-	sa.nl_family = AF_NETLINK;
-	memset(&msg, 0, sizeof msg);
-	msg.nlh.nlmsg_len = sizeof msg;
-	msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	msg.nlh.nlmsg_seq = port;
-	msg.req.sdiag_family = (uint8_t)family;
-	msg.req.sdiag_protocol = (uint8_t)protocol;
-	msg.req.idiag_states = states;
-	msg.req.id.idiag_sport = htons(port);
-	msg.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
-	msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	if (sendto(fd, &msg, sizeof msg, 0, (struct sockaddr *)&sa,
-	    sizeof sa) == -1) {
-		close(fd);
-		return (-1);
-	}
-	for (;;) {
-		if ((n = recv(fd, buf, sizeof buf, 0)) <= 0) {
-			if (n == -1 && errno == EINTR)
-				continue;
-			close(fd);
-			return (-1);
-		}
-		len = (int)n;
-		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, len);
-		    h = NLMSG_NEXT(h, len)) {
-			if (h->nlmsg_type == NLMSG_DONE) {
-				close(fd);
-				return (found);
-			}
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				ne = NLMSG_DATA(h);
-				errno = -ne->error;
-				close(fd);
-				return (-1);
-			}
-			r = NLMSG_DATA(h);
-			/* The kernel filtered on the port; older ones may not. */
-			if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
-			    ntohs(r->id.idiag_sport) == port)
-				found = 1;
-		}
-	}
+	(void)s;
+	*(int *)arg = 1;
+	return (1);
 }
 
 /*
- * The same question of /proc/net/FILE: 1 yes, 0 no, -1 unreadable. A
- * line is "sl: local_address:PORT rem_address:PORT st ...", in hex. The
- * kernel lists TCP listeners before any other socket, so a question about
- * listeners stops at the first socket that is not one: tens of thousands
- * of connections in the file then cost nothing.
- */
-static int
-probe_proc(const char *file, int listen_only, uint16_t port)
-{
-	char		 path[64], line[512];
-	FILE		*f;
-	unsigned int	 lport, st;
-	int		 found = 0;
-
-	snprintf(path, sizeof path, "/proc/net/%s", file);
-	if ((f = fopen(path, "re")) == NULL)
-		return (-1);
-	if (fgets(line, sizeof line, f) == NULL) {	/* the heading */
-		fclose(f);
-		return (-1);
-	}
-	while (!found && fgets(line, sizeof line, f) != NULL) {
-		if (sscanf(line, " %*u: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x",
-		    &lport, &st) != 2)
-			continue;
-		if (listen_only && st != PROBE_TCP_LISTEN)
-			break;
-		found = lport == port;
-	}
-	fclose(f);
-	return (found);
-}
-
-/*
- * In use on one protocol, IPv4 and IPv6: sock_diag, else /proc/net. An
- * IPv6 table a host without IPv6 lacks counts as empty. 1, 0, or -1.
+ * In use on one protocol, IPv4 and IPv6: a TCP listener, or a UDP socket
+ * bound to the port. 1, 0, or -1 (the tables could not be read).
  */
 static int
 probe_table(int protocol, uint16_t port)
 {
-	const int	 families[2] = { AF_INET, AF_INET6 };
-	const char	*files[2];
-	int		 i, tcp = protocol == IPPROTO_TCP, rc;
-	uint32_t	 states = tcp ? 1U << PROBE_TCP_LISTEN : ~0U;
+	uint32_t	states = protocol == IPPROTO_TCP ?
+			    1U << SOCKDIAG_TCP_LISTEN : ~0U;
+	int		found = 0;
 
-	files[0] = tcp ? "tcp" : "udp";
-	files[1] = tcp ? "tcp6" : "udp6";
-	for (i = 0; i < 2; i++) {
-		if ((rc = probe_diag(families[i], protocol, states, port)) ==
-		    -1)
-			rc = probe_proc(files[i], tcp, port);
-		if (rc == -1 && i == 1 && !probe_have_ipv6())
-			rc = 0;
-		if (rc != 0)
-			return (rc);
-	}
-	return (0);
+	if (sockdiag_walk(protocol, states, port, probe_found, &found) == -1)
+		return (-1);
+	return (found);
 }
 
 /*

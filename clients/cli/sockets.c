@@ -1,10 +1,9 @@
 /*
- * sockets.c: who holds a port on this host. The kernel lists every socket
- * of our network namespace in /proc/net/{tcp,tcp6,udp,udp6} with its local
- * address, state and inode; the process behind an inode is found by
- * reading the "socket:[INODE]" links under /proc/PID/fd. That scan is the
- * expensive part, so it is done at most once per call and only for the
- * inodes asked about. Processes of other users (without privilege) and of
+ * sockets.c: who holds a port on this host, as the CLI shows it. The
+ * kernel's socket tables (sockdiag.c) give each socket's local address,
+ * state and inode; the process behind an inode is found under
+ * /proc/PID/fd. That scan is the expensive part, so it is done at most
+ * once per call and only for the inodes asked about. Processes of other users (without privilege) and of
  * other PID namespaces stay invisible: their sockets get pid 0.
  */
 #include "config.h"
@@ -12,10 +11,7 @@
 #include <sys/types.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <ctype.h>
-#include <dirent.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,35 +19,18 @@
 
 #include "cli.h"
 
-/* Kernel TCP states (include/net/tcp_states.h) as /proc/net prints them. */
-#define SOCK_ST_ESTABLISHED	0x01
-#define SOCK_ST_TIME_WAIT	0x06
-#define SOCK_ST_CLOSE		0x07
-#define SOCK_ST_LISTEN		0x0a
-
-/* One line of a /proc/net table. */
+/* One socket, as the CLI shows it. */
 struct sock_entry {
 	int		 proto;
 	int		 v6;
 	int		 state;
 	uint16_t	 port;
-	unsigned long	 inode;
+	uint64_t	 inode;
 	char		 local[64];
 };
 
 /* Called for each socket; returns nonzero to stop the scan. */
 typedef int	(*sock_entry_fn)(const struct sock_entry *, void *);
-
-static const struct sock_table {
-	const char	*path;
-	int		 proto;
-	int		 v6;
-} sock_tables[] = {
-	{ "/proc/net/tcp",	SOCK_PROTO_TCP,	0 },
-	{ "/proc/net/tcp6",	SOCK_PROTO_TCP,	1 },
-	{ "/proc/net/udp",	SOCK_PROTO_UDP,	0 },
-	{ "/proc/net/udp6",	SOCK_PROTO_UDP,	1 },
-};
 
 static const char *const sock_tcp_states[] = {
 	"UNKNOWN", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1",
@@ -59,100 +38,60 @@ static const char *const sock_tcp_states[] = {
 	"LISTEN", "CLOSING", "NEW_SYN_RECV"
 };
 
-/*
- * Turn the kernel's hex address into text. The kernel prints each 32-bit
- * word of the address as the number it is in memory, so reading a word
- * back with strtoul on the same host gives the same bytes.
- */
-static int
-sockets_addr(const char *hex, int v6, uint16_t port, char *out, size_t len)
-{
-	struct in6_addr	 a6;
-	struct in_addr	 a4;
-	uint32_t	 w[4];
-	char		 word[9], text[INET6_ADDRSTRLEN];
-	size_t		 i, nw = v6 ? 4 : 1;
+struct sockets_scan_ctx {
+	int		 proto;		/* SOCK_PROTO_* */
+	int		 want_addr;
+	sock_entry_fn	 fn;
+	void		*arg;
+};
 
-	if (strlen(hex) != nw * 8)
-		return (-1);
-	for (i = 0; i < nw; i++) {
-		memcpy(word, hex + i * 8, 8);
-		word[8] = '\0';
-		w[i] = (uint32_t)strtoul(word, NULL, 16);
+static int
+sockets_scan_one(const struct sockdiag_sock *s, void *arg)
+{
+	struct sockets_scan_ctx	*ctx = arg;
+	struct sock_entry	 e;
+	char			 text[INET6_ADDRSTRLEN];
+
+	memset(&e, 0, sizeof e);
+	e.proto = ctx->proto;
+	e.v6 = s->family == AF_INET6;
+	e.state = s->state;
+	e.port = s->port;
+	e.inode = s->inode;
+	if (ctx->want_addr) {
+		if (inet_ntop(s->family, s->addr, text, sizeof text) == NULL)
+			snprintf(e.local, sizeof e.local, "?:%u", e.port);
+		else
+			snprintf(e.local, sizeof e.local, e.v6 ? "[%s]:%u" :
+			    "%s:%u", text, e.port);
 	}
-	if (v6) {
-		memcpy(&a6, w, sizeof a6);
-		if (inet_ntop(AF_INET6, &a6, text, sizeof text) == NULL)
-			return (-1);
-		snprintf(out, len, "[%s]:%u", text, port);
-	} else {
-		memcpy(&a4, w, sizeof a4);
-		if (inet_ntop(AF_INET, &a4, text, sizeof text) == NULL)
-			return (-1);
-		snprintf(out, len, "%s:%u", text, port);
-	}
-	return (0);
+	return (ctx->fn(&e, ctx->arg));
 }
 
 /*
- * Parse one table line:
- *   sl  local_address rem_address   st tx_queue:rx_queue tr:tm->when
- *   retrnsmt   uid  timeout inode ...
- * Only the port is decoded unless want_addr is set.
- */
-static int
-sockets_parse(const char *line, const struct sock_table *t, int want_addr,
-    struct sock_entry *e)
-{
-	char		 laddr[40];
-	unsigned int	 lport, st;
-	unsigned long	 inode;
-
-	if (sscanf(line, " %*u: %39[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x "
-	    "%*x:%*x %*x:%*x %*x %*u %*u %lu", laddr, &lport, &st,
-	    &inode) != 4 || lport > 65535)
-		return (-1);
-	memset(e, 0, sizeof *e);
-	e->proto = t->proto;
-	e->v6 = t->v6;
-	e->state = (int)st;
-	e->port = (uint16_t)lport;
-	e->inode = inode;
-	if (want_addr && sockets_addr(laddr, t->v6, e->port, e->local,
-	    sizeof e->local) == -1)
-		snprintf(e->local, sizeof e->local, "?:%u", lport);
-	return (0);
-}
-
-/*
- * Walk the tables of the protocols in mask (SOCK_PROTO_* bits), calling fn
- * for each socket. Missing tables (no IPv6) are skipped.
+ * Walk the sockets of the protocols in mask (SOCK_PROTO_* bits) on port
+ * (0: every port), calling fn for each. Tables that cannot be read are
+ * skipped.
  */
 static void
-sockets_scan(int mask, int want_addr, sock_entry_fn fn, void *arg)
+sockets_scan(int mask, uint16_t port, int want_addr, sock_entry_fn fn,
+    void *arg)
 {
-	const struct sock_table	*t;
-	struct sock_entry	 e;
-	FILE			*f;
-	char			 line[512];
-	size_t			 i;
-	int			 stop = 0;
+	struct sockets_scan_ctx	ctx = { 0, want_addr, fn, arg };
 
-	for (i = 0; i < sizeof sock_tables / sizeof sock_tables[0] && !stop;
-	    i++) {
-		t = &sock_tables[i];
-		if ((t->proto & mask) == 0)
-			continue;
-		if ((f = fopen(t->path, "re")) == NULL)
-			continue;
-		/* The first line is the column header. */
-		if (fgets(line, sizeof line, f) != NULL) {
-			while (!stop && fgets(line, sizeof line, f) != NULL) {
-				if (sockets_parse(line, t, want_addr, &e) == 0)
-					stop = fn(&e, arg);
-			}
-		}
-		fclose(f);
+	/*
+	 * A TCP socket that is only bound is left out, as ss(8) and
+	 * /proc/net leave it out: newer kernels' sock_diag lists it, as
+	 * CLOSE, when asked for state 13 (bound, inactive).
+	 */
+	if (mask & SOCK_PROTO_TCP) {
+		ctx.proto = SOCK_PROTO_TCP;
+		sockdiag_walk(IPPROTO_TCP, 0xfffU & ~(1U << SOCKDIAG_TCP_CLOSE),
+		    port, sockets_scan_one, &ctx);
+	}
+	if (mask & SOCK_PROTO_UDP) {
+		ctx.proto = SOCK_PROTO_UDP;
+		sockdiag_walk(IPPROTO_UDP, ~0U, port, sockets_scan_one, &ctx);
 	}
 }
 
@@ -161,8 +100,8 @@ static int
 sockets_is_listening(const struct sock_entry *e)
 {
 	if (e->proto == SOCK_PROTO_TCP)
-		return (e->state == SOCK_ST_LISTEN);
-	return (e->state == SOCK_ST_CLOSE);
+		return (e->state == SOCKDIAG_TCP_LISTEN);
+	return (e->state == SOCKDIAG_TCP_CLOSE);
 }
 
 static const char *
@@ -170,9 +109,9 @@ sockets_state_name(const struct sock_entry *e)
 {
 	if (e->proto == SOCK_PROTO_UDP) {
 		/* UDP reuses TCP's numbers; name them as ss(8) does. */
-		if (e->state == SOCK_ST_CLOSE)
+		if (e->state == SOCKDIAG_TCP_CLOSE)
 			return ("UNCONN");
-		if (e->state == SOCK_ST_ESTABLISHED)
+		if (e->state == SOCKDIAG_TCP_ESTABLISHED)
 			return ("ESTAB");
 	}
 	if (e->state >= 0 && (size_t)e->state <
@@ -224,82 +163,9 @@ sockets_cmdline(pid_t pid, char *out, size_t len)
 	}
 }
 
-static int
-sockets_cmp_inode(const void *a, const void *b)
-{
-	unsigned long	x = *(const unsigned long *)a;
-	unsigned long	y = *(const unsigned long *)b;
-
-	return (x < y ? -1 : x > y);
-}
-
-/* "socket:[12345]" -> 12345, else 0. */
-static unsigned long
-sockets_link_inode(const char *link)
-{
-	char		*end;
-	unsigned long	 v;
-
-	if (strncmp(link, "socket:[", 8) != 0)
-		return (0);
-	v = strtoul(link + 8, &end, 10);
-	if (*end != ']')
-		return (0);
-	return (v);
-}
-
-/*
- * Fill pids[i] with the process holding inodes[i] (sorted, nonzero), by one
- * pass over /proc/PID/fd that stops as soon as every inode is placed. A
- * socket shared after fork goes to the first process found, which is
- * usually the parent (lower pid).
- */
-static void
-sockets_owners(const unsigned long *inodes, pid_t *pids, size_t n)
-{
-	DIR		*proc, *fds;
-	struct dirent	*de, *fe;
-	char		 path[PATH_MAX], link[64];
-	unsigned long	 ino, *hit;
-	size_t		 left = n;
-	ssize_t		 len;
-	pid_t		 pid;
-
-	if (n == 0 || (proc = opendir("/proc")) == NULL)
-		return;
-	while (left > 0 && (de = readdir(proc)) != NULL) {
-		if (!isdigit((unsigned char)de->d_name[0]))
-			continue;
-		pid = (pid_t)strtol(de->d_name, NULL, 10);
-		snprintf(path, sizeof path, "/proc/%s/fd", de->d_name);
-		if ((fds = opendir(path)) == NULL)
-			continue;	/* gone, or not ours to see */
-		while (left > 0 && (fe = readdir(fds)) != NULL) {
-			if (fe->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof path, "/proc/%s/fd/%s",
-			    de->d_name, fe->d_name);
-			if ((len = readlink(path, link, sizeof link - 1)) <= 0)
-				continue;
-			link[len] = '\0';
-			if ((ino = sockets_link_inode(link)) == 0)
-				continue;
-			hit = bsearch(&ino, inodes, n, sizeof *inodes,
-			    sockets_cmp_inode);
-			if (hit != NULL && pids[hit - inodes] == 0) {
-				pids[hit - inodes] = pid;
-				left--;
-			}
-		}
-		closedir(fds);
-	}
-	closedir(proc);
-}
-
 struct sockets_find_ctx {
-	uint16_t		 port;
 	struct sock_holder	*arr;
-	unsigned long		*inodes;	/* parallel to arr */
+	uint64_t		*inodes;	/* parallel to arr */
 	size_t			 n, cap;
 	int			 nomem;
 };
@@ -309,11 +175,9 @@ sockets_find_one(const struct sock_entry *e, void *arg)
 {
 	struct sockets_find_ctx	*ctx = arg;
 	struct sock_holder	*h, *na;
-	unsigned long		*ni;
+	uint64_t		*ni;
 	size_t			 cap;
 
-	if (e->port != ctx->port)
-		return (0);
 	if (ctx->n == ctx->cap) {
 		cap = ctx->cap == 0 ? 8 : ctx->cap * 2;
 		if ((na = reallocarray(ctx->arr, cap, sizeof *na)) == NULL) {
@@ -349,17 +213,15 @@ int
 sockets_find(uint16_t port, struct sock_holder **out, size_t *n)
 {
 	struct sockets_find_ctx	 ctx;
-	unsigned long		*want = NULL;
+	uint64_t		*want = NULL;
 	pid_t			*pids = NULL;
-	size_t			 i, nwant = 0;
-	unsigned long		*hit;
+	size_t			 i, k, nwant;
 
 	*out = NULL;
 	*n = 0;
 	memset(&ctx, 0, sizeof ctx);
-	ctx.port = port;
-	sockets_scan(SOCK_PROTO_TCP | SOCK_PROTO_UDP, 1, sockets_find_one,
-	    &ctx);
+	sockets_scan(SOCK_PROTO_TCP | SOCK_PROTO_UDP, port, 1,
+	    sockets_find_one, &ctx);
 	if (ctx.nomem)
 		goto nomem;
 
@@ -368,28 +230,15 @@ sockets_find(uint16_t port, struct sock_holder **out, size_t *n)
 		if ((want = calloc(ctx.n, sizeof *want)) == NULL ||
 		    (pids = calloc(ctx.n, sizeof *pids)) == NULL)
 			goto nomem;
+		memcpy(want, ctx.inodes, ctx.n * sizeof *want);
+		nwant = sockdiag_inodes_unique(want, ctx.n);
+		sockdiag_holders(want, pids, nwant);
 		for (i = 0; i < ctx.n; i++) {
-			if (ctx.inodes[i] != 0)
-				want[nwant++] = ctx.inodes[i];
-		}
-		qsort(want, nwant, sizeof *want, sockets_cmp_inode);
-		for (i = 0; i + 1 < nwant; i++) {
-			if (want[i] == want[i + 1]) {
-				memmove(&want[i], &want[i + 1],
-				    (nwant - i - 1) * sizeof *want);
-				nwant--;
-				i--;
-			}
-		}
-		sockets_owners(want, pids, nwant);
-		for (i = 0; i < ctx.n; i++) {
-			if (ctx.inodes[i] == 0)
+			for (k = 0; k < nwant && want[k] != ctx.inodes[i]; k++)
+				;
+			if (k == nwant || pids[k] == 0)
 				continue;
-			hit = bsearch(&ctx.inodes[i], want, nwant,
-			    sizeof *want, sockets_cmp_inode);
-			if (hit == NULL || pids[hit - want] == 0)
-				continue;
-			ctx.arr[i].pid = pids[hit - want];
+			ctx.arr[i].pid = pids[k];
 			sockets_cmdline(ctx.arr[i].pid, ctx.arr[i].cmd,
 			    sizeof ctx.arr[i].cmd);
 		}
@@ -435,7 +284,7 @@ sockets_listening(uint16_t port, int proto)
 {
 	struct sockets_listening_ctx	ctx = { port, proto, 0 };
 
-	sockets_scan(proto, 0, sockets_listening_one, &ctx);
+	sockets_scan(proto, port, 0, sockets_listening_one, &ctx);
 	return (ctx.found);
 }
 
@@ -451,7 +300,7 @@ sockets_bound_one(const struct sock_entry *e, void *arg)
 
 	/* A TIME_WAIT leftover belongs to no process and binds nothing. */
 	if (e->port == 0 || (e->proto == SOCK_PROTO_TCP &&
-	    e->state == SOCK_ST_TIME_WAIT))
+	    e->state == SOCKDIAG_TCP_TIME_WAIT))
 		return (0);
 	if (ctx->map[e->port] == 0) {
 		ctx->map[e->port] = 1;
@@ -470,7 +319,7 @@ sockets_bound_ports(uint8_t *map)
 {
 	struct sockets_bound_ctx	ctx = { map, 0 };
 
-	sockets_scan(SOCK_PROTO_TCP | SOCK_PROTO_UDP, 0, sockets_bound_one,
+	sockets_scan(SOCK_PROTO_TCP | SOCK_PROTO_UDP, 0, 0, sockets_bound_one,
 	    &ctx);
 	return (ctx.count);
 }

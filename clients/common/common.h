@@ -87,6 +87,33 @@ const char	*procid_boot_id(void);
 /* This PID namespace, "pid:[INODE]"; NULL where /proc does not say. */
 const char	*procid_pid_namespace(void);
 
+/*
+ * sockdiag.c: the kernel's socket tables of this network namespace
+ * (sock_diag netlink, else /proc/net), and the processes behind sockets.
+ */
+#define SOCKDIAG_TCP_ESTABLISHED 1
+#define SOCKDIAG_TCP_TIME_WAIT	6
+#define SOCKDIAG_TCP_CLOSE	7	/* also an unconnected UDP socket */
+#define SOCKDIAG_TCP_LISTEN	10
+struct sockdiag_sock {
+	int		 family;	/* AF_INET or AF_INET6 */
+	int		 protocol;	/* IPPROTO_TCP or IPPROTO_UDP */
+	int		 state;		/* the kernel's TCP state number */
+	uint16_t	 port;		/* local port */
+	unsigned char	 addr[16];	/* local address; 4 bytes for AF_INET */
+	uint32_t	 uid;
+	uint64_t	 inode;		/* 0: no process holds it (TIME_WAIT) */
+};
+typedef int	(*sockdiag_fn)(const struct sockdiag_sock *, void *);
+int	 sockdiag_walk(int protocol, uint32_t states, uint16_t port,
+	    sockdiag_fn fn, void *arg);
+int	 sockdiag_find(int family, int protocol, const void *src,
+	    uint16_t sport, const void *dst, uint16_t dport,
+	    struct sockdiag_sock *s);
+void	 sockdiag_holders(const uint64_t *inodes, pid_t *pids, size_t n);
+size_t	 sockdiag_inodes_unique(uint64_t *inodes, size_t n);
+void	 sockdiag_set_proc_only(int yes);	/* tests */
+
 /* rfc3339.c: the API's times */
 
 /* ms since the epoch as "2024-05-01T12:00:00.123Z" (UTC, always ms). */
