@@ -687,6 +687,27 @@ broker_revoke(struct broker *b, const char *name, struct berr *e)
 	return (0);
 }
 
+/*
+ * Lease l's service is there, or not (ready.c). Readiness is not stored,
+ * but to watchers it is a change like any other: the index moves inside
+ * the turn's transaction, whose commit stores it, so the index never goes
+ * back across a restart; and the lease's JSON and the list are built
+ * again. -1, l unchanged, when the transaction cannot be opened.
+ */
+int
+broker_set_ready(struct broker *b, struct lease *l, enum lease_ready ready)
+{
+	if (l->ready == ready)
+		return (0);
+	if (broker_txn(b) == -1)
+		return (-1);
+	l->ready = ready;
+	lease_json_forget(l);
+	b->reg.version++;
+	b->index++;
+	return (0);
+}
+
 /* End every lease whose TTL has passed; the number ended, -1 on a db error. */
 int
 broker_expire_due(struct broker *b)

@@ -156,6 +156,16 @@ enum lease_state {
 	LEASE_TAKEN_OVER	/* replaced by a new acquire of a dead holder's name */
 };
 
+/*
+ * Is the lease's service there (ready.c): something listens on its port
+ * (TCP) or is bound to it (UDP) at its host? The API's false, true, null.
+ */
+enum lease_ready {
+	LEASE_NOT_READY,	/* nothing there (a new lease starts so) */
+	LEASE_READY,		/* every protocol of the lease is served */
+	LEASE_READY_UNKNOWN	/* berthd cannot tell: the host is not local */
+};
+
 struct lease {
 	char		 name[BERTH_NAME_MAX + 1];
 	char		 token[BERTH_TOKEN_HEX + 1];
@@ -166,6 +176,7 @@ struct lease {
 	uint16_t	 port;
 	uint8_t		 proto;
 	enum lease_state state;
+	enum lease_ready ready;		/* not stored: ready.c finds it again */
 	uint32_t	 ttl;		/* seconds, 0 = no expiry */
 	uint64_t	 expires_at;	/* ms since the epoch, 0 = never */
 	uint64_t	 created_at;
@@ -339,6 +350,8 @@ int		 broker_renew(struct broker *, const char *, const char *,
 int		 broker_release(struct broker *, const char *, const char *,
 		    struct berr *);
 int		 broker_revoke(struct broker *, const char *, struct berr *);
+int		 broker_set_ready(struct broker *, struct lease *,
+		    enum lease_ready);
 struct lease	*broker_lookup(struct broker *, const char *);
 struct lease	*broker_first(const struct broker *);
 struct lease	*broker_next(const struct lease *);
@@ -358,5 +371,32 @@ struct pool	*broker_pool(const struct broker *);
 const struct registry *broker_registry(const struct broker *);
 const struct broker_stats *broker_stats(const struct broker *);
 int		 broker_token_equal(const char *, const char *);
+
+/*
+ * ready.c: is each lease's service there, from the kernel's socket tables
+ * (sockdiag.c): once a second all of them in one pass over the tables,
+ * and one lease at once, on its port only, when its holder renews it.
+ */
+enum ready_host_kind {
+	READY_HOST_NAME,	/* a DNS name berthd does not resolve */
+	READY_HOST_LOCALHOST,	/* "localhost": either loopback address */
+	READY_HOST_ANY,		/* 0.0.0.0 or :: */
+	READY_HOST_V4,
+	READY_HOST_V6
+};
+struct ready_host {
+	enum ready_host_kind kind;
+	unsigned char	 addr[16];	/* V4: 4 bytes; V6: 16 */
+};
+struct ready;
+typedef void	(*ready_changed_fn)(struct lease *, void *);
+struct ready	*ready_new(struct broker *, ready_changed_fn, void *);
+void		 ready_free(struct ready *);
+int		 ready_pass(struct ready *);
+int		 ready_check(struct ready *, struct lease *);
+int		 ready_granted(struct ready *, struct lease *);
+void		 ready_parse_host(const char *, struct ready_host *);
+int		 ready_serves(const struct ready_host *, int,
+		    const unsigned char *);
 
 #endif /* CORE_H */

@@ -120,6 +120,20 @@ lease_time_json(uint64_t ms)
 	return (json_string(buf));
 }
 
+/* "ready": true, false, or null when berthd cannot tell. */
+static json_t *
+lease_ready_json(enum lease_ready ready)
+{
+	switch (ready) {
+	case LEASE_READY:
+		return (json_true());
+	case LEASE_NOT_READY:
+		return (json_false());
+	default:
+		return (json_null());
+	}
+}
+
 /* The lease as the API shows it; the token only when with_token is set. */
 json_t *
 lease_to_json(const struct lease *l, int with_token)
@@ -130,7 +144,7 @@ lease_to_json(const struct lease *l, int with_token)
 		meta = json_loads(l->meta, 0, NULL);
 	if (meta == NULL)
 		meta = json_object();
-	o = json_pack("{s:s, s:i, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o}",
+	o = json_pack("{s:s, s:i, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
 	    "name", l->name,
 	    "port", (int)l->port,
 	    "proto", lease_proto_name(l->proto),
@@ -140,7 +154,8 @@ lease_to_json(const struct lease *l, int with_token)
 	    "pid", l->owner.pid > 0 ? json_integer(l->owner.pid) : json_null(),
 	    "meta", meta,
 	    "created_at", lease_time_json(l->created_at),
-	    "renewed_at", lease_time_json(l->renewed_at));
+	    "renewed_at", lease_time_json(l->renewed_at),
+	    "ready", lease_ready_json(l->ready));
 	if (o != NULL && with_token)
 		json_object_set_new(o, "token", json_string(l->token));
 	return (o);

@@ -20,7 +20,7 @@ RFC3339_UTC = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)$")
 HEX_TOKEN = re.compile(r"^[0-9a-fA-F]{32,}$")
 LEASE_FIELDS = {"name", "port", "proto", "host", "ttl", "expires_at", "pid",
-                "meta", "created_at", "renewed_at"}
+                "meta", "created_at", "renewed_at", "ready"}
 METRIC_LINE = re.compile(
     r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"'
     r'(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? '

@@ -1197,6 +1197,80 @@ START_TEST(test_store_locked)
 }
 END_TEST
 
+/*
+ * Readiness (set by ready.c) is a change to watchers: the index and the
+ * registry's version move, and the lease's cached JSON goes; setting the
+ * same value again, or renewing, moves nothing.
+ */
+START_TEST(test_set_ready)
+{
+	const struct registry	*reg = broker_registry(br);
+	struct lease		*l, *m;
+	struct berr		 e;
+	char			 token[BERTH_TOKEN_HEX + 1];
+	const char		*text;
+	size_t			 len;
+	uint64_t		 index, version;
+
+	l = grant("{\"name\":\"a\",\"ttl\":10}");
+	snprintf(token, sizeof token, "%s", l->token);
+	ck_assert_int_eq(l->ready, LEASE_NOT_READY);
+	ck_assert_ptr_nonnull(lease_json_text(l, &len));
+	index = broker_index(br);
+	version = reg->version;
+
+	ck_assert_int_eq(broker_set_ready(br, l, LEASE_READY), 0);
+	/* The turn's transaction is open: its commit stores the index. */
+	ck_assert_int_eq(broker_in_txn(br), 1);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_uint_eq(broker_index(br), index + 1);
+	ck_assert_uint_gt(reg->version, version);
+	ck_assert_ptr_nonnull(text = lease_json_text(l, &len));
+	ck_assert_ptr_nonnull(strstr(text, "\"ready\":true"));
+
+	version = reg->version;
+	ck_assert_int_eq(broker_set_ready(br, l, LEASE_READY), 0);
+	ck_assert_int_eq(broker_in_txn(br), 0);
+	ck_assert_uint_eq(broker_index(br), index + 1);
+	ck_assert_uint_eq(reg->version, version);
+
+	ck_assert_int_eq(broker_renew(br, "a", token, NULL, &m, &e), 0);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_uint_eq(broker_index(br), index + 1);
+	ck_assert_int_eq(m->ready, LEASE_READY);
+
+	ck_assert_int_eq(broker_set_ready(br, l, LEASE_READY_UNKNOWN), 0);
+	ck_assert_int_eq(broker_commit(br), 0);
+	ck_assert_uint_eq(broker_index(br), index + 2);
+	ck_assert_ptr_nonnull(strstr(lease_json_text(l, &len),
+	    "\"ready\":null"));
+}
+END_TEST
+
+/*
+ * Readiness is not stored, but the index it moved is: after a restart
+ * the index does not go back, and the lease is looked at again.
+ */
+START_TEST(test_durable_ready)
+{
+	const char	*path = db_path("ready");
+	struct lease	*l;
+	uint64_t	 index;
+
+	open_broker(path);
+	l = grant("{\"name\":\"a\"}");
+	ck_assert_int_eq(broker_set_ready(br, l, LEASE_READY), 0);
+	ck_assert_int_eq(broker_commit(br), 0);
+	index = broker_index(br);
+
+	reopen_broker(path);
+	ck_assert_uint_ge(broker_index(br), index);
+	ck_assert_ptr_nonnull(l = broker_lookup(br, "a"));
+	ck_assert_int_eq(l->ready, LEASE_NOT_READY);
+	close_broker();
+}
+END_TEST
+
 static Suite *
 broker_suite(void)
 {
@@ -1227,6 +1301,7 @@ broker_suite(void)
 	tcase_add_test(tc, test_ttl_port_takeover);
 	tcase_add_test(tc, test_renew);
 	tcase_add_test(tc, test_renew_refused);
+	tcase_add_test(tc, test_set_ready);
 	tcase_add_test(tc, test_release);
 	tcase_add_test(tc, test_revoke);
 	tcase_add_test(tc, test_token_equal);
@@ -1248,6 +1323,7 @@ broker_suite(void)
 	tcase_add_checked_fixture(tc, file_setup, NULL);
 	tcase_add_test(tc, test_durable_reload);
 	tcase_add_test(tc, test_durable_renew);
+	tcase_add_test(tc, test_durable_ready);
 	tcase_add_test(tc, test_durable_owner_dead);
 	tcase_add_test(tc, test_store_locked);
 	tcase_set_timeout(tc, 20);

@@ -248,14 +248,23 @@ START_TEST(test_json_full)
 	    "dev");
 	ck_assert_str_eq(json_string_value(json_object_get(meta, "k")), "v");
 	ck_assert_ptr_null(json_object_get(o, "token"));
-	ck_assert_uint_eq(json_object_size(o), 10);
+	ck_assert(json_is_false(json_object_get(o, "ready")));
+	ck_assert_uint_eq(json_object_size(o), 11);
+	json_decref(o);
+	l->ready = LEASE_READY;
+	o = lease_to_json(l, 0);
+	ck_assert(json_is_true(json_object_get(o, "ready")));
+	json_decref(o);
+	l->ready = LEASE_READY_UNKNOWN;
+	o = lease_to_json(l, 0);
+	ck_assert(json_is_null(json_object_get(o, "ready")));
 	json_decref(o);
 
 	o = lease_to_json(l, 1);
 	ck_assert_ptr_nonnull(o);
 	ck_assert_str_eq(json_string_value(json_object_get(o, "token")),
 	    l->token);
-	ck_assert_uint_eq(json_object_size(o), 11);
+	ck_assert_uint_eq(json_object_size(o), 12);
 	json_decref(o);
 	lease_free(l);
 }
