@@ -4,9 +4,13 @@
  *
  *   GET    /v1/services[?index=N&wait=S]	api_list: list (or watch)
  *   POST   /v1/services			api_acquire
- *   GET    /v1/services/NAME[?wait=S]	api_lookup: look up (or wait)
+ *   GET    /v1/services/NAME[?wait=S&ready=1]	api_lookup: look up
+ *						(or wait), ready or not
  *   DELETE /v1/services/NAME[?force=1]	api_release (or admin revoke)
  *   POST   /v1/services/NAME/renew		api_renew
+ *
+ * A renewal, and an acquire of a port the caller named, look at once
+ * whether the lease's service is there (ready.c), on its port only.
  */
 #include "config.h"
 
@@ -130,7 +134,7 @@ api_acquire(struct server *srv, struct api_req *req)
 	struct berr		 e;
 	char			*body, loc[128];
 	size_t			 len;
-	int			 created, rc;
+	int			 created, rc, named;
 
 	if (req_body(srv, req, &body, &len) == -1)
 		return;
@@ -149,50 +153,87 @@ api_acquire(struct server *srv, struct api_req *req)
 	if (rc == 0)
 		rc = broker_acquire(srv->broker, &r, req_bearer(req), &l,
 		    &created, &e);
+	named = rc == 0 && r.port != 0;
 	leasereq_clear(&r);
 	if (rc == -1) {
 		req_reply_error(srv, req, &e);
 		return;
 	}
+	/*
+	 * A port the caller named may have its service already, and a
+	 * re-acquire with the token is a renewal: look. A pool port was
+	 * just test-bound: nothing is there (unless the host is elsewhere).
+	 */
+	if (named || !created)
+		ready_check(srv->ready, l);
+	else
+		ready_granted(srv->ready, l);
 	snprintf(loc, sizeof loc, "/v1/services/%s", l->name);
 	req_add_header(req, "Location", loc);
 	req_reply_json(srv, req, created ? 201 : 200, lease_to_json(l, 1));
 }
 
-/* The lease named in req's path, now; 404 if there is none (waited or not). */
+/*
+ * The lease named in req's path, now; 404 if there is none (waited or
+ * not), or with ready, if nothing listens on its port yet (null, berthd
+ * cannot tell, counts as ready).
+ */
 static void
-api_lookup_now(struct server *srv, struct api_req *req)
+api_lookup_answer(struct server *srv, struct api_req *req, int ready)
 {
 	struct lease	*l;
 	struct berr	 e;
+	const char	*waited = req->state == REQ_PARKED ? " (waited)" : "";
 
-	if ((l = broker_lookup(srv->broker, req->name)) != NULL) {
+	if ((l = broker_lookup(srv->broker, req->name)) == NULL)
+		berr_set(&e, BERR_NOT_FOUND, "no live lease named '%s'%s",
+		    req->name, waited);
+	else if (ready && l->ready == LEASE_NOT_READY)
+		berr_set(&e, BERR_NOT_FOUND, "'%s' is registered on port %u, "
+		    "but nothing %s its port yet%s", req->name, l->port,
+		    l->proto == PROTO_UDP ? "is bound to" : "listens on",
+		    waited);
+	else {
 		req_reply_lease(srv, req, l);
 		return;
 	}
-	berr_set(&e, BERR_NOT_FOUND, "no live lease named '%s'%s", req->name,
-	    req->state == REQ_PARKED ? " (waited)" : "");
 	req_reply_error(srv, req, &e);
+}
+
+static void
+api_lookup_now(struct server *srv, struct api_req *req)
+{
+	api_lookup_answer(srv, req, 0);
+}
+
+static void
+api_lookup_ready_now(struct server *srv, struct api_req *req)
+{
+	api_lookup_answer(srv, req, 1);
 }
 
 void
 api_lookup(struct server *srv, struct api_req *req)
 {
-	uint64_t	 wait = 0;
-	int		 has_wait;
+	struct lease	*l;
+	uint64_t	 wait = 0, ready = 0;
+	int		 has_wait, has_ready;
 
 	if (req_query_uint(srv, req, "wait", BERTH_WAIT_MAX, &wait,
-	    &has_wait) == -1)
+	    &has_wait) == -1 || req_query_uint(srv, req, "ready", 1, &ready,
+	    &has_ready) == -1)
 		return;
+	l = broker_lookup(srv->broker, req->name);
 	if (wait > 0 && !srv->stopping &&
-	    broker_lookup(srv->broker, req->name) == NULL) {
+	    (l == NULL || (ready && l->ready == LEASE_NOT_READY))) {
 		if (waiters_park_name(srv->waiters, req, (unsigned int)wait,
+		    (int)ready, ready ? api_lookup_ready_now :
 		    api_lookup_now) == -1)
 			req_fail(srv, req, 500, "internal", "out of memory "
 			    "parking the request");
 		return;
 	}
-	api_lookup_now(srv, req);
+	api_lookup_answer(srv, req, (int)ready);
 }
 
 void
@@ -241,5 +282,7 @@ api_renew(struct server *srv, struct api_req *req)
 		req_reply_error(srv, req, &e);
 		return;
 	}
+	/* Its holder says it is alive: is its service there yet? */
+	ready_check(srv->ready, l);
 	req_reply_lease(srv, req, l);
 }

@@ -76,6 +76,8 @@ struct server {
 	int		 pool_fallback;
 	struct waiters	*waiters;
 	struct reaper	*reaper;
+	struct ready	*ready;		/* leases' readiness (ready.c) */
+	struct event	*ready_ev;	/* its pass, once a second */
 	struct metrics	*metrics;
 	struct portserver *portserver;	/* NULL without --portserver */
 };
@@ -245,11 +247,11 @@ typedef void	(*waiter_answer_fn)(struct server *, struct api_req *);
 struct waiters	*waiters_new(struct server *);
 void		 waiters_free(struct waiters *);
 int		 waiters_park_name(struct waiters *, struct api_req *,
-		    unsigned int, waiter_answer_fn);
+		    unsigned int, int, waiter_answer_fn);
 int		 waiters_park_index(struct waiters *, struct api_req *,
 		    uint64_t, unsigned int, waiter_answer_fn);
 void		 waiters_cancel(struct waiters *, struct api_req *);
-void		 waiters_name_acquired(struct waiters *, const char *);
+void		 waiters_name_changed(struct waiters *, const char *);
 void		 waiters_committed(void *, int);
 void		 waiters_flush(struct waiters *);
 size_t		 waiters_count(const struct waiters *);

@@ -1,7 +1,8 @@
 /*
  * server.c: the glue between the broker and the event loop: the group
- * commit at the end of each loop turn, the broker's hooks, and the
- * orderly shutdown on SIGTERM/SIGINT.
+ * commit at the end of each loop turn, the broker's hooks, the timer of
+ * the readiness pass (ready.c), and the orderly shutdown on
+ * SIGTERM/SIGINT.
  *
  * The commit event runs at the lowest of three priorities, so every
  * request that arrived in this turn has been handled (and has joined the
@@ -20,6 +21,7 @@
 #define SERVER_PRIORITIES	3
 #define SERVER_GRACE_MS		1000	/* at most, for answers to drain */
 #define SERVER_DRAIN_TICK_MS	5	/* how often to look meanwhile */
+#define SERVER_READY_MS		1000	/* from one readiness pass on */
 
 /*
  * Have fn(arg, ok) called after each commit, in the order registered:
@@ -70,7 +72,69 @@ server_acquired(const struct lease *l, void *arg)
 {
 	struct server	*srv = arg;
 
-	waiters_name_acquired(srv->waiters, l->name);
+	waiters_name_changed(srv->waiters, l->name);
+}
+
+/* ready.c: a lease's readiness changed; its waiters look after the commit. */
+static void
+server_ready_changed(struct lease *l, void *arg)
+{
+	struct server	*srv = arg;
+
+	waiters_name_changed(srv->waiters, l->name);
+}
+
+/*
+ * The readiness pass runs ms from now, unless it is set already: once a
+ * second while there are leases, not at all without (nor when stopping).
+ */
+static void
+server_ready_arm(struct server *srv, uint64_t ms)
+{
+	struct timeval	tv = { (time_t)(ms / 1000),
+			    (suseconds_t)((ms % 1000) * 1000) };
+
+	if (srv->stopping || broker_live_count(srv->broker) == 0 ||
+	    evtimer_pending(srv->ready_ev, NULL))
+		return;
+	evtimer_add(srv->ready_ev, &tv);
+}
+
+static void
+server_ready_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server	*srv = arg;
+
+	(void)fd;
+	(void)what;
+	ready_pass(srv->ready);
+	server_ready_arm(srv, SERVER_READY_MS);
+}
+
+/* A commit hook: a first lease sets the readiness pass going. */
+static void
+server_ready_committed(void *arg, int ok)
+{
+	(void)ok;
+	server_ready_arm(arg, SERVER_READY_MS);
+}
+
+/*
+ * Readiness: its pass, and its timer, which runs once at once, for the
+ * leases loaded from the store (readiness is not stored).
+ */
+static int
+server_ready_init(struct server *srv)
+{
+	struct timeval	now = { 0, 0 };
+
+	if ((srv->ready = ready_new(srv->broker, server_ready_changed,
+	    srv)) == NULL || (srv->ready_ev = evtimer_new(srv->base,
+	    server_ready_cb, srv)) == NULL ||
+	    server_on_commit(srv, server_ready_committed, srv) == -1)
+		return (-1);
+	evtimer_add(srv->ready_ev, &now);
+	return (0);
 }
 
 /* Set up the loop, HTTP, waiters and reaper; then hand broker its hooks. */
@@ -105,7 +169,8 @@ server_init(struct server *srv, struct config *cfg, struct broker *b)
 	    http_init(srv) == -1 ||
 	    server_on_commit(srv, router_committed, srv) == -1 ||
 	    server_on_commit(srv, waiters_committed, srv->waiters) == -1 ||
-	    server_on_commit(srv, reaper_committed, srv->reaper) == -1)
+	    server_on_commit(srv, reaper_committed, srv->reaper) == -1 ||
+	    server_ready_init(srv) == -1)
 		return (-1);
 	broker_set_hooks(b, &hooks);
 	return (0);
@@ -154,6 +219,7 @@ server_stop(struct server *srv)
 	log_info("stopping: no new connections; answering parked requests");
 	listen_close(srv);
 	portserver_stop(srv->portserver);
+	evtimer_del(srv->ready_ev);
 	if (broker_in_txn(srv->broker))
 		server_commit(srv);
 	waiters_flush(srv->waiters);
@@ -175,6 +241,9 @@ server_free(struct server *srv)
 	/* Owner watches live on the event base: end them before it goes. */
 	broker_drop_hooks(srv->broker);
 	reaper_free(srv->reaper);
+	if (srv->ready_ev != NULL)
+		event_free(srv->ready_ev);
+	ready_free(srv->ready);
 	metrics_free(srv->metrics);
 	if (srv->commit_ev != NULL)
 		event_free(srv->commit_ev);

@@ -6,8 +6,10 @@
  * Name waiters are grouped by name in a hash table, so an acquire wakes
  * exactly the waiters of its name. Wakeups happen after the turn's commit
  * (waiters_committed), so a waiter never sees a lease that is not yet
- * durable. How a waiter is answered is its parker's business: each is
- * parked with the function that answers it.
+ * durable. A lookup that also waits for readiness (?ready=1) waits in its
+ * name's group, which a change of that lease's readiness wakes too. How
+ * a waiter is answered is its parker's business: each is parked with the
+ * function that answers it.
  */
 #include "config.h"
 
@@ -26,7 +28,7 @@
 #define WAITERS_TRIM_AFTER	1000	/* answers in one wake */
 
 enum waiter_kind {
-	WAIT_NAME,		/* for a name to be leased */
+	WAIT_NAME,		/* for a name to be leased (and maybe ready) */
 	WAIT_INDEX		/* for the change index to pass a value */
 };
 
@@ -37,6 +39,7 @@ struct waiter {
 	struct api_req		*req;
 	waiter_answer_fn	 answer;
 	enum waiter_kind	 kind;
+	int			 ready;		/* WAIT_NAME: ready too */
 	uint64_t		 index;
 	struct waitgroup	*group;
 	struct event		*timer;
@@ -184,12 +187,13 @@ waiter_new(struct waiters *ws, struct api_req *req, unsigned int wait,
 }
 
 /*
- * Park req until a lease named req->name is granted, or wait seconds.
- * -1 (req untouched, still to be answered) without memory.
+ * Park req until a lease named req->name is granted (with ready, and its
+ * service is there, or berthd cannot tell), or wait seconds. -1 (req
+ * untouched, still to be answered) without memory.
  */
 int
 waiters_park_name(struct waiters *ws, struct api_req *req, unsigned int wait,
-    waiter_answer_fn answer)
+    int ready, waiter_answer_fn answer)
 {
 	struct waitgroup	*g;
 	struct waiter		*w;
@@ -202,6 +206,7 @@ waiters_park_name(struct waiters *ws, struct api_req *req, unsigned int wait,
 		return (-1);
 	}
 	w->kind = WAIT_NAME;
+	w->ready = ready;
 	w->group = g;
 	TAILQ_INSERT_TAIL(&g->list, w, entry);
 	return (0);
@@ -234,9 +239,12 @@ waiters_cancel(struct waiters *ws, struct api_req *req)
 		waiter_free(req->waiter);
 }
 
-/* A lease for name was granted in this turn: wake its waiters after commit. */
+/*
+ * A lease for name was granted in this turn, or its readiness changed:
+ * its waiters look again after the commit.
+ */
 void
-waiters_name_acquired(struct waiters *ws, const char *name)
+waiters_name_changed(struct waiters *ws, const char *name)
 {
 	struct waitgroup	*g;
 
@@ -247,18 +255,21 @@ waiters_name_acquired(struct waiters *ws, const char *name)
 	ws->ready = g;
 }
 
-/* Answer every waiter of g; the last waiter_free frees g itself. */
+/*
+ * Answer the waiters of g whose wait is over: all of them without l (at
+ * shutdown), else those that wait for l, or for l to be ready when it is
+ * (null counts: berthd cannot tell, and must not hold them for ever).
+ * The last waiter_free frees g itself.
+ */
 static void
-waiters_answer_group(struct waitgroup *g)
+waiters_answer_group(struct waitgroup *g, const struct lease *l)
 {
 	struct waiter	*w, *next;
 
-	for (;;) {
-		w = TAILQ_FIRST(&g->list);
+	for (w = TAILQ_FIRST(&g->list); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, entry);
-		waiter_answer(w);
-		if (next == NULL)
-			break;
+		if (l == NULL || !w->ready || l->ready != LEASE_NOT_READY)
+			waiter_answer(w);
 	}
 }
 
@@ -270,14 +281,15 @@ waiters_committed(void *arg, int ok)
 	struct broker		*b = ws->srv->broker;
 	struct waitgroup	*g;
 	struct waiter		*w, *next;
+	struct lease		*l;
 	size_t			 before = ws->count;
 
 	(void)ok;	/* a failed turn woke nobody that it should not */
 	while ((g = ws->ready) != NULL) {
 		ws->ready = g->ready_next;
 		g->ready = 0;
-		if (broker_lookup(b, g->name) != NULL)
-			waiters_answer_group(g);
+		if ((l = broker_lookup(b, g->name)) != NULL)
+			waiters_answer_group(g, l);
 		/* else: gone again within the same turn */
 	}
 	for (w = TAILQ_FIRST(&ws->index_list); w != NULL; w = next) {
@@ -303,7 +315,7 @@ waiters_flush(struct waiters *ws)
 	while ((w = TAILQ_FIRST(&ws->index_list)) != NULL)
 		waiter_answer(w);
 	while ((e = nametab_next(&ws->groups, &cursor)) != NULL)
-		waiters_answer_group(GROUP_OF(e));
+		waiters_answer_group(GROUP_OF(e), NULL);
 }
 
 void
