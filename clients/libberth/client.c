@@ -306,9 +306,10 @@ berth_clamp_wait(int wait)
 	return (wait < 0 ? 0 : wait > BERTH_WAIT_MAX ? BERTH_WAIT_MAX : wait);
 }
 
-BERTH_EXPORT int
-berth_lookup(berth_client *c, const char *name, int wait, berth_lease **out,
-    berth_error *err)
+/* GET /v1/services/NAME, waiting wait seconds, for it to be ready too. */
+static int
+berth_get_lease(berth_client *c, const char *name, int wait, int ready,
+    berth_lease **out, berth_error *err)
 {
 	struct bhttp_response	r;
 	char			path[160];
@@ -320,14 +321,27 @@ berth_lookup(berth_client *c, const char *name, int wait, berth_lease **out,
 	if ((rc = berth_check_name(name, err)) != 0)
 		return (rc);
 	wait = berth_clamp_wait(wait);
-	if (wait > 0)
-		snprintf(path, sizeof path, "/v1/services/%s?wait=%d", name,
-		    wait);
-	else
-		snprintf(path, sizeof path, "/v1/services/%s", name);
+	snprintf(path, sizeof path, "/v1/services/%s", name);
+	if (wait > 0 || ready)
+		snprintf(path + strlen(path), sizeof path - strlen(path),
+		    "?wait=%d%s", wait, ready ? "&ready=1" : "");
 	if ((rc = berth_call(c, "GET", path, NULL, NULL, wait, &r, err)) != 0)
 		return (rc);
 	return (berth_lease_answer(c, &r, out, err));
+}
+
+BERTH_EXPORT int
+berth_lookup(berth_client *c, const char *name, int wait, berth_lease **out,
+    berth_error *err)
+{
+	return (berth_get_lease(c, name, wait, 0, out, err));
+}
+
+BERTH_EXPORT int
+berth_lookup_ready(berth_client *c, const char *name, int wait,
+    berth_lease **out, berth_error *err)
+{
+	return (berth_get_lease(c, name, wait, 1, out, err));
 }
 
 /* Turn a list answer into v; 0, or the error code after filling err. */

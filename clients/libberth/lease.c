@@ -130,6 +130,16 @@ berth_lease_renewed_at(const berth_lease *l)
 	return (l->renewed_at);
 }
 
+BERTH_EXPORT int
+berth_lease_ready(const berth_lease *l)
+{
+	json_t	*ready = json_object_get(l->obj, "ready");
+
+	if (!json_is_boolean(ready))
+		return (-1);
+	return (json_is_true(ready));
+}
+
 BERTH_EXPORT const char *
 berth_lease_token(const berth_lease *l)
 {

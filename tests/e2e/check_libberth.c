@@ -741,6 +741,83 @@ START_TEST(test_lookup_wait)
 }
 END_TEST
 
+/* A TCP socket listening on 127.0.0.1:port, as a service's would. */
+static int
+listen_on(int port)
+{
+	struct sockaddr_in	sin;
+	int			fd, one = 1;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_msg(bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0 &&
+	    listen(fd, 8) == 0, "listen on port %d: %s", port,
+	    strerror(errno));
+	return (fd);
+}
+
+/*
+ * Readiness: berth_lease_ready says what the broker saw, and
+ * berth_lookup_ready finds a lease only once its service listens (a
+ * renewal makes the broker look at once), or when the broker cannot tell.
+ */
+START_TEST(test_lookup_ready)
+{
+	berth_client		*c;
+	berth_acquire_opts	*o;
+	berth_lease		*a, *l, *far;
+	berth_error		 err;
+	int			 fd;
+
+	c = client();
+	acquire(c, "svc", &a);
+	ck_assert_int_eq(berth_lease_ready(a), 0);
+	memset(&err, 0, sizeof err);
+	ck_assert_int_eq(berth_lookup_ready(c, "svc", 0, &l, &err),
+	    BERTH_ENOTFOUND);
+	ck_assert_ptr_null(l);
+	ck_assert_str_eq(err.api_code, "not_found");
+	ck_assert_msg(strstr(err.message, "nothing listens") != NULL,
+	    "message: %s", err.message);
+	ck_assert_int_eq(berth_lookup_ready(c, "svc", 1, &l, &err),
+	    BERTH_ENOTFOUND);
+	ck_assert_int_eq(berth_lookup(c, "svc", 0, &l, &err), 0);
+	ck_assert_int_eq(berth_lease_ready(l), 0);
+	berth_lease_free(l);
+
+	fd = listen_on(berth_lease_port(a));
+	ck_assert_int_eq(berth_renew(c, "svc", berth_lease_token(a), -1, &l,
+	    &err), 0);
+	ck_assert_int_eq(berth_lease_ready(l), 1);
+	berth_lease_free(l);
+	ck_assert_msg(berth_lookup_ready(c, "svc", 0, &l, &err) == 0,
+	    "lookup_ready: %s", err.message);
+	ck_assert_int_eq(berth_lease_port(l), berth_lease_port(a));
+	ck_assert_int_eq(berth_lease_ready(l), 1);
+	berth_lease_free(l);
+	close(fd);
+
+	/* A host that is not the broker's: it cannot tell, and says so. */
+	o = berth_acquire_opts_new("far");
+	berth_acquire_opts_set_host(o, "db.example");
+	ck_assert_int_eq(berth_acquire(c, o, &far, &err), 0);
+	berth_acquire_opts_free(o);
+	ck_assert_int_eq(berth_lease_ready(far), -1);
+	ck_assert_msg(berth_lookup_ready(c, "far", 0, &l, &err) == 0,
+	    "lookup_ready far: %s", err.message);
+	ck_assert_int_eq(berth_lease_ready(l), -1);
+	berth_lease_free(l);
+	berth_lease_free(far);
+	berth_lease_free(a);
+	berth_close(c);
+}
+END_TEST
+
 START_TEST(test_list)
 {
 	static const char	*names[] = { "alpha", "bravo", "charlie.1" };
@@ -1450,6 +1527,7 @@ libberth_suite(void)
 	tcase_add_test(tc, test_acquire_opts_refused);
 	tcase_add_test(tc, test_lookup);
 	tcase_add_test(tc, test_lookup_wait);
+	tcase_add_test(tc, test_lookup_ready);
 	tcase_add_test(tc, test_list);
 	tcase_add_test(tc, test_list_watch);
 	tcase_add_test(tc, test_renew);
