@@ -26,7 +26,7 @@ _berth_command_options()
 	acquire)	echo '--port --ttl --proto --host --meta --pid --token --env' ;;
 	renew)		echo '--token --ttl' ;;
 	release)	echo '--token' ;;
-	lookup)		echo '--wait --addr-only' ;;
+	lookup)		echo '--wait --addr-only --ready' ;;
 	list)		echo '--probe' ;;
 	run)		echo '--ttl --port --host --proto --meta --need' \
 			    '--timeout --fd' ;;

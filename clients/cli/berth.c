@@ -27,7 +27,8 @@ static const struct {
 	    "[--env]" },
 	{ "renew", cmd_renew, "renew NAME [--token T] [--ttl S]" },
 	{ "release", cmd_release, "release NAME [--token T]" },
-	{ "lookup", cmd_lookup, "lookup NAME [--wait S] [--addr-only]" },
+	{ "lookup", cmd_lookup, "lookup NAME [--wait S] [--addr-only] "
+	    "[--ready]" },
 	{ "list", cmd_list, "list [--probe]" },
 	{ "run", cmd_run, "run NAME [--ttl S] [--port N] [--host H] "
 	    "[--proto P] [--meta K=V]... [--need DEP]... [--timeout S] [--fd] "

@@ -504,10 +504,11 @@ doctor_covers(const char *local, const char *host)
  * What to do about a lease whose port nobody serves. Starting the service
  * with berth run is the cure only once the lease is gone (until then the
  * name is taken), so the hint follows what ends this lease: its owner is
- * alive (then the service likely uses another port), it dies or its TTL
- * runs out by itself, or, with neither, someone must release or revoke it.
+ * alive (then the service runs, but likely not on this port: 1 is
+ * returned, the finding says so), it dies or its TTL runs out by itself,
+ * or, with neither, someone must release or revoke it.
  */
-static void
+static int
 doctor_idle_hint(const berth_lease *l, char *hint, size_t len)
 {
 	const char	*name = berth_lease_name(l);
@@ -516,11 +517,12 @@ doctor_idle_hint(const berth_lease *l, char *hint, size_t len)
 	long		 pid = berth_lease_pid(l);
 
 	snprintf(path, sizeof path, "/proc/%ld", pid);
-	if (pid > 0 && stat(path, &st) == 0)
-		snprintf(hint, len, "its owner, pid %ld, runs: does the "
-		    "service listen on port %d? (berth run gives it as $PORT "
-		    "and {port})", pid, berth_lease_port(l));
-	else if (pid > 0)
+	if (pid > 0 && stat(path, &st) == 0) {
+		snprintf(hint, len, "does the service use $PORT? (berth run "
+		    "gives it %d as $PORT and {port})", berth_lease_port(l));
+		return (1);
+	}
+	if (pid > 0)
 		snprintf(hint, len, "the lease ends when pid %ld has exited; "
 		    "then start the service with 'berth run %s -- CMD'", pid,
 		    name);
@@ -535,6 +537,7 @@ doctor_idle_hint(const berth_lease *l, char *hint, size_t len)
 		    "or as root or berthd's user 'berth revoke %s'; then "
 		    "start the service with 'berth run %s -- CMD'", name,
 		    name);
+	return (0);
 }
 
 /*
@@ -565,9 +568,14 @@ doctor_listener(struct doctor *d, const berth_lease *l, int proto,
 			good = &h[i];
 	}
 	if (first == NULL) {
-		doctor_idle_hint(l, hint, sizeof hint);
-		doctor_note(d, DOCTOR_WARN, hint, "%s: nothing %s on %s:%d "
-		    "(%s)", name, verb, host, berth_lease_port(l), pname);
+		if (doctor_idle_hint(l, hint, sizeof hint))
+			doctor_note(d, DOCTOR_WARN, hint, "%s: owner alive but "
+			    "nothing %s on %d (%s)", name, verb,
+			    berth_lease_port(l), pname);
+		else
+			doctor_note(d, DOCTOR_WARN, hint, "%s: nothing %s on "
+			    "%s:%d (%s)", name, verb, host,
+			    berth_lease_port(l), pname);
 		return;
 	}
 	if (good == NULL) {

@@ -24,7 +24,8 @@ enum {
 	OPT_TOKEN,
 	OPT_ENV,
 	OPT_WAIT,
-	OPT_ADDR_ONLY
+	OPT_ADDR_ONLY,
+	OPT_READY
 };
 
 static int	 lease_bad_option(const char *, int, const struct cli_args *,
@@ -371,13 +372,17 @@ cmd_revoke(struct cli *cli, int argc, char **argv)
 	return (lease_ended(cli));
 }
 
-/* lookup NAME [--wait S] [--addr-only]: prints the port or host:port. */
+/*
+ * lookup NAME [--wait S] [--addr-only] [--ready]: prints the port or
+ * host:port; with --ready, only once something listens on the port.
+ */
 int
 cmd_lookup(struct cli *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "wait",	required_argument,	NULL,	OPT_WAIT },
 		{ "addr-only",	no_argument,		NULL,	OPT_ADDR_ONLY },
+		{ "ready",	no_argument,		NULL,	OPT_READY },
 		{ NULL,		0,			NULL,	0 }
 	};
 	const char		*cmd = argv[0];
@@ -387,7 +392,7 @@ cmd_lookup(struct cli *cli, int argc, char **argv)
 	berth_client		*c;
 	long			 wait = 0;
 	char			 addr[300];
-	int			 ch, rc, addr_only = 0;
+	int			 ch, rc, addr_only = 0, ready = 0;
 
 	args_init(&args, ARGS_WORDS, longopts);
 	while ((ch = args_next(&args, argc, argv)) != -1) {
@@ -400,6 +405,9 @@ cmd_lookup(struct cli *cli, int argc, char **argv)
 		case OPT_ADDR_ONLY:
 			addr_only = 1;
 			break;
+		case OPT_READY:
+			ready = 1;
+			break;
 		default:
 			return (lease_bad_option(cmd, ch, &args, argv));
 		}
@@ -411,7 +419,8 @@ cmd_lookup(struct cli *cli, int argc, char **argv)
 	/* Leave the answer time to come: the broker holds the request. */
 	if (wait > 0)
 		berth_set_timeout(c, (int)(wait + 10) * 1000);
-	if (berth_lookup(c, args.name, (int)wait, &lease, &err) != 0)
+	if ((ready ? berth_lookup_ready(c, args.name, (int)wait, &lease,
+	    &err) : berth_lookup(c, args.name, (int)wait, &lease, &err)) != 0)
 		return (cli_fail(cli, &err));
 	if (cli->json)
 		cli_print_json(berth_lease_json(lease));

@@ -1,6 +1,8 @@
 /*
  * cmd-list.c: list [--probe], the live leases as a table for people or
- * as the API's list object with --json.
+ * as the API's list object with --json. What --probe shows is berthd's
+ * word, each lease's "ready", read from the kernel's socket tables on
+ * berthd's host, not this one's.
  */
 #include "config.h"
 
@@ -53,17 +55,14 @@ list_now_ms(void)
 }
 
 /*
- * Whether something on this host listens on the lease's port (TCP, or
- * for a UDP lease is bound to it): 1 yes, 0 no, -1 cannot tell.
+ * Whether something listens on the lease's port at its host (TCP; for a
+ * UDP lease, is bound to it; both for both), as berthd last saw: 1 yes,
+ * 0 no, -1 berthd cannot tell.
  */
 static int
 list_probe(const berth_lease *l)
 {
-	int	proto;
-
-	proto = strcmp(berth_lease_proto(l), "udp") == 0 ? SOCK_PROTO_UDP :
-	    SOCK_PROTO_TCP;
-	return (sockets_listening((uint16_t)berth_lease_port(l), proto));
+	return (berth_lease_ready(l));
 }
 
 /* Turn one lease into the table's text cells. */
@@ -155,9 +154,10 @@ list_print_table(const berth_leases *leases, int probe)
 }
 
 /*
- * The API's list object, {"services":[...],"index":N}, rebuilt; with
- * probe, each lease also says "listening": true, false, or null when
- * that cannot be told, as the table's LISTENING column does.
+ * The API's list object, {"services":[...],"index":N}, rebuilt. Each
+ * lease says "ready" as berthd does; with probe, it also says
+ * "listening", the same (the name the table's LISTENING column has): true,
+ * false, or null when that cannot be told.
  */
 static int
 list_print_json(const berth_leases *leases, int probe)

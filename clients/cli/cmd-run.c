@@ -92,10 +92,13 @@ static int	run_option(struct run *, const char *, int,
 static int	run_parse(struct run *, int, char **);
 static long long run_now(void);
 static void	run_envname(const char *, const char *, char *, size_t);
+static int	run_need_say(struct run *, const char *, int *,
+		    berth_error *);
 static int	run_need(struct run *, const char *);
 static void	run_choose_owner(struct run *);
 static int	run_acquire(struct run *, int, berth_error *);
 static int	run_listen(struct run *);
+static void	run_ready_now(struct run *);
 static char	*run_subst(const char *, const char *, const char *);
 static int	run_command(struct run *, char **);
 static void	run_onsignal(int, siginfo_t *, void *);
@@ -263,7 +266,42 @@ run_envname(const char *dep, const char *suffix, char *buf, size_t len)
 }
 
 /*
- * Wait until dep is registered, in blocking lookups of at most the
+ * dep has no ready lease: is it registered at all? Says what run waits
+ * for, once each: a name not registered yet (on a terminal only: it is
+ * the usual start-up order), and a registered one whose port nothing
+ * serves (always: a service that does not use $PORT waits for ever). 1
+ * registered, 0 not, or the broker's error in err (-1).
+ */
+static int
+run_need_say(struct run *r, const char *dep, int *said, berth_error *err)
+{
+	berth_lease	*l;
+	char		 addr[300];
+
+	if (berth_lookup(r->client, dep, 0, &l, err) != 0) {
+		if (err->code != BERTH_ENOTFOUND)
+			return (-1);
+		if (*said == 0 && isatty(STDERR_FILENO)) {
+			fprintf(stderr, "berth: waiting for %s at %s...\n",
+			    dep, berth_addr(r->client));
+			*said = 1;
+		}
+		return (0);
+	}
+	if (*said != 2) {
+		cli_format_addr(l, addr, sizeof addr);
+		cli_warn("waiting for %s (%s: nothing %s yet)", dep, addr,
+		    strcmp(berth_lease_proto(l), "udp") == 0 ?
+		    "is bound there" : "listens");
+		*said = 2;
+	}
+	berth_lease_free(l);
+	return (1);
+}
+
+/*
+ * Wait until dep is registered and ready (something listens on its
+ * port, or berthd cannot tell), in blocking lookups of at most the
  * broker's 300 s each (libberth stretches its answer timeout to match),
  * until the --timeout deadline; then export where it is. Returns 0, or
  * the exit code.
@@ -275,15 +313,16 @@ run_need(struct run *r, const char *dep)
 	berth_error	 err;
 	char		 var[128], val[300];
 	long long	 deadline = 0, left;
-	int		 wait = 0, said = 0;
+	int		 wait = 0, said = 0, known;
 
 	if (r->timeout > 0)
 		deadline = run_now() + r->timeout * 1000LL;
 	for (;;) {
-		if (berth_lookup(r->client, dep, wait, &l, &err) == 0)
+		if (berth_lookup_ready(r->client, dep, wait, &l, &err) == 0)
 			break;
 		if (err.code != BERTH_ENOTFOUND ||
-		    cli_not_broker(&err, NULL, 0))
+		    cli_not_broker(&err, NULL, 0) ||
+		    (known = run_need_say(r, dep, &said, &err)) == -1)
 			return (cli_fail(r->cli, &err));
 		if (deadline == 0)
 			wait = BERTH_WAIT_MAX;
@@ -291,19 +330,15 @@ run_need(struct run *r, const char *dep)
 			left = deadline - run_now();
 			if (left <= 0) {
 				cli_warn("run: gave up waiting for %s at %s "
-				    "after %lds (--need, --timeout): it is not "
-				    "registered", dep, berth_addr(r->client),
-				    r->timeout);
+				    "after %lds (--need, --timeout): %s", dep,
+				    berth_addr(r->client), r->timeout, known ?
+				    "it is registered, but nothing listens on "
+				    "its port" : "it is not registered");
 				return (CLI_EXIT_ERROR);
 			}
 			left = (left + 999) / 1000;
 			wait = left > BERTH_WAIT_MAX ? BERTH_WAIT_MAX :
 			    (int)left;
-		}
-		if (!said && isatty(STDERR_FILENO)) {
-			fprintf(stderr, "berth: waiting for %s at %s...\n",
-			    dep, berth_addr(r->client));
-			said = 1;
 		}
 	}
 	run_envname(dep, "ADDR", var, sizeof var);
@@ -499,6 +534,21 @@ run_listen(struct run *r)
 		return (-1);
 	}
 	return (fd);
+}
+
+/*
+ * --fd: the port is served from now on (its socket queues connections
+ * until the command takes them). A renewal makes berthd look at once, so
+ * that services waiting for this one (--need) go on now rather than at
+ * berthd's next look; should it fail, the renewals will say so.
+ */
+static void
+run_ready_now(struct run *r)
+{
+	berth_error	err;
+
+	(void)berth_renew(r->client, r->name, berth_lease_token(r->lease), -1,
+	    NULL, &err);
 }
 
 /*
@@ -1070,6 +1120,8 @@ run_serve(struct run *r)
 	}
 	if (r->fd && (r->listen_fd = run_listen(r)) == -1)
 		return (CLI_EXIT_ERROR);
+	if (r->fd)
+		run_ready_now(r);
 	if (run_signals(r) == -1)
 		return (CLI_EXIT_ERROR);
 	cli_format_addr(r->lease, addr, sizeof addr);

@@ -587,6 +587,9 @@ class TestList(CliTestCase):
         down = self.acquire_json(d, "down")
         s = listener(up["port"])
         try:
+            # --probe shows what berthd sees, once it has looked.
+            self.assertEqual(d.get("/v1/services/up?ready=1&wait=30").status,
+                             200)
             r = self.cli(d, "list", "--probe")
         finally:
             s.close()
@@ -612,7 +615,12 @@ class TestListProbeJson(CliTestCase):
         self.acquire_json(d, "down")
         s = listener(up["port"])
         try:
+            self.assertEqual(d.get("/v1/services/up?ready=1&wait=30").status,
+                             200)
             r = self.cli(d, "--json", "list", "--probe")
+            # (while it listens: berthd would see it go)
+            api = {x["name"]: x
+                   for x in d.get("/v1/services").json["services"]}
         finally:
             s.close()
         self.assertExit(r, 0)
@@ -620,9 +628,8 @@ class TestListProbeJson(CliTestCase):
         self.assertEqual(set(got), {"services", "index"})
         listening = {x["name"]: x["listening"] for x in got["services"]}
         self.assertEqual(listening, {"up": True, "down": False}, r)
-        # Otherwise the objects are the API's, and without --probe there
-        # is no such field.
-        api = {x["name"]: x for x in d.get("/v1/services").json["services"]}
+        # Otherwise the objects are the API's ("ready" says the same), and
+        # without --probe there is no such field.
         for x in got["services"]:
             del x["listening"]
             self.assertEqual(x, api[x["name"]])

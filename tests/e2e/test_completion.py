@@ -36,7 +36,7 @@ COMMAND_OPTIONS = {
                 "--token", "--env"],
     "renew": ["--token", "--ttl"],
     "release": ["--token"],
-    "lookup": ["--wait", "--addr-only"],
+    "lookup": ["--wait", "--addr-only", "--ready"],
     "list": ["--probe"],
     "run": ["--ttl", "--port", "--host", "--proto", "--meta", "--need",
             "--timeout", "--fd"],

@@ -38,6 +38,17 @@ def wait_for(pred, timeout=WAIT, step=0.02):
         time.sleep(step)
 
 
+def serving(port, host, family=socket.AF_INET):
+    """A TCP socket listening on host:port, with SO_REUSEADDR as servers
+    set it (berthd's test bind counts a port in TIME_WAIT as free); the
+    caller closes it."""
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    s.listen(16)
+    return s
+
+
 def clean_env(**extra):
     """os.environ without BERTH_* and systemd's LISTEN_*, plus extra."""
     env = {k: v for k, v in os.environ.items()
@@ -524,8 +535,18 @@ while not os.path.exists("go") and os.getppid() == parent:
     # -- --need -------------------------------------------------------------
 
     def test_need_waits_for_deps(self):
+        # A dependency is there when its service listens, not merely when
+        # its name is registered (test_ready.py has the waiting for that).
+        try:
+            listener(0, "::1", socket.AF_INET6).close()
+        except OSError:
+            self.skipTest("no IPv6 loopback here")
         first = self.d.acquire("cache")
         self.assertEqual(first.status, 201, first)
+        socks = [serving(first.json["port"], "127.0.0.1")]
+        self.addCleanup(lambda: [s.close() for s in socks])
+        ready = self.d.get("/v1/services/cache?ready=1&wait=%d" % WAIT)
+        self.assertEqual(ready.status, 200, ready)
         p = self.start("app", "--need", "cache", "--need", "my-db.v2",
                        "--need", "v6.svc", "--timeout", "30",
                        "--", "sh", "-c", "env -0 > env.tmp; mv env.tmp env.txt")
@@ -535,11 +556,13 @@ while not os.path.exists("go") and os.getppid() == parent:
         self.assertError(self.lookup("app"), 404, "not_found")
         db = self.d.acquire("my-db.v2", host="127.0.0.1")
         self.assertEqual(db.status, 201, db)
+        socks.append(serving(db.json["port"], "127.0.0.1"))
         time.sleep(0.3)
         self.assertFalse(os.path.exists(self.path("env.txt")),
                          "started before every dep was there")
         v6 = self.d.acquire("v6.svc", host="::1")
         self.assertEqual(v6.status, 201, v6)
+        socks.append(serving(v6.json["port"], "::1", socket.AF_INET6))
         st, _, err = self.finish(p)
         self.assertEqual(st, 0, err)
         env = read_env(self.path("env.txt"))
@@ -599,7 +622,10 @@ while not os.path.exists("go") and os.getppid() == parent:
                              "--", "sh", "-c", script)
         line = ("berth: waiting for late-dep at %s...\r\n" % self.d.addr).encode()
         self.assertTrue(wait_for(lambda: line in run.read()), run.out)
-        self.assertEqual(self.d.acquire("late-dep").status, 201)
+        dep = self.d.acquire("late-dep")
+        self.assertEqual(dep.status, 201, dep)
+        s = serving(dep.json["port"], "127.0.0.1")
+        self.addCleanup(s.close)
         self.wait_file("ready.txt")
         os.write(run.master, b"\x03")          # ^C: SIGINT to the group
         self.assertEqual(self.wait_file("int.txt").strip(), "INT")
