@@ -20,18 +20,10 @@ import threading
 from berthtest import (TEST_ADDR, BerthTestCase, SLOWDOWN, main,
                        needs_own_berthd, wait_for)
 from test_cli import quiet_range
+from test_leases import have_ipv6
 
 BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
 WAIT = 10       # seconds: a generous bound for "soon"
-
-
-def have_ipv6():
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 def clean_env():
@@ -168,44 +160,32 @@ class TestReadyField(ReadyTestCase):
             with serve(lease["port"], kind=socket.SOCK_DGRAM):
                 self.assertIs(self.renew(d, lease)["ready"], True)
 
+    def assertServes(self, d, lease, cases):
+        """For each (address, want) of cases: with a socket on the lease's
+        port at that address, a renewal finds the lease ready or not."""
+        for addr, want in cases:
+            # [::] without IPV6_V6ONLY takes IPv4 clients too.
+            with serve(lease["port"], addr, v6only=False if addr == "::"
+                       else None):
+                self.assertIs(self.renew(d, lease)["ready"], want, addr)
+
     def test_wildcard_and_specific_addresses(self):
         d = self.berthd()
-        lease = self.grant(d, "web")       # host 127.0.0.1
-        port = lease["port"]
-        with serve(port, "0.0.0.0"):
-            self.assertIs(self.renew(d, lease)["ready"], True)
-        with serve(port, "127.0.0.2"):     # another loopback address
-            self.assertIs(self.renew(d, lease)["ready"], False)
-        with serve(port, "127.0.0.1"):
-            self.assertIs(self.renew(d, lease)["ready"], True)
-        other = self.grant(d, "other", host="127.0.0.2")
-        with serve(other["port"], "127.0.0.2"):
-            self.assertIs(self.renew(d, other)["ready"], True)
-        with serve(other["port"], "127.0.0.1"):
-            self.assertIs(self.renew(d, other)["ready"], False)
+        self.assertServes(d, self.grant(d, "web"), [   # host 127.0.0.1
+            ("0.0.0.0", True), ("127.0.0.2", False), ("127.0.0.1", True)])
+        self.assertServes(d, self.grant(d, "other", host="127.0.0.2"), [
+            ("127.0.0.2", True), ("127.0.0.1", False)])
 
     def test_ipv6_and_dual_stack(self):
         if not have_ipv6():
             self.skipTest("no IPv6 loopback here")
         d = self.berthd()
-        v6 = self.grant(d, "v6", host="::1")
-        with serve(v6["port"], "0.0.0.0"):     # takes no IPv6 client
-            self.assertIs(self.renew(d, v6)["ready"], False)
-        with serve(v6["port"], "::"):
-            self.assertIs(self.renew(d, v6)["ready"], True)
-        with serve(v6["port"], "::1"):
-            self.assertIs(self.renew(d, v6)["ready"], True)
-        v4 = self.grant(d, "v4")
-        # [::] without IPV6_V6ONLY takes IPv4 clients too.
-        with serve(v4["port"], "::", v6only=False):
-            self.assertIs(self.renew(d, v4)["ready"], True)
-        with serve(v4["port"], "::1"):
-            self.assertIs(self.renew(d, v4)["ready"], False)
-        local = self.grant(d, "local", host="localhost")
-        with serve(local["port"], "::1"):
-            self.assertIs(self.renew(d, local)["ready"], True)
-        with serve(local["port"], "127.0.0.1"):
-            self.assertIs(self.renew(d, local)["ready"], True)
+        self.assertServes(d, self.grant(d, "v6", host="::1"), [
+            ("0.0.0.0", False), ("::", True), ("::1", True)])
+        self.assertServes(d, self.grant(d, "v4"), [
+            ("::", True), ("::1", False)])
+        self.assertServes(d, self.grant(d, "local", host="localhost"), [
+            ("::1", True), ("127.0.0.1", True), ("127.0.0.2", False)])
 
     def test_host_elsewhere_is_null(self):
         d = self.berthd()
