@@ -692,14 +692,17 @@ broker_revoke(struct broker *b, const char *name, struct berr *e)
  * but to watchers it is a change like any other: the index moves inside
  * the turn's transaction, whose commit stores it, so the index never goes
  * back across a restart; and the lease's JSON and the list are built
- * again. -1, l unchanged, when the transaction cannot be opened.
+ * again. -1, l unchanged, when the transaction cannot be opened, or
+ * while the database refuses writes: a commit of the index alone would
+ * fail and reload every lease each time (the reaper's probe finds out
+ * when it takes writes again).
  */
 int
 broker_set_ready(struct broker *b, struct lease *l, enum lease_ready ready)
 {
 	if (l->ready == ready)
 		return (0);
-	if (broker_txn(b) == -1)
+	if (!b->db_ok || broker_txn(b) == -1)
 		return (-1);
 	l->ready = ready;
 	lease_json_forget(l);

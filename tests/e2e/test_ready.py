@@ -16,11 +16,14 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 
 from berthtest import (TEST_ADDR, BerthTestCase, SLOWDOWN, main,
                        needs_own_berthd, wait_for)
 from test_cli import quiet_range
+from test_api import metrics
 from test_leases import have_ipv6
+from test_storage import FaultCase
 
 BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
 WAIT = 10       # seconds: a generous bound for "soon"
@@ -325,6 +328,28 @@ class TestReadyIndex(ReadyTestCase):
         with serve(lease["port"]):
             wait_for(lambda: self.ready(d, "web") is True, WAIT,
                      "web to be ready after the restart")
+
+
+class TestReadyDiskFull(FaultCase):
+    MODE = "enospc"
+
+    def test_no_readiness_change_while_the_disk_refuses(self):
+        # A change of readiness is a change of the index, which is stored:
+        # while the database takes no writes, berthd leaves readiness as
+        # it was rather than fail (and roll back) a commit every second.
+        d = self.start()
+        a = self.granted(d, "a")
+        self.fault(self.MODE)
+        self.assertError(d.acquire("b"), 503, "db_unavailable")
+        failures = metrics(d)[0]["berth_db_commit_failures_total"]
+        with serve(a["port"]):
+            time.sleep(3)       # berthd looks once a second
+            self.assertEqual(
+                metrics(d)[0]["berth_db_commit_failures_total"], failures)
+            self.assertIs(d.get("/v1/services/a").json["ready"], False)
+            self.clear()
+            wait_for(lambda: d.get("/v1/services/a").json["ready"], WAIT,
+                     "a to be ready once the disk takes writes")
 
 
 class TestReadyCli(ReadyTestCase):
