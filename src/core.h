@@ -22,6 +22,7 @@
 #define BERTH_META_MAX		4096	/* encoded bytes */
 #define BERTH_TTL_MAX		31536000	/* one year, seconds */
 #define BERTH_TOKEN_HEX		32	/* 128 random bits */
+#define BERTH_TOKEN_HASH	32	/* SHA-256 of a token, bytes */
 #define BERTH_BODY_MAX		65536
 
 /* log.c */
@@ -131,6 +132,7 @@ enum berr_code {
 	BERR_NAME_TAKEN,	/* a live holder has the name */
 	BERR_PORT_UNAVAILABLE,	/* the port asked for is leased or bound */
 	BERR_POOL_EXHAUSTED,	/* no port of the pool can be had */
+	BERR_LEASE_LIMIT,	/* --max-leases live leases already */
 	BERR_DB_UNAVAILABLE,	/* the store refused the change */
 	BERR_NOMEM,		/* out of memory (or entropy) for this call */
 	BERR_COUNT
@@ -170,6 +172,7 @@ struct lease {
 	uint64_t	 expires_at;	/* ms since the epoch, 0 = never */
 	uint64_t	 created_at;
 	uint64_t	 renewed_at;
+	long		 uid;		/* who created it; -1: unknown */
 	struct owner	 owner;
 
 	struct nametab_entry node;	/* in the registry's name table */
@@ -202,6 +205,8 @@ struct registry_text {		/* the list's JSON text, counted references */
 	char		  text[];
 };
 struct registry_list;
+struct name_memo;
+TAILQ_HEAD(memo_list, name_memo);
 struct registry {
 	struct nametab	  names;	/* live leases */
 	struct lease	 *by_port[65536];
@@ -210,6 +215,8 @@ struct registry {
 	size_t		  heap_len;
 	size_t		  heap_cap;
 	struct nametab	  memos;	/* the last port of every name */
+	struct memo_list  freed;	/* memos of ended leases, oldest first */
+	size_t		  nfreed;
 	/*
 	 * Bumped by registry_add, _remove, _heap_update and _clear: the list
 	 * text (registry_list_text) is built again after. Whatever else
@@ -229,9 +236,15 @@ struct lease	*registry_find(const struct registry *, const char *);
 struct lease	*registry_by_port(const struct registry *, uint16_t);
 int		 registry_heap_update(struct registry *, struct lease *);
 struct lease	*registry_heap_top(const struct registry *);
-int		 registry_memo_set(struct registry *, const char *, uint16_t);
+int		 registry_memo_set(struct registry *, const char *, uint16_t,
+		    const unsigned char *, uint64_t);
 int		 registry_memo_get(const struct registry *, const char *,
 		    uint16_t *);
+int		 registry_memo_hash(const struct registry *, const char *,
+		    unsigned char *);
+size_t		 registry_memo_freed(const struct registry *);
+const char	*registry_memo_oldest(const struct registry *);
+void		 registry_memo_drop(struct registry *, const char *);
 struct registry_text *registry_list_text(const struct registry *, uint64_t,
 		    uint64_t);
 void		 registry_text_unref(struct registry_text *);
@@ -258,7 +271,8 @@ void		 leasereq_clear(struct lease_req *);
 /* store.c: SQLite, the durable copy of every lease */
 struct store;
 typedef int	(*store_lease_cb)(struct lease *, void *);
-typedef int	(*store_memo_cb)(const char *, uint16_t, uint64_t, void *);
+typedef int	(*store_memo_cb)(const char *, uint16_t, uint64_t,
+		    const unsigned char *, void *);
 struct store	*store_open(const char *, int, char *, size_t);
 void		 store_close(struct store *);
 int		 store_begin(struct store *);
@@ -266,7 +280,9 @@ int		 store_commit(struct store *);
 void		 store_rollback(struct store *);
 int		 store_put_lease(struct store *, const struct lease *);
 int		 store_delete_lease(struct store *, const char *);
-int		 store_put_memo(struct store *, const char *, uint16_t, uint64_t);
+int		 store_put_memo(struct store *, const char *, uint16_t, uint64_t,
+		    const unsigned char *);
+int		 store_delete_memo(struct store *, const char *);
 int		 store_load(struct store *, store_lease_cb, store_memo_cb,
 		    void *);
 int		 store_get_index(struct store *, uint64_t *);
@@ -330,6 +346,8 @@ void		 broker_free(struct broker *);
 void		 broker_set_hooks(struct broker *, const struct broker_hooks *);
 void		 broker_drop_hooks(struct broker *);
 int		 broker_load(struct broker *, char *, size_t);
+#define BROKER_MAX_LEASES	65536	/* --max-leases' default */
+void		 broker_set_limits(struct broker *, size_t, size_t);
 int		 broker_acquire(struct broker *, const struct lease_req *,
 		    const char *, struct lease **, int *, struct berr *);
 int		 broker_acquire_anon(struct broker *, pid_t, struct lease **,
