@@ -20,7 +20,6 @@
 #define BERTH_DEFAULT_HOST	"127.0.0.1"	/* a lease's host */
 #define BERTH_HOST_MAX		253
 #define BERTH_META_MAX		4096	/* encoded bytes */
-#define BERTH_TTL_MAX		31536000	/* one year, seconds */
 #define BERTH_TOKEN_HEX		32	/* 128 random bits */
 #define BERTH_TOKEN_HASH	32	/* SHA-256 of a token, bytes */
 #define BERTH_BODY_MAX		65536

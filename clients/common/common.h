@@ -23,6 +23,7 @@
 #define BERTH_DEFAULT_ADDR	"127.0.0.1:62893"
 #define BERTH_NAME_MAX		63	/* characters in a lease name */
 #define BERTH_WAIT_MAX		300	/* seconds of a blocking lookup/watch */
+#define BERTH_TTL_MAX		31536000	/* seconds of a lease's TTL: a year */
 
 /* addr.c: one parser for broker addresses */
 
