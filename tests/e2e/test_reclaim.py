@@ -54,18 +54,22 @@ class ReclaimApi(BerthTestCase):
         self.assertEqual(r.status, 200, r)
         self.assertIn("reclaimed with its token", d.logtext())
 
-    def test_reclaim_skips_the_bind_test(self):
+    def test_reclaim_skips_the_port_check(self):
         # The holder's own service still listens on the port: an acquire
-        # without the token could not have that port, one with it does.
+        # without the token cannot have that port, one with it does. (A
+        # port outside the pool, which nothing else on the host takes
+        # while our socket is bound to it.)
         d = self.berthd()
-        old = self.lapse(d, "web")
         with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("0.0.0.0", old["port"]))
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            old = self.lapse(d, "web", port=port)
             s.listen()
+            self.assertError(d.acquire("web", port=port), 409,
+                             "port_unavailable")
             r = d.acquire("web", token=old["token"])
             self.assertEqual(r.status, 201, r)
-            self.assertEqual(r.json["port"], old["port"])
+            self.assertEqual(r.json["port"], port)
 
     def test_reclaim_of_an_expired_lease_not_yet_reaped(self):
         # Past its TTL, still in memory or not: the token takes it back.
@@ -101,9 +105,13 @@ class ReclaimApi(BerthTestCase):
                          "bad_token")
 
     def test_port_leased_to_another_name_meanwhile(self):
-        d = self.berthd("--reuse-delay", "0")
-        old = self.lapse(d, "first")
-        r = d.acquire("second", port=old["port"])
+        # A port outside the pool (reserved by a socket that is bound but
+        # never listens, so no socket table lists it): nothing else on the
+        # host can take it while the test runs.
+        d = self.berthd()
+        port = self.unused_port().port
+        old = self.lapse(d, "first", port=port)
+        r = d.acquire("second", port=port)
         self.assertEqual(r.status, 201, r)
         r = d.acquire("first", token=old["token"])
         self.assertError(r, 409, "port_unavailable")
