@@ -115,6 +115,9 @@ void	 sockdiag_holders(const uint64_t *inodes, pid_t *pids, size_t n);
 size_t	 sockdiag_inodes_unique(uint64_t *inodes, size_t n);
 void	 sockdiag_set_proc_only(int yes);	/* tests */
 
+/* ephemeral.c: net.ipv4.ip_local_port_range; 0, or -1 if unknown */
+int	 ephemeral_range(unsigned long *lo, unsigned long *hi);
+
 /* rfc3339.c: the API's times */
 
 /* ms since the epoch as "2024-05-01T12:00:00.123Z" (UTC, always ms). */
