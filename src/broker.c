@@ -333,11 +333,10 @@ broker_choose_port(struct broker *b, const struct lease_req *r,
 			    registry_by_port(&b->reg, r->port)->name);
 			return (-1);
 		}
-		if (!broker_pool_probe(r->port, &ctx)) {
-			berr_set(e, BERR_PORT_UNAVAILABLE, "port %u is in use "
-			    "by another process on this host", r->port);
+		/* In use: only its holder (or an ancestor) may have it. */
+		if (!broker_pool_probe(r->port, &ctx) &&
+		    adopt_port(r->port, r->proto, r->pid, e) == -1)
 			return (-1);
-		}
 		pool_take_port(b->pool, r->port, hash, now, 1);
 		*port = r->port;
 		return (0);

@@ -144,6 +144,21 @@ void		 berr_set(struct berr *, enum berr_code, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 const char	*berr_name(enum berr_code);
 
+/*
+ * adopt.c: may a lease take a port in use? Yes when its holder is the
+ * lease's owner pid or a descendant of it (a running service registered)
+ */
+struct adopt_sys {		/* the kernel, as adopt.c reads it */
+	/* pids holding each TCP listener / UDP socket on a port, 0 unseen */
+	int	(*holders)(int, uint16_t, pid_t **, size_t *);
+	int	(*ppid)(pid_t, pid_t *);
+	void	(*comm)(pid_t, char *, size_t);
+};
+int		 adopt_port(uint16_t, int, pid_t, struct berr *);
+int		 adopt_descends(pid_t, pid_t);
+int		 adopt_stat_ppid(const char *, pid_t *);
+void		 adopt_set_sys(const struct adopt_sys *);	/* tests */
+
 /* lease.c: what a lease is, and how it reads as JSON */
 enum lease_proto { PROTO_TCP = 1, PROTO_UDP = 2, PROTO_BOTH = 3 };
 

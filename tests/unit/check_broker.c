@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <sys/wait.h>
+#include <netinet/in.h>
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -514,6 +515,100 @@ START_TEST(test_explicit_port)
 		ck_assert_uint_ne(l->port, 50005);
 	}
 	ck_assert_int_eq(i, NPORTS - 1);
+}
+END_TEST
+
+/*
+ * Adoption, over fake socket tables: a busy explicit port is granted to
+ * the pid whose child holds it (in the pool and out); anyone else, or no
+ * pid, gets 409; proto both needs both held; a leased port stays taken.
+ */
+#define FAKE_HOLDER	7000001		/* a child of getppid(), faked */
+
+static int
+fake_holders(int protocol, uint16_t port, pid_t **pids, size_t *n)
+{
+	*n = 0;
+	if ((*pids = calloc(1, sizeof **pids)) == NULL)
+		return (-1);
+	if (protocol == IPPROTO_TCP && busy[port]) {
+		(*pids)[0] = FAKE_HOLDER;
+		*n = 1;
+	}
+	return (0);
+}
+
+static int
+fake_ppid(pid_t pid, pid_t *ppid)
+{
+	if (pid != FAKE_HOLDER)
+		return (-1);
+	*ppid = getppid();
+	return (0);
+}
+
+static void
+fake_comm(pid_t pid, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", pid == FAKE_HOLDER ? "postgres" : "?");
+}
+
+static void
+adopt_refused(const char *body, const char *want)
+{
+	struct lease	*l;
+	struct berr	 e;
+	int		 created;
+
+	ck_assert_int_eq(acquire(body, NULL, &l, &created, &e), -1);
+	ck_assert_int_eq(e.code, BERR_PORT_UNAVAILABLE);
+	ck_assert_msg(strstr(e.message, want) != NULL, "%s: \"%s\" lacks "
+	    "\"%s\"", body, e.message, want);
+}
+
+START_TEST(test_adopt)
+{
+	static const struct adopt_sys sys = {
+		fake_holders, fake_ppid, fake_comm
+	};
+	struct lease	*l;
+	char		 body[128], want[96];
+	long		 owner = (long)getppid();
+	pid_t		 child;
+	int		 wfd;
+
+	adopt_set_sys(&sys);
+	busy[40001] = busy[50006] = 1;
+	adopt_refused("{\"name\":\"pg\",\"port\":40001}", "--pid");
+	snprintf(body, sizeof body, "{\"name\":\"pg\",\"port\":40001,"
+	    "\"pid\":%ld,\"proto\":\"both\"}", owner);
+	adopt_refused(body, "40001/udp");
+	snprintf(body, sizeof body, "{\"name\":\"pg\",\"port\":40001,"
+	    "\"pid\":%ld}", owner);
+	l = grant(body);
+	ck_assert_uint_eq(l->port, 40001);
+	ck_assert_int_eq(l->owner.pid, owner);
+	snprintf(body, sizeof body, "{\"name\":\"pg2\",\"port\":40001,"
+	    "\"pid\":%ld}", owner);
+	adopt_refused(body, "leased to 'pg'");
+
+	/* In the pool: taken out of it, as any explicit port. */
+	snprintf(body, sizeof body, "{\"name\":\"in\",\"port\":50006,"
+	    "\"pid\":%ld}", owner);
+	ck_assert_uint_eq(grant(body)->port, 50006);
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS - 1);
+
+	/* Another process of ours, no ancestor of the holder. */
+	busy[40002] = 1;
+	child = spawn_child(&wfd);
+	snprintf(body, sizeof body, "{\"name\":\"x\",\"port\":40002,"
+	    "\"pid\":%ld}", (long)child);
+	snprintf(want, sizeof want, "in use by pid %d (postgres), not by pid "
+	    "%ld or its children", FAKE_HOLDER, (long)child);
+	adopt_refused(body, want);
+	end_child(child, wfd);
+	ck_assert_ptr_null(broker_lookup(br, "x"));
+	adopt_set_sys(NULL);
 }
 END_TEST
 
@@ -1214,6 +1309,7 @@ broker_suite(void)
 	tcase_add_test(tc, test_reuse_delay_passes);
 	tcase_add_test(tc, test_reuse_only_bindable);
 	tcase_add_test(tc, test_explicit_port);
+	tcase_add_test(tc, test_adopt);
 	tcase_add_test(tc, test_pool_exhausted);
 	tcase_add_test(tc, test_pool_all_busy);
 	tcase_add_test(tc, test_commit);
