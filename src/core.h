@@ -58,7 +58,13 @@ struct owner {
 	uint64_t	 start;		/* starttime from /proc/PID/stat */
 	char		 boot_id[40];
 };
+enum owner_state {
+	OWNER_LIVE,		/* the very process recorded runs */
+	OWNER_GONE,		/* the kernel says it has exited */
+	OWNER_UNKNOWN		/* berthd could not look (errno): not gone */
+};
 int		 owner_read(pid_t, struct owner *);
+enum owner_state owner_check(const struct owner *);
 int		 owner_alive(const struct owner *);
 int		 owner_nested(pid_t);
 int		 owner_pidfd(const struct owner *);

@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <check.h>
 #include <dirent.h>
@@ -896,6 +897,39 @@ START_TEST(test_owner_takeover)
 }
 END_TEST
 
+/*
+ * berthd cannot look at the holder's owner (no descriptor left): the
+ * holder is not gone, so the name stays taken; once berthd can look and
+ * the owner has exited, it is taken over.
+ */
+START_TEST(test_owner_unreadable_keeps_name)
+{
+	struct rlimit	 saved, rl;
+	struct lease	*l;
+	char		 body[64];
+	pid_t		 pid;
+	int		 wfd, fd;
+
+	pid = spawn_child(&wfd);
+	snprintf(body, sizeof body, "{\"name\":\"a\",\"pid\":%ld}", (long)pid);
+	l = grant(body);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	ck_assert_int_ne(fd = dup(0), -1);
+	close(fd);
+	rl = saved;
+	rl.rlim_cur = (rlim_t)fd;	/* no descriptor left */
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	refuse("{\"name\":\"a\"}", NULL, BERR_NAME_TAKEN);
+	ck_assert(owner_alive(&l->owner));
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	ck_assert_ptr_eq(broker_lookup(br, "a"), l);
+
+	end_child(pid, wfd);
+	l = grant("{\"name\":\"a\"}");
+	ck_assert_int_eq(l->owner.pid, 0);
+}
+END_TEST
+
 /* broker_check_owners ends polled leases whose owner is gone. */
 START_TEST(test_check_owners)
 {
@@ -1236,6 +1270,7 @@ broker_suite(void)
 	tcase_add_checked_fixture(tc, mem_setup, mem_teardown);
 	tcase_add_test(tc, test_pid_not_visible);
 	tcase_add_test(tc, test_owner_takeover);
+	tcase_add_test(tc, test_owner_unreadable_keeps_name);
 	tcase_add_test(tc, test_check_owners);
 	tcase_add_test(tc, test_owner_who_asks);
 	tcase_add_test(tc, test_acquire_anon);
