@@ -181,7 +181,8 @@ struct lease {
 	struct nametab_entry node;	/* in the registry's name table */
 	size_t		 heap_index;	/* in the expiry heap, or SIZE_MAX */
 	void		*watch;		/* owner's pidfd watch (reaper.c) */
-	int		 polled;	/* owner polled instead (no pidfd) */
+	int		 polled;	/* owner polled instead (reaper.c) */
+	TAILQ_ENTRY(lease) poll_entry;	/* in the reaper's polled owners */
 	TAILQ_ENTRY(lease) entry;
 };
 TAILQ_HEAD(lease_list, lease);
@@ -351,7 +352,7 @@ struct lease	*broker_next(const struct lease *);
 int		 broker_expire_due(struct broker *);
 uint64_t	 broker_next_expiry(const struct broker *);
 void		 broker_owner_dead(struct broker *, struct lease *);
-int		 broker_check_owners(struct broker *);
+enum owner_state broker_check_owner(struct broker *, struct lease *);
 int		 broker_commit(struct broker *);
 int		 broker_in_txn(const struct broker *);
 int		 broker_probe_db(struct broker *);

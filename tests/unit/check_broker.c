@@ -930,10 +930,10 @@ START_TEST(test_owner_unreadable_keeps_name)
 }
 END_TEST
 
-/* broker_check_owners ends polled leases whose owner is gone. */
-START_TEST(test_check_owners)
+/* broker_check_owner, one owner's poll, ends a lease whose owner is gone. */
+START_TEST(test_check_owner)
 {
-	struct lease	*l;
+	struct lease	*l, *me;
 	char		 body[64];
 	pid_t		 pid;
 	int		 wfd;
@@ -941,14 +941,15 @@ START_TEST(test_check_owners)
 	pid = spawn_child(&wfd);
 	snprintf(body, sizeof body, "{\"name\":\"a\",\"pid\":%ld}", (long)pid);
 	l = grant(body);
-	l->polled = 1;
 	/* A process that outlives the test (this one is the "berthd"). */
 	snprintf(body, sizeof body, "{\"name\":\"me\",\"pid\":%ld}",
 	    (long)getppid());
-	grant(body)->polled = 1;
-	ck_assert_int_eq(broker_check_owners(br), 0);
+	me = grant(body);
+	ck_assert_int_eq(broker_check_owner(br, l), OWNER_LIVE);
+	ck_assert_int_eq(broker_check_owner(br, me), OWNER_LIVE);
 	end_child(pid, wfd);
-	ck_assert_int_eq(broker_check_owners(br), 1);
+	ck_assert_int_eq(broker_check_owner(br, me), OWNER_LIVE);
+	ck_assert_int_eq(broker_check_owner(br, l), OWNER_GONE);
 	ck_assert_int_eq(broker_commit(br), 0);
 	ck_assert_ptr_null(broker_lookup(br, "a"));
 	ck_assert_ptr_nonnull(broker_lookup(br, "me"));
@@ -1002,9 +1003,8 @@ START_TEST(test_acquire_anon)
 
 	/* The owner dies: both leases end, the ports go back. */
 	end_child(pid, wfd);
-	l->polled = 1;
-	second->polled = 1;
-	ck_assert_int_eq(broker_check_owners(br), 2);
+	ck_assert_int_eq(broker_check_owner(br, l), OWNER_GONE);
+	ck_assert_int_eq(broker_check_owner(br, second), OWNER_GONE);
 	ck_assert_int_eq(broker_commit(br), 0);
 	ck_assert_uint_eq(broker_live_count(br), 0);
 	ck_assert_uint_eq(pool_free_count(pl), NPORTS);
@@ -1271,7 +1271,7 @@ broker_suite(void)
 	tcase_add_test(tc, test_pid_not_visible);
 	tcase_add_test(tc, test_owner_takeover);
 	tcase_add_test(tc, test_owner_unreadable_keeps_name);
-	tcase_add_test(tc, test_check_owners);
+	tcase_add_test(tc, test_check_owner);
 	tcase_add_test(tc, test_owner_who_asks);
 	tcase_add_test(tc, test_acquire_anon);
 	tcase_add_test(tc, test_acquire_anon_exhausted);
