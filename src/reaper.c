@@ -114,10 +114,10 @@ reaper_budget(const struct config *cfg)
 	    (cfg->has_portserver ? 1 : 0) + REAPER_FD_SPARE;
 	budget = rl.rlim_cur > others ? (size_t)(rl.rlim_cur - others) : 0;
 	log_info("reaper: up to %zu owners watched by pidfd, the others polled "
-	    "(open file limit %llu, less %u client connections, %zu "
-	    "listeners and %d spare)", budget,
-	    (unsigned long long)rl.rlim_cur, cfg->max_connections,
-	    cfg->nlisten + (cfg->has_portserver ? 1 : 0), REAPER_FD_SPARE);
+	    "(open file limit %llu: %u kept for client connections, %zu for "
+	    "listeners, %d spare)", budget, (unsigned long long)rl.rlim_cur,
+	    cfg->max_connections, cfg->nlisten + (cfg->has_portserver ? 1 : 0),
+	    REAPER_FD_SPARE);
 	return (budget);
 }
 
