@@ -8,10 +8,11 @@
  * start from RLIMIT_NOFILE, so that leases never take the descriptors
  * clients, listeners and the database need. Owners beyond the budget, or
  * all of them where the kernel has no pidfd_open, are polled: every
- * REAPER_TICK_MS a slice of them, so that each is looked at once in
- * REAPER_SLICES ticks (0.8 s) and no tick holds the loop for long. A
- * pidfd given back by an ended lease goes to a polled owner. An owner
- * berthd cannot look at (owner_check's OWNER_UNKNOWN) keeps its lease.
+ * REAPER_TICK_MS a slice of them, sized to the time since the last one,
+ * so that each is looked at once every REAPER_CYCLE_MS (0.8 s) even when
+ * ticks run late, and no tick holds the loop for a whole pass. A pidfd
+ * given back by an ended lease goes to a polled owner. An owner berthd
+ * cannot look at (owner_check's OWNER_UNKNOWN) keeps its lease.
  *
  * A one-second tick probes the database after a failed write.
  */
@@ -28,8 +29,8 @@
 
 #include "berthd.h"
 
-#define REAPER_TICK_MS		50	/* a slice of the polled owners */
-#define REAPER_SLICES		16	/* ticks to look at each once */
+#define REAPER_TICK_MS		10	/* a slice of the polled owners */
+#define REAPER_CYCLE_MS		800	/* each polled owner looked at once */
 #define REAPER_PROMOTE_MAX	64	/* owners moved to a pidfd a tick */
 #define REAPER_FD_SPARE		32	/* fds for neither pidfd nor client */
 #define REAPER_SAY_MS		10000	/* how often to say one is unknown */
@@ -52,6 +53,9 @@ struct reaper {
 	struct reaper_polled polled;	/* owners without a pidfd */
 	size_t		 npolled;
 	struct lease	*cursor;	/* the next polled owner to look at */
+	uint64_t	 ticked_ns;	/* when the last slice was polled */
+	uint64_t	 due;		/* owner-ns of polling owed, to cycle */
+	int		 said_full;	/* the budget's end was logged */
 	size_t		 pidfds;	/* pidfds held */
 	size_t		 budget;	/* pidfds we may hold */
 	int		 no_pidfd;	/* the kernel has no pidfd_open */
@@ -129,8 +133,11 @@ reaper_poll_add(struct reaper *rp, struct lease *l)
 
 	TAILQ_INSERT_TAIL(&rp->polled, l, poll_entry);
 	l->polled = 1;
-	if (rp->npolled++ == 0)
+	if (rp->npolled++ == 0) {
+		rp->ticked_ns = latency_now_ns();
+		rp->due = 0;
 		event_add(rp->tick, &tick);
+	}
 }
 
 static void
@@ -153,8 +160,17 @@ reaper_pidfd_watch(struct reaper *rp, struct lease *l)
 	struct owner_watch	*w;
 	int			 fd;
 
-	if (rp->no_pidfd || rp->pidfds >= rp->budget)
+	if (rp->no_pidfd)
 		return (-1);
+	if (rp->pidfds >= rp->budget) {
+		if (!rp->said_full)
+			log_warnx("reaper: the pidfd budget (%zu) is used up; "
+			    "owners beyond it are polled, which costs CPU: "
+			    "raise the open file limit, or lower "
+			    "--max-connections", rp->budget);
+		rp->said_full = 1;
+		return (-1);
+	}
 	if ((fd = owner_pidfd(&l->owner)) == -1) {
 		if (errno == ENOSYS)
 			rp->no_pidfd = 1;
@@ -254,24 +270,37 @@ reaper_poll_one(struct reaper *rp, struct lease *l)
 		    (unsigned long long)quiet);
 }
 
-/* Every REAPER_TICK_MS while owners are polled: the next slice of them. */
+/*
+ * Every REAPER_TICK_MS while owners are polled: the next slice of them.
+ * Each tick owes npolled looks per REAPER_CYCLE_MS of the time since the
+ * last one, so the cursor goes round them all once a cycle however late
+ * the ticks run, and a few owners are not looked at every tick.
+ */
 static void
 reaper_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct reaper	*rp = arg;
 	struct lease	*l;
-	size_t		 n;
+	const uint64_t	 cycle = REAPER_CYCLE_MS * 1000000ULL;
+	uint64_t	 now = latency_now_ns(), n;
 
 	(void)fd;
 	(void)what;
+	rp->due += (uint64_t)rp->npolled * (now - rp->ticked_ns);
+	if (rp->due > (uint64_t)rp->npolled * cycle)
+		rp->due = (uint64_t)rp->npolled * cycle;	/* one pass */
+	rp->ticked_ns = now;
 	reaper_promote(rp);
 	/* While the store refuses writes no lease can end: wait for it. */
-	n = (rp->npolled + REAPER_SLICES - 1) / REAPER_SLICES;
-	while (n-- > 0 && rp->npolled > 0 && broker_db_ok(rp->srv->broker)) {
+	if (!broker_db_ok(rp->srv->broker))
+		rp->due = 0;
+	for (n = rp->due / cycle; n > 0 && rp->npolled > 0 &&
+	    broker_db_ok(rp->srv->broker); n--) {
 		if ((l = rp->cursor) == NULL)
 			l = TAILQ_FIRST(&rp->polled);
 		rp->cursor = TAILQ_NEXT(l, poll_entry);
 		reaper_poll_one(rp, l);
+		rp->due -= cycle;
 	}
 	if (rp->npolled == 0)
 		event_del(rp->tick);
