@@ -172,9 +172,11 @@ reaper_pidfd_watch(struct reaper *rp, struct lease *l)
 		return (-1);
 	}
 	if ((fd = owner_pidfd(&l->owner)) == -1) {
-		if (errno == ENOSYS)
+		if (errno == ENOSYS) {
+			log_info("reaper: the kernel has no pidfd_open; "
+			    "every owner is polled");
 			rp->no_pidfd = 1;
-		else if (errno != ESRCH)
+		} else if (errno != ESRCH)
 			log_debug("lease %s: pidfd: %s; polling its owner",
 			    l->name, strerror(errno));
 		return (-1);
@@ -253,20 +255,17 @@ static void
 reaper_poll_one(struct reaper *rp, struct lease *l)
 {
 	static struct log_every	said;
-	char			name[BERTH_NAME_MAX + 1];
 	uint64_t		quiet;
-	pid_t			pid = l->owner.pid;
 	int			err;
 
-	snprintf(name, sizeof name, "%s", l->name);
-	/* l is freed if its lease ends. */
+	/* l is freed if its lease ends, and kept if its owner is unknown. */
 	if (broker_check_owner(rp->srv->broker, l) != OWNER_UNKNOWN)
 		return;
 	err = errno;
 	if (log_every(&said, REAPER_SAY_MS, &quiet))
 		log_warnx("reaper: cannot tell whether pid %ld, owner of %s, "
 		    "still runs (%s); its lease stays (%llu more since last "
-		    "said)", (long)pid, name, strerror(err),
+		    "said)", (long)l->owner.pid, l->name, strerror(err),
 		    (unsigned long long)quiet);
 }
 
