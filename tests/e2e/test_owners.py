@@ -153,8 +153,11 @@ class DescriptorBudget(OwnerCase):
         n = room + 20
         owners = self.acquire_owned(d, n)
         names = ["svc-%d" % i for i in range(n)]
-        # The first owners hold the budget's pidfds; the others are polled.
-        self.assertEqual(sorted(pidfds(d)), sorted(p.pid for p in owners[:room]))
+        # The first owners hold the budget's pidfds; the others are polled
+        # (all of them without pidfd_open: an old kernel, or valgrind).
+        nopidfd = "has no pidfd_open" in d.logtext()
+        watched = [] if nopidfd else owners[:room]
+        self.assertEqual(sorted(pidfds(d)), sorted(p.pid for p in watched))
         self.assertEqual(sorted(listed(d)), sorted(names))
         self.assert_serves(d, min(30, clients - 2))
         self.assert_all_live(d, names, CYCLES)
@@ -170,9 +173,10 @@ class DescriptorBudget(OwnerCase):
         # owner polled longest.
         self.end(owners[0])
         self.assert_ends(d, "svc-0")
-        wait_for(lambda: owners[room].pid in pidfds(d), ENDS_WITHIN,
-                 "a polled owner to take the freed pidfd")
-        self.assertEqual(len(pidfds(d)), room)
+        if not nopidfd:
+            wait_for(lambda: owners[room].pid in pidfds(d), ENDS_WITHIN,
+                     "a polled owner to take the freed pidfd")
+            self.assertEqual(len(pidfds(d)), room)
         self.assertEqual(len(listed(d)), n - 2)
         self.end(owners[room])
         self.assert_ends(d, "svc-%d" % room)
