@@ -870,25 +870,21 @@ broker_owner_dead(struct broker *b, struct lease *l)
 }
 
 /*
- * The polling fallback for owners without a pidfd watch: end the leases
- * whose owner is gone. Returns how many ended.
+ * The poll of one owner without a pidfd watch: end l if the kernel says
+ * its owner is gone (else the store refused, and the next poll retries).
+ * Returns owner_check's answer, errno set for OWNER_UNKNOWN; l is freed
+ * if it ended.
  */
-int
-broker_check_owners(struct broker *b)
+enum owner_state
+broker_check_owner(struct broker *b, struct lease *l)
 {
-	struct lease	*l, *next;
-	int		 n = 0;
+	enum owner_state	state = owner_check(&l->owner);
+	int			err = errno;
 
-	for (l = TAILQ_FIRST(&b->reg.all); l != NULL; l = next) {
-		next = TAILQ_NEXT(l, entry);
-		if (l->owner.pid > 0 && l->polled &&
-		    !owner_alive(&l->owner)) {
-			if (broker_end(b, l, LEASE_OWNER_DEAD) == -1)
-				return (n);
-			n++;
-		}
-	}
-	return (n);
+	if (state == OWNER_GONE)
+		broker_owner_dead(b, l);
+	errno = err;
+	return (state);
 }
 
 size_t

@@ -58,7 +58,13 @@ struct owner {
 	uint64_t	 start;		/* starttime from /proc/PID/stat */
 	char		 boot_id[40];
 };
+enum owner_state {
+	OWNER_LIVE,		/* the very process recorded runs */
+	OWNER_GONE,		/* the kernel says it has exited */
+	OWNER_UNKNOWN		/* berthd could not look (errno): not gone */
+};
 int		 owner_read(pid_t, struct owner *);
+enum owner_state owner_check(const struct owner *);
 int		 owner_alive(const struct owner *);
 int		 owner_nested(pid_t);
 int		 owner_pidfd(const struct owner *);
@@ -192,7 +198,8 @@ struct lease {
 	struct nametab_entry node;	/* in the registry's name table */
 	size_t		 heap_index;	/* in the expiry heap, or SIZE_MAX */
 	void		*watch;		/* owner's pidfd watch (reaper.c) */
-	int		 polled;	/* owner polled instead (no pidfd) */
+	int		 polled;	/* owner polled instead (reaper.c) */
+	TAILQ_ENTRY(lease) poll_entry;	/* in the reaper's polled owners */
 	TAILQ_ENTRY(lease) entry;
 };
 TAILQ_HEAD(lease_list, lease);
@@ -377,7 +384,7 @@ struct lease	*broker_next(const struct lease *);
 int		 broker_expire_due(struct broker *);
 uint64_t	 broker_next_expiry(const struct broker *);
 void		 broker_owner_dead(struct broker *, struct lease *);
-int		 broker_check_owners(struct broker *);
+enum owner_state broker_check_owner(struct broker *, struct lease *);
 int		 broker_commit(struct broker *);
 int		 broker_in_txn(const struct broker *);
 int		 broker_probe_db(struct broker *);
