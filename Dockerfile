@@ -29,7 +29,7 @@ LABEL org.opencontainers.image.title="berth" \
       org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim" \
       org.opencontainers.image.documentation="docs/docker.md"
 
-# berthd needs libevent, jansson and SQLite; berth and libberth need
+# berthd needs libevent, jansson, SQLite and libcrypto; berth and libberth need
 # jansson. The berth user owns the state directory and the socket
 # directory, so a named volume mounted there starts out writable by it.
 # Its uid is outside the hosts' system range (no host daemon shares it
@@ -38,7 +38,7 @@ ARG BERTH_UID=10001
 ARG BERTH_GID=10001
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-	libevent-2.1-7 libjansson4 libsqlite3-0 \
+	libevent-2.1-7 libjansson4 libsqlite3-0 libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid "$BERTH_GID" berth \
  && useradd --uid "$BERTH_UID" --gid berth --no-log-init \

@@ -145,8 +145,12 @@ api_acquire(struct server *srv, struct api_req *req)
 	}
 	rc = leasereq_parse(body, len, &r, &e);
 	free(body);
-	/* Who asks matters only for an owner pid: ask the kernel only then. */
-	if (rc == 0 && r.pid != 0) {
+	/*
+	 * Who asks: the lease records its creator, and an owner pid must be
+	 * one of the creator's processes unless an admin asks. One kernel
+	 * question per connection (req_uid caches it).
+	 */
+	if (rc == 0) {
 		r.uid = req_uid(req);
 		r.admin = req_is_admin(req);
 	}

@@ -22,6 +22,7 @@ static const char *const berr_names[BERR_COUNT] = {
 	[BERR_NAME_TAKEN] = "name_taken",
 	[BERR_PORT_UNAVAILABLE] = "port_unavailable",
 	[BERR_POOL_EXHAUSTED] = "pool_exhausted",
+	[BERR_LEASE_LIMIT] = "lease_limit",
 	[BERR_DB_UNAVAILABLE] = "db_unavailable",
 	[BERR_NOMEM] = "internal"
 };

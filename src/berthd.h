@@ -33,6 +33,7 @@ struct config {
 	char		*origins[CONFIG_MAX_ORIGINS];
 	size_t		 norigins;
 	unsigned int	 max_connections;
+	unsigned int	 max_leases;
 	unsigned int	 max_header_size;
 	unsigned int	 idle_timeout;		/* seconds */
 	unsigned int	 socket_mode;

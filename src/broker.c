@@ -20,6 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "core.h"
 
 struct broker {
@@ -28,6 +30,8 @@ struct broker {
 	struct store	*store;
 	broker_probe_fn	 probe;
 	uint64_t	 reuse_delay;	/* ms, as the pool's */
+	size_t		 max_leases;	/* live at once (--max-leases) */
+	size_t		 max_memos;	/* ended names remembered */
 	struct broker_hooks hooks;
 	uint64_t	 index;		/* change index, bumped per mutation */
 	int		 in_txn;
@@ -61,10 +65,24 @@ broker_new(struct store *store, struct pool *pool, uint64_t reuse_delay_ms,
 	b->pool = pool;
 	b->reuse_delay = reuse_delay_ms;
 	b->probe = probe;
+	b->max_leases = b->max_memos = BROKER_MAX_LEASES;
 	if (hooks != NULL)
 		b->hooks = *hooks;
 	b->db_ok = 1;
 	return (b);
+}
+
+/*
+ * At most max_leases live leases; and at most max_memos names whose lease
+ * ended are remembered (their sticky port and reclaim token), the oldest
+ * forgotten first, so that churning names cannot grow memory or the
+ * database without bound.
+ */
+void
+broker_set_limits(struct broker *b, size_t max_leases, size_t max_memos)
+{
+	b->max_leases = max_leases;
+	b->max_memos = max_memos;
 }
 
 static void
@@ -118,6 +136,22 @@ broker_new_token(char *out)
 	return (0);
 }
 
+/*
+ * SHA-256 of a token: what berthd keeps of it once its lease has ended,
+ * so that the holder can reclaim the lease, while the database does not
+ * hand the token itself to whoever reads it later. -1 if libcrypto fails.
+ */
+static int
+broker_token_hash(const char *token, unsigned char *hash)
+{
+	unsigned int	n = 0;
+
+	if (EVP_Digest(token, strlen(token), hash, &n, EVP_sha256(), NULL) !=
+	    1 || n != BERTH_TOKEN_HASH)
+		return (-1);
+	return (0);
+}
+
 /* A write failed: remember why, for the log and /v1/health. */
 static void
 broker_db_down(struct broker *b, const char *what)
@@ -162,6 +196,46 @@ broker_db_refused(struct berr *e)
 }
 
 /*
+ * Forget the names whose lease ended longest ago, past max_memos. -1 if
+ * the store refused.
+ */
+static int
+broker_prune_memos(struct broker *b)
+{
+	const char	*name;
+
+	while (registry_memo_freed(&b->reg) > b->max_memos &&
+	    (name = registry_memo_oldest(&b->reg)) != NULL) {
+		if (store_delete_memo(b->store, name) == -1) {
+			broker_db_failed(b, "forget name");
+			return (-1);
+		}
+		registry_memo_drop(&b->reg, name);
+	}
+	return (0);
+}
+
+/*
+ * Remember that l's name ended on its port. Its token's hash stays while
+ * the holder may want the lease back (it lapsed: TTL, owner gone, taken
+ * over); a release or revoke ends the registration for good.
+ */
+static int
+broker_memo_end(struct broker *b, const struct lease *l,
+    enum lease_state why, uint64_t now)
+{
+	unsigned char	 buf[BERTH_TOKEN_HASH], *hash = NULL;
+
+	if (why != LEASE_RELEASED && why != LEASE_REVOKED &&
+	    broker_token_hash(l->token, buf) == 0)
+		hash = buf;
+	if (store_put_memo(b->store, l->name, l->port, now, hash) == -1 ||
+	    registry_memo_set(&b->reg, l->name, l->port, hash, now) == -1)
+		return (-1);
+	return (broker_prune_memos(b));
+}
+
+/*
  * End a live lease: record it, then free its port (it cools before another
  * name may take it) and forget it. -1 if the store refused.
  */
@@ -173,7 +247,7 @@ broker_end(struct broker *b, struct lease *l, enum lease_state why)
 	if (broker_txn(b) == -1)
 		return (-1);
 	if (store_delete_lease(b->store, l->name) == -1 ||
-	    store_put_memo(b->store, l->name, l->port, now) == -1) {
+	    broker_memo_end(b, l, why, now) == -1) {
 		broker_db_failed(b, "end lease");
 		return (-1);
 	}
@@ -259,11 +333,10 @@ broker_choose_port(struct broker *b, const struct lease_req *r,
 			    registry_by_port(&b->reg, r->port)->name);
 			return (-1);
 		}
-		if (!broker_pool_probe(r->port, &ctx)) {
-			berr_set(e, BERR_PORT_UNAVAILABLE, "port %u is in use "
-			    "by another process on this host", r->port);
+		/* In use: only its holder (or an ancestor) may have it. */
+		if (!broker_pool_probe(r->port, &ctx) &&
+		    adopt_port(r->port, r->proto, r->pid, e) == -1)
 			return (-1);
-		}
 		pool_take_port(b->pool, r->port, hash, now, 1);
 		*port = r->port;
 		return (0);
@@ -427,20 +500,27 @@ broker_acquire_existing(struct broker *b, const struct lease_req *r,
 
 /*
  * Make the lease r describes on port (already taken from the pool) inside
- * the open transaction: store, registry, memo, owner watch.
+ * the open transaction: store, registry, memo, owner watch. Its token is
+ * token when the lease is reclaimed, else a new one.
  */
 static int
 broker_grant(struct broker *b, const struct lease_req *r,
-    const struct owner *owner, uint16_t port, struct lease **out,
-    struct berr *e)
+    const struct owner *owner, uint16_t port, const char *token,
+    struct lease **out, struct berr *e)
 {
+	unsigned char	 hash[BERTH_TOKEN_HASH];
 	struct lease	*l;
 	uint64_t	 now;
 
 	now = clock_now_ms();
-	if ((l = lease_new()) == NULL || broker_new_token(l->token) == -1 ||
+	if ((l = lease_new()) == NULL ||
+	    (token == NULL && broker_new_token(l->token) == -1) ||
 	    (l->host = strdup(r->host)) == NULL ||
 	    (r->meta != NULL && (l->meta = strdup(r->meta)) == NULL))
+		goto nomem;
+	if (token != NULL)
+		snprintf(l->token, sizeof l->token, "%s", token);
+	if (broker_token_hash(l->token, hash) == -1)
 		goto nomem;
 	snprintf(l->name, sizeof l->name, "%s", r->name);
 	l->port = port;
@@ -449,11 +529,12 @@ broker_grant(struct broker *b, const struct lease_req *r,
 	l->expires_at = r->ttl != 0 ? now + (uint64_t)r->ttl * 1000 : 0;
 	l->created_at = l->renewed_at = now;
 	l->owner = *owner;
-	if (registry_memo_set(&b->reg, l->name, port) == -1 ||
+	l->uid = r->uid;
+	if (registry_memo_set(&b->reg, l->name, port, hash, 0) == -1 ||
 	    registry_add(&b->reg, l) == -1)
 		goto nomem;
 	if (store_put_lease(b->store, l) == -1 ||
-	    store_put_memo(b->store, l->name, port, 0) == -1) {
+	    store_put_memo(b->store, l->name, port, 0, hash) == -1) {
 		broker_db_failed(b, "put lease");
 		registry_remove(&b->reg, l);
 		lease_free(l);
@@ -466,7 +547,8 @@ broker_grant(struct broker *b, const struct lease_req *r,
 		b->hooks.acquired(l, b->hooks.arg);
 	b->index++;
 	b->stats.acquired++;
-	log_info("lease %s: port %u granted%s", l->name, port,
+	log_info("lease %s: port %u %s%s", l->name, port,
+	    token != NULL ? "reclaimed with its token" : "granted",
 	    l->owner.pid > 0 ? ", owner watched" : "");
 	*out = l;
 	return (0);
@@ -505,6 +587,64 @@ broker_owner_refused(const struct lease_req *r, struct berr *e)
 	return (1);
 }
 
+/* Are there --max-leases live leases already? Then 503 lease_limit. */
+static int
+broker_at_limit(struct broker *b, struct berr *e)
+{
+	if (registry_count(&b->reg) < b->max_leases)
+		return (0);
+	berr_set(e, BERR_LEASE_LIMIT, "berthd holds %zu leases, its limit "
+	    "(--max-leases); release some, or raise the limit",
+	    registry_count(&b->reg));
+	return (1);
+}
+
+/*
+ * An acquire with a token for a name without a live lease: the holder of
+ * a lease that lapsed (broker down past its TTL, suspend, SIGSTOP) takes
+ * it back, on its last port and with the same token. The port is not
+ * test-bound: the holder's own service is usually still listening on it.
+ * A token that is not the name's last (released, revoked, or never its)
+ * is refused, so a registration that was ended for good stays ended.
+ */
+static int
+broker_reclaim_port(struct broker *b, const struct lease_req *r,
+    const char *bearer, uint16_t *port, struct berr *e)
+{
+	unsigned char	 want[BERTH_TOKEN_HASH], have[BERTH_TOKEN_HASH];
+	struct lease	*l;
+	uint16_t	 memo;
+
+	if (broker_token_hash(bearer, want) == -1) {
+		berr_set(e, BERR_NOMEM, "out of memory");
+		return (-1);
+	}
+	if (registry_memo_hash(&b->reg, r->name, have) == -1 ||
+	    CRYPTO_memcmp(want, have, sizeof want) != 0 ||
+	    registry_memo_get(&b->reg, r->name, &memo) == -1) {
+		berr_set(e, BERR_BAD_TOKEN, "the token is not that of the last "
+		    "lease on '%s', or that lease was released or revoked, "
+		    "which ends it for good; acquire without the token for a "
+		    "new lease", r->name);
+		return (-1);
+	}
+	if (r->port != 0 && r->port != memo) {
+		berr_set(e, BERR_INVALID_FIELD, "the lease on '%s' being "
+		    "reclaimed had port %u, not %u", r->name, memo, r->port);
+		return (-1);
+	}
+	if (broker_port_held(b, memo)) {
+		l = registry_by_port(&b->reg, memo);
+		berr_set(e, BERR_PORT_UNAVAILABLE, "port %u, the last of '%s', "
+		    "is leased to '%s' now", memo, r->name, l->name);
+		return (-1);
+	}
+	pool_take_port(b->pool, memo, pool_name_hash(r->name), clock_now_ms(),
+	    1);
+	*port = memo;
+	return (0);
+}
+
 /*
  * POST /v1/services. On success *out is the lease and *created is 1 for a
  * new lease (201) or 0 for an idempotent re-acquire with the token (200).
@@ -540,9 +680,14 @@ broker_acquire(struct broker *b, const struct lease_req *r, const char *bearer,
 		broker_db_refused(e);
 		return (-1);
 	}
-	if (broker_choose_port(b, r, &port, e) == -1)
+	if (broker_at_limit(b, e))
 		return (-1);
-	if (broker_grant(b, r, &owner, port, out, e) == -1)
+	if (bearer != NULL) {
+		if (broker_reclaim_port(b, r, bearer, &port, e) == -1)
+			return (-1);
+	} else if (broker_choose_port(b, r, &port, e) == -1)
+		return (-1);
+	if (broker_grant(b, r, &owner, port, bearer, out, e) == -1)
 		return (-1);
 	*created = 1;
 	return (0);
@@ -579,10 +724,13 @@ broker_acquire_anon(struct broker *b, pid_t pid, struct lease **out,
 		broker_db_refused(e);
 		return (-1);
 	}
+	if (broker_at_limit(b, e))
+		return (-1);
 	memset(&r, 0, sizeof r);
 	snprintf(r.host, sizeof r.host, "%s", BERTH_DEFAULT_HOST);
 	r.proto = PROTO_BOTH;
 	r.pid = pid;
+	r.uid = -1;		/* the portserver does not say */
 	for (;;) {
 		if (pool_take(b->pool, 0, clock_now_ms(), broker_pool_probe,
 		    &ctx, &port) == -1) {
@@ -603,7 +751,7 @@ broker_acquire_anon(struct broker *b, pid_t pid, struct lease **out,
 			held = NULL;
 		}
 		if (held == NULL) {
-			rc = broker_grant(b, &r, &owner, port, out, e);
+			rc = broker_grant(b, &r, &owner, port, NULL, out, e);
 			break;
 		}
 		aside[naside++] = port;
@@ -746,25 +894,21 @@ broker_owner_dead(struct broker *b, struct lease *l)
 }
 
 /*
- * The polling fallback for owners without a pidfd watch: end the leases
- * whose owner is gone. Returns how many ended.
+ * The poll of one owner without a pidfd watch: end l if the kernel says
+ * its owner is gone (else the store refused, and the next poll retries).
+ * Returns owner_check's answer, errno set for OWNER_UNKNOWN; l is freed
+ * if it ended.
  */
-int
-broker_check_owners(struct broker *b)
+enum owner_state
+broker_check_owner(struct broker *b, struct lease *l)
 {
-	struct lease	*l, *next;
-	int		 n = 0;
+	enum owner_state	state = owner_check(&l->owner);
+	int			err = errno;
 
-	for (l = TAILQ_FIRST(&b->reg.all); l != NULL; l = next) {
-		next = TAILQ_NEXT(l, entry);
-		if (l->owner.pid > 0 && l->polled &&
-		    !owner_alive(&l->owner)) {
-			if (broker_end(b, l, LEASE_OWNER_DEAD) == -1)
-				return (n);
-			n++;
-		}
-	}
-	return (n);
+	if (state == OWNER_GONE)
+		broker_owner_dead(b, l);
+	errno = err;
+	return (state);
 }
 
 size_t
@@ -872,12 +1016,13 @@ broker_load_lease(struct lease *l, void *arg)
 }
 
 static int
-broker_load_memo(const char *name, uint16_t port, uint64_t freed_at, void *arg)
+broker_load_memo(const char *name, uint16_t port, uint64_t freed_at,
+    const unsigned char *hash, void *arg)
 {
 	struct broker_load_ctx	*ctx = arg;
 	struct broker		*b = ctx->b;
 
-	if (registry_memo_set(&b->reg, name, port) == -1)
+	if (registry_memo_set(&b->reg, name, port, hash, freed_at) == -1)
 		return (-1);
 	/* A port released shortly before the restart still cools. */
 	if (freed_at != 0 && freed_at + b->reuse_delay > ctx->now &&
@@ -926,6 +1071,9 @@ broker_load(struct broker *b, char *err, size_t errlen)
 		} else if (l->owner.pid > 0 && b->hooks.watch != NULL)
 			b->hooks.watch(l, b->hooks.arg);
 	}
+	if (registry_memo_freed(&b->reg) > b->max_memos &&
+	    (broker_txn(b) == -1 || broker_prune_memos(b) == -1))
+		goto fail;
 	if (b->in_txn && broker_commit(b) == -1)
 		goto fail;
 	b->db_ok = 1;

@@ -26,7 +26,7 @@ enum {
 	OPT_LISTEN = 256, OPT_DB, OPT_RANGE, OPT_REUSE_DELAY, OPT_LOG_LEVEL,
 	OPT_LOG_FILE, OPT_ALLOW_REMOTE, OPT_ALLOW_ORIGIN, OPT_MAX_CONN,
 	OPT_MAX_HEADER, OPT_IDLE_TIMEOUT, OPT_SOCKET_MODE, OPT_SYNC,
-	OPT_PORTSERVER, OPT_FOREGROUND,
+	OPT_PORTSERVER, OPT_FOREGROUND, OPT_MAX_LEASES,
 	OPT_HELP, OPT_VERSION
 };
 
@@ -41,6 +41,7 @@ static const struct option config_options[] = {
 	{ "allow-origin",	required_argument, NULL, OPT_ALLOW_ORIGIN },
 	{ "max-connections",	required_argument, NULL, OPT_MAX_CONN },
 	{ "max-header-size",	required_argument, NULL, OPT_MAX_HEADER },
+	{ "max-leases",		required_argument, NULL, OPT_MAX_LEASES },
 	{ "idle-timeout",	required_argument, NULL, OPT_IDLE_TIMEOUT },
 	{ "socket-mode",	required_argument, NULL, OPT_SOCKET_MODE },
 	{ "sync",		required_argument, NULL, OPT_SYNC },
@@ -80,6 +81,8 @@ config_usage(void)
 "  --max-connections N    open client connections (default 4096)\n"
 "                                                             [BERTH_MAX_CONNECTIONS]\n"
 "  --max-header-size B    request header bytes (default 8192) [BERTH_MAX_HEADER_SIZE]\n"
+"  --max-leases N         live leases at once, and ended names remembered\n"
+"                         (default 65536)                     [BERTH_MAX_LEASES]\n"
 "  --idle-timeout S       close a connection idle or slow for S seconds\n"
 "                         (default 60)                        [BERTH_IDLE_TIMEOUT]\n"
 "  --socket-mode MODE     permissions of unix sockets (default 0660)\n"
@@ -256,6 +259,9 @@ config_apply(struct config *cfg, int opt, const char *arg, char *err,
 	case OPT_MAX_CONN:
 		return (config_number("connection limit", arg, 10, 1, 1000000,
 		    &cfg->max_connections, err, errlen));
+	case OPT_MAX_LEASES:
+		return (config_number("lease limit", arg, 10, 1, 1000000,
+		    &cfg->max_leases, err, errlen));
 	case OPT_MAX_HEADER:
 		return (config_number("header size limit", arg, 10, 1024, 1048576,
 		    &cfg->max_header_size, err, errlen));
@@ -298,6 +304,7 @@ static const struct {
 	{ "BERTH_ALLOW_ORIGIN", OPT_ALLOW_ORIGIN },
 	{ "BERTH_MAX_CONNECTIONS", OPT_MAX_CONN },
 	{ "BERTH_MAX_HEADER_SIZE", OPT_MAX_HEADER },
+	{ "BERTH_MAX_LEASES", OPT_MAX_LEASES },
 	{ "BERTH_IDLE_TIMEOUT", OPT_IDLE_TIMEOUT },
 	{ "BERTH_SOCKET_MODE", OPT_SOCKET_MODE },
 	{ "BERTH_SYNC", OPT_SYNC },
@@ -311,6 +318,7 @@ config_defaults(struct config *cfg)
 	cfg->reuse_delay_ms = 60 * 1000;
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->max_connections = 4096;
+	cfg->max_leases = BROKER_MAX_LEASES;
 	cfg->max_header_size = 8192;
 	cfg->idle_timeout = 60;
 	cfg->socket_mode = 0660;

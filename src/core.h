@@ -20,8 +20,8 @@
 #define BERTH_DEFAULT_HOST	"127.0.0.1"	/* a lease's host */
 #define BERTH_HOST_MAX		253
 #define BERTH_META_MAX		4096	/* encoded bytes */
-#define BERTH_TTL_MAX		31536000	/* one year, seconds */
 #define BERTH_TOKEN_HEX		32	/* 128 random bits */
+#define BERTH_TOKEN_HASH	32	/* SHA-256 of a token, bytes */
 #define BERTH_BODY_MAX		65536
 
 /* log.c */
@@ -58,7 +58,13 @@ struct owner {
 	uint64_t	 start;		/* starttime from /proc/PID/stat */
 	char		 boot_id[40];
 };
+enum owner_state {
+	OWNER_LIVE,		/* the very process recorded runs */
+	OWNER_GONE,		/* the kernel says it has exited */
+	OWNER_UNKNOWN		/* berthd could not look (errno): not gone */
+};
 int		 owner_read(pid_t, struct owner *);
+enum owner_state owner_check(const struct owner *);
 int		 owner_alive(const struct owner *);
 int		 owner_nested(pid_t);
 int		 owner_pidfd(const struct owner *);
@@ -131,6 +137,7 @@ enum berr_code {
 	BERR_NAME_TAKEN,	/* a live holder has the name */
 	BERR_PORT_UNAVAILABLE,	/* the port asked for is leased or bound */
 	BERR_POOL_EXHAUSTED,	/* no port of the pool can be had */
+	BERR_LEASE_LIMIT,	/* --max-leases live leases already */
 	BERR_DB_UNAVAILABLE,	/* the store refused the change */
 	BERR_NOMEM,		/* out of memory (or entropy) for this call */
 	BERR_COUNT
@@ -142,6 +149,21 @@ struct berr {
 void		 berr_set(struct berr *, enum berr_code, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 const char	*berr_name(enum berr_code);
+
+/*
+ * adopt.c: may a lease take a port in use? Yes when its holder is the
+ * lease's owner pid or a descendant of it (a running service registered)
+ */
+struct adopt_sys {		/* the kernel, as adopt.c reads it */
+	/* pids holding each TCP listener / UDP socket on a port, 0 unseen */
+	int	(*holders)(int, uint16_t, pid_t **, size_t *);
+	int	(*ppid)(pid_t, pid_t *);
+	void	(*comm)(pid_t, char *, size_t);
+};
+int		 adopt_port(uint16_t, int, pid_t, struct berr *);
+int		 adopt_descends(pid_t, pid_t);
+int		 adopt_stat_ppid(const char *, pid_t *);
+void		 adopt_set_sys(const struct adopt_sys *);	/* tests */
 
 /* lease.c: what a lease is, and how it reads as JSON */
 enum lease_proto { PROTO_TCP = 1, PROTO_UDP = 2, PROTO_BOTH = 3 };
@@ -181,12 +203,14 @@ struct lease {
 	uint64_t	 expires_at;	/* ms since the epoch, 0 = never */
 	uint64_t	 created_at;
 	uint64_t	 renewed_at;
+	long		 uid;		/* who created it; -1: unknown */
 	struct owner	 owner;
 
 	struct nametab_entry node;	/* in the registry's name table */
 	size_t		 heap_index;	/* in the expiry heap, or SIZE_MAX */
 	void		*watch;		/* owner's pidfd watch (reaper.c) */
-	int		 polled;	/* owner polled instead (no pidfd) */
+	int		 polled;	/* owner polled instead (reaper.c) */
+	TAILQ_ENTRY(lease) poll_entry;	/* in the reaper's polled owners */
 	TAILQ_ENTRY(lease) entry;
 };
 TAILQ_HEAD(lease_list, lease);
@@ -213,6 +237,8 @@ struct registry_text {		/* the list's JSON text, counted references */
 	char		  text[];
 };
 struct registry_list;
+struct name_memo;
+TAILQ_HEAD(memo_list, name_memo);
 struct registry {
 	struct nametab	  names;	/* live leases */
 	struct lease	 *by_port[65536];
@@ -221,6 +247,8 @@ struct registry {
 	size_t		  heap_len;
 	size_t		  heap_cap;
 	struct nametab	  memos;	/* the last port of every name */
+	struct memo_list  freed;	/* memos of ended leases, oldest first */
+	size_t		  nfreed;
 	/*
 	 * Bumped by registry_add, _remove, _heap_update and _clear: the list
 	 * text (registry_list_text) is built again after. Whatever else
@@ -240,9 +268,15 @@ struct lease	*registry_find(const struct registry *, const char *);
 struct lease	*registry_by_port(const struct registry *, uint16_t);
 int		 registry_heap_update(struct registry *, struct lease *);
 struct lease	*registry_heap_top(const struct registry *);
-int		 registry_memo_set(struct registry *, const char *, uint16_t);
+int		 registry_memo_set(struct registry *, const char *, uint16_t,
+		    const unsigned char *, uint64_t);
 int		 registry_memo_get(const struct registry *, const char *,
 		    uint16_t *);
+int		 registry_memo_hash(const struct registry *, const char *,
+		    unsigned char *);
+size_t		 registry_memo_freed(const struct registry *);
+const char	*registry_memo_oldest(const struct registry *);
+void		 registry_memo_drop(struct registry *, const char *);
 struct registry_text *registry_list_text(const struct registry *, uint64_t,
 		    uint64_t);
 void		 registry_text_unref(struct registry_text *);
@@ -269,7 +303,8 @@ void		 leasereq_clear(struct lease_req *);
 /* store.c: SQLite, the durable copy of every lease */
 struct store;
 typedef int	(*store_lease_cb)(struct lease *, void *);
-typedef int	(*store_memo_cb)(const char *, uint16_t, uint64_t, void *);
+typedef int	(*store_memo_cb)(const char *, uint16_t, uint64_t,
+		    const unsigned char *, void *);
 struct store	*store_open(const char *, int, char *, size_t);
 void		 store_close(struct store *);
 int		 store_begin(struct store *);
@@ -277,7 +312,9 @@ int		 store_commit(struct store *);
 void		 store_rollback(struct store *);
 int		 store_put_lease(struct store *, const struct lease *);
 int		 store_delete_lease(struct store *, const char *);
-int		 store_put_memo(struct store *, const char *, uint16_t, uint64_t);
+int		 store_put_memo(struct store *, const char *, uint16_t, uint64_t,
+		    const unsigned char *);
+int		 store_delete_memo(struct store *, const char *);
 int		 store_load(struct store *, store_lease_cb, store_memo_cb,
 		    void *);
 int		 store_get_index(struct store *, uint64_t *);
@@ -341,6 +378,8 @@ void		 broker_free(struct broker *);
 void		 broker_set_hooks(struct broker *, const struct broker_hooks *);
 void		 broker_drop_hooks(struct broker *);
 int		 broker_load(struct broker *, char *, size_t);
+#define BROKER_MAX_LEASES	65536	/* --max-leases' default */
+void		 broker_set_limits(struct broker *, size_t, size_t);
 int		 broker_acquire(struct broker *, const struct lease_req *,
 		    const char *, struct lease **, int *, struct berr *);
 int		 broker_acquire_anon(struct broker *, pid_t, struct lease **,
@@ -358,7 +397,7 @@ struct lease	*broker_next(const struct lease *);
 int		 broker_expire_due(struct broker *);
 uint64_t	 broker_next_expiry(const struct broker *);
 void		 broker_owner_dead(struct broker *, struct lease *);
-int		 broker_check_owners(struct broker *);
+enum owner_state broker_check_owner(struct broker *, struct lease *);
 int		 broker_commit(struct broker *);
 int		 broker_in_txn(const struct broker *);
 int		 broker_probe_db(struct broker *);

@@ -95,6 +95,7 @@ lease_new(void)
 		return (NULL);
 	l->heap_index = SIZE_MAX;
 	l->proto = PROTO_TCP;
+	l->uid = -1;
 	return (l);
 }
 
@@ -144,7 +145,8 @@ lease_to_json(const struct lease *l, int with_token)
 		meta = json_loads(l->meta, 0, NULL);
 	if (meta == NULL)
 		meta = json_object();
-	o = json_pack("{s:s, s:i, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
+	o = json_pack("{s:s, s:i, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o, "
+	    "s:o, s:o}",
 	    "name", l->name,
 	    "port", (int)l->port,
 	    "proto", lease_proto_name(l->proto),
@@ -155,6 +157,7 @@ lease_to_json(const struct lease *l, int with_token)
 	    "meta", meta,
 	    "created_at", lease_time_json(l->created_at),
 	    "renewed_at", lease_time_json(l->renewed_at),
+	    "uid", l->uid >= 0 ? json_integer(l->uid) : json_null(),
 	    "ready", lease_ready_json(l->ready));
 	if (o != NULL && with_token)
 		json_object_set_new(o, "token", json_string(l->token));

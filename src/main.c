@@ -221,6 +221,7 @@ main(int argc, char **argv)
 	if ((broker = broker_new(store, pool, cfg.reuse_delay_ms, probe_port,
 	    NULL)) == NULL)
 		fatalx("broker: out of memory");
+	broker_set_limits(broker, cfg.max_leases, cfg.max_leases);
 	srv.pool_fallback = fallback;
 	if (server_init(&srv, &cfg, broker) == -1)
 		fatalx("cannot set up the event loop");

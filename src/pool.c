@@ -344,21 +344,6 @@ pool_map_clear(uint8_t *map, unsigned long lo, unsigned long hi)
 		map[port] = 0;
 }
 
-/* The kernel's ephemeral range: 0, or -1 if /proc does not say. */
-static int
-pool_read_ephemeral(unsigned long *lo, unsigned long *hi)
-{
-	FILE	*f;
-	int	 rc;
-
-	if ((f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re")) ==
-	    NULL)
-		return (-1);
-	rc = fscanf(f, "%lu %lu", lo, hi) == 2 && *lo <= *hi ? 0 : -1;
-	fclose(f);
-	return (rc);
-}
-
 /* Clear the ports of ip_local_reserved_ports ("a,b-c,...") in map. */
 static void
 pool_map_clear_reserved(uint8_t *map)
@@ -391,7 +376,7 @@ pool_map_clear_proc(uint8_t *map)
 {
 	unsigned long	lo, hi;
 
-	if (pool_read_ephemeral(&lo, &hi) == 0)
+	if (ephemeral_range(&lo, &hi) == 0)
 		pool_map_clear(map, lo, hi);
 	pool_map_clear_reserved(map);
 }
@@ -434,7 +419,7 @@ pool_ephemeral_overlap(const struct port_range *r, size_t n,
 	memset(eph, 0, sizeof *eph);
 	if (listlen > 0)
 		list[0] = '\0';
-	if (pool_read_ephemeral(&lo, &hi) == -1 || hi > 65535)
+	if (ephemeral_range(&lo, &hi) == -1 || hi > 65535)
 		return (0);
 	eph->lo = (uint16_t)lo;
 	eph->hi = (uint16_t)hi;

@@ -34,11 +34,18 @@ struct registry_list {
 	uint64_t		 until;		/* ms: its first lease expires */
 };
 
-/* The last port a name held: what makes ports sticky. */
+/*
+ * The last port a name held, what makes ports sticky; and the hash of its
+ * last lease's token while that lease may be reclaimed.
+ */
 struct name_memo {
 	struct nametab_entry	 node;
 	char			 name[BERTH_NAME_MAX + 1];
 	uint16_t		 port;
+	uint8_t			 has_hash;
+	unsigned char		 hash[BERTH_TOKEN_HASH];
+	uint64_t		 freed_at;	/* 0: a live lease holds it */
+	TAILQ_ENTRY(name_memo)	 freed;		/* in r->freed if freed_at */
 };
 
 #define LEASE_OF(e)	((struct lease *)(void *)((char *)(e) - \
@@ -51,6 +58,7 @@ registry_init(struct registry *r)
 {
 	memset(r, 0, sizeof *r);
 	TAILQ_INIT(&r->all);
+	TAILQ_INIT(&r->freed);
 	if (nametab_init(&r->names, REGISTRY_MIN_BUCKETS) == -1 ||
 	    nametab_init(&r->memos, REGISTRY_MIN_BUCKETS) == -1) {
 		nametab_free(&r->names);
@@ -88,6 +96,7 @@ registry_free(struct registry *r)
 	free(r->list);
 	memset(r, 0, sizeof *r);
 	TAILQ_INIT(&r->all);
+	TAILQ_INIT(&r->freed);
 }
 
 /*
@@ -257,22 +266,41 @@ registry_remove(struct registry *r, struct lease *l)
 	heap_remove(r, l);
 }
 
-/* Sticky ports: the last port of every name. -1 without memory. */
+/*
+ * Remember name's last port and, while its lease may be reclaimed, the
+ * hash of its token (NULL: none); freed_at is when its lease ended (0: a
+ * live lease holds the name). Ended names queue oldest first for
+ * registry_memo_oldest. -1 without memory.
+ */
 int
-registry_memo_set(struct registry *r, const char *name, uint16_t port)
+registry_memo_set(struct registry *r, const char *name, uint16_t port,
+    const unsigned char *hash, uint64_t freed_at)
 {
 	struct nametab_entry	*e;
 	struct name_memo	*m;
 
 	if ((e = nametab_find(&r->memos, name)) != NULL) {
-		MEMO_OF(e)->port = port;
-		return (0);
+		m = MEMO_OF(e);
+		if (m->freed_at != 0) {
+			TAILQ_REMOVE(&r->freed, m, freed);
+			r->nfreed--;
+		}
+	} else {
+		if ((m = calloc(1, sizeof *m)) == NULL)
+			return (-1);
+		snprintf(m->name, sizeof m->name, "%s", name);
+		nametab_add(&r->memos, &m->node, m->name);
 	}
-	if ((m = calloc(1, sizeof *m)) == NULL)
-		return (-1);
-	snprintf(m->name, sizeof m->name, "%s", name);
 	m->port = port;
-	nametab_add(&r->memos, &m->node, m->name);
+	m->has_hash = hash != NULL;
+	if (hash != NULL)
+		memcpy(m->hash, hash, sizeof m->hash);
+	else
+		memset(m->hash, 0, sizeof m->hash);
+	if ((m->freed_at = freed_at) != 0) {
+		TAILQ_INSERT_TAIL(&r->freed, m, freed);
+		r->nfreed++;
+	}
 	return (0);
 }
 
@@ -285,6 +313,54 @@ registry_memo_get(const struct registry *r, const char *name, uint16_t *port)
 		return (-1);
 	*port = MEMO_OF(e)->port;
 	return (0);
+}
+
+/* The token hash remembered for name: 0 and hash filled, or -1. */
+int
+registry_memo_hash(const struct registry *r, const char *name,
+    unsigned char *hash)
+{
+	struct nametab_entry	*e;
+
+	if ((e = nametab_find(&r->memos, name)) == NULL ||
+	    !MEMO_OF(e)->has_hash)
+		return (-1);
+	memcpy(hash, MEMO_OF(e)->hash, BERTH_TOKEN_HASH);
+	return (0);
+}
+
+/* How many names are remembered whose lease has ended. */
+size_t
+registry_memo_freed(const struct registry *r)
+{
+	return (r->nfreed);
+}
+
+/* The name whose lease ended longest ago, or NULL. */
+const char *
+registry_memo_oldest(const struct registry *r)
+{
+	struct name_memo	*m = TAILQ_FIRST(&r->freed);
+
+	return (m != NULL ? m->name : NULL);
+}
+
+/* Forget name altogether. */
+void
+registry_memo_drop(struct registry *r, const char *name)
+{
+	struct nametab_entry	*e;
+	struct name_memo	*m;
+
+	if ((e = nametab_find(&r->memos, name)) == NULL)
+		return;
+	m = MEMO_OF(e);
+	if (m->freed_at != 0) {
+		TAILQ_REMOVE(&r->freed, m, freed);
+		r->nfreed--;
+	}
+	nametab_remove(&r->memos, e);
+	free(m);
 }
 
 static int

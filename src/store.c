@@ -33,6 +33,7 @@ struct store {
 	sqlite3_stmt	*put_lease;
 	sqlite3_stmt	*del_lease;
 	sqlite3_stmt	*put_memo;
+	sqlite3_stmt	*del_memo;
 	sqlite3_stmt	*put_index;
 	sqlite3_stmt	*get_index;
 	sqlite3_stmt	*probe;
@@ -53,15 +54,25 @@ static const char store_schema[] =
 	" meta TEXT,"
 	" token TEXT NOT NULL,"
 	" created_at INTEGER NOT NULL,"
-	" renewed_at INTEGER NOT NULL) WITHOUT ROWID;"
+	" renewed_at INTEGER NOT NULL,"
+	" uid INTEGER) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS names ("
 	" name TEXT PRIMARY KEY,"
 	" port INTEGER NOT NULL,"
-	" freed_at INTEGER NOT NULL) WITHOUT ROWID;"
+	" freed_at INTEGER NOT NULL,"
+	" token_hash BLOB) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS state ("
 	" key TEXT PRIMARY KEY,"
-	" value INTEGER NOT NULL) WITHOUT ROWID;"
-	"PRAGMA user_version = 1;";
+	" value INTEGER NOT NULL) WITHOUT ROWID;";
+
+/*
+ * The schema's versions (PRAGMA user_version): 1 had no creator uid and
+ * no token hash; 2 adds both, as NULL for what version 1 wrote.
+ */
+#define STORE_VERSION	2
+static const char store_upgrade_1[] =
+	"ALTER TABLE leases ADD COLUMN uid INTEGER;"
+	"ALTER TABLE names ADD COLUMN token_hash BLOB;";
 
 static int	store_full_sync;
 
@@ -189,6 +200,59 @@ store_files_private(const char *path, char *err, size_t errlen)
 	return (0);
 }
 
+static int
+store_user_version(struct store *s, int *v)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return (-1);
+	rc = sqlite3_step(st);
+	*v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	return (rc == SQLITE_ROW ? 0 : -1);
+}
+
+/*
+ * Create the tables of a new database, or bring an older one up to
+ * STORE_VERSION, in one transaction. A newer database is refused: this
+ * berthd would not know what it leaves out.
+ */
+static int
+store_schema_apply(struct store *s, char *err, size_t errlen)
+{
+	char	set[64];
+	int	v;
+
+	if (store_user_version(s, &v) == -1)
+		goto fail;
+	if (v > STORE_VERSION) {
+		snprintf(err, errlen, "the database was written by a newer "
+		    "berthd (schema %d; this one knows %d)", v, STORE_VERSION);
+		return (-1);
+	}
+	if (v == STORE_VERSION)
+		return (0);
+	snprintf(set, sizeof set, "PRAGMA user_version = %d", STORE_VERSION);
+	if (store_exec(s, "BEGIN IMMEDIATE") == -1)
+		goto fail;
+	if ((v == 1 ? store_exec(s, store_upgrade_1) :
+	    store_exec(s, store_schema)) == -1 || store_exec(s, set) == -1 ||
+	    store_exec(s, "COMMIT") == -1) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
+		store_exec(s, "ROLLBACK");
+		return (-1);
+	}
+	if (v == 1)
+		log_info("store: database upgraded to schema %d", STORE_VERSION);
+	return (0);
+fail:
+	snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
+	return (-1);
+}
+
 /*
  * Open (creating) the database at path, take its lock and prepare every
  * statement; full_sync selects synchronous=FULL. On failure returns NULL
@@ -229,22 +293,27 @@ store_open(const char *path, int full_sync, char *err, size_t errlen)
 	}
 	if (store_exec(s, "COMMIT") == -1 || store_check(s, err, errlen) == -1)
 		goto fail_msg;
-	if (store_exec(s, store_schema) == -1)
-		goto fail_sql;
+	if (store_schema_apply(s, err, errlen) == -1)
+		goto fail_msg;
 	if (store_prepare(s, &s->begin, "BEGIN IMMEDIATE") == -1 ||
 	    store_prepare(s, &s->commit, "COMMIT") == -1 ||
 	    store_prepare(s, &s->rollback, "ROLLBACK") == -1 ||
-	    store_prepare(s, &s->put_lease, "INSERT INTO leases VALUES "
-	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+	    store_prepare(s, &s->put_lease, "INSERT INTO leases (name, port, "
+	    "proto, host, ttl, expires_at, pid, pid_start, boot_id, meta, "
+	    "token, created_at, renewed_at, uid) VALUES "
+	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
 	    "ON CONFLICT(name) DO UPDATE SET port = ?2, proto = ?3, "
 	    "host = ?4, ttl = ?5, expires_at = ?6, pid = ?7, pid_start = ?8, "
 	    "boot_id = ?9, meta = ?10, token = ?11, created_at = ?12, "
-	    "renewed_at = ?13") == -1 ||
+	    "renewed_at = ?13, uid = ?14") == -1 ||
 	    store_prepare(s, &s->del_lease, "DELETE FROM leases "
 	    "WHERE name = ?1") == -1 ||
-	    store_prepare(s, &s->put_memo, "INSERT INTO names VALUES "
-	    "(?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET port = ?2, "
-	    "freed_at = ?3") == -1 ||
+	    store_prepare(s, &s->put_memo, "INSERT INTO names (name, port, "
+	    "freed_at, token_hash) VALUES (?1, ?2, ?3, ?4) "
+	    "ON CONFLICT(name) DO UPDATE SET port = ?2, freed_at = ?3, "
+	    "token_hash = ?4") == -1 ||
+	    store_prepare(s, &s->del_memo, "DELETE FROM names "
+	    "WHERE name = ?1") == -1 ||
 	    store_prepare(s, &s->put_index, "INSERT INTO state VALUES "
 	    "('index', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1") == -1 ||
 	    store_prepare(s, &s->get_index, "SELECT value FROM state "
@@ -273,6 +342,7 @@ store_close(struct store *s)
 	sqlite3_finalize(s->put_lease);
 	sqlite3_finalize(s->del_lease);
 	sqlite3_finalize(s->put_memo);
+	sqlite3_finalize(s->del_memo);
 	sqlite3_finalize(s->put_index);
 	sqlite3_finalize(s->get_index);
 	sqlite3_finalize(s->probe);
@@ -328,6 +398,10 @@ store_put_lease(struct store *s, const struct lease *l)
 	sqlite3_bind_text(st, 11, l->token, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 12, (sqlite3_int64)l->created_at);
 	sqlite3_bind_int64(st, 13, (sqlite3_int64)l->renewed_at);
+	if (l->uid >= 0)
+		sqlite3_bind_int64(st, 14, l->uid);
+	else
+		sqlite3_bind_null(st, 14);
 	return (store_step(st));
 }
 
@@ -338,15 +412,31 @@ store_delete_lease(struct store *s, const char *name)
 	return (store_step(s->del_lease));
 }
 
-/* Remember the last port of name; freed_at is 0 while a lease holds it. */
+/*
+ * Remember the last port of name; freed_at is 0 while a lease holds it;
+ * hash is its last token's hash while that lease may be reclaimed (else
+ * NULL).
+ */
 int
 store_put_memo(struct store *s, const char *name, uint16_t port,
-    uint64_t freed_at)
+    uint64_t freed_at, const unsigned char *hash)
 {
 	sqlite3_bind_text(s->put_memo, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s->put_memo, 2, port);
 	sqlite3_bind_int64(s->put_memo, 3, (sqlite3_int64)freed_at);
+	if (hash != NULL)
+		sqlite3_bind_blob(s->put_memo, 4, hash, BERTH_TOKEN_HASH,
+		    SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s->put_memo, 4);
 	return (store_step(s->put_memo));
+}
+
+int
+store_delete_memo(struct store *s, const char *name)
+{
+	sqlite3_bind_text(s->del_memo, 1, name, -1, SQLITE_STATIC);
+	return (store_step(s->del_memo));
 }
 
 int
@@ -415,6 +505,8 @@ store_row_lease(sqlite3_stmt *st)
 	snprintf(l->token, sizeof l->token, "%s", sqlite3_column_text(st, 10));
 	l->created_at = (uint64_t)sqlite3_column_int64(st, 11);
 	l->renewed_at = (uint64_t)sqlite3_column_int64(st, 12);
+	l->uid = sqlite3_column_type(st, 13) == SQLITE_NULL ? -1 :
+	    (long)sqlite3_column_int64(st, 13);
 	if (l->host == NULL) {
 		lease_free(l);
 		return (NULL);
@@ -433,11 +525,12 @@ store_load(struct store *s, store_lease_cb lease_cb, store_memo_cb memo_cb,
 {
 	sqlite3_stmt	*st;
 	struct lease	*l;
+	const void	*hash;
 	int		 rc;
 
 	if (sqlite3_prepare_v2(s->db, "SELECT name, port, proto, host, ttl, "
 	    "expires_at, pid, pid_start, boot_id, meta, token, created_at, "
-	    "renewed_at FROM leases", -1, &st, NULL) != SQLITE_OK)
+	    "renewed_at, uid FROM leases", -1, &st, NULL) != SQLITE_OK)
 		return (-1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((l = store_row_lease(st)) == NULL) {
@@ -452,13 +545,15 @@ store_load(struct store *s, store_lease_cb lease_cb, store_memo_cb memo_cb,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return (-1);
-	if (sqlite3_prepare_v2(s->db, "SELECT name, port, freed_at FROM names "
-	    "ORDER BY freed_at", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db, "SELECT name, port, freed_at, token_hash "
+	    "FROM names ORDER BY freed_at", -1, &st, NULL) != SQLITE_OK)
 		return (-1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		hash = sqlite3_column_bytes(st, 3) == BERTH_TOKEN_HASH ?
+		    sqlite3_column_blob(st, 3) : NULL;
 		if (memo_cb((const char *)sqlite3_column_text(st, 0),
 		    (uint16_t)sqlite3_column_int(st, 1),
-		    (uint64_t)sqlite3_column_int64(st, 2), arg) == -1) {
+		    (uint64_t)sqlite3_column_int64(st, 2), hash, arg) == -1) {
 			rc = SQLITE_NOMEM;
 			break;
 		}

@@ -217,15 +217,15 @@ cli_parse_long(const char *s, long lo, long hi, long *out)
 
 /*
  * --ttl S, as acquire, renew and run take it: what the API takes, 0 (no
- * expiry) to CLI_TTL_MAX, so that no command sends what berthd would
+ * expiry) to BERTH_TTL_MAX, so that no command sends what berthd would
  * refuse and all refuse it in the same line. 0, or the usage exit code.
  */
 int
 cli_parse_ttl(const char *cmd, const char *s, long *ttl)
 {
-	if (cli_parse_long(s, 0, CLI_TTL_MAX, ttl) == -1) {
+	if (cli_parse_long(s, 0, BERTH_TTL_MAX, ttl) == -1) {
 		cli_warn("%s: --ttl '%s': want whole seconds from 0 to %d "
-		    "(a year), 0 for no expiry", cmd, s, CLI_TTL_MAX);
+		    "(a year), 0 for no expiry", cmd, s, BERTH_TTL_MAX);
 		return (CLI_EXIT_USAGE);
 	}
 	return (0);

@@ -22,9 +22,6 @@ struct option;
 #define CLI_EXIT_CONFLICT	4
 #define CLI_EXIT_UNREACHABLE	69
 
-/* The longest --ttl, in seconds (one year): the API's own limit. */
-#define CLI_TTL_MAX		31536000
-
 /* What every command gets: the global options and a lazy client. */
 struct cli {
 	const char	*addr;		/* --addr, else NULL ($BERTH_ADDR) */

@@ -370,8 +370,8 @@ doctor_pool(struct doctor *d)
 	uint8_t			*bound;
 	char			 text[256];
 	size_t			 i, len = 0;
-	long long		 size, nfree, held = 0;
-	unsigned long		 lo, hi, p;
+	long long		 size, nfree, held = 0, shared = 0;
+	unsigned long		 lo, hi, p, elo = 1, ehi = 0;
 	int			 k;
 
 	size = berth_info_pool_size(d->status);
@@ -382,6 +382,7 @@ doctor_pool(struct doctor *d)
 		return;
 	}
 	sockets_bound_ports(bound);
+	ephemeral_range(&elo, &ehi);
 	for (i = 0; (l = berth_leases_get(d->leases, i)) != NULL; i++) {
 		if (berth_lease_port(l) > 0 && berth_lease_port(l) < 65536)
 			bound[berth_lease_port(l)] = 0;
@@ -390,8 +391,10 @@ doctor_pool(struct doctor *d)
 		if ((r = berth_info_pool_range(d->status, k)) == NULL ||
 		    sscanf(r, "%lu-%lu", &lo, &hi) != 2 || hi > 65535)
 			continue;
-		for (p = lo; p <= hi; p++)
+		for (p = lo; p <= hi; p++) {
 			held += bound[p];
+			shared += p >= elo && p <= ehi;
+		}
 		if (len < sizeof text)
 			len += snprintf(text + len, sizeof text - len, "%s%s",
 			    k > 0 ? "," : "", r);
@@ -416,6 +419,14 @@ doctor_pool(struct doctor *d)
 		doctor_note(d, DOCTOR_OK, NULL, "pool %s: %lld ports, %lld "
 		    "free, %lld held by processes without a lease", text,
 		    size, nfree, held);
+	/* berthd's own fallback pool is said below, in its own words. */
+	if (shared > 0 && !berth_info_pool_fallback(d->status))
+		doctor_note(d, DOCTOR_WARN, "give berthd a --range outside "
+		    "it, or move the kernel's (sysctl "
+		    "net.ipv4.ip_local_port_range) away from the pool",
+		    "pool %s: %lld of its ports are in the kernel's ephemeral "
+		    "range %lu-%lu, from which outgoing connections take ports",
+		    text, shared, elo, ehi);
 	if (berth_info_pool_fallback(d->status))
 		doctor_note(d, DOCTOR_WARN, "give berthd a --range, or narrow "
 		    "net.ipv4.ip_local_port_range so some of 49152-65535 is "

@@ -50,7 +50,7 @@ enum run_renew_state {
 	RUN_RENEW_OK,		/* the last renewal worked */
 	RUN_RENEW_FAILING,	/* the broker did not answer; retrying */
 	RUN_RENEW_GONE,		/* the lease ended; retrying to take it */
-	RUN_RENEW_LOST,		/* another holder has the name; given up */
+	RUN_RENEW_LOST,		/* ended for good, or another holder's */
 };
 
 struct run {
@@ -96,7 +96,7 @@ static int	run_need_say(struct run *, const char *, int *,
 		    berth_error *);
 static int	run_need(struct run *, const char *);
 static void	run_choose_owner(struct run *);
-static int	run_acquire(struct run *, int, berth_error *);
+static int	run_acquire(struct run *, int, const char *, berth_error *);
 static int	run_listen(struct run *);
 static void	run_ready_now(struct run *);
 static char	*run_subst(const char *, const char *, const char *);
@@ -423,9 +423,12 @@ run_choose_owner(struct run *r)
 	}
 }
 
-/* The acquire options for NAME now; NULL when out of memory. */
+/*
+ * The acquire options for NAME now, with token to reclaim a lease that
+ * lapsed (NULL: a new lease); NULL when out of memory.
+ */
 static berth_acquire_opts *
-run_opts(struct run *r, int port)
+run_opts(struct run *r, int port, const char *token)
 {
 	berth_acquire_opts	*o;
 	size_t			 i;
@@ -436,7 +439,8 @@ run_opts(struct run *r, int port)
 	berth_acquire_opts_set_ttl(o, r->ttl);
 	berth_acquire_opts_set_pid(o, r->owner);
 	if (berth_acquire_opts_set_host(o, r->host) != 0 ||
-	    berth_acquire_opts_set_proto(o, r->proto) != 0)
+	    berth_acquire_opts_set_proto(o, r->proto) != 0 ||
+	    (token != NULL && berth_acquire_opts_set_token(o, token) != 0))
 		goto fail;
 	for (i = 0; i < r->nmeta; i++) {
 		if (berth_acquire_opts_add_meta(o, r->meta[2 * i],
@@ -450,18 +454,18 @@ fail:
 }
 
 /*
- * Take NAME, owned by r->owner (run_choose_owner). port overrides --port: a
- * lease that lapsed is taken back on the port the command already uses.
- * r->lease changes only on success, so its token stays usable.
+ * Take NAME, owned by r->owner (run_choose_owner). port overrides --port;
+ * token, the lapsed lease's, reclaims it on the port the command already
+ * uses. r->lease changes only on success, so its token stays usable.
  */
 static int
-run_acquire(struct run *r, int port, berth_error *err)
+run_acquire(struct run *r, int port, const char *token, berth_error *err)
 {
 	berth_acquire_opts	*o;
 	berth_lease		*l;
 	int			 rc;
 
-	if ((o = run_opts(r, port)) == NULL)
+	if ((o = run_opts(r, port, token)) == NULL)
 		goto nomem;
 	rc = berth_acquire(r->client, o, &l, err);
 	berth_acquire_opts_free(o);
@@ -469,7 +473,7 @@ run_acquire(struct run *r, int port, berth_error *err)
 	    strcmp(err->api_code, "pid_not_visible") == 0) {
 		/* Our namespace looked like berthd's, yet it cannot see us. */
 		run_disown(r, "berthd cannot see this process");
-		if ((o = run_opts(r, port)) == NULL)
+		if ((o = run_opts(r, port, token)) == NULL)
 			goto nomem;
 		rc = berth_acquire(r->client, o, &l, err);
 		berth_acquire_opts_free(o);
@@ -726,9 +730,11 @@ run_taken(const berth_error *err)
 
 /*
  * Renew when due. An unreachable broker is retried at the next turn
- * (warned once, until it answers again); a lease that is gone (expired
- * while the broker was away, or revoked) is taken again, on the same
- * port since the command is using it.
+ * (warned once, until it answers again). A lease that lapsed (expired
+ * while the broker was away, the laptop slept, we were stopped) is
+ * reclaimed with its token, on the port the command is using. One that
+ * was revoked or released is not: berthd refuses its token, and the
+ * command runs on, unregistered.
  */
 static void
 run_renew(struct run *r)
@@ -745,10 +751,18 @@ run_renew(struct run *r)
 		return;
 	}
 	if (err.code == BERTH_ENOTFOUND) {
-		if (run_acquire(r, berth_lease_port(r->lease), &err) == 0) {
-			cli_warn("run: the lease on %s had ended; took it "
-			    "again", r->name);
+		if (run_acquire(r, berth_lease_port(r->lease),
+		    berth_lease_token(r->lease), &err) == 0) {
+			cli_warn("run: the lease on %s had lapsed; reclaimed "
+			    "it (port %d)", r->name, berth_lease_port(r->lease));
 			r->renew_state = RUN_RENEW_OK;
+			return;
+		}
+		if (err.code == BERTH_EFORBIDDEN) {
+			cli_warn("run: the lease on %s was revoked or released; "
+			    "no longer renewing it (the command runs on, "
+			    "unregistered)", r->name);
+			r->renew_state = RUN_RENEW_LOST;
 			return;
 		}
 		if (!run_taken(&err)) {
@@ -1169,7 +1183,7 @@ cmd_run(struct cli *cli, int argc, char **argv)
 			goto out;
 	}
 	run_choose_owner(&r);
-	if (run_acquire(&r, (int)r.port, &err) != 0) {
+	if (run_acquire(&r, (int)r.port, NULL, &err) != 0) {
 		rc = cli_fail(cli, &err);
 		goto out;
 	}

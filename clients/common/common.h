@@ -23,6 +23,7 @@
 #define BERTH_DEFAULT_ADDR	"127.0.0.1:62893"
 #define BERTH_NAME_MAX		63	/* characters in a lease name */
 #define BERTH_WAIT_MAX		300	/* seconds of a blocking lookup/watch */
+#define BERTH_TTL_MAX		31536000	/* seconds of a lease's TTL: a year */
 
 /* addr.c: one parser for broker addresses */
 
@@ -113,6 +114,9 @@ int	 sockdiag_find(int family, int protocol, const void *src,
 void	 sockdiag_holders(const uint64_t *inodes, pid_t *pids, size_t n);
 size_t	 sockdiag_inodes_unique(uint64_t *inodes, size_t n);
 void	 sockdiag_set_proc_only(int yes);	/* tests */
+
+/* ephemeral.c: net.ipv4.ip_local_port_range; 0, or -1 if unknown */
+int	 ephemeral_range(unsigned long *lo, unsigned long *hi);
 
 /* rfc3339.c: the API's times */
 

@@ -329,6 +329,22 @@ bhttp_read_chunked(struct berth_client *c, struct bhttp_response *r,
 }
 
 /*
+ * Do the bytes read so far show that the answer is not HTTP at all (an
+ * SSH or database server's greeting, binary)? Then the peer is not berthd,
+ * whether or not it hangs up next: no need to wait for a whole head.
+ */
+static int
+bhttp_not_http(const struct berth_client *c)
+{
+	static const char	prefix[] = "HTTP/1.";
+	size_t			n = c->len < sizeof prefix - 1 ? c->len :
+				    sizeof prefix - 1;
+
+	return (memchr(c->buf, '\0', c->len) != NULL ||
+	    memcmp(c->buf, prefix, n) != 0);
+}
+
+/*
  * Read one response. Returns 0; -1 I/O error (errno); -2 timeout; -3 EOF
  * (with *got_any saying whether any byte of it came); -4 malformed.
  */
@@ -344,7 +360,7 @@ bhttp_read_response(struct berth_client *c, const char *method,
 	*got_any = c->len > 0;
 	while ((end = c->buf != NULL ? strstr(c->buf, "\r\n\r\n") : NULL) ==
 	    NULL) {
-		if (c->len > BHTTP_MAX_HEAD)
+		if (c->len > BHTTP_MAX_HEAD || (c->len > 0 && bhttp_not_http(c)))
 			return (-4);
 		if ((rc = bhttp_fill(c, deadline)) <= 0)
 			return (rc == 0 ? -3 : (int)rc);

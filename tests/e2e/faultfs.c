@@ -14,11 +14,20 @@
  *                    "eio"     writes, fsync and fdatasync fail with EIO.
  *                    Absent, empty or anything else: calls pass through.
  *
+ * And, for owners that berthd cannot look at:
+ *   FAULTFS_PROC     a file; while it exists and holds an error name,
+ *                    "eacces", "emfile", "enfile" or "enomem", then
+ *                    optionally pids (all on one line, space separated),
+ *                    opening /proc/PID/stat fails with that error for
+ *                    those pids, or for every pid if none is given. The
+ *                    process is not touched: it runs on, unseen. Unset,
+ *                    empty, absent or anything else: opens pass through.
+ *
  * "Writes" are write, pwrite(64), writev, pwritev(64)(2), ftruncate(64),
  * fallocate(64) and posix_fallocate(64). Debian's libsqlite3 writes with
  * pwrite64, syncs with fdatasync and shrinks files with ftruncate64.
  *
- * The control file is read at most every FAULTFS_RECHECK_NS (through raw
+ * The control files are read at most every FAULTFS_RECHECK_NS (through raw
  * syscalls, so the shim never calls itself), and a descriptor's path is
  * only looked up while a fault is active, so an idle shim costs one
  * clock_gettime per call. Per-descriptor answers are cached with the
@@ -49,6 +58,7 @@
 
 #define FAULTFS_RECHECK_NS	(50 * 1000 * 1000LL)
 #define FAULTFS_NFD		1024
+#define FAULTFS_PROC_PIDS	64	/* pids FAULTFS_PROC may name */
 
 enum faultfs_mode {
 	FAULT_NONE = 0,
@@ -75,6 +85,11 @@ static char			 faultfs_control[PATH_MAX];
 static int			 faultfs_mode_cached;
 static long long		 faultfs_checked_at = -1;
 static struct faultfs_fd	 faultfs_fds[FAULTFS_NFD];
+static char			 faultfs_proc_control[PATH_MAX];
+static long long		 faultfs_proc_checked_at = -1;
+static int			 faultfs_proc_err;	/* 0: no fault */
+static long			 faultfs_proc_pids[FAULTFS_PROC_PIDS];
+static size_t			 faultfs_proc_npids;	/* 0: every pid */
 
 static ssize_t	(*real_write)(int, const void *, size_t);
 static ssize_t	(*real_pwrite)(int, const void *, size_t, off_t);
@@ -150,6 +165,9 @@ faultfs_init(void)
 	if ((p = getenv("FAULTFS_CONTROL")) != NULL && *p != '\0' &&
 	    strlen(p) < sizeof faultfs_control)
 		memcpy(faultfs_control, p, strlen(p) + 1);
+	if ((p = getenv("FAULTFS_PROC")) != NULL && *p != '\0' &&
+	    strlen(p) < sizeof faultfs_proc_control)
+		memcpy(faultfs_proc_control, p, strlen(p) + 1);
 }
 
 #define FAULTFS_REAL(fn)	do {					\
@@ -520,6 +538,86 @@ faultfs_open_refused(int dirfd, const char *path, int flags)
 	return (refused);
 }
 
+/*
+ * Read FAULTFS_PROC (raw syscalls, as for FAULTFS_CONTROL): the error to
+ * fail with and the pids it applies to.
+ */
+static void
+faultfs_proc_read(void)
+{
+	static const struct {
+		const char	*name;
+		int		 err;
+	}		 errs[] = { { "eacces", EACCES }, { "emfile", EMFILE },
+			    { "enfile", ENFILE }, { "enomem", ENOMEM } };
+	char		 buf[1024], *word, *last, *end;
+	ssize_t		 n;
+	size_t		 i;
+	long		 fd, pid;
+
+	faultfs_proc_err = 0;
+	faultfs_proc_npids = 0;
+	fd = syscall(SYS_openat, AT_FDCWD, faultfs_proc_control,
+	    O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return;
+	n = syscall(SYS_read, (int)fd, buf, sizeof buf - 1);
+	syscall(SYS_close, (int)fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	if ((word = strtok_r(buf, " \t\r\n", &last)) == NULL)
+		return;
+	for (i = 0; i < sizeof errs / sizeof errs[0]; i++)
+		if (strcmp(word, errs[i].name) == 0)
+			faultfs_proc_err = errs[i].err;
+	while ((word = strtok_r(NULL, " \t\r\n", &last)) != NULL &&
+	    faultfs_proc_npids < FAULTFS_PROC_PIDS) {
+		pid = strtol(word, &end, 10);
+		if (end != word && *end == '\0' && pid > 0)
+			faultfs_proc_pids[faultfs_proc_npids++] = pid;
+	}
+}
+
+/*
+ * Must this open fail as an unreadable /proc/PID/stat? The errno to fail
+ * with, or 0. errno is left as it was.
+ */
+static int
+faultfs_proc_refused(const char *path)
+{
+	long long	 now;
+	char		*end;
+	long		 pid;
+	size_t		 i;
+	int		 saved, err;
+
+	if (faultfs_proc_control[0] == '\0' || path == NULL ||
+	    strncmp(path, "/proc/", 6) != 0 || path[6] < '1' || path[6] > '9')
+		return (0);
+	saved = errno;
+	pid = strtol(path + 6, &end, 10);
+	err = 0;
+	if (strcmp(end, "/stat") != 0)
+		goto out;
+	now = faultfs_now();
+	if (faultfs_proc_checked_at < 0 ||
+	    now - faultfs_proc_checked_at >= FAULTFS_RECHECK_NS) {
+		faultfs_proc_read();
+		faultfs_proc_checked_at = now;
+	}
+	err = faultfs_proc_err;
+	if (err == 0 || faultfs_proc_npids == 0)
+		goto out;
+	for (i = 0; i < faultfs_proc_npids; i++)
+		if (faultfs_proc_pids[i] == pid)
+			goto out;
+	err = 0;
+ out:
+	errno = saved;
+	return (err);
+}
+
 /* The mode argument is there only when O_CREAT or O_TMPFILE is set. */
 #define FAULTFS_OPEN_MODE(flags, mode)	do {				\
 	(mode) = 0;							\
@@ -544,9 +642,14 @@ int
 open(const char *path, int flags, ...)
 {
 	mode_t	 mode;
+	int	 err;
 
 	FAULTFS_OPEN_MODE(flags, mode);
 	FAULTFS_REAL(open);
+	if ((err = faultfs_proc_refused(path)) != 0) {
+		errno = err;
+		return (-1);
+	}
 	if (faultfs_open_refused(AT_FDCWD, path, flags)) {
 		errno = EROFS;
 		return (-1);
@@ -558,9 +661,14 @@ int
 open64(const char *path, int flags, ...)
 {
 	mode_t	 mode;
+	int	 err;
 
 	FAULTFS_OPEN_MODE(flags, mode);
 	FAULTFS_REAL(open64);
+	if ((err = faultfs_proc_refused(path)) != 0) {
+		errno = err;
+		return (-1);
+	}
 	if (faultfs_open_refused(AT_FDCWD, path, flags)) {
 		errno = EROFS;
 		return (-1);
@@ -572,9 +680,14 @@ int
 openat(int dirfd, const char *path, int flags, ...)
 {
 	mode_t	 mode;
+	int	 err;
 
 	FAULTFS_OPEN_MODE(flags, mode);
 	FAULTFS_REAL(openat);
+	if ((err = faultfs_proc_refused(path)) != 0) {
+		errno = err;
+		return (-1);
+	}
 	if (faultfs_open_refused(dirfd, path, flags)) {
 		errno = EROFS;
 		return (-1);
@@ -586,9 +699,14 @@ int
 openat64(int dirfd, const char *path, int flags, ...)
 {
 	mode_t	 mode;
+	int	 err;
 
 	FAULTFS_OPEN_MODE(flags, mode);
 	FAULTFS_REAL(openat64);
+	if ((err = faultfs_proc_refused(path)) != 0) {
+		errno = err;
+		return (-1);
+	}
 	if (faultfs_open_refused(dirfd, path, flags)) {
 		errno = EROFS;
 		return (-1);

@@ -846,11 +846,6 @@ class TestNotABroker(CliTestCase):
     def test_server_of_another_protocol(self):
         self.check("rtsp")
 
-    # libberth reports an answer that ends before a whole HTTP head (or
-    # has a NUL in it) as "connection reset by peer", an unreachable
-    # broker: exit 69, but with "no broker at ADDR" instead. Needs the
-    # library to say EPROTO for an answer that is not HTTP.
-    @unittest.expectedFailure
     def test_binary_server(self):
         self.check("binary")
 

@@ -221,6 +221,20 @@ class TestDoctor(WhoDoctorCase):
         self.assertTrue(obj["findings"], obj)
         self.assertEqual({f["level"] for f in obj["findings"]}, {"ok"}, obj)
 
+    def test_pool_in_ephemeral_range_warns(self):
+        # A pool that outgoing connections share: doctor says so, naming
+        # the kernel's range and how many pool ports are in it.
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = map(int, f.read().split())
+        d = self.berthd("--range", "%d-%d" % (lo, lo + 9))
+        r = self.cli(d.addr, "doctor")
+        self.assertEqual(r.returncode, 1, r)
+        warns = [l for l in self.findings(r, "warn")
+                 if "ephemeral range %d-%d" % (lo, hi) in l]
+        self.assertEqual(len(warns), 1, r)
+        self.assertIn("10 of its ports", warns[0])
+        self.assertIn("--range", warns[0])
+
     def test_nothing_listens_warns(self):
         d = self.broker()
         resp = d.acquire("doc-idle", pid=os.getpid())

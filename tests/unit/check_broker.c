@@ -3,13 +3,18 @@
  * the registry, the pool and the store: granting, conflicts, idempotent
  * re-acquire, sticky ports, the reuse delay, explicit ports, exhaustion,
  * TTL expiry on a fake clock, renew, release, revoke, owners, and what
- * survives closing and reopening the database.
+ * survives closing and reopening the database. And owner.c's own rule, on
+ * which the broker's owners rest: an owner is gone only when the kernel
+ * says so (reaped, a zombie, another start time or boot), never because
+ * berthd could not look.
  *
  * As in the daemon, every mutation is followed by broker_commit().
  */
 #include "config.h"
 
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -178,6 +183,17 @@ grant(const char *body)
 	return (l);
 }
 
+/* A new lease named name, owned by pid. */
+static struct lease *
+grant_owned(const char *name, pid_t pid)
+{
+	char	body[128];
+
+	snprintf(body, sizeof body, "{\"name\":\"%s\",\"pid\":%ld}", name,
+	    (long)pid);
+	return (grant(body));
+}
+
 /* Acquire that must fail with code. */
 static void
 refuse(const char *body, const char *bearer, enum berr_code code)
@@ -251,6 +267,36 @@ end_child(pid_t pid, int wfd)
 {
 	close(wfd);
 	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+}
+
+/* A child as an owner, recorded in *o. */
+static pid_t
+spawn_owner(struct owner *o, int *wfd)
+{
+	pid_t	pid = spawn_child(wfd);
+
+	ck_assert_int_eq(owner_read(pid, o), 0);
+	return (pid);
+}
+
+/*
+ * No descriptor left: every open() and pidfd_open() fails with EMFILE
+ * until the limit saved in *saved is set again.
+ */
+static void
+exhaust_descriptors(struct rlimit *saved)
+{
+	struct rlimit	rl;
+	int		fd;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, saved), 0);
+	ck_assert_int_ne(fd = dup(0), -1);
+	close(fd);
+	rl = *saved;
+	rl.rlim_cur = (rlim_t)fd;	/* the lowest free descriptor */
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert_int_eq(open("/dev/null", O_RDONLY), -1);
+	ck_assert_int_eq(errno, EMFILE);
 }
 
 static int
@@ -514,6 +560,100 @@ START_TEST(test_explicit_port)
 		ck_assert_uint_ne(l->port, 50005);
 	}
 	ck_assert_int_eq(i, NPORTS - 1);
+}
+END_TEST
+
+/*
+ * Adoption, over fake socket tables: a busy explicit port is granted to
+ * the pid whose child holds it (in the pool and out); anyone else, or no
+ * pid, gets 409; proto both needs both held; a leased port stays taken.
+ */
+#define FAKE_HOLDER	7000001		/* a child of getppid(), faked */
+
+static int
+fake_holders(int protocol, uint16_t port, pid_t **pids, size_t *n)
+{
+	*n = 0;
+	if ((*pids = calloc(1, sizeof **pids)) == NULL)
+		return (-1);
+	if (protocol == IPPROTO_TCP && busy[port]) {
+		(*pids)[0] = FAKE_HOLDER;
+		*n = 1;
+	}
+	return (0);
+}
+
+static int
+fake_ppid(pid_t pid, pid_t *ppid)
+{
+	if (pid != FAKE_HOLDER)
+		return (-1);
+	*ppid = getppid();
+	return (0);
+}
+
+static void
+fake_comm(pid_t pid, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", pid == FAKE_HOLDER ? "postgres" : "?");
+}
+
+static void
+adopt_refused(const char *body, const char *want)
+{
+	struct lease	*l;
+	struct berr	 e;
+	int		 created;
+
+	ck_assert_int_eq(acquire(body, NULL, &l, &created, &e), -1);
+	ck_assert_int_eq(e.code, BERR_PORT_UNAVAILABLE);
+	ck_assert_msg(strstr(e.message, want) != NULL, "%s: \"%s\" lacks "
+	    "\"%s\"", body, e.message, want);
+}
+
+START_TEST(test_adopt)
+{
+	static const struct adopt_sys sys = {
+		fake_holders, fake_ppid, fake_comm
+	};
+	struct lease	*l;
+	char		 body[128], want[96];
+	long		 owner = (long)getppid();
+	pid_t		 child;
+	int		 wfd;
+
+	adopt_set_sys(&sys);
+	busy[40001] = busy[50006] = 1;
+	adopt_refused("{\"name\":\"pg\",\"port\":40001}", "--pid");
+	snprintf(body, sizeof body, "{\"name\":\"pg\",\"port\":40001,"
+	    "\"pid\":%ld,\"proto\":\"both\"}", owner);
+	adopt_refused(body, "40001/udp");
+	snprintf(body, sizeof body, "{\"name\":\"pg\",\"port\":40001,"
+	    "\"pid\":%ld}", owner);
+	l = grant(body);
+	ck_assert_uint_eq(l->port, 40001);
+	ck_assert_int_eq(l->owner.pid, owner);
+	snprintf(body, sizeof body, "{\"name\":\"pg2\",\"port\":40001,"
+	    "\"pid\":%ld}", owner);
+	adopt_refused(body, "leased to 'pg'");
+
+	/* In the pool: taken out of it, as any explicit port. */
+	snprintf(body, sizeof body, "{\"name\":\"in\",\"port\":50006,"
+	    "\"pid\":%ld}", owner);
+	ck_assert_uint_eq(grant(body)->port, 50006);
+	ck_assert_uint_eq(pool_free_count(pl), NPORTS - 1);
+
+	/* Another process of ours, no ancestor of the holder. */
+	busy[40002] = 1;
+	child = spawn_child(&wfd);
+	snprintf(body, sizeof body, "{\"name\":\"x\",\"port\":40002,"
+	    "\"pid\":%ld}", (long)child);
+	snprintf(want, sizeof want, "in use by pid %d (postgres), not by pid "
+	    "%ld or its children", FAKE_HOLDER, (long)child);
+	adopt_refused(body, want);
+	end_child(child, wfd);
+	ck_assert_ptr_null(broker_lookup(br, "x"));
+	adopt_set_sys(NULL);
 }
 END_TEST
 
@@ -896,25 +1036,155 @@ START_TEST(test_owner_takeover)
 }
 END_TEST
 
-/* broker_check_owners ends polled leases whose owner is gone. */
-START_TEST(test_check_owners)
+/* owner.c: a live child is live; another start time or boot id is not it. */
+START_TEST(test_owner_live_and_gone)
 {
+	struct owner	o, other;
+	pid_t		pid;
+	int		wfd;
+
+	pid = spawn_owner(&o, &wfd);
+	ck_assert_int_eq(o.pid, pid);
+	ck_assert_uint_gt(o.start, 0);
+	ck_assert_str_eq(o.boot_id, procid_boot_id());
+	ck_assert_int_eq(owner_check(&o), OWNER_LIVE);
+	ck_assert(owner_alive(&o));
+
+	other = o;
+	other.start++;
+	ck_assert_int_eq(owner_check(&other), OWNER_GONE);
+	other = o;
+	other.boot_id[0] = other.boot_id[0] == '0' ? '1' : '0';
+	ck_assert_int_eq(owner_check(&other), OWNER_GONE);
+
+	end_child(pid, wfd);
+	ck_assert_int_eq(owner_check(&o), OWNER_GONE);
+	ck_assert(!owner_alive(&o));
+	ck_assert_int_eq(owner_read(pid, &o), -1);
+	ck_assert_int_eq(errno, ESRCH);
+}
+END_TEST
+
+/* owner.c: a zombie has exited: gone, and no owner for a new lease. */
+START_TEST(test_owner_zombie)
+{
+	struct owner	o, z;
+	siginfo_t	info;
+	pid_t		pid;
+	int		wfd;
+
+	pid = spawn_owner(&o, &wfd);
+	close(wfd);
+	/* Wait for it to exit, and leave it unreaped. */
+	memset(&info, 0, sizeof info);
+	ck_assert_int_eq(waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT),
+	    0);
+	ck_assert_int_eq(owner_check(&o), OWNER_GONE);
+	ck_assert_int_eq(owner_read(pid, &z), -1);
+	ck_assert_int_eq(errno, ESRCH);
+	ck_assert_int_eq(owner_pidfd(&o), -1);
+	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+}
+END_TEST
+
+/*
+ * owner.c: no descriptor left to read /proc with. A live owner is not
+ * gone (unknown, with the error) and gets no pidfd; a reaped one is still
+ * known gone (kill(pid, 0) needs no descriptor).
+ */
+START_TEST(test_owner_cannot_look)
+{
+	struct rlimit	saved;
+	struct owner	o, dead, fresh;
+	pid_t		pid, gone;
+	int		wfd, wfd2;
+
+	pid = spawn_owner(&o, &wfd);
+	gone = spawn_owner(&dead, &wfd2);
+	end_child(gone, wfd2);
+
+	exhaust_descriptors(&saved);
+	ck_assert(owner_alive(&o));
+	ck_assert_int_eq(owner_check(&o), OWNER_UNKNOWN);
+	ck_assert_int_eq(errno, EMFILE);
+	ck_assert_int_eq(owner_pidfd(&o), -1);
+	ck_assert_int_eq(errno, EMFILE);
+	ck_assert_int_eq(owner_read(pid, &fresh), -1);
+	ck_assert_int_eq(errno, EMFILE);
+	ck_assert_int_eq(owner_check(&dead), OWNER_GONE);
+	ck_assert_int_eq(owner_read(gone, &fresh), -1);
+	ck_assert_int_eq(errno, ESRCH);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+
+	ck_assert_int_eq(owner_check(&o), OWNER_LIVE);
+	end_child(pid, wfd);
+}
+END_TEST
+
+/* owner.c: a pidfd only for the very process recorded. */
+START_TEST(test_owner_pidfd)
+{
+	struct owner	o;
+	pid_t		pid;
+	int		wfd, fd;
+
+	pid = spawn_owner(&o, &wfd);
+	fd = owner_pidfd(&o);
+	if (fd == -1 && errno == ENOSYS) {
+		end_child(pid, wfd);
+		return;		/* no pidfd_open: the reaper polls */
+	}
+	ck_assert_int_ge(fd, 0);
+	o.start++;
+	ck_assert_int_eq(owner_pidfd(&o), -1);
+	ck_assert_int_eq(errno, ESRCH);
+	close(fd);
+	end_child(pid, wfd);
+}
+END_TEST
+
+/*
+ * berthd cannot look at the holder's owner (no descriptor left): the
+ * holder is not gone, so the name stays taken; once berthd can look and
+ * the owner has exited, it is taken over.
+ */
+START_TEST(test_owner_unreadable_keeps_name)
+{
+	struct rlimit	 saved;
 	struct lease	*l;
-	char		 body[64];
 	pid_t		 pid;
 	int		 wfd;
 
 	pid = spawn_child(&wfd);
-	snprintf(body, sizeof body, "{\"name\":\"a\",\"pid\":%ld}", (long)pid);
-	l = grant(body);
-	l->polled = 1;
-	/* A process that outlives the test (this one is the "berthd"). */
-	snprintf(body, sizeof body, "{\"name\":\"me\",\"pid\":%ld}",
-	    (long)getppid());
-	grant(body)->polled = 1;
-	ck_assert_int_eq(broker_check_owners(br), 0);
+	l = grant_owned("a", pid);
+	exhaust_descriptors(&saved);
+	refuse("{\"name\":\"a\"}", NULL, BERR_NAME_TAKEN);
+	ck_assert(owner_alive(&l->owner));
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	ck_assert_ptr_eq(broker_lookup(br, "a"), l);
+
 	end_child(pid, wfd);
-	ck_assert_int_eq(broker_check_owners(br), 1);
+	l = grant("{\"name\":\"a\"}");
+	ck_assert_int_eq(l->owner.pid, 0);
+}
+END_TEST
+
+/* broker_check_owner, one owner's poll, ends a lease whose owner is gone. */
+START_TEST(test_check_owner)
+{
+	struct lease	*l, *me;
+	pid_t		 pid;
+	int		 wfd;
+
+	pid = spawn_child(&wfd);
+	l = grant_owned("a", pid);
+	/* A process that outlives the test (this one is the "berthd"). */
+	me = grant_owned("me", getppid());
+	ck_assert_int_eq(broker_check_owner(br, l), OWNER_LIVE);
+	ck_assert_int_eq(broker_check_owner(br, me), OWNER_LIVE);
+	end_child(pid, wfd);
+	ck_assert_int_eq(broker_check_owner(br, me), OWNER_LIVE);
+	ck_assert_int_eq(broker_check_owner(br, l), OWNER_GONE);
 	ck_assert_int_eq(broker_commit(br), 0);
 	ck_assert_ptr_null(broker_lookup(br, "a"));
 	ck_assert_ptr_nonnull(broker_lookup(br, "me"));
@@ -968,9 +1238,8 @@ START_TEST(test_acquire_anon)
 
 	/* The owner dies: both leases end, the ports go back. */
 	end_child(pid, wfd);
-	l->polled = 1;
-	second->polled = 1;
-	ck_assert_int_eq(broker_check_owners(br), 2);
+	ck_assert_int_eq(broker_check_owner(br, l), OWNER_GONE);
+	ck_assert_int_eq(broker_check_owner(br, second), OWNER_GONE);
 	ck_assert_int_eq(broker_commit(br), 0);
 	ck_assert_uint_eq(broker_live_count(br), 0);
 	ck_assert_uint_eq(pool_free_count(pl), NPORTS);
@@ -1288,6 +1557,7 @@ broker_suite(void)
 	tcase_add_test(tc, test_reuse_delay_passes);
 	tcase_add_test(tc, test_reuse_only_bindable);
 	tcase_add_test(tc, test_explicit_port);
+	tcase_add_test(tc, test_adopt);
 	tcase_add_test(tc, test_pool_exhausted);
 	tcase_add_test(tc, test_pool_all_busy);
 	tcase_add_test(tc, test_commit);
@@ -1307,11 +1577,19 @@ broker_suite(void)
 	tcase_add_test(tc, test_token_equal);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("owner.c");
+	tcase_add_test(tc, test_owner_live_and_gone);
+	tcase_add_test(tc, test_owner_zombie);
+	tcase_add_test(tc, test_owner_cannot_look);
+	tcase_add_test(tc, test_owner_pidfd);
+	suite_add_tcase(s, tc);
+
 	tc = tcase_create("owner");
 	tcase_add_checked_fixture(tc, mem_setup, mem_teardown);
 	tcase_add_test(tc, test_pid_not_visible);
 	tcase_add_test(tc, test_owner_takeover);
-	tcase_add_test(tc, test_check_owners);
+	tcase_add_test(tc, test_owner_unreadable_keeps_name);
+	tcase_add_test(tc, test_check_owner);
 	tcase_add_test(tc, test_owner_who_asks);
 	tcase_add_test(tc, test_acquire_anon);
 	tcase_add_test(tc, test_acquire_anon_exhausted);

@@ -248,11 +248,15 @@ START_TEST(test_json_full)
 	    "dev");
 	ck_assert_str_eq(json_string_value(json_object_get(meta, "k")), "v");
 	ck_assert_ptr_null(json_object_get(o, "token"));
+	/* The creator's uid; unknown is null. */
+	ck_assert(json_is_null(json_object_get(o, "uid")));
 	ck_assert(json_is_false(json_object_get(o, "ready")));
-	ck_assert_uint_eq(json_object_size(o), 11);
+	ck_assert_uint_eq(json_object_size(o), 12);
 	json_decref(o);
+	l->uid = 1000;
 	l->ready = LEASE_READY;
 	o = lease_to_json(l, 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "uid")), 1000);
 	ck_assert(json_is_true(json_object_get(o, "ready")));
 	json_decref(o);
 	l->ready = LEASE_READY_UNKNOWN;
@@ -538,10 +542,10 @@ START_TEST(test_memos)
 	int		i;
 
 	ck_assert_int_eq(registry_memo_get(&reg, "a", &port), -1);
-	registry_memo_set(&reg, "a", 100);
+	registry_memo_set(&reg, "a", 100, NULL, 0);
 	ck_assert_int_eq(registry_memo_get(&reg, "a", &port), 0);
 	ck_assert_uint_eq(port, 100);
-	registry_memo_set(&reg, "a", 200);
+	registry_memo_set(&reg, "a", 200, NULL, 0);
 	ck_assert_int_eq(registry_memo_get(&reg, "a", &port), 0);
 	ck_assert_uint_eq(port, 200);
 	ck_assert_uint_eq(reg.memos.count, 1);
@@ -550,7 +554,7 @@ START_TEST(test_memos)
 	/* Past the initial table size. */
 	for (i = 0; i < 1000; i++) {
 		snprintf(name, sizeof name, "m%d", i);
-		registry_memo_set(&reg, name, (uint16_t)(20000 + i));
+		registry_memo_set(&reg, name, (uint16_t)(20000 + i), NULL, 0);
 	}
 	ck_assert_uint_eq(reg.memos.count, 1001);
 	for (i = 0; i < 1000; i++) {
@@ -570,7 +574,7 @@ START_TEST(test_registry_clear)
 
 	registry_add(&reg, mklease("a", 100, 50));
 	registry_add(&reg, mklease("b", 200, 0));
-	registry_memo_set(&reg, "a", 100);
+	registry_memo_set(&reg, "a", 100, NULL, 0);
 	registry_clear(&reg);
 	ck_assert_uint_eq(registry_count(&reg), 0);
 	ck_assert_ptr_null(registry_find(&reg, "a"));
