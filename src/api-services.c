@@ -9,8 +9,9 @@
  *   DELETE /v1/services/NAME[?force=1]	api_release (or admin revoke)
  *   POST   /v1/services/NAME/renew		api_renew
  *
- * A renewal, and an acquire of a port the caller named, look at once
- * whether the lease's service is there (ready.c), on its port only.
+ * A renewal, a reclaim, and an acquire of a port the caller named, look
+ * at once whether the lease's service is there (ready.c), on its port
+ * only.
  */
 #include "config.h"
 
@@ -164,11 +165,12 @@ api_acquire(struct server *srv, struct api_req *req)
 		return;
 	}
 	/*
-	 * A port the caller named may have its service already, and a
-	 * re-acquire with the token is a renewal: look. A pool port was
-	 * just test-bound: nothing is there (unless the host is elsewhere).
+	 * A port the caller named may have its service already, a
+	 * re-acquire with the token is a renewal, and a reclaim (a new
+	 * lease with a token) is not test-bound: look. A pool port was just
+	 * test-bound: nothing is there (unless the host is elsewhere).
 	 */
-	if (named || !created)
+	if (named || !created || req_bearer(req) != NULL)
 		ready_check(srv->ready, l);
 	else
 		ready_granted(srv->ready, l);

@@ -138,6 +138,22 @@ class TestReadyField(ReadyTestCase):
             self.assertEqual(r.status, 200, r)
             self.assertIs(r.json["ready"], True, r)
 
+    def test_reclaim_looks_at_once(self):
+        # A lapsed lease taken back with its token gets its port without
+        # the bind test, since its service still listens there: so it is
+        # ready at once, not false until berthd's next look.
+        d = self.berthd()
+        r = d.acquire("web", ttl=1)
+        self.assertEqual(r.status, 201, r)
+        lease = r.json
+        with serve(lease["port"]):
+            wait_for(lambda: d.get("/v1/services/web").status == 404, WAIT,
+                     "the 1 s lease to lapse")
+            r = d.acquire("web", token=lease["token"], ttl=30)
+            self.assertEqual(r.status, 201, r)
+            self.assertEqual(r.json["port"], lease["port"])
+            self.assertIs(r.json["ready"], True, r)
+
     def test_bound_but_not_listening_is_not_ready(self):
         d = self.berthd()
         lease = self.grant(d, "web")
