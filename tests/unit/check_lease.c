@@ -268,7 +268,7 @@ START_TEST(test_json_full)
 	ck_assert_ptr_nonnull(o);
 	ck_assert_str_eq(json_string_value(json_object_get(o, "token")),
 	    l->token);
-	ck_assert_uint_eq(json_object_size(o), 12);
+	ck_assert_uint_eq(json_object_size(o), 13);
 	json_decref(o);
 	lease_free(l);
 }
