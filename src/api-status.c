@@ -1,6 +1,7 @@
 /*
  * api-status.c: the endpoints that describe berthd itself: /v1/health and
- * /v1/status (/metrics is api-metrics.c, the page for people api-page.c).
+ * /v1/status (/metrics is api-metrics.c, the page for people api-page.c,
+ * which shows part of api_status_json).
  */
 #include "config.h"
 
@@ -71,15 +72,20 @@ api_status_portserver(struct server *srv)
 	    "refused", (json_int_t)portserver_refused(srv->portserver)));
 }
 
-void
-api_status(struct server *srv, struct api_req *req)
+/*
+ * What berthd says of itself: version, uptime, pool, leases, listeners,
+ * database. /v1/status answers it and the status page (api-page.c) shows
+ * parts of it, so both read the same numbers. NULL if out of memory.
+ */
+json_t *
+api_status_json(struct server *srv)
 {
 	json_t	*listen = json_array();
 	size_t	 i;
 
 	for (i = 0; i < srv->nlisteners; i++)
 		json_array_append_new(listen, json_string(srv->bound[i].text));
-	req_reply_json(srv, req, 200, json_pack(
+	return (json_pack(
 	    "{s:s, s:I, s:o, s:I, s:I, s:o, s:s, s:s, s:b, s:o, s:o, s:s}",
 	    "version", PACKAGE_VERSION,
 	    "uptime", (json_int_t)((clock_now_ms() - srv->started_at) / 1000),
@@ -94,4 +100,10 @@ api_status(struct server *srv, struct api_req *req)
 	    "pid_namespace", procid_pid_namespace() != NULL ?
 	    json_string(procid_pid_namespace()) : json_null(),
 	    "boot_id", procid_boot_id()));
+}
+
+void
+api_status(struct server *srv, struct api_req *req)
+{
+	req_reply_json(srv, req, 200, api_status_json(srv));
 }

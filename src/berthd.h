@@ -208,6 +208,7 @@ json_t		*api_lease_list(struct server *);
 /* api-status.c: /v1/health, /v1/status */
 void		 api_health(struct server *, struct api_req *);
 void		 api_status(struct server *, struct api_req *);
+json_t		*api_status_json(struct server *);
 
 /* api-metrics.c: /metrics, in Prometheus's text format */
 void		 api_metrics(struct server *, struct api_req *);

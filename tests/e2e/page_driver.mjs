@@ -6,9 +6,16 @@
 //   node page_driver.mjs URL       open URL, print "loaded", then obey:
 //
 //   expect-row NAME      wait until the table has a row for NAME;
-//                        "ok {json: href, cells}"
+//                        "ok {json: href (null without a link), cells,
+//                        cls (the row's class)}"
 //   expect-no-row NAME   wait until it has none; "ok"
+//   expect-text JSON     JSON is [SELECTOR, TEXT]: wait until the first
+//                        element SELECTOR matches has the text TEXT
+//                        (whitespace collapsed); "ok"
+//   expect-visible SEL   wait until the element SEL is shown; "ok"
+//   expect-hidden SEL    wait until it is hidden (or absent); "ok"
 //   state                "ok TEXT" of the page's update state
+//   screenshot PATH      save the whole page as a PNG at PATH; "ok"
 //   click NAME           follow NAME's address link; "ok {json: url, text}"
 //   problems             "ok [json]": console errors and warnings, page
 //                        errors, CSP violations, dialogs, and navigations
@@ -78,16 +85,52 @@ function rowSelector(name) {
   return '#leases > tr[data-name="' + name.replace(/["\\]/g, '\\$&') + '"]';
 }
 
+// The text of the first element sel matches, whitespace collapsed, once
+// it is text; or fail after WAIT_MS saying what it was.
+async function expectText(page, sel, text) {
+  const el = page.locator(sel).first();
+  const norm = (t) => (t || '').replace(/\s+/g, ' ').trim();
+  const until = Date.now() + WAIT_MS;
+  let now = null;
+  for (;;) {
+    if (await el.count() > 0) {
+      now = norm(await el.textContent());
+      if (now === text)
+        return 'ok';
+    }
+    if (Date.now() > until)
+      return 'fail ' + sel + ' has ' + JSON.stringify(now) + ', not ' +
+        JSON.stringify(text);
+    await page.waitForTimeout(100);
+  }
+}
+
 async function run(page, line) {
-  const [cmd, arg] = line.trim().split(/\s+/, 2);
+  const cmd = line.trim().split(/\s+/, 1)[0];
+  const arg = line.trim().slice(cmd.length).trim();
   switch (cmd) {
   case 'expect-row': {
     const row = page.locator(rowSelector(arg));
     await row.waitFor({ state: 'attached', timeout: WAIT_MS });
-    const href = await row.locator('a').getAttribute('href');
+    const links = row.locator('a');
+    const href = await links.count() > 0 ?
+      await links.first().getAttribute('href') : null;
     const cells = await row.locator('td').allTextContents();
-    return 'ok ' + JSON.stringify({ href, cells });
+    const cls = await row.getAttribute('class');
+    return 'ok ' + JSON.stringify({ href, cells, cls });
   }
+  case 'expect-text': {
+    const [sel, text] = JSON.parse(arg);
+    return expectText(page, sel, text);
+  }
+  case 'expect-visible':
+  case 'expect-hidden':
+    await page.locator(arg).first().waitFor({ timeout: WAIT_MS,
+      state: cmd === 'expect-visible' ? 'visible' : 'hidden' });
+    return 'ok';
+  case 'screenshot':
+    await page.screenshot({ path: arg, fullPage: true });
+    return 'ok';
   case 'expect-no-row':
     await page.locator(rowSelector(arg)).waitFor({ state: 'detached',
       timeout: WAIT_MS });

@@ -3,13 +3,19 @@
 
 PageHTTP checks the page as served, without a browser: headers, a strict
 Content-Security-Policy whose hashes match the inline script and style,
-no external assets, the server-rendered table, and escaping.
+no external assets, the server-rendered table (readiness, links only for
+TCP), the broker line (version, uptime, pool) as /v1/status has it, the
+hint shown when there are no leases, and escaping.
 
 PageBrowser drives the page in headless Chromium through page_driver.mjs
-(Node, playwright-core, /usr/bin/chromium): rows appear and disappear live
-as leases come and go, links open the leased service, and the console shows
-no error and no CSP violation. It is skipped, with one line saying what is
-missing, when node, Chromium or playwright-core is not installed.
+(Node, playwright-core, /usr/bin/chromium): rows, readiness, the pool and
+the empty-state hint follow leases live, links open the leased service,
+and the console shows no error and no CSP violation. It is skipped, with
+one line saying what is missing, when node, Chromium or playwright-core is
+not installed.
+
+The readiness tests need "ready" in the lease JSON; against a berthd whose
+leases do not carry it they are skipped, saying so.
 """
 
 import base64
@@ -20,7 +26,9 @@ import json
 import os
 import queue
 import random
+import shlex
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -31,6 +39,17 @@ from berthtest import BerthTestCase, main
 HERE = os.path.dirname(os.path.abspath(__file__))
 DRIVER = os.path.join(HERE, "page_driver.mjs")
 HOSTILE = "</td><script>alert(1)</script><img src=x onerror=alert(2)>\"'&amp;"
+CLI = os.environ.get("BERTH_CLI", "berth")
+DEFAULT_ADDR = "127.0.0.1:62893"
+# A host that is not this machine (TEST-NET-1): berthd cannot tell whether
+# anything listens there.
+REMOTE = "192.0.2.1"
+# What the page says for each value of a lease's "ready".
+READY_WORD = {True: "listening", False: "not listening", None: "unknown"}
+# The cells of a row, in order.
+CELLS = ["name", "address", "state", "proto", "ttl", "pid", "age", "meta"]
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link",
+        "meta", "source", "track", "wbr"}
 
 CSP_FIXED = {
     "default-src": ["'none'"],
@@ -65,15 +84,21 @@ def sha256_source(text):
 
 
 class PageParser(html.parser.HTMLParser):
-    """The page's tags, inline script and style texts, and lease rows."""
+    """The page's tags, inline script and style texts, lease rows, and the
+    text and attributes of each element with an id."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.tags = []          # (tag, attrs dict)
         self.scripts = []
         self.styles = []
-        self.rows = []          # {"attrs", "cells": [text], "hrefs"}
+        self.rows = []          # {"attrs", "cells", "classes", "hrefs"}
         self.tbody = None
+        self.ids = {}           # id: (tag, attrs dict)
+        self.texts = {}         # id: its text, whitespace as in the page
+        self.codes = []         # the text of each <code>
+        self.text = ""          # all text outside script and style
+        self._open = []         # [tag, id or None] of elements not closed
         self._raw = None        # "script" or "style" while inside one
         self._cell = None
         self._in_leases = False
@@ -81,6 +106,13 @@ class PageParser(html.parser.HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         self.tags.append((tag, a))
+        if "id" in a:
+            self.ids[a["id"]] = (tag, a)
+            self.texts[a["id"]] = ""
+        if tag not in VOID:
+            self._open.append([tag, a.get("id")])
+        if tag == "code":
+            self.codes.append("")
         if tag in ("script", "style"):
             self._raw = tag
             (self.scripts if tag == "script" else self.styles).append("")
@@ -88,9 +120,11 @@ class PageParser(html.parser.HTMLParser):
             self.tbody = a
             self._in_leases = True
         elif tag == "tr" and self._in_leases:
-            self.rows.append({"attrs": a, "cells": [], "hrefs": []})
+            self.rows.append({"attrs": a, "cells": [], "classes": [],
+                              "hrefs": []})
         elif tag == "td" and self._in_leases:
             self.rows[-1]["cells"].append("")
+            self.rows[-1]["classes"].append(a.get("class", ""))
             self._cell = True
         elif tag == "a" and self._in_leases:
             self.rows[-1]["hrefs"].append(a.get("href"))
@@ -98,6 +132,9 @@ class PageParser(html.parser.HTMLParser):
             self.rows[-1]["cells"][-1] += "\n"
 
     def handle_endtag(self, tag):
+        while self._open:
+            if self._open.pop()[0] == tag:
+                break
         if tag in ("script", "style"):
             self._raw = None
         elif tag == "tbody":
@@ -110,8 +147,19 @@ class PageParser(html.parser.HTMLParser):
             self.scripts[-1] += data
         elif self._raw == "style":
             self.styles[-1] += data
-        elif self._cell:
-            self.rows[-1]["cells"][-1] += data
+        else:
+            self.text += data
+            for tag, ident in self._open:
+                if ident is not None:
+                    self.texts[ident] += data
+                if tag == "code":
+                    self.codes[-1] += data
+            if self._cell:
+                self.rows[-1]["cells"][-1] += data
+
+    def words(self, ident):
+        """The text of the element with id ident, whitespace collapsed."""
+        return " ".join(self.texts[ident].split())
 
     def row(self, name):
         for r in self.rows:
@@ -125,6 +173,74 @@ def parse_page(body):
     p.feed(body)
     p.close()
     return p
+
+
+def cell(row, name):
+    """The text of a row's cell by its column (CELLS)."""
+    return row["cells"][CELLS.index(name)]
+
+
+def assert_owned_row(test, row, name, addr, ttl):
+    """The cells of a new TCP lease this process owns, whether berthd or
+    the page's script made them: TTL left matches the pattern ttl."""
+    test.assertEqual(len(row["cells"]), len(CELLS))
+    test.assertEqual([cell(row, "name"), cell(row, "address"),
+                      cell(row, "proto")], [name, addr, "tcp"])
+    test.assertRegex(cell(row, "ttl"), ttl)
+    test.assertEqual(cell(row, "pid"), str(os.getpid()))
+    test.assertRegex(cell(row, "age"), r"^\d+ s$")
+
+
+def cli_prefix(d):
+    """How the page's hint starts a berth command for daemon d."""
+    return "berth" if d.addr == DEFAULT_ADDR else "berth --addr " + d.addr
+
+
+def run_hint(command):
+    """Run a berth command line as the page shows it, with the CLI under
+    test and no BERTH_* variables; (exit status, stdout)."""
+    argv = shlex.split(command)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+    p = subprocess.run([CLI] + argv[1:], env=env, stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=30)
+    return p.returncode, p.stdout + p.stderr
+
+
+class ReadyMixin:
+    """For tests that need "ready" in the lease JSON."""
+
+    def need_ready(self):
+        """Skip, saying why, when the leases /v1/services lists (there must
+        be one) do not carry "ready"."""
+        listing = self.d.get("/v1/services").json["services"]
+        self.assertTrue(listing, "need_ready needs a lease")
+        if "ready" not in listing[0]:
+            self.skipTest('the lease JSON from /v1/services has no "ready" '
+                          'key; the page shows readiness once berthd '
+                          'reports it')
+
+    def listen_on(self, port):
+        """A TCP socket listening on 127.0.0.1:port until the test ends."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen(8)
+        return s
+
+    def await_ready(self, want):
+        """The list once each name in want has its "ready" value (berthd
+        learns readiness from the kernel's socket tables, so it may take it
+        a moment); waits through the watch API, 20 s at most."""
+        index = 0
+        for _ in range(20):
+            r = self.d.get("/v1/services?index=%d&wait=1" % index)
+            self.assertEqual(r.status, 200, r)
+            ready = {l["name"]: l.get("ready") for l in r.json["services"]}
+            if all(ready.get(n, "absent") == v for n, v in want.items()):
+                return r.json
+            index = r.json["index"]
+        self.fail("readiness %r never became %r" % (ready, want))
 
 
 class PageHTTP(BerthTestCase):
@@ -199,14 +315,76 @@ class PageHTTP(BerthTestCase):
         row = page.row("web")
         addr = "127.0.0.1:%d" % web["port"]
         self.assertEqual(row["hrefs"], ["http://%s/" % addr])
-        self.assertEqual(row["cells"][:3], ["web", addr, "tcp"])
-        self.assertRegex(row["cells"][3], r"^(9|10) min \d+ s$")
-        self.assertEqual(row["cells"][4], str(os.getpid()))
-        self.assertRegex(row["cells"][5], r"^\d+ s$")
+        assert_owned_row(self, row, "web", addr, r"^(9|10) min \d+ s$")
         row = page.row("six")
         addr = "[::1]:%d" % six["port"]
         self.assertEqual(row["hrefs"], ["http://%s/" % addr])
-        self.assertEqual(row["cells"][1:5], [addr, "tcp", "no expiry", "-"])
+        self.assertEqual([cell(row, c) for c in ("address", "proto", "ttl",
+                                                 "pid")],
+                         [addr, "tcp", "no expiry", "-"])
+
+    def test_links_only_where_a_browser_can_go(self):
+        ports = {}
+        for name, proto in (("dns", "udp"), ("game", "both"), ("web", "tcp")):
+            r = self.d.acquire(name, proto=proto)
+            self.assertEqual(r.status, 201, r)
+            ports[name] = r.json["port"]
+        page = parse_page(self.d.get("/").body)
+        for name in ports:
+            addr = "127.0.0.1:%d" % ports[name]
+            row = page.row(name)
+            self.assertEqual(cell(row, "address"), addr)
+            # UDP: no http:// link, the address as text.
+            self.assertEqual(row["hrefs"], [] if name == "dns" else
+                             ["http://%s/" % addr], name)
+
+    def test_about_line_shows_version_uptime_and_pool(self):
+        for name in ("a", "b"):
+            self.assertEqual(self.d.acquire(name).status, 201)
+        status = self.d.get("/v1/status").json
+        page = parse_page(self.d.get("/").body)
+        size, free = status["pool"]["size"], status["pool"]["free"]
+        self.assertEqual(size - free, 2, status)
+        self.assertEqual(page.words("version"), status["version"])
+        self.assertRegex(page.words("uptime"),
+                         r"^\d+ (s|min \d+ s|h \d+ min|d \d+ h)$")
+        # The bar is HTML alone: a <meter> of the ports in use.
+        tag, meter = page.ids["pool"]
+        self.assertEqual(tag, "meter")
+        self.assertEqual((meter["min"], meter["max"], meter["value"]),
+                         ("0", str(size), str(size - free)))
+        self.assertEqual(page.words("pool-text"),
+                         "%d free of %d" % (free, size))
+
+    def test_changes_in_plain_words(self):
+        self.assertEqual(self.d.acquire("web").status, 201)
+        r = self.d.get("/")
+        page = parse_page(r.body)
+        self.assertNotIn("index", page.text.lower())
+        self.assertEqual(page.words("changes"), "changes: %d" % r.index)
+        self.assertIn("X-Berth-Index", page.ids["changes"][1]["title"])
+        # The script still watches from the index the table was built at.
+        self.assertEqual(page.tbody["data-index"], str(r.index))
+
+    def test_empty_state_says_what_to_run(self):
+        page = parse_page(self.d.get("/").body)
+        self.assertNotIn("hidden", page.ids["empty"][1])
+        self.assertIn("hidden", page.ids["table"][1])
+        run = cli_prefix(self.d) + " run api -- ./server --port {port}"
+        acquire = cli_prefix(self.d) + " acquire api"
+        self.assertIn(run, page.codes)
+        self.assertIn(acquire, page.codes)
+        # The command works as shown, against this berthd.
+        rc, out = run_hint(acquire)
+        self.assertEqual(rc, 0, out)
+        lease = self.d.get("/v1/services/api")
+        self.assertEqual(lease.status, 200, lease)
+        self.assertEqual(out.strip(), str(lease.json["port"]))
+        page = parse_page(self.d.get("/").body)
+        self.assertIn("hidden", page.ids["empty"][1])
+        self.assertNotIn("hidden", page.ids["table"][1])
+        self.assertEqual([r["attrs"]["data-name"] for r in page.rows], ["api"])
+
 
     def test_meta_is_escaped(self):
         meta = {"note": HOSTILE, "<b>key": "x"}
@@ -219,12 +397,57 @@ class PageHTTP(BerthTestCase):
         page = parse_page(r.body)
         self.assertEqual(len(page.scripts), 1)
         # What a browser shows is exactly what was stored.
-        self.assertEqual(sorted(page.row("web")["cells"][6].split("\n")),
+        self.assertEqual(sorted(cell(page.row("web"), "meta").split("\n")),
                          ["<b>key=x", "note=" + HOSTILE])
 
     def test_names_cannot_carry_markup(self):
         self.assertError(self.d.acquire("<script>"), 400, "invalid_name")
         self.assertError(self.d.acquire("a\"b"), 400, "invalid_name")
+
+
+class PageReady(ReadyMixin, BerthTestCase):
+    """Readiness in the table as served: listening, not listening,
+    unknown, in words, never by colour alone."""
+
+    def setUp(self):
+        super().setUp()
+        self.d = self.berthd(*pool_args())
+
+    def test_unknown_when_berthd_cannot_tell(self):
+        r = self.d.acquire("far", host=REMOTE)
+        self.assertEqual(r.status, 201, r)
+        lease = self.d.get("/v1/services/far").json
+        self.assertIsNone(lease.get("ready"), lease)
+        row = parse_page(self.d.get("/").body).row("far")
+        self.assertEqual(cell(row, "state"), "unknown")
+        self.assertIn("ready-unknown",
+                      row["classes"][CELLS.index("state")].split())
+        self.assertNotIn("down", row["attrs"].get("class", "").split())
+
+    def test_state_follows_the_lease_json(self):
+        up = self.d.acquire("up").json
+        self.need_ready()
+        self.listen_on(up["port"])
+        self.assertEqual(self.d.acquire("down").status, 201)
+        self.assertEqual(self.d.acquire("far", host=REMOTE).status, 201)
+        want = {"up": True, "down": False, "far": None}
+        # The page and the list at one index, so they saw the same leases.
+        for _ in range(5):
+            listing = self.await_ready(want)
+            r = self.d.get("/")
+            if r.index == listing["index"]:
+                break
+        self.assertEqual(r.index, listing["index"])
+        page = parse_page(r.body)
+        for name, ready in want.items():
+            row = page.row(name)
+            self.assertEqual(cell(row, "state"), READY_WORD[ready], name)
+            cls = row["classes"][CELLS.index("state")].split()
+            self.assertIn("ready-" + {True: "yes", False: "no",
+                                      None: "unknown"}[ready], cls)
+            # A lease nothing listens on does not look live.
+            self.assertEqual("down" in row["attrs"].get("class", "").split(),
+                             ready is False, name)
 
 
 def browser_missing():
@@ -320,7 +543,7 @@ class Service(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class PageBrowser(BerthTestCase):
+class PageBrowser(ReadyMixin, BerthTestCase):
     """The page in headless Chromium: live rows, links, a quiet console."""
 
     @classmethod
@@ -361,11 +584,20 @@ class PageBrowser(BerthTestCase):
         row = self.row(drv, "web")
         addr = "127.0.0.1:%d" % web["port"]
         self.assertEqual(row["href"], "http://%s/" % addr)
-        self.assertEqual(row["cells"][:3], ["web", addr, "tcp"])
-        self.assertRegex(row["cells"][3], r"^[45] min \d+ s$")
-        self.assertEqual(row["cells"][4], str(os.getpid()))
-        self.assertRegex(row["cells"][5], r"^\d+ s$")
-        self.assertEqual(row["cells"][6], "note=" + HOSTILE)
+        assert_owned_row(self, row, "web", addr, r"^[45] min \d+ s$")
+        self.assertEqual(cell(row, "meta"), "note=" + HOSTILE)
+
+        # UDP: the address as text, no link. A host berthd cannot see:
+        # readiness unknown.
+        dns = self.d.acquire("dns", proto="udp").json
+        row = self.row(drv, "dns")
+        self.assertIsNone(row["href"])
+        self.assertEqual(cell(row, "address"), "127.0.0.1:%d" % dns["port"])
+        self.assertEqual(self.d.acquire("far", host=REMOTE).status, 201)
+        row = self.row(drv, "far")
+        self.assertEqual(row["href"], "http://%s:%d/" % (
+            REMOTE, self.d.get("/v1/services/far").json["port"]))
+        self.assertEqual(cell(row, "state"), "unknown")
 
         # Released: gone. Expired: gone.
         self.assertEqual(self.d.release("web", web["token"]).status, 204)
@@ -375,6 +607,44 @@ class PageBrowser(BerthTestCase):
         drv.ask("expect-no-row brief")
         self.row(drv, "before")
         self.assertEqual(drv.ask("state"), "live")
+        self.assertQuiet(drv)
+
+    def test_empty_hint_and_pool_follow_leases(self):
+        drv = self.open_page()
+        drv.ask("expect-visible #empty")
+        drv.ask("expect-hidden #table")
+        pool = self.d.get("/v1/status").json["pool"]
+        size, free = pool["size"], pool["free"]
+        drv.ask("expect-text " + json.dumps(
+            ["#pool-text", "%d free of %d" % (free, size)]))
+        web = self.d.acquire("web").json
+        self.row(drv, "web")
+        drv.ask("expect-hidden #empty")
+        drv.ask("expect-visible #table")
+        drv.ask("expect-text " + json.dumps(["#summary", "1 lease"]))
+        drv.ask("expect-text " + json.dumps(
+            ["#pool-text", "%d free of %d" % (free - 1, size)]))
+        drv.ask("expect-text " + json.dumps(
+            ["#changes", "changes: %d" % self.d.get("/v1/services").index]))
+        self.assertEqual(self.d.release("web", web["token"]).status, 204)
+        drv.ask("expect-visible #empty")
+        drv.ask("expect-hidden #table")
+        drv.ask("expect-text " + json.dumps(["#summary", "0 leases"]))
+        drv.ask("expect-text " + json.dumps(
+            ["#pool-text", "%d free of %d" % (free, size)]))
+        self.assertQuiet(drv)
+
+    def test_readiness_follows_the_service(self):
+        svc = self.d.acquire("svc").json
+        self.need_ready()
+        drv = self.open_page()
+        self.await_ready({"svc": False})
+        sel = '#leases > tr[data-name="svc"] > td.ready'
+        drv.ask("expect-text " + json.dumps([sel, "not listening"]))
+        self.assertEqual(self.row(drv, "svc")["cls"], "down")
+        self.listen_on(svc["port"])
+        drv.ask("expect-text " + json.dumps([sel, "listening"]))
+        self.assertIsNone(self.row(drv, "svc")["cls"])
         self.assertQuiet(drv)
 
     def test_address_link_opens_the_service(self):
