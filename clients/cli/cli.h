@@ -103,7 +103,6 @@ struct sock_holder {
 	char		 cmd[256];	/* the holder's command line */
 };
 int		 sockets_find(uint16_t, struct sock_holder **, size_t *);
-int		 sockets_listening(uint16_t, int);
 size_t		 sockets_bound_ports(uint8_t *);
 void		 sockets_cmdline(pid_t, char *, size_t);
 

@@ -257,37 +257,6 @@ nomem:
 	return (-1);
 }
 
-struct sockets_listening_ctx {
-	uint16_t	port;
-	int		mask;
-	int		found;
-};
-
-static int
-sockets_listening_one(const struct sock_entry *e, void *arg)
-{
-	struct sockets_listening_ctx	*ctx = arg;
-
-	if (e->port == ctx->port && (e->proto & ctx->mask) != 0 &&
-	    sockets_is_listening(e))
-		ctx->found = 1;
-	return (ctx->found);
-}
-
-/*
- * 1 if a server holds port: a TCP listener for SOCK_PROTO_TCP, a bound
- * unconnected UDP socket for SOCK_PROTO_UDP (proto may be both bits: any
- * of them counts). Reads only /proc/net, never /proc/PID.
- */
-int
-sockets_listening(uint16_t port, int proto)
-{
-	struct sockets_listening_ctx	ctx = { port, proto, 0 };
-
-	sockets_scan(proto, port, 0, sockets_listening_one, &ctx);
-	return (ctx.found);
-}
-
 struct sockets_bound_ctx {
 	uint8_t	*map;
 	size_t	 count;
