@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "unit.h"
 
 /*
  * The fake process table: init; a shell that started postgres, whose
@@ -306,13 +307,6 @@ adopt_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
 	log_init(LOG_LVL_ERROR, NULL);
-	sr = srunner_create(adopt_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed ? EXIT_FAILURE : EXIT_SUCCESS);
+	return (unit_run(adopt_suite()));
 }

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "unit.h"
 
 #define LO	50000		/* the test pool: LO..HI */
 #define HI	50009
@@ -1612,13 +1613,6 @@ broker_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
 	log_init(LOG_LVL_ERROR, NULL);
-	sr = srunner_create(broker_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed ? EXIT_FAILURE : EXIT_SUCCESS);
+	return (unit_run(broker_suite()));
 }

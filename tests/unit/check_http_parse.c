@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "http-parse.h"
+#include "unit.h"
 
 #define NFIELDS	32
 
@@ -991,12 +992,5 @@ http_parse_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(http_parse_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed ? EXIT_FAILURE : EXIT_SUCCESS);
+	return (unit_run(http_parse_suite()));
 }

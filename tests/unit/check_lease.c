@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "unit.h"
 
 /* struct registry is large (a pointer per port): never on the stack. */
 static struct registry	reg;
@@ -631,12 +632,5 @@ lease_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(lease_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed ? EXIT_FAILURE : EXIT_SUCCESS);
+	return (unit_run(lease_suite()));
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "unit.h"
 
 static int
 parse(const char *body, struct lease_req *r, struct berr *e)
@@ -389,12 +390,5 @@ leasereq_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(leasereq_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed ? EXIT_FAILURE : EXIT_SUCCESS);
+	return (unit_run(leasereq_suite()));
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "unit.h"
 
 #define N	5000
 
@@ -133,12 +134,5 @@ nametab_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(nametab_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed ? EXIT_FAILURE : EXIT_SUCCESS);
+	return (unit_run(nametab_suite()));
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "unit.h"
 
 #define DELAY	60000		/* reuse delay, ms */
 #define T0	1000000		/* an arbitrary "now", ms */
@@ -843,12 +844,5 @@ pool_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(pool_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed ? EXIT_FAILURE : EXIT_SUCCESS);
+	return (unit_run(pool_suite()));
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "unit.h"
 
 /* Does a socket bound to addr (text, as inet_pton reads it) serve host? */
 static int
@@ -121,12 +122,5 @@ ready_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(ready_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (unit_run(ready_suite()));
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "unit.h"
 
 struct seen {
 	uint16_t	port;
@@ -207,12 +208,5 @@ sockdiag_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(sockdiag_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (unit_run(sockdiag_suite()));
 }
