@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "core.h"
@@ -144,10 +145,19 @@ broker_new_token(char *out)
 static int
 broker_token_hash(const char *token, unsigned char *hash)
 {
-	unsigned int	n = 0;
+	static const EVP_MD	*sha256;
+	unsigned int		 n = 0;
 
-	if (EVP_Digest(token, strlen(token), hash, &n, EVP_sha256(), NULL) !=
-	    1 || n != BERTH_TOKEN_HASH)
+	/*
+	 * Once: without OpenSSL's configuration file (berthd needs none of
+	 * it, and reading it costs memory), and the digest looked up once.
+	 */
+	if (sha256 == NULL &&
+	    (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1 ||
+	    (sha256 = EVP_sha256()) == NULL))
+		return (-1);
+	if (EVP_Digest(token, strlen(token), hash, &n, sha256, NULL) != 1 ||
+	    n != BERTH_TOKEN_HASH)
 		return (-1);
 	return (0);
 }
