@@ -380,8 +380,10 @@ sockdiag_holders(const uint64_t *inodes, pid_t *pids, size_t n)
 	struct dirent	*de;
 	size_t		 left = n;
 
+	if (n == 0)		/* pids may be NULL then */
+		return;
 	memset(pids, 0, n * sizeof *pids);
-	if (n == 0 || (proc = opendir("/proc")) == NULL)
+	if ((proc = opendir("/proc")) == NULL)
 		return;
 	while (left > 0 && (de = readdir(proc)) != NULL) {
 		if (isdigit((unsigned char)de->d_name[0]))
@@ -397,6 +399,8 @@ sockdiag_inodes_unique(uint64_t *inodes, size_t n)
 {
 	size_t	i, k = 0;
 
+	if (n == 0)		/* inodes may be NULL then */
+		return (0);
 	qsort(inodes, n, sizeof *inodes, sockdiag_cmp_inode);
 	for (i = 0; i < n; i++) {
 		if (inodes[i] != 0 && (k == 0 || inodes[k - 1] != inodes[i]))

@@ -190,6 +190,14 @@ START_TEST(test_holders)
 }
 END_TEST
 
+/* Nothing to look for: nothing touched (no array need exist). */
+START_TEST(test_holders_of_nothing)
+{
+	ck_assert_uint_eq(sockdiag_inodes_unique(NULL, 0), 0);
+	sockdiag_holders(NULL, NULL, 0);
+}
+END_TEST
+
 static Suite *
 sockdiag_suite(void)
 {
@@ -201,6 +209,7 @@ sockdiag_suite(void)
 	tcase_add_loop_test(tc, test_walk_stops, 0, 2);
 	tcase_add_test(tc, test_find_listener);
 	tcase_add_test(tc, test_holders);
+	tcase_add_test(tc, test_holders_of_nothing);
 	suite_add_tcase(s, tc);
 	return (s);
 }
