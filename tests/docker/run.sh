@@ -44,6 +44,13 @@ log() { echo "docker-tests: $*" >&2; }
 # Our docker client, pointed at our daemon only.
 dk() { "$DOCKER_BIN" -H "unix://$WORK/docker.sock" "$@"; }
 
+# dk_run ARGS: `docker run -d`, without the warning that IPv4 forwarding
+# is off (it is, on purpose: no container here needs to leave the host).
+dk_run() {
+	dk run -d "$@" 2>"$WORK/run.err" >/dev/null ||
+		{ cat "$WORK/run.err" >&2; return 1; }
+}
+
 # The clock in milliseconds, for the timings the report quotes.
 now_ms() { date +%s%3N; }
 
@@ -255,7 +262,7 @@ wait_health() {
 
 # docs/docker.md's `docker run`, then `berth health` inside.
 check_run_health() {
-	dk run -d --name berth -v berth-state:/var/lib/berth "$IMAGE" >/dev/null
+	dk_run --name berth -v berth-state:/var/lib/berth "$IMAGE" || return 1
 	wait_health berth 10 || { dk logs berth >&2; return 1; }
 }
 
@@ -320,9 +327,28 @@ check_second_locked() {
 # The lease survives removing the container and running a new one.
 check_lease_recreate() {
 	dk rm -f berth >/dev/null
-	dk run -d --name berth -v berth-state:/var/lib/berth "$IMAGE" >/dev/null
+	dk_run --name berth -v berth-state:/var/lib/berth "$IMAGE" || return 1
 	wait_health berth 10 || return 1
 	lease_is_there
+}
+
+# berthd, PID 1, runs as the image's berth user (uid 10001), not root.
+check_non_root() {
+	local uid
+	uid=$(dk exec berth awk '/^Uid:/ { print $2 }' /proc/1/status)
+	[ "$uid" = 10001 ] || { log "PID 1 runs as uid '$uid'"; return 1; }
+}
+
+# With a read-only root filesystem (state on the volume, no other
+# writes), berthd starts and answers.
+check_read_only() {
+	local ok=0
+	dk_run --name berth-ro --read-only -v berth-ro:/var/lib/berth "$IMAGE" ||
+		return 1
+	wait_health berth-ro 10 || { dk logs berth-ro >&2; ok=1; }
+	dk rm -f berth-ro >/dev/null
+	dk volume rm berth-ro >/dev/null
+	return "$ok"
 }
 
 # run_check NAME FUNCTION: run one check and count its result.
@@ -346,7 +372,8 @@ main() {
 	build_image
 	# Left over from a run that was killed before its cleanup.
 	dk rm -f berth >/dev/null 2>&1 || true
-	dk volume rm berth-state >/dev/null 2>&1 || true
+	dk rm -f berth-ro >/dev/null 2>&1 || true
+	dk volume rm berth-state berth-ro >/dev/null 2>&1 || true
 
 	run_check docker-run-health check_run_health
 	run_check docker-healthcheck-healthy check_healthcheck
@@ -355,6 +382,8 @@ main() {
 	run_check docker-stop-2s check_stop
 	run_check docker-lease-survives-restart check_lease_restart
 	run_check docker-lease-survives-recreate check_lease_recreate
+	run_check docker-non-root-user check_non_root
+	run_check docker-read-only-root check_read_only
 
 	echo "docker-tests: $PASSED passed, $FAILED failed${FAILED_NAMES:+ (failed:$FAILED_NAMES)}, $(( ($(now_ms) - t0) / 1000 )) s in all"
 	[ "$FAILED" -eq 0 ]
