@@ -233,7 +233,7 @@ build_image() {
 		log "docker build failed"
 		return 1
 	fi
-	log "image built in $(( ($(now_ms) - t0) / 1000 )) s ($(dk image inspect -f '{{.Size}}' "$IMAGE") bytes)"
+	log "image built in $(( ($(now_ms) - t0) / 1000 )) s, $(grep -c 'Using cache' "$WORK/build.log" || true) of $(grep -c '^Step ' "$WORK/build.log" || true) steps cached ($(dk image inspect -f '{{.Size}}' "$IMAGE") bytes)"
 }
 
 # result NAME STATUS [WHY]: one automake-style line, counted.
