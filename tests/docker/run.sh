@@ -193,6 +193,9 @@ apt_mirrors() {
 # the machine's mirrors: minbase, with dpkg told to leave out what the
 # slim image's /etc/dpkg/dpkg.cfg.d/docker excludes (docs, man pages,
 # locales), apt's lists and caches emptied, then `docker import`.
+# /usr is merged by mmdebstrap's hook, as debootstrap does and as the
+# official image is: left to apt, usr-is-merged pulls in usrmerge and
+# with it perl (~45 MB more).
 make_base() {
 	if dk image inspect debian:bookworm-slim >/dev/null 2>&1; then
 		log "debian:bookworm-slim is in the cache"
@@ -213,8 +216,10 @@ make_base() {
 		--dpkgopt='path-exclude=/usr/share/man/*' \
 		--dpkgopt='path-exclude=/usr/share/groff/*' \
 		--aptopt='Acquire::Languages "none"' \
+		--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
 		--customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/cache/apt/archives/*.deb "$1"/var/log/apt/* "$1"/var/log/dpkg.log' \
-		bookworm "$WORK/base.tar" "${mirrors[@]}"
+		bookworm "$WORK/base.tar" "${mirrors[@]}" >"$WORK/mmdebstrap.log" 2>&1 ||
+		{ tail -30 "$WORK/mmdebstrap.log" >&2; log "mmdebstrap failed"; return 1; }
 	dk import --change 'CMD ["bash"]' "$WORK/base.tar" debian:bookworm-slim >/dev/null
 	rm -f "$WORK/base.tar"
 	log "the base image's largest directories:"
