@@ -192,7 +192,9 @@ apt_mirrors() {
 # make_base: debian:bookworm-slim as the official image makes it, from
 # the machine's mirrors: minbase, with dpkg told to leave out what the
 # slim image's /etc/dpkg/dpkg.cfg.d/docker excludes (docs, man pages,
-# locales), apt's lists and caches emptied, then `docker import`.
+# locales; kept in the image, as the official one keeps them, so that
+# packages installed on it are trimmed too), apt's lists and caches
+# emptied and kept empty (docker-clean), then `docker import`.
 # /usr is merged by mmdebstrap's hook, as debootstrap does and as the
 # official image is: left to apt, usr-is-merged pulls in usrmerge and
 # with it perl (~45 MB more).
@@ -203,6 +205,14 @@ make_base() {
 	fi
 	local t0 mirrors=()
 	t0=$(now_ms)
+	# The official image's /etc/apt/apt.conf.d/docker-clean: apt keeps no
+	# package cache (*.bin, ~40 MB) or .debs in any layer built on it.
+	cat >"$WORK/docker-clean" <<-'EOF'
+	DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+	APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+	Dir::Cache::pkgcache "";
+	Dir::Cache::srcpkgcache "";
+	EOF
 	mapfile -t mirrors < <(apt_mirrors | grep -E ' bookworm(-updates|-security)? ')
 	[ "${#mirrors[@]}" -gt 0 ] || { log "no bookworm in apt's sources"; return 1; }
 	log "mmdebstrap bookworm from ${#mirrors[@]} apt source lines"
@@ -217,6 +227,7 @@ make_base() {
 		--dpkgopt='path-exclude=/usr/share/groff/*' \
 		--aptopt='Acquire::Languages "none"' \
 		--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+		--customize-hook="copy-in $WORK/docker-clean /etc/apt/apt.conf.d" \
 		--customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/cache/apt/archives/*.deb "$1"/var/log/apt/* "$1"/var/log/dpkg.log' \
 		bookworm "$WORK/base.tar" "${mirrors[@]}" >"$WORK/mmdebstrap.log" 2>&1 ||
 		{ tail -30 "$WORK/mmdebstrap.log" >&2; log "mmdebstrap failed"; return 1; }
@@ -238,6 +249,9 @@ build_image() {
 		log "docker build failed"
 		return 1
 	fi
+	# The layers that weigh something, newest first: where the size goes.
+	dk history --format '{{.Size}}	{{.CreatedBy}}' "$IMAGE" |
+		grep -v '^0B' | cut -c1-100 >&2
 	log "image built in $(( ($(now_ms) - t0) / 1000 )) s, $(grep -c 'Using cache' "$WORK/build.log" || true) of $(grep -c '^Step ' "$WORK/build.log" || true) steps cached ($(dk image inspect -f '{{.Size}}' "$IMAGE") bytes)"
 }
 
