@@ -483,6 +483,18 @@ class BerthTestCase(unittest.TestCase):
         self.assertTrue(err["message"], resp)
 
 
+def clean_env(extra=None, **more):
+    """The caller's environment without berth's variables (BERTH_*) and
+    systemd's (NOTIFY_SOCKET, LISTEN_*), plus extra and more: what a
+    command under test should see."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BERTH_", "LISTEN_")) and
+           k != "NOTIFY_SOCKET"}
+    env.update(extra or {})
+    env.update(more)
+    return env
+
+
 def wait_for(fn, timeout=10, what="condition"):
     """Poll fn until it returns something true and return that; fail the
     test after timeout seconds (longer under a wrapper)."""

@@ -21,7 +21,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import unittest
 
 from berthtest import BERTHD, BerthTestCase, listener, main
 

@@ -18,6 +18,7 @@ import uuid
 import berthtest
 from berthtest import (BerthTestCase, Response, UnixHTTPConnection, main,
                        needs_own_berthd, read_log, wait_for)
+from berthtest import clean_env
 
 BERTHD = berthtest.BERTHD
 NOBODY = 65534
@@ -26,12 +27,6 @@ ALL_FLAGS = ("--listen", "--db", "--range", "--reuse-delay", "--log-level",
              "--allow-remote")
 
 
-def clean_env(extra=None):
-    """The test's environment without any berth or systemd variables."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BERTH_") and k != "NOTIFY_SOCKET"}
-    env.update(extra or {})
-    return env
 
 
 def split_addr(addr):

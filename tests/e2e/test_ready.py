@@ -20,6 +20,7 @@ import time
 
 from berthtest import (TEST_ADDR, BerthTestCase, SLOWDOWN, main,
                        needs_own_berthd, wait_for)
+from berthtest import clean_env
 from test_cli import quiet_range
 from test_api import metrics
 from test_leases import have_ipv6
@@ -29,9 +30,6 @@ BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
 WAIT = 10       # seconds: a generous bound for "soon"
 
 
-def clean_env():
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith("BERTH_") and not k.startswith("LISTEN_")}
 
 
 def serve(port, host="127.0.0.1", kind=socket.SOCK_STREAM, v6only=None):

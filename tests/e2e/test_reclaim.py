@@ -19,16 +19,12 @@ import subprocess
 import tempfile
 import shutil
 import time
-import unittest
 
-from berthtest import BerthTestCase, main, wait_for
+from berthtest import clean_env, BerthTestCase, main, wait_for
 
 BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
 
 
-def clean_env():
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith("BERTH_") and not k.startswith("LISTEN_")}
 
 
 class ReclaimApi(BerthTestCase):

@@ -21,6 +21,7 @@ import time
 
 from berthtest import (SLOWDOWN, BerthTestCase, listener, main,
                        needs_own_berthd)
+from berthtest import clean_env
 
 BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
 WAIT = 10.0     # generous bound for things that should happen at once
@@ -49,12 +50,6 @@ def serving(port, host, family=socket.AF_INET):
     return s
 
 
-def clean_env(**extra):
-    """os.environ without BERTH_* and systemd's LISTEN_*, plus extra."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BERTH_") and not k.startswith("LISTEN_")}
-    env.update(extra)
-    return env
 
 
 def read_env(path):

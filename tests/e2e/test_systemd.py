@@ -20,6 +20,7 @@ import uuid
 import berthtest
 from berthtest import (BerthTestCase, UnixHTTPConnection, listener, main,
                        needs_own_berthd)
+from berthtest import clean_env
 
 BERTHD = berthtest.BERTHD
 SRCDIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -30,14 +31,6 @@ STATE_DIR = "/var/lib/berth"
 NOBODY = 65534
 
 
-def clean_env(extra=None):
-    """The test's environment without berth or systemd variables."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BERTH_") and k not in ("NOTIFY_SOCKET",
-                                                       "LISTEN_FDS",
-                                                       "LISTEN_PID")}
-    env.update(extra or {})
-    return env
 
 
 def parse_unit(text):
