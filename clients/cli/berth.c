@@ -6,12 +6,15 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -160,6 +163,38 @@ cli_not_broker_warn(struct cli *cli, const char *why)
 }
 
 /*
+ * 1 if the broker's address is a unix socket that exists but that this
+ * user may not connect to, with what would let it in, in hint. berthd
+ * runs then: telling the user to start it would send them the wrong way.
+ */
+static int
+cli_socket_denied(struct cli *cli, char *hint, size_t len)
+{
+	const char	*addr = cli->client ? berth_addr(cli->client) : NULL;
+	struct stat	 st;
+
+	if (addr == NULL || strncmp(addr, "unix:", 5) != 0)
+		return (0);
+	if (stat(addr + 5, &st) == -1) {
+		if (errno != EACCES)
+			return (0);
+		snprintf(hint, len, "a directory on its path is closed to "
+		    "uid %lu", (unsigned long)geteuid());
+		return (1);
+	}
+	if (!S_ISSOCK(st.st_mode) || access(addr + 5, W_OK) == 0 ||
+	    errno != EACCES)
+		return (0);
+	snprintf(hint, len, "the socket is uid %lu gid %lu mode %04o, you are "
+	    "uid %lu: run as uid %lu, join group %lu, or start berthd with "
+	    "--socket-mode 0666", (unsigned long)st.st_uid,
+	    (unsigned long)st.st_gid, (unsigned)(st.st_mode & 07777),
+	    (unsigned long)geteuid(), (unsigned long)st.st_uid,
+	    (unsigned long)st.st_gid);
+	return (1);
+}
+
+/*
  * Report a failed call in one line and return the exit code for it. An
  * unreachable broker names the address, the error and how to start one;
  * something else at the address is not taken for a broker's answer
@@ -168,11 +203,14 @@ cli_not_broker_warn(struct cli *cli, const char *why)
 int
 cli_fail(struct cli *cli, const berth_error *err)
 {
-	char	why[128];
+	char	why[256];
 
 	if (cli_not_broker(err, why, sizeof why))
 		return (cli_not_broker_warn(cli, why));
-	if (err->code == BERTH_EUNREACHABLE)
+	if (err->code == BERTH_EUNREACHABLE &&
+	    cli_socket_denied(cli, why, sizeof why))
+		cli_warn("%s (%s)", err->message, why);
+	else if (err->code == BERTH_EUNREACHABLE)
 		cli_warn("%s; start it with 'berthd'", err->message);
 	else
 		cli_warn("%s", err->message);

@@ -113,10 +113,19 @@ bhttp_unreachable(struct berth_client *c, int e, berth_error *err)
 {
 	char	why[128];
 
+	bhttp_disconnect(c);
+	/*
+	 * A socket this user may not open is no sign that the broker is
+	 * down: say what was refused, not "no broker".
+	 */
+	if (c->addr.family == AF_UNIX && (e == EACCES || e == EPERM)) {
+		bhttp_set_error(err, BERTH_EUNREACHABLE, 0, NULL,
+		    "permission denied on %s", c->addr.text);
+		return (BERTH_EUNREACHABLE);
+	}
 	/* "connection refused", as curl says it and berth(1) shows it. */
 	snprintf(why, sizeof why, "%s", strerror(e));
 	why[0] = (char)tolower((unsigned char)why[0]);
-	bhttp_disconnect(c);
 	bhttp_set_error(err, BERTH_EUNREACHABLE, 0, NULL, "no broker at %s "
 	    "(%s)", c->addr.text, why);
 	return (BERTH_EUNREACHABLE);

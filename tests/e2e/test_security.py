@@ -20,7 +20,7 @@ import tempfile
 import time
 
 from berthtest import (BERTHD, BerthTestCase, Response, UnixHTTPConnection,
-                       main, needs_own_berthd)
+                       clean_env, main, needs_own_berthd)
 
 
 def read_response(sock, timeout=10):
@@ -630,6 +630,29 @@ class AdminAndUnixSocket(SecurityCase):
         self.assertEqual(json.loads(res["body"])["error"]["code"], "forbidden",
                          res)
         self.assertEqual(d.get("/v1/services/api").status, 200)
+
+    def test_cli_denied_by_socket_mode(self):
+        """A user the socket's mode keeps out is told so, not told to start
+        berthd (which runs); the socket's group lets the same user in."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to run the CLI as another uid")
+        d, sock = self.start_dual()
+        os.chmod(os.path.dirname(sock), 0o755)
+        gid = os.stat(sock).st_gid
+        cli = os.environ.get("BERTH_CLI", "berth")
+        env = clean_env(BERTH_ADDR="unix:" + sock)
+
+        def berth_list(groups):
+            return subprocess.run([cli, "list"], env=env, user=65534,
+                                  group=65534, extra_groups=groups,
+                                  capture_output=True, text=True, timeout=20)
+        r = berth_list([])
+        self.assertEqual(r.returncode, 69, r)     # unreachable, to this user
+        self.assertIn("permission denied on unix:" + sock, r.stderr)
+        self.assertIn("group %d" % gid, r.stderr)
+        self.assertNotIn("start it with", r.stderr)
+        r = berth_list([gid])
+        self.assertEqual(r.returncode, 0, r)
 
     def test_socket_mode_default_0660(self):
         d, sock = self.start_dual()
