@@ -614,7 +614,8 @@ while not os.path.exists("go") and os.getppid() == parent:
 
     def test_need_in_a_terminal(self):
         """With stderr on a terminal: the waiting line, and ^C goes through."""
-        script = ('trap "echo INT > int.txt; exit 3" INT; '
+        # int.txt appears only once written: wait_file reads it at once.
+        script = ('trap "echo INT > int.tmp; mv int.tmp int.txt; exit 3" INT; '
                   'echo ready > ready.txt; while :; do sleep 0.02; done')
         run = self.pty_start("app", "--need", "late-dep", "--timeout", "30",
                              "--", "sh", "-c", script)
@@ -638,8 +639,9 @@ while not os.path.exists("go") and os.getppid() == parent:
 import os, signal, sys, time
 os.setpgid(0, 0)
 def onint(sig, frame):
-    with open("int.txt", "w") as f:
+    with open("int.tmp", "w") as f:
         f.write("INT")
+    os.rename("int.tmp", "int.txt")     # whole when it appears
     sys.exit(3)
 signal.signal(signal.SIGINT, onint)
 os.rename(open("r.tmp", "w").name, "ready.txt")
