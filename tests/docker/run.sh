@@ -370,6 +370,337 @@ check_read_only() {
 	return "$ok"
 }
 
+# --- the three ways to share one broker (docs/docker.md), by docker run ---
+
+# dk_cli ARGS: the berth CLI in a one-off container of the image, for
+# at most a minute; the docker options come before "--", berth's
+# arguments after it. Its stderr goes to $WORK/cli.err, less docker's
+# forwarding warning.
+dk_cli() {
+	local opts=() rc=0
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		opts+=("$1")
+		shift
+	done
+	shift
+	timeout 60 "$DOCKER_BIN" -H "unix://$WORK/docker.sock" run --rm \
+		"${opts[@]}" --entrypoint berth "$IMAGE" "$@" \
+		2>"$WORK/cli.raw" || rc=$?
+	grep -v '^WARNING: IPv4 forwarding' "$WORK/cli.raw" >"$WORK/cli.err" || true
+	return "$rc"
+}
+
+# wait_lease CONTAINER NAME SECONDS: until berthd in CONTAINER has NAME.
+wait_lease() {
+	local end=$(($(date +%s) + $3))
+	while [ "$(date +%s)" -lt "$end" ]; do
+		dk exec "$1" berth lookup "$2" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	log "no lease $2 in $1 after $3 s"
+	return 1
+}
+
+# lease_gone CONTAINER NAME: berthd in CONTAINER answers "not found" (3).
+lease_gone() {
+	local rc=0
+	dk exec "$1" berth lookup "$2" >/dev/null 2>&1 || rc=$?
+	[ "$rc" -eq 3 ]
+}
+
+# json_field FIELD: FIELD's value from the JSON object on stdin.
+json_field() {
+	python3 -c 'import json, sys; v = json.load(sys.stdin)[sys.argv[1]]; print("null" if v is None else v)' "$1"
+}
+
+# 1. Services in the broker's network and PID namespaces: berth run owns
+# its lease, so the lease ends the moment its container is killed, and a
+# client with --need is told the address.
+check_shared_namespaces() {
+	local port addr pid t0 ms
+	dk_run --name web --network container:berth --pid container:berth \
+		--entrypoint berth "$IMAGE" run web --fd -- sleep infinity ||
+		return 1
+	addr=$(dk_cli --network container:berth --pid container:berth -- \
+		run client --need web -- sh -c 'echo "$BERTH_WEB_ADDR"') ||
+		{ log "client with --need web: $(cat "$WORK/cli.err")"; return 1; }
+	port=$(dk exec berth berth lookup web) || return 1
+	[ "$addr" = "127.0.0.1:$port" ] ||
+		{ log "client was told '$addr', web has port $port"; return 1; }
+	pid=$(dk exec berth berth lookup web --json | json_field pid)
+	[ "$pid" != null ] || { log "web's lease has no owner pid"; return 1; }
+	t0=$(now_ms)
+	dk kill web >/dev/null
+	while ! lease_gone berth web; do
+		[ $(($(now_ms) - t0)) -lt 10000 ] ||
+			{ log "web's lease outlived its container by 10 s"; return 1; }
+		sleep 0.05
+	done
+	ms=$(($(now_ms) - t0))
+	log "shared namespaces: client told $addr; lease ended $ms ms after docker kill"
+	dk rm -f web >/dev/null
+	# "about a second": the owner's death is seen by pidfd, not polled.
+	[ "$ms" -lt 3000 ] || { log "that is not about a second"; return 1; }
+}
+
+# 2. A service in its own PID namespace (network still shared): berth
+# run says in one line that the lease lives by its TTL, gives no pid,
+# and the lease outlasts the killed container by at most the TTL.
+check_own_pid_namespace() {
+	local pid lines t0 ms
+	# --init: berth run is not PID 1 of its container, so what it says
+	# is about the other namespace, not about being an init.
+	dk_run --name web2 --init --network container:berth \
+		--entrypoint berth "$IMAGE" run web2 --ttl 4 -- sleep infinity ||
+		return 1
+	wait_lease berth web2 10 || return 1
+	pid=$(dk exec berth berth lookup web2 --json | json_field pid)
+	[ "$pid" = null ] || { log "web2's lease names pid $pid"; return 1; }
+	# One line says so (beside berth run's usual "web2 on ADDR").
+	lines=$(dk logs web2 2>&1 | grep -v ' web2 on ')
+	[ "$(grep -c . <<<"$lines")" -eq 1 ] &&
+		grep -q 'another PID namespace.*lives by its 4 s TTL' <<<"$lines" ||
+		{ log "berth run in its own PID namespace said: $lines"; return 1; }
+	t0=$(now_ms)
+	dk rm -f web2 >/dev/null
+	lease_gone berth web2 &&
+		{ log "web2's lease ended with its container, not by TTL"; return 1; }
+	while ! lease_gone berth web2; do
+		[ $(($(now_ms) - t0)) -lt 8000 ] ||
+			{ log "web2's lease outlived its 4 s TTL by 4 s"; return 1; }
+		sleep 0.1
+	done
+	ms=$(($(now_ms) - t0))
+	log "own PID namespace: '$lines'; lease ended $ms ms after the container"
+}
+
+# 3. The Unix socket on a volume: the image's user and its group get in,
+# another uid is told "permission denied", and services in their own
+# network namespaces reach each other at the names they registered.
+check_socket_volume() {
+	local rc=0 out addr port
+	dk_run --name berth-sock -v berth-run:/run/berth \
+		-e BERTH_LISTEN=unix:/run/berth/berth.sock \
+		-e BERTH_ADDR=unix:/run/berth/berth.sock "$IMAGE" --db :memory: ||
+		return 1
+	wait_health berth-sock 10 || { dk logs berth-sock >&2; return 1; }
+	dk_cli -u 4242:4242 -v berth-run:/run/berth \
+		-e BERTH_ADDR=unix:/run/berth/berth.sock -- list || rc=$?
+	out=$(cat "$WORK/cli.err")
+	[ "$rc" -eq 69 ] &&
+		grep -q 'permission denied on unix:/run/berth/berth.sock' <<<"$out" ||
+		{ log "uid 4242: exit $rc: $out"; return 1; }
+	log "uid 4242 was told: $out"
+	dk_cli -u 4242:4242 --group-add 10001 -v berth-run:/run/berth \
+		-e BERTH_ADDR=unix:/run/berth/berth.sock -- list >/dev/null ||
+		{ log "uid 4242 in group 10001 was refused"; return 1; }
+	dk network create berth-apps >/dev/null || return 1
+	dk_run --name sweb --network berth-apps --network-alias web \
+		--pid container:berth-sock -v berth-run:/run/berth \
+		-e BERTH_ADDR=unix:/run/berth/berth.sock \
+		--entrypoint berth "$IMAGE" run web --host web --fd -- \
+		sleep infinity || return 1
+	out=$(dk_cli --network berth-apps --pid container:berth-sock \
+		-v berth-run:/run/berth -e BERTH_ADDR=unix:/run/berth/berth.sock -- \
+		run client --host client --need web -- \
+		bash -c 'echo "$BERTH_WEB_ADDR"
+			exec 3<>"/dev/tcp/${BERTH_WEB_ADDR%:*}/${BERTH_WEB_ADDR##*:}" &&
+			echo connected') ||
+		{ log "client over the socket: $out $(cat "$WORK/cli.err")"; return 1; }
+	addr=$(head -1 <<<"$out")
+	port=$(dk exec berth-sock berth lookup web) || return 1
+	[ "$addr" = "web:$port" ] && grep -qx connected <<<"$out" ||
+		{ log "client said '$out', web has port $port"; return 1; }
+	log "socket on a volume: client told $addr and connected"
+	dk rm -f sweb berth-sock >/dev/null
+	dk network rm berth-apps >/dev/null
+	dk volume rm berth-run >/dev/null
+}
+
+# host_port_free PORT: nothing listens on the host's TCP PORT.
+host_port_free() {
+	! ss -Htln "sport = :$1" | grep -q .
+}
+
+# expected_pool LISTEN_PORT: the pool berthd should report on this host,
+# 49152-65535 less the kernel's ephemeral range and its own port.
+expected_pool() {
+	python3 - "$1" <<-'EOF'
+	import sys
+	lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+	me = int(sys.argv[1])
+	ports = [p for p in range(49152, 65536) if not lo <= p <= hi and p != me]
+	out, start = [], ports[0]
+	for a, b in zip(ports, ports[1:] + [None]):
+	    if b != a + 1:
+	        out.append("%d-%d" % (start, a))
+	        start = b
+	print(" ".join(out))
+	EOF
+}
+
+# 4. Host networking: berthd on the host's loopback, its pool the host's,
+# and a container with --pid host owning its lease by its host pid.
+check_host_network() {
+	local port=62893 addr pool want pid hostpid
+	if ! host_port_free "$port"; then
+		port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		log "the host's 62893 is taken: host networking on $port (docs/docker.md)"
+	fi
+	addr=127.0.0.1:$port
+	dk_run --name berth-host --network host --pid host \
+		-e BERTH_LISTEN="$addr" -e BERTH_ADDR="$addr" "$IMAGE" \
+		--db :memory: || return 1
+	wait_health berth-host 10 || { dk logs berth-host >&2; return 1; }
+	curl -fsS "http://$addr/v1/health" >/dev/null ||
+		{ log "the host cannot reach berthd at $addr"; return 1; }
+	pool=$(curl -fsS "http://$addr/v1/status" |
+		python3 -c 'import json, sys; print(" ".join(json.load(sys.stdin)["pool"]["ranges"]))')
+	want=$(expected_pool "$port")
+	[ "$pool" = "$want" ] ||
+		{ log "pool is '$pool', the host's would be '$want'"; return 1; }
+	dk_run --name hweb --network host --pid host -e BERTH_ADDR="$addr" \
+		--entrypoint berth "$IMAGE" run web --fd -- sleep infinity ||
+		return 1
+	wait_lease berth-host web 10 || return 1
+	pid=$(curl -fsS "http://$addr/v1/services/web" | json_field pid)
+	hostpid=$(dk inspect -f '{{.State.Pid}}' hweb)
+	[ "$pid" = "$hostpid" ] ||
+		{ log "web's owner is pid $pid, berth run is host pid $hostpid"; return 1; }
+	port=$(curl -fsS "http://$addr/v1/services/web" | json_field port)
+	host_port_free "$port" &&
+		{ log "nothing listens on web's port $port on the host"; return 1; }
+	log "host network: pool $pool; web on the host's port $port, owner pid $pid"
+	dk rm -f hweb berth-host >/dev/null
+}
+
+# --- docs/examples/compose-*.yml with Debian's docker-compose (v1) ---
+
+# compose PROJECT FILE ARGS: docker-compose on our daemon, for at most
+# five minutes. Its builds go through Debian's docker CLI (as ours do):
+# they find every layer of build_image's in the cache, so the build stage
+# needs no network, which containers of this dockerd do not have.
+compose() {
+	local p=$1 f=$2
+	shift 2
+	DOCKER_HOST="unix://$WORK/docker.sock" PATH="/usr/bin:$PATH" \
+		COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=0 timeout 300 \
+		docker-compose --ansi never -p "$p" -f "$f" "$@"
+}
+
+# compose_log PROJECT FILE SERVICE: the service's container's output.
+compose_log() {
+	local id
+	id=$(compose "$1" "$2" ps -q "$3" 2>/dev/null) && [ -n "$id" ] &&
+		dk logs "$id" 2>&1
+}
+
+# compose_wait PROJECT FILE SERVICE REGEX COUNT SECONDS: until SERVICE's
+# output has COUNT matches of REGEX; prints the last one.
+compose_wait() {
+	local end=$(($(date +%s) + $6)) got
+	while [ "$(date +%s)" -lt "$end" ]; do
+		got=$(compose_log "$1" "$2" "$3" | grep -oE "$4" || true)
+		if [ -n "$got" ] && [ "$(wc -l <<<"$got")" -ge "$5" ]; then
+			tail -1 <<<"$got"
+			return 0
+		fi
+		sleep 0.5
+	done
+	log "$3 of $1 did not print '$4' ($5 times) in $6 s; its output:"
+	compose_log "$1" "$2" "$3" | tail -5 >&2
+	return 1
+}
+
+# compose_up PROJECT FILE [MORE FILES]: `up --build -d`, as the file's
+# comment says, with its time in the log.
+compose_up() {
+	local t0 p=$1 f=$2
+	shift 2
+	t0=$(now_ms)
+	compose "$p" "$f" "$@" up --build -d >"$WORK/$p.up" 2>&1 ||
+		{ tail -20 "$WORK/$p.up" >&2; log "$p: up failed"; return 1; }
+	log "$p: up --build -d in $(( ($(now_ms) - t0) / 1000 )) s"
+}
+
+# compose_down PROJECT FILE: down, volumes too; nothing of it stays.
+compose_down() {
+	compose "$1" "$2" down -v >"$WORK/$1.down" 2>&1 ||
+		{ tail -20 "$WORK/$1.down" >&2; return 1; }
+	[ -z "$(dk ps -aq --filter "label=com.docker.compose.project=$1")" ] ||
+		{ log "$1: containers left after down"; return 1; }
+}
+
+# compose_client_check PROJECT FILE WANT_HOST: the client is told web's
+# address (WANT_HOST:PORT, PORT as berthd has it); after `restart
+# berth`, web and client come back by their restart policies, web on its
+# old port.
+compose_client_check() {
+	local p=$1 f=$2 addr port again t0
+	addr=$(compose_wait "$p" "$f" client 'web is at [^ ]+' 1 60) || return 1
+	addr=${addr#web is at }
+	port=$(compose "$p" "$f" exec -T berth berth lookup web) || return 1
+	[ "$addr" = "$3:$port" ] ||
+		{ log "$p: client was told $addr, web has port $port"; return 1; }
+	t0=$(now_ms)
+	compose "$p" "$f" restart berth >"$WORK/$p.restart" 2>&1 || return 1
+	again=$(compose_wait "$p" "$f" client 'web is at [^ ]+' 2 90) || return 1
+	[ "${again#web is at }" = "$addr" ] ||
+		{ log "$p: after restart, client was told ${again#web is at }, was $addr"; return 1; }
+	log "$p: client told $addr; again $(( ($(now_ms) - t0) / 1000 )) s after restart berth"
+}
+
+check_compose_netns() {
+	local p=berthtest-netns f=docs/examples/compose-netns.yml rc=0
+	compose_up "$p" "$f" || return 1
+	compose_client_check "$p" "$f" 127.0.0.1 || rc=1
+	compose_down "$p" "$f" || rc=1
+	return "$rc"
+}
+
+check_compose_socket() {
+	local p=berthtest-socket f=docs/examples/compose-socket.yml rc=0
+	compose_up "$p" "$f" || return 1
+	compose_client_check "$p" "$f" web || rc=1
+	compose_down "$p" "$f" || rc=1
+	return "$rc"
+}
+
+# compose-host.yml: berthd on the host's 62893 (or, when something holds
+# it, on another port by the override docs/docker.md shows), web's lease
+# seen from the host with web's host pid.
+check_compose_host() {
+	local p=berthtest-host f=docs/examples/compose-host.yml rc=0 port=62893
+	local more=() addr id pid hostpid
+	if ! host_port_free "$port"; then
+		port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		log "the host's 62893 is taken: compose-host.yml on $port, by an override"
+		cat >"$WORK/compose-host.override.yml" <<-EOF
+		services:
+		  berth:
+		    environment:
+		      BERTH_LISTEN: 127.0.0.1:$port
+		      BERTH_ADDR: 127.0.0.1:$port
+		  web:
+		    environment:
+		      BERTH_ADDR: 127.0.0.1:$port
+		EOF
+		more=(-f "$WORK/compose-host.override.yml")
+	fi
+	addr=127.0.0.1:$port
+	compose_up "$p" "$f" "${more[@]}" || return 1
+	compose_wait "$p" "$f" web ' web on [^ ]+' 1 60 >/dev/null || rc=1
+	if [ "$rc" -eq 0 ]; then
+		pid=$(curl -fsS "http://$addr/v1/services/web" | json_field pid)
+		id=$(compose "$p" "$f" "${more[@]}" ps -q web)
+		hostpid=$(dk inspect -f '{{.State.Pid}}' "$id")
+		[ "$pid" = "$hostpid" ] ||
+			{ log "$p: web's lease has pid $pid, berth run is $hostpid"; rc=1; }
+	fi
+	compose_down "$p" "$f" || rc=1
+	return "$rc"
+}
+
 # run_check NAME FUNCTION: run one check and count its result.
 run_check() {
 	local rc=0
@@ -390,9 +721,10 @@ main() {
 	make_base
 	build_image
 	# Left over from a run that was killed before its cleanup.
-	dk rm -f berth >/dev/null 2>&1 || true
-	dk rm -f berth-ro >/dev/null 2>&1 || true
-	dk volume rm berth-state berth-ro >/dev/null 2>&1 || true
+	dk rm -f berth berth-ro web web2 berth-sock sweb berth-host hweb \
+		>/dev/null 2>&1 || true
+	dk network rm berth-apps >/dev/null 2>&1 || true
+	dk volume rm berth-state berth-ro berth-run >/dev/null 2>&1 || true
 
 	run_check docker-run-health check_run_health
 	run_check docker-healthcheck-healthy check_healthcheck
@@ -403,6 +735,13 @@ main() {
 	run_check docker-lease-survives-recreate check_lease_recreate
 	run_check docker-non-root-user check_non_root
 	run_check docker-read-only-root check_read_only
+	run_check docker-shared-namespaces check_shared_namespaces
+	run_check docker-own-pid-namespace check_own_pid_namespace
+	run_check docker-socket-volume check_socket_volume
+	run_check docker-host-network check_host_network
+	run_check compose-netns check_compose_netns
+	run_check compose-socket check_compose_socket
+	run_check compose-host check_compose_host
 
 	echo "docker-tests: $PASSED passed, $FAILED failed${FAILED_NAMES:+ (failed:$FAILED_NAMES)}, $(( ($(now_ms) - t0) / 1000 )) s in all"
 	[ "$FAILED" -eq 0 ]
