@@ -89,13 +89,16 @@ _berth_reply()
 
 # The live leases as "NAME PORT" lines, from the broker at $1 (empty: the
 # default or $BERTH_ADDR). Completion must never hang the shell: wait at
-# most a second for the answer, and print nothing when no broker answers.
+# most $BERTH_COMPLETION_WAIT seconds (default 1) for the answer, and
+# print nothing when no broker answers.
 # The table is parsed rather than --json: names are one word without
 # blanks, and meta keys called "name" cannot get in the way.
 _berth_leases()
 {
-	local out='' name addr bin=berth rc
+	local out='' name addr bin=berth rc wait=${BERTH_COMPLETION_WAIT:-1}
 	local -a argv
+
+	[[ $wait =~ ^[0-9]+$ && $wait -gt 0 ]] || wait=1
 
 	[[ ${words[0]} == */* && -x ${words[0]} ]] && bin=${words[0]}
 	argv=("$bin")
@@ -104,11 +107,11 @@ _berth_leases()
 	# timeout(1) ends a berth that is still waiting when we stop; without
 	# it, berth gives up by itself (libberth's timeout).
 	if type -P timeout >/dev/null 2>&1; then
-		argv=(timeout 2 "${argv[@]}")
+		argv=(timeout $((wait + 1)) "${argv[@]}")
 	else
 		argv=(command "${argv[@]}")
 	fi
-	IFS= read -r -d '' -t 1 out < <("${argv[@]}" 2>/dev/null </dev/null)
+	IFS= read -r -d '' -t "$wait" out < <("${argv[@]}" 2>/dev/null </dev/null)
 	rc=$?
 	((rc > 128)) && return 0
 	while read -r name addr _; do
