@@ -373,6 +373,25 @@ check_read_only() {
 	return "$ok"
 }
 
+# docs/docker.md's Dockerfile for "the CLI in your own images", as the
+# page has it: built on the image (tagged berth, the name it copies
+# from), its berth finds libberth and asks the broker for the lease.
+check_cli_own_image() {
+	local got
+	awk '/^```dockerfile$/ { on = 1; next } /^```$/ { on = 0 } on' \
+		docs/docker.md >"$WORK/Dockerfile.cli"
+	grep -q '^COPY --from=berth ' "$WORK/Dockerfile.cli" ||
+		{ log "no Dockerfile for the CLI found in docs/docker.md"; return 1; }
+	dk tag "$IMAGE" berth
+	dk build --network host -t berth-cli-own -f "$WORK/Dockerfile.cli" \
+		"$WORK" >"$WORK/build-cli.log" 2>&1 ||
+		{ tail -20 "$WORK/build-cli.log" >&2; return 1; }
+	got=$(dk run --rm --network container:berth berth-cli-own \
+		berth lookup keep 2>"$WORK/cli-own.err") ||
+		{ log "berth in its own image: $(cat "$WORK/cli-own.err")"; return 1; }
+	[ "$got" = 40123 ] || { log "berth lookup keep said '$got'"; return 1; }
+}
+
 # --- the three ways to share one broker (docs/docker.md), by docker run ---
 
 # dk_cli ARGS: the berth CLI in a one-off container of the image, for
@@ -750,6 +769,7 @@ main() {
 	run_check docker-lease-survives-recreate check_lease_recreate
 	run_check docker-non-root-user check_non_root
 	run_check docker-read-only-root check_read_only
+	run_check docker-cli-in-own-image check_cli_own_image
 	run_check docker-shared-namespaces check_shared_namespaces
 	run_check docker-own-pid-namespace check_own_pid_namespace
 	run_check docker-socket-volume check_socket_volume
