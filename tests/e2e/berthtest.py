@@ -36,6 +36,7 @@ the daemon's log). Without it nothing changes.
 import http.client
 import json
 import os
+import random
 import re
 import select
 import shlex
@@ -417,9 +418,15 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 class BerthTestCase(unittest.TestCase):
     """A test case that owns the berthds it starts and shows their logs on failure."""
 
-    def berthd(self, *args, **kw):
+    def berthd(self, *args, default_pool=False, **kw):
+        """A berthd of this test's, with args. Its pool is a random 1000
+        ports of its own (private_pool) unless args give --range or the
+        test is about the default pool (default_pool=True)."""
         if TEST_ADDR:
             return self._external_berthd(args, kw)
+        if not default_pool and not any(a.startswith("--range")
+                                        for a in args):
+            args = tuple(args) + tuple(private_pool(1000))
         d = Berthd(args, **kw)
         self.daemons.append(d)
         return d
@@ -541,6 +548,20 @@ class ReservedPort:
 
     def __repr__(self):
         return "<ReservedPort %s>" % self.addr
+
+
+def private_pool(width=200):
+    """--range for a pool of width ports at a random place in 49152-65535
+    outside the kernel's ephemeral range. Tests run in parallel, each with
+    its own berthd: with the default pool they would all hand out the
+    same first ports, and one test's service could take the port another
+    test's berthd had just granted."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        lo, hi = (int(x) for x in f.read().split())
+    starts = [p for p in range(49152, 65536 - width)
+              if p + width - 1 < lo or p > hi]
+    p = random.choice(starts)
+    return ["--range", "%d-%d" % (p, p + width - 1)]
 
 
 def unused_port(kind=socket.SOCK_STREAM, shared=False):

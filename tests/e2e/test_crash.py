@@ -453,7 +453,9 @@ class CrashSafetyTest(BerthTestCase):
         print("\nBERTH_CRASH_SEED=%d rounds=%d writers=%d" % (seed, ROUNDS,
                                                               WRITERS))
         rng = random.Random(seed)
-        d = self.berthd("--listen", "unix:" + self.sockpath, tmpdir=self.tmp)
+        # The default pool: MAX_NEW is sized by it.
+        d = self.berthd("--listen", "unix:" + self.sockpath, tmpdir=self.tmp,
+                        default_pool=True)
         start = time.monotonic()
         totals = dict(acquired=0, checked=0, kills=0)
         for rnd in range(1, ROUNDS + 1):

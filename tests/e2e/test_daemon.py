@@ -841,7 +841,7 @@ class DaemonTest(BerthTestCase):
         return pool, False
 
     def test_default_pool_excludes_ephemeral_range(self):
-        d = self.berthd()
+        d = self.berthd(default_pool=True)
         st = self.status(d)["pool"]
         got = port_set(st["ranges"])
         want, fallback = self.expected_default_pool([d.port])
@@ -851,7 +851,7 @@ class DaemonTest(BerthTestCase):
             self.assertIn("warn", d.logtext())
 
     def test_default_pool_excludes_own_port(self):
-        d = self.berthd()
+        d = self.berthd(default_pool=True)
         candidates = sorted(port_set(self.status(d)["pool"]["ranges"]))
         d.stop()
         # Listen on a port inside the default pool; it must leave the pool.
@@ -862,7 +862,8 @@ class DaemonTest(BerthTestCase):
             except OSError:
                 continue
             try:
-                e = self.berthd("--listen", "127.0.0.1:%d" % port)
+                e = self.berthd("--listen", "127.0.0.1:%d" % port,
+                                default_pool=True)
             except RuntimeError:
                 continue  # lost a race for the port; try another
             break

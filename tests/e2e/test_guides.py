@@ -56,7 +56,7 @@ import time
 import unittest
 import urllib.request
 
-from berthtest import BerthTestCase, main, wait_for
+from berthtest import BerthTestCase, main, private_pool, wait_for
 
 DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs")
 BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
@@ -275,7 +275,8 @@ class GuideTest(BerthTestCase):
         self.work = os.path.join(self.tmp, "work")
         os.mkdir(self.work)
         self.sock = os.path.join(self.tmp, "berth.sock")
-        self.d = self.berthd("--listen", "127.0.0.1:0,unix:" + self.sock)
+        self.d = self.berthd("--listen", "127.0.0.1:0,unix:" + self.sock,
+                             *private_pool())
         env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
         env["BERTH_ADDR"] = self.d.addr
         cli_dir = os.path.dirname(os.path.abspath(BERTH_CLI))
@@ -385,7 +386,7 @@ class GuideTest(BerthTestCase):
             r = subprocess.run(argv, cwd=self.work, env=self.block_env,
                                capture_output=True, text=True, timeout=TIMEOUT,
                                stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as e:
+        except subprocess.TimeoutExpired:
             raise AssertionError("%s (test=%s): did not finish in %d s (does it "
                                  "wait for something the guide never starts?)"
                                  % (b.where(), b.id, TIMEOUT)) from None

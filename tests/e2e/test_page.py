@@ -25,7 +25,6 @@ import http.server
 import json
 import os
 import queue
-import random
 import shlex
 import shutil
 import socket
@@ -34,7 +33,7 @@ import tempfile
 import threading
 import unittest
 
-from berthtest import BerthTestCase, main
+from berthtest import BerthTestCase, main, private_pool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DRIVER = os.path.join(HERE, "page_driver.mjs")
@@ -64,8 +63,7 @@ CSP_FIXED = {
 def pool_args():
     """A random 200-port pool outside the ephemeral range (tests run in
     parallel)."""
-    lo = random.randrange(61000, 65535 - 200)
-    return ("--range", "%d-%d" % (lo, lo + 199))
+    return tuple(private_pool(200))
 
 
 def parse_csp(value):
