@@ -430,6 +430,17 @@ lease_gone() {
 	[ "$rc" -eq 3 ]
 }
 
+# lease_gone_within CONTAINER NAME MS T0: until berthd in CONTAINER says
+# NAME is gone, at most MS ms after T0 (now_ms); prints how long after.
+lease_gone_within() {
+	while ! lease_gone "$1" "$2"; do
+		[ $(($(now_ms) - $4)) -lt "$3" ] ||
+			{ log "$2's lease outlived its end by $3 ms"; return 1; }
+		sleep 0.05
+	done
+	echo $(($(now_ms) - $4))
+}
+
 # json_field FIELD: FIELD's value from the JSON object on stdin.
 json_field() {
 	python3 -c 'import json, sys; v = json.load(sys.stdin)[sys.argv[1]]; print("null" if v is None else v)' "$1"
@@ -453,12 +464,7 @@ check_shared_namespaces() {
 	[ "$pid" != null ] || { log "web's lease has no owner pid"; return 1; }
 	t0=$(now_ms)
 	dk kill web >/dev/null
-	while ! lease_gone berth web; do
-		[ $(($(now_ms) - t0)) -lt 10000 ] ||
-			{ log "web's lease outlived its container by 10 s"; return 1; }
-		sleep 0.05
-	done
-	ms=$(($(now_ms) - t0))
+	ms=$(lease_gone_within berth web 10000 "$t0") || return 1
 	log "shared namespaces: client told $addr; lease ended $ms ms after docker kill"
 	dk rm -f web >/dev/null
 	# "about a second": the owner's death is seen by pidfd, not polled.
@@ -487,12 +493,7 @@ check_own_pid_namespace() {
 	dk rm -f web2 >/dev/null
 	lease_gone berth web2 &&
 		{ log "web2's lease ended with its container, not by TTL"; return 1; }
-	while ! lease_gone berth web2; do
-		[ $(($(now_ms) - t0)) -lt 8000 ] ||
-			{ log "web2's lease outlived its 4 s TTL by 4 s"; return 1; }
-		sleep 0.1
-	done
-	ms=$(($(now_ms) - t0))
+	ms=$(lease_gone_within berth web2 8000 "$t0") || return 1
 	log "own PID namespace: '$lines'; lease ended $ms ms after the container"
 }
 
