@@ -52,21 +52,25 @@ clock_now_ms(void)
 
 /*
  * A time t of berthd's clock as the system's wall clock shows it now: the
- * same distance from now. The two differ only by how far the wall clock
- * was set since berthd started, rounded to the millisecond so that the
- * nanoseconds between reading two clocks never show. 0 (never) stays 0.
+ * same distance from now. The two differ by how far the wall clock was
+ * set since berthd started. Only a difference of a second or more is
+ * followed: NTP's slewing moves the wall clock against CLOCK_BOOTTIME by
+ * up to half a millisecond a second, and following that would show one
+ * lease's times a millisecond apart in two answers. 0 (never) stays 0.
  */
 uint64_t
 clock_wall_ms(uint64_t t)
 {
-	int64_t	set;
+	static int64_t	shown;	/* ms, the setting times are shown with */
+	int64_t		set;
 
 	if (clock_fake || t == 0)
 		return (t);
 	clock_now_ms();
-	set = clock_wall_offset() - clock_boot_to_wall;
-	set = (set + (set < 0 ? -500000 : 500000)) / 1000000;
-	return ((int64_t)t + set > 0 ? (uint64_t)((int64_t)t + set) : 1);
+	set = (clock_wall_offset() - clock_boot_to_wall) / 1000000;
+	if (set - shown >= 1000 || shown - set >= 1000)
+		shown = set;
+	return ((int64_t)t + shown > 0 ? (uint64_t)((int64_t)t + shown) : 1);
 }
 
 void
