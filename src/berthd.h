@@ -20,6 +20,14 @@ struct evbuffer;
 /* config.c: flags and their environment twins; the flag wins */
 #define CONFIG_MAX_LISTEN	16
 #define CONFIG_MAX_ORIGINS	16
+#define CONFIG_MAX_ENDPOINTS	16
+/* An etcd client endpoint of --cluster: http[s]://HOST[:PORT][/] */
+struct etcd_endpoint {
+	int		 tls;		/* https */
+	char		 host[256];	/* no brackets */
+	uint16_t	 port;		/* default 2379 */
+	char		 text[300];	/* as given, without a trailing '/' */
+};
 struct config {
 	struct addr	 listen[CONFIG_MAX_LISTEN];
 	size_t		 nlisten;
@@ -40,6 +48,16 @@ struct config {
 	int		 full_sync;	/* --sync full */
 	struct addr	 portserver;	/* --portserver, if has_portserver */
 	int		 has_portserver;
+	/* --cluster and its companions (none: this host only) */
+	struct etcd_endpoint cluster[CONFIG_MAX_ENDPOINTS];
+	size_t		 ncluster;
+	char		 node[BERTH_NAME_MAX + 1];	/* --node */
+	char		 advertise[BERTH_HOST_MAX + 1];	/* --advertise */
+	char		 cluster_prefix[128];	/* --cluster-prefix */
+	unsigned int	 cluster_ttl;		/* seconds */
+	char		 cluster_cacert[4096];
+	char		 cluster_cert[4096];
+	char		 cluster_key[4096];
 };
 enum config_result { CONFIG_OK, CONFIG_EXIT, CONFIG_ERROR };
 enum config_result config_parse(struct config *, int, char **, char *,
