@@ -99,6 +99,7 @@ struct server {
 	struct event	*ready_ev;	/* its pass, once a second */
 	struct metrics	*metrics;
 	struct portserver *portserver;	/* NULL without --portserver */
+	struct cluster	*cluster;	/* NULL without --cluster */
 };
 
 int		 server_init(struct server *, struct config *, struct broker *);

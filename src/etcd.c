@@ -211,7 +211,8 @@ etcd_call_done(struct evhttp_request *req, void *arg)
 		evhttp_connection_free_on_completion(e->conn);
 		e->conn = NULL;
 	}
-	call->fn(call->arg, j, why);
+	if (call->fn != NULL)
+		call->fn(call->arg, j, why);
 	json_decref(j);
 	free(call);
 }
