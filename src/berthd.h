@@ -228,6 +228,9 @@ json_t		*api_lease_list(struct server *);
 void		 api_health(struct server *, struct api_req *);
 void		 api_status(struct server *, struct api_req *);
 json_t		*api_status_json(struct server *);
+/* api-cluster.c: /v1/cluster/... and the status's "cluster" */
+void		 api_cluster_nodes(struct server *, struct api_req *);
+json_t		*api_cluster_status(struct server *);
 
 /* api-metrics.c: /metrics, in Prometheus's text format */
 void		 api_metrics(struct server *, struct api_req *);

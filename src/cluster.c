@@ -264,7 +264,7 @@ cluster_read_done(void *arg, json_t *ans, const char *why)
 	json_decref(req);
 	cl->state = CL_UP;
 	cl->backoff_ms = 0;
-	log_info("cluster: node %s joined through %s (revision %lld, %zu nodes)",
+	log_info("cluster: node %s joined through %s (revision %lld, nodes: %zu)",
 	    cl->cfg->node, etcd_endpoint(cl->etcd), (long long)cl->revision,
 	    json_object_size(cl->nodes));
 	cl->last_error[0] = '\0';
@@ -493,4 +493,18 @@ const json_t *
 cluster_nodes(const struct cluster *cl)
 {
 	return (cl->nodes);
+}
+
+int64_t
+cluster_revision(const struct cluster *cl)
+{
+	return (cl->revision);
+}
+
+/* Why the cluster is not (or was last not) connected; NULL when it is. */
+const char *
+cluster_last_error(const struct cluster *cl)
+{
+	return (cl->state == CL_UP || cl->last_error[0] == '\0' ? NULL :
+	    cl->last_error);
 }

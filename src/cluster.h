@@ -5,6 +5,7 @@
 #define CLUSTER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -17,5 +18,7 @@ int		 cluster_flushed(const struct cluster *);
 void		 cluster_free(struct cluster *);
 int		 cluster_connected(const struct cluster *);
 const json_t	*cluster_nodes(const struct cluster *);
+int64_t		 cluster_revision(const struct cluster *);
+const char	*cluster_last_error(const struct cluster *);
 
 #endif
