@@ -86,7 +86,7 @@ api_status_json(struct server *srv)
 	for (i = 0; i < srv->nlisteners; i++)
 		json_array_append_new(listen, json_string(srv->bound[i].text));
 	return (json_pack(
-	    "{s:s, s:I, s:o, s:I, s:I, s:o, s:s, s:s, s:b, s:o, s:o, s:s}",
+	    "{s:s, s:I, s:o, s:I, s:I, s:o, s:s, s:s, s:b, s:o, s:o, s:o, s:s}",
 	    "version", PACKAGE_VERSION,
 	    "uptime", (json_int_t)((clock_now_ms() - srv->started_at) / 1000),
 	    "pool", api_status_pool(srv),
@@ -97,6 +97,7 @@ api_status_json(struct server *srv)
 	    "synchronous", store_sync_mode(),
 	    "db_ok", broker_db_ok(srv->broker),
 	    "portserver", api_status_portserver(srv),
+	    "cluster", api_cluster_status(srv),
 	    "pid_namespace", procid_pid_namespace() != NULL ?
 	    json_string(procid_pid_namespace()) : json_null(),
 	    "boot_id", procid_boot_id()));

@@ -20,6 +20,14 @@ struct evbuffer;
 /* config.c: flags and their environment twins; the flag wins */
 #define CONFIG_MAX_LISTEN	16
 #define CONFIG_MAX_ORIGINS	16
+#define CONFIG_MAX_ENDPOINTS	16
+/* An etcd client endpoint of --cluster: http[s]://HOST[:PORT][/] */
+struct etcd_endpoint {
+	int		 tls;		/* https */
+	char		 host[256];	/* no brackets */
+	uint16_t	 port;		/* default 2379 */
+	char		 text[300];	/* as given, without a trailing '/' */
+};
 struct config {
 	struct addr	 listen[CONFIG_MAX_LISTEN];
 	size_t		 nlisten;
@@ -40,6 +48,16 @@ struct config {
 	int		 full_sync;	/* --sync full */
 	struct addr	 portserver;	/* --portserver, if has_portserver */
 	int		 has_portserver;
+	/* --cluster and its companions (none: this host only) */
+	struct etcd_endpoint cluster[CONFIG_MAX_ENDPOINTS];
+	size_t		 ncluster;
+	char		 node[BERTH_NAME_MAX + 1];	/* --node */
+	char		 advertise[BERTH_HOST_MAX + 1];	/* --advertise */
+	char		 cluster_prefix[128];	/* --cluster-prefix */
+	unsigned int	 cluster_ttl;		/* seconds */
+	char		 cluster_cacert[4096];
+	char		 cluster_cert[4096];
+	char		 cluster_key[4096];
 };
 enum config_result { CONFIG_OK, CONFIG_EXIT, CONFIG_ERROR };
 enum config_result config_parse(struct config *, int, char **, char *,
@@ -81,6 +99,7 @@ struct server {
 	struct event	*ready_ev;	/* its pass, once a second */
 	struct metrics	*metrics;
 	struct portserver *portserver;	/* NULL without --portserver */
+	struct cluster	*cluster;	/* NULL without --cluster */
 };
 
 int		 server_init(struct server *, struct config *, struct broker *);
@@ -209,6 +228,9 @@ json_t		*api_lease_list(struct server *);
 void		 api_health(struct server *, struct api_req *);
 void		 api_status(struct server *, struct api_req *);
 json_t		*api_status_json(struct server *);
+/* api-cluster.c: /v1/cluster/... and the status's "cluster" */
+void		 api_cluster_nodes(struct server *, struct api_req *);
+json_t		*api_cluster_status(struct server *);
 
 /* api-metrics.c: /metrics, in Prometheus's text format */
 void		 api_metrics(struct server *, struct api_req *);

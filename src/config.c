@@ -26,7 +26,9 @@ enum {
 	OPT_LISTEN = 256, OPT_DB, OPT_RANGE, OPT_REUSE_DELAY, OPT_LOG_LEVEL,
 	OPT_LOG_FILE, OPT_ALLOW_REMOTE, OPT_ALLOW_ORIGIN, OPT_MAX_CONN,
 	OPT_MAX_HEADER, OPT_IDLE_TIMEOUT, OPT_SOCKET_MODE, OPT_SYNC,
-	OPT_PORTSERVER, OPT_FOREGROUND, OPT_MAX_LEASES,
+	OPT_PORTSERVER, OPT_FOREGROUND, OPT_MAX_LEASES, OPT_CLUSTER,
+	OPT_NODE, OPT_ADVERTISE, OPT_CLUSTER_PREFIX, OPT_CLUSTER_TTL,
+	OPT_CLUSTER_CACERT, OPT_CLUSTER_CERT, OPT_CLUSTER_KEY,
 	OPT_HELP, OPT_VERSION
 };
 
@@ -47,6 +49,14 @@ static const struct option config_options[] = {
 	{ "sync",		required_argument, NULL, OPT_SYNC },
 	{ "portserver",		required_argument, NULL, OPT_PORTSERVER },
 	{ "foreground",		no_argument,	   NULL, OPT_FOREGROUND },
+	{ "cluster",		required_argument, NULL, OPT_CLUSTER },
+	{ "node",		required_argument, NULL, OPT_NODE },
+	{ "advertise",		required_argument, NULL, OPT_ADVERTISE },
+	{ "cluster-prefix",	required_argument, NULL, OPT_CLUSTER_PREFIX },
+	{ "cluster-ttl",	required_argument, NULL, OPT_CLUSTER_TTL },
+	{ "cluster-cacert",	required_argument, NULL, OPT_CLUSTER_CACERT },
+	{ "cluster-cert",	required_argument, NULL, OPT_CLUSTER_CERT },
+	{ "cluster-key",	required_argument, NULL, OPT_CLUSTER_KEY },
 	{ "help",		no_argument,	   NULL, OPT_HELP },
 	{ "version",		no_argument,	   NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 }
@@ -90,6 +100,20 @@ config_usage(void)
 "  --portserver ADDR      also answer portpicker's portserver protocol on\n"
 "                         this unix socket: @name (abstract) or a path\n"
 "                                                             [BERTH_PORTSERVER]\n"
+"  --cluster URL[,URL]    share published leases with other hosts' berthds\n"
+"                         through these etcd endpoints, http:// or https://\n"
+"                                                             [BERTH_CLUSTER]\n"
+"  --advertise ADDR       the address other hosts reach this host's published\n"
+"                         services at; needed with --cluster [BERTH_ADVERTISE]\n"
+"  --node NAME            this host's name in the cluster (default: the host\n"
+"                         name, made a lease name)            [BERTH_NODE]\n"
+"  --cluster-prefix P     etcd key prefix (default /berth/)   [BERTH_CLUSTER_PREFIX]\n"
+"  --cluster-ttl S        seconds a dead host's records outlive it (default\n"
+"                         10)                                 [BERTH_CLUSTER_TTL]\n"
+"  --cluster-cacert PATH, --cluster-cert PATH, --cluster-key PATH\n"
+"                         TLS to https:// endpoints: the CA to trust (default:\n"
+"                         the system's), a client certificate and its key\n"
+"                         [BERTH_CLUSTER_CACERT, _CERT, _KEY]\n"
 "  --log-level LEVEL      error, warn, info (default) or debug [BERTH_LOG_LEVEL]\n"
 "  --log-file PATH        log here instead of stderr; reopened on SIGHUP\n"
 "                                                             [BERTH_LOG_FILE]\n"
@@ -156,6 +180,97 @@ config_add_origins(struct config *cfg, const char *s, char *err, size_t errlen)
 	return (0);
 }
 
+/* One etcd endpoint: http[s]://HOST[:PORT][/], HOST a name, an IPv4
+ * address or a bracketed IPv6 one. */
+static int
+config_endpoint(const char *s, struct etcd_endpoint *ep, char *err,
+    size_t errlen)
+{
+	const char	*p, *end;
+	size_t		 len;
+	char		*pend;
+	unsigned long	 port = 2379;
+
+	memset(ep, 0, sizeof *ep);
+	if (strncmp(s, "http://", 7) == 0)
+		p = s + 7;
+	else if (strncmp(s, "https://", 8) == 0) {
+		p = s + 8;
+		ep->tls = 1;
+	} else
+		goto bad;
+	if (*p == '[') {
+		if ((end = strchr(p, ']')) == NULL)
+			goto bad;
+		len = (size_t)(end - p - 1);
+		memcpy(ep->host, p + 1, len < sizeof ep->host ? len : 0);
+		p = end + 1;
+	} else {
+		len = strcspn(p, ":/");
+		if (len >= sizeof ep->host)
+			goto bad;
+		memcpy(ep->host, p, len);
+		p += len;
+	}
+	if (ep->host[0] == '\0' || strspn(ep->host, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:") != strlen(ep->host))
+		goto bad;
+	if (*p == ':') {
+		errno = 0;
+		port = strtoul(p + 1, &pend, 10);
+		if (pend == p + 1 || errno != 0 || port == 0 || port > 65535)
+			goto bad;
+		p = pend;
+	}
+	if (strcmp(p, "") != 0 && strcmp(p, "/") != 0)
+		goto bad;
+	ep->port = (uint16_t)port;
+	len = strlen(s) - (*p == '/');
+	if (len >= sizeof ep->text)
+		goto bad;
+	memcpy(ep->text, s, len);
+	return (0);
+bad:
+	return (config_set_errno(err, errlen, "bad cluster endpoint '%s' (want "
+	    "http://HOST:PORT or https://HOST:PORT, e.g. http://10.0.0.1:2379)",
+	    s));
+}
+
+/* Add every comma-separated endpoint of s to cfg->cluster. */
+static int
+config_add_cluster(struct config *cfg, const char *s, char *err, size_t errlen)
+{
+	char	*copy, *tok, *save = NULL;
+	int	 rc = 0;
+
+	cfg->ncluster = 0;	/* the flag (or its twin) gives the whole list */
+	if ((copy = strdup(s)) == NULL)
+		return (config_set_errno(err, errlen, "%s", "out of memory"));
+	for (tok = strtok_r(copy, ",", &save); tok != NULL && rc == 0;
+	    tok = strtok_r(NULL, ",", &save)) {
+		if (cfg->ncluster == CONFIG_MAX_ENDPOINTS)
+			rc = config_set_errno(err, errlen, "too many cluster "
+			    "endpoints (at most %d)", CONFIG_MAX_ENDPOINTS);
+		else
+			rc = config_endpoint(tok, &cfg->cluster[cfg->ncluster++],
+			    err, errlen);
+	}
+	free(copy);
+	return (rc);
+}
+
+/* A path flag: non-empty and short enough. */
+static int
+config_path(const char *what, const char *s, char *out, size_t outlen,
+    char *err, size_t errlen)
+{
+	if (s[0] == '\0' || strlen(s) >= outlen)
+		return (config_set_errno(err, errlen, "bad %s path '%s'", what,
+		    s));
+	snprintf(out, outlen, "%s", s);
+	return (0);
+}
+
 /* A whole number in base (10, or 8 for modes) from lo to hi. */
 static int
 config_number(const char *what, const char *s, int base, unsigned long lo,
@@ -212,6 +327,56 @@ config_default_db(struct config *cfg, char *err, size_t errlen)
 	}
 	snprintf(cfg->db, sizeof cfg->db, "%s/.local/state/berth/berth.db",
 	    home);
+	return (0);
+}
+
+/* Apply one of the cluster's options. */
+static int
+config_apply_cluster(struct config *cfg, int opt, const char *arg, char *err,
+    size_t errlen)
+{
+	char	nerr[256];
+	size_t	len;
+
+	switch (opt) {
+	case OPT_CLUSTER:
+		return (config_add_cluster(cfg, arg, err, errlen));
+	case OPT_NODE:
+		if (!names_valid(arg))
+			return (config_set_errno(err, errlen, "bad --node: %s",
+			    names_message(arg, nerr, sizeof nerr)));
+		snprintf(cfg->node, sizeof cfg->node, "%s", arg);
+		return (0);
+	case OPT_ADVERTISE:
+		if (!lease_host_valid(arg))
+			return (config_set_errno(err, errlen, "bad --advertise "
+			    "'%s' (want a host name or an IP address)", arg));
+		snprintf(cfg->advertise, sizeof cfg->advertise, "%s", arg);
+		return (0);
+	case OPT_CLUSTER_PREFIX:
+		len = strlen(arg);
+		if (len < 2 || len >= sizeof cfg->cluster_prefix ||
+		    arg[0] != '/' || arg[len - 1] != '/' ||
+		    strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRST"
+		    "UVWXYZ0123456789._-/") != len)
+			return (config_set_errno(err, errlen, "bad --cluster-prefix"
+			    " '%s' (want /WORDS/, e.g. /berth/)", arg));
+		snprintf(cfg->cluster_prefix, sizeof cfg->cluster_prefix, "%s",
+		    arg);
+		return (0);
+	case OPT_CLUSTER_TTL:
+		return (config_number("cluster TTL", arg, 10, 3, 3600,
+		    &cfg->cluster_ttl, err, errlen));
+	case OPT_CLUSTER_CACERT:
+		return (config_path("--cluster-cacert", arg, cfg->cluster_cacert,
+		    sizeof cfg->cluster_cacert, err, errlen));
+	case OPT_CLUSTER_CERT:
+		return (config_path("--cluster-cert", arg, cfg->cluster_cert,
+		    sizeof cfg->cluster_cert, err, errlen));
+	case OPT_CLUSTER_KEY:
+		return (config_path("--cluster-key", arg, cfg->cluster_key,
+		    sizeof cfg->cluster_key, err, errlen));
+	}
 	return (0);
 }
 
@@ -286,8 +451,9 @@ config_apply(struct config *cfg, int opt, const char *arg, char *err,
 			return (-1);
 		cfg->has_portserver = 1;
 		return (0);
+	default:
+		return (config_apply_cluster(cfg, opt, arg, err, errlen));
 	}
-	return (0);
 }
 
 static const struct {
@@ -309,6 +475,14 @@ static const struct {
 	{ "BERTH_SOCKET_MODE", OPT_SOCKET_MODE },
 	{ "BERTH_SYNC", OPT_SYNC },
 	{ "BERTH_PORTSERVER", OPT_PORTSERVER },
+	{ "BERTH_CLUSTER", OPT_CLUSTER },
+	{ "BERTH_NODE", OPT_NODE },
+	{ "BERTH_ADVERTISE", OPT_ADVERTISE },
+	{ "BERTH_CLUSTER_PREFIX", OPT_CLUSTER_PREFIX },
+	{ "BERTH_CLUSTER_TTL", OPT_CLUSTER_TTL },
+	{ "BERTH_CLUSTER_CACERT", OPT_CLUSTER_CACERT },
+	{ "BERTH_CLUSTER_CERT", OPT_CLUSTER_CERT },
+	{ "BERTH_CLUSTER_KEY", OPT_CLUSTER_KEY },
 };
 
 static void
@@ -322,6 +496,8 @@ config_defaults(struct config *cfg)
 	cfg->max_header_size = 8192;
 	cfg->idle_timeout = 60;
 	cfg->socket_mode = 0660;
+	snprintf(cfg->cluster_prefix, sizeof cfg->cluster_prefix, "/berth/");
+	cfg->cluster_ttl = 10;
 }
 
 /* Reset a list option before the command line's first use of it. */
@@ -342,6 +518,65 @@ config_reset_list(struct config *cfg, int opt, int *seen)
 	}
 }
 
+/* The host name as a lease name: lower case, other characters '-'. */
+static void
+config_default_node(struct config *cfg)
+{
+	char	host[256], *p;
+	size_t	i = 0;
+
+	if (gethostname(host, sizeof host) == -1)
+		host[0] = '\0';
+	host[sizeof host - 1] = '\0';
+	for (p = host; *p != '\0' && i < sizeof cfg->node - 1; p++) {
+		if (*p >= 'A' && *p <= 'Z')
+			cfg->node[i++] = (char)(*p - 'A' + 'a');
+		else if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		    ((*p == '.' || *p == '_' || *p == '-') && i > 0))
+			cfg->node[i++] = *p;
+		else if (i > 0)
+			cfg->node[i++] = '-';
+	}
+	cfg->node[i] = '\0';
+	if (!names_valid(cfg->node))
+		snprintf(cfg->node, sizeof cfg->node, "node");
+}
+
+/* The cluster's flags go together: --advertise with --cluster, TLS files
+ * with https endpoints, a client certificate with its key. */
+static int
+config_check_cluster(struct config *cfg, char *err, size_t errlen)
+{
+	size_t	i;
+	int	tls = 0;
+
+	for (i = 0; i < cfg->ncluster; i++)
+		tls |= cfg->cluster[i].tls;
+	if (cfg->ncluster == 0) {
+		if (cfg->advertise[0] != '\0' || cfg->node[0] != '\0' ||
+		    cfg->cluster_cacert[0] != '\0' || cfg->cluster_cert[0] != '\0' ||
+		    cfg->cluster_key[0] != '\0')
+			return (config_set_errno(err, errlen, "--advertise, --node "
+			    "and --cluster-* need --cluster URL (etcd's client "
+			    "endpoints)"));
+		return (0);
+	}
+	if (cfg->advertise[0] == '\0')
+		return (config_set_errno(err, errlen, "--cluster needs "
+		    "--advertise ADDR: the address other hosts reach this "
+		    "host's published services at"));
+	if (!tls && (cfg->cluster_cacert[0] != '\0' ||
+	    cfg->cluster_cert[0] != '\0' || cfg->cluster_key[0] != '\0'))
+		return (config_set_errno(err, errlen, "--cluster-cacert, "
+		    "--cluster-cert and --cluster-key need https:// endpoints"));
+	if ((cfg->cluster_cert[0] == '\0') != (cfg->cluster_key[0] == '\0'))
+		return (config_set_errno(err, errlen, "--cluster-cert and "
+		    "--cluster-key go together"));
+	if (cfg->node[0] == '\0')
+		config_default_node(cfg);
+	return (0);
+}
+
 static enum config_result
 config_check(struct config *cfg, char *err, size_t errlen)
 {
@@ -359,6 +594,8 @@ config_check(struct config *cfg, char *err, size_t errlen)
 		}
 	}
 	if (cfg->db[0] == '\0' && config_default_db(cfg, err, errlen) == -1)
+		return (CONFIG_ERROR);
+	if (config_check_cluster(cfg, err, errlen) == -1)
 		return (CONFIG_ERROR);
 	return (CONFIG_OK);
 }

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "berthd.h"
+#include "cluster.h"
 
 /* mkdir -p for the database's directory. */
 static int
@@ -174,6 +175,10 @@ main_listen(struct server *srv, const struct config *cfg)
 	if (srv->portserver != NULL &&
 	    server_on_commit(srv, portserver_committed, srv->portserver) == -1)
 		fatalx("cannot set up the event loop");
+	/* The cluster never holds up the start: it joins in the loop. */
+	if (cfg->ncluster > 0 &&
+	    (srv->cluster = cluster_open(srv, err, sizeof err)) == NULL)
+		fatalx("cannot start the cluster client: %s", err);
 }
 
 int

@@ -39,6 +39,7 @@ static const struct route router_table[] = {
 	{ 5, "/v1/services/{name}", 0, { { GET, api_lookup },
 	    { DELETE, api_release } } },
 	{ 6, "/v1/services/{name}/renew", 0, { { POST, api_renew } } },
+	{ 7, "/v1/cluster/nodes", 0, { { GET, api_cluster_nodes } } },
 };
 #define ROUTER_NROUTES	(sizeof router_table / sizeof router_table[0])
 

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "berthd.h"
+#include "cluster.h"
 
 #define SERVER_PRIORITIES	3
 #define SERVER_GRACE_MS		1000	/* at most, for answers to drain */
@@ -190,7 +191,8 @@ server_drain_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if ((http_flushed(srv) && portserver_flushed(srv->portserver)) ||
+	if ((http_flushed(srv) && portserver_flushed(srv->portserver) &&
+	    cluster_flushed(srv->cluster)) ||
 	    clock_now_ms() - srv->stop_at >= SERVER_GRACE_MS) {
 		/* Answers held for a turn still open go out first. */
 		if (broker_in_txn(srv->broker))
@@ -219,6 +221,7 @@ server_stop(struct server *srv)
 	log_info("stopping: no new connections; answering parked requests");
 	listen_close(srv);
 	portserver_stop(srv->portserver);
+	cluster_leave(srv->cluster);
 	evtimer_del(srv->ready_ev);
 	if (broker_in_txn(srv->broker))
 		server_commit(srv);
@@ -233,6 +236,7 @@ server_free(struct server *srv)
 {
 	waiters_free(srv->waiters);
 	portserver_free(srv->portserver);
+	cluster_free(srv->cluster);
 	srv->portserver = NULL;
 	listen_close(srv);	/* if the loop ended without server_stop */
 	http_free(srv);
