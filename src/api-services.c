@@ -127,6 +127,25 @@ api_acquire_empty(struct server *srv, struct api_req *req)
 		    "body such as {\"name\":\"api\"}");
 }
 
+/*
+ * A published lease is reached from other hosts: its host is this
+ * node's advertise address unless the caller named one. Without
+ * --cluster there is nowhere to publish: 400 cluster_disabled.
+ */
+static int
+api_publish_host(struct server *srv, struct api_req *req, struct lease_req *r)
+{
+	if (srv->cluster == NULL) {
+		req_fail(srv, req, 400, "cluster_disabled", "%s", "'publish' "
+		    "needs a clustered berthd (berthd --cluster URL "
+		    "--advertise ADDR); this one serves this host only");
+		return (-1);
+	}
+	if (!r->has_host)
+		snprintf(r->host, sizeof r->host, "%s", srv->cfg->advertise);
+	return (0);
+}
+
 void
 api_acquire(struct server *srv, struct api_req *req)
 {
@@ -154,6 +173,10 @@ api_acquire(struct server *srv, struct api_req *req)
 	if (rc == 0) {
 		r.uid = req_uid(req);
 		r.admin = req_is_admin(req);
+	}
+	if (rc == 0 && r.publish && api_publish_host(srv, req, &r) == -1) {
+		leasereq_clear(&r);
+		return;
 	}
 	if (rc == 0)
 		rc = broker_acquire(srv->broker, &r, req_bearer(req), &l,

@@ -148,6 +148,7 @@ struct api_req {
 	const struct route *route;	/* matched (router.c), or NULL */
 	char		 name[BERTH_NAME_MAX + 2];	/* its path's {name} */
 	uint64_t	 began;		/* routed, monotonic ns; 0 once parked */
+	uint64_t	 index;		/* X-Berth-Index, if not the broker's */
 	int		 status;	/* while held: the answer */
 	struct evbuffer	*answer;
 	TAILQ_ENTRY(api_req) held_entry;
@@ -230,6 +231,8 @@ void		 api_status(struct server *, struct api_req *);
 json_t		*api_status_json(struct server *);
 /* api-cluster.c: /v1/cluster/... and the status's "cluster" */
 void		 api_cluster_nodes(struct server *, struct api_req *);
+void		 api_cluster_list(struct server *, struct api_req *);
+void		 api_cluster_lookup(struct server *, struct api_req *);
 json_t		*api_cluster_status(struct server *);
 
 /* api-metrics.c: /metrics, in Prometheus's text format */
@@ -268,7 +271,13 @@ const struct latency_hist *metrics_latency(const struct metrics *, size_t);
  */
 struct waiters;
 typedef void	(*waiter_answer_fn)(struct server *, struct api_req *);
-struct waiters	*waiters_new(struct server *);
+/* What the waiters wait on: the broker's leases, or the cluster's view. */
+struct waiters_source {
+	int		(*find)(void *, const char *);	/* -1, or lease_ready */
+	uint64_t	(*index)(void *);
+	void		*arg;
+};
+struct waiters	*waiters_new(struct server *, const struct waiters_source *);
 void		 waiters_free(struct waiters *);
 int		 waiters_park_name(struct waiters *, struct api_req *,
 		    unsigned int, int, waiter_answer_fn);
@@ -277,6 +286,7 @@ int		 waiters_park_index(struct waiters *, struct api_req *,
 void		 waiters_cancel(struct waiters *, struct api_req *);
 void		 waiters_name_changed(struct waiters *, const char *);
 void		 waiters_committed(void *, int);
+void		 waiters_wake(struct waiters *);
 void		 waiters_flush(struct waiters *);
 size_t		 waiters_count(const struct waiters *);
 

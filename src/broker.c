@@ -285,6 +285,8 @@ broker_end(struct broker *b, struct lease *l, enum lease_state why)
 	l->state = why;
 	if (b->hooks.unwatch != NULL)
 		b->hooks.unwatch(l, b->hooks.arg);
+	if (b->hooks.ended != NULL)
+		b->hooks.ended(l, b->hooks.arg);
 	pool_release(b->pool, l->port, pool_name_hash(l->name), now);
 	registry_remove(&b->reg, l);
 	lease_free(l);
@@ -540,6 +542,7 @@ broker_grant(struct broker *b, const struct lease_req *r,
 	l->created_at = l->renewed_at = now;
 	l->owner = *owner;
 	l->uid = r->uid;
+	l->publish = r->publish;
 	if (registry_memo_set(&b->reg, l->name, port, hash, 0) == -1 ||
 	    registry_add(&b->reg, l) == -1)
 		goto nomem;

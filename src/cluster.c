@@ -7,8 +7,15 @@
  * and the connection is made again, endpoint after endpoint, with a
  * backoff. Nothing local waits on any of this; it all runs on the loop.
  *
- * Not done yet (issue 13): published leases (services/NAME/NODE), the
- * cluster API, TLS.
+ * Publishing: a lease acquired with "publish" is PREFIX services/NAME/NODE
+ * under the same etcd lease. The broker's hooks name each lease that
+ * began, ended or changed readiness in a turn; after the turn's commit
+ * (never before: etcd must not see what SQLite may not keep) this node's
+ * entries in the view are set from the leases, and what changed goes to
+ * etcd in one transaction. On every (re)join the whole of this node's
+ * entries is written again and its keys that no lease stands for are
+ * deleted: what etcd holds of this node is then exactly its live
+ * published leases.
  */
 #include "config.h"
 
@@ -25,6 +32,7 @@
 
 #define CLUSTER_BACKOFF_MIN_MS	500
 #define CLUSTER_BACKOFF_MAX_MS	10000
+#define CLUSTER_TXN_OPS		128	/* etcd's --max-txn-ops default */
 
 enum cluster_state {
 	CL_DOWN,	/* waiting to (re)connect */
@@ -45,8 +53,14 @@ struct cluster {
 	uint64_t		 backoff_ms;
 	uint64_t		 joined_at;	/* wall ms, this run */
 	struct event		*timer;		/* keepalive, or the retry */
-	json_t			*nodes;		/* node -> record */
-	json_t			*services;	/* name -> node -> instance */
+	struct clusterview	*view;
+	struct waiters		*waiters;	/* on the view's changes */
+	char			(*dirty)[BERTH_NAME_MAX + 1];	/* this turn */
+	size_t			 ndirty;
+	size_t			 dirtycap;
+	int			 resync;	/* the dirty list overflowed */
+	json_t			*ops;		/* a transaction being built */
+	struct cluster_stats	 stats;
 	char			 last_error[512];
 	char			 prefix_b64[256], end_b64[256];
 	int			 leaving;	/* the revoke is out */
@@ -114,76 +128,241 @@ cluster_call(struct cluster *cl, const char *path, json_t *body,
 	json_decref(body);
 }
 
-/* --- the view --- */
+/* --- keys --- */
 
-/* Apply one key's new value (NULL: deleted) to the view. */
-static void
-cluster_view_set(struct cluster *cl, const char *key, const char *value)
+/* The key's bytes from etcd, less the prefix; NULL if not ours to read. */
+static char *
+cluster_key_rest(struct cluster *cl, const char *b64, size_t *len)
 {
-	const char	*rest, *slash;
-	json_t		*v = NULL, *per;
-	char		 name[BERTH_NAME_MAX + 1];
-	size_t		 plen = strlen(cl->cfg->cluster_prefix), n;
+	char	*key;
+	size_t	 klen, plen = strlen(cl->cfg->cluster_prefix);
 
-	if (strncmp(key, cl->cfg->cluster_prefix, plen) != 0)
-		return;
-	rest = key + plen;
-	if (value != NULL && ((v = json_loads(value, 0, NULL)) == NULL ||
-	    !json_is_object(v))) {
-		json_decref(v);
-		log_debug("cluster: %s holds no JSON object: ignored", key);
-		return;
+	if (b64 == NULL || (key = etcd_unb64(b64, &klen)) == NULL)
+		return (NULL);
+	if (strlen(key) != klen || klen < plen ||
+	    strncmp(key, cl->cfg->cluster_prefix, plen) != 0) {
+		free(key);
+		return (NULL);
 	}
-	if (strncmp(rest, "nodes/", 6) == 0 && names_valid(rest + 6)) {
-		if (v != NULL)
-			json_object_set_new(cl->nodes, rest + 6, v);
-		else
-			json_object_del(cl->nodes, rest + 6);
-		return;
-	}
-	if (strncmp(rest, "services/", 9) != 0 ||
-	    (slash = strchr(rest + 9, '/')) == NULL ||
-	    (n = (size_t)(slash - rest - 9)) >= sizeof name) {
-		json_decref(v);
-		return;
-	}
-	memcpy(name, rest + 9, n);
-	name[n] = '\0';
-	if (!names_valid(name) || !names_valid(slash + 1)) {
-		json_decref(v);
-		return;
-	}
-	if ((per = json_object_get(cl->services, name)) == NULL) {
-		if (v == NULL)
-			return;
-		per = json_object();
-		json_object_set_new(cl->services, name, per);
-	}
-	if (v != NULL)
-		json_object_set_new(per, slash + 1, v);
-	else if (json_object_del(per, slash + 1) == 0 && json_object_size(per) == 0)
-		json_object_del(cl->services, name);
+	memmove(key, key + plen, klen - plen + 1);
+	*len = klen - plen;
+	return (key);
 }
 
-/* One kv of a range answer or a watch event: base64 key and value. */
-static void
-cluster_view_kv(struct cluster *cl, json_t *kv, int deleted)
+/* "services/NAME/NODE" of this node: NAME in name; else 0. */
+static int
+cluster_own_key(struct cluster *cl, const char *rest, char *name, size_t size)
 {
-	const char	*k = json_string_value(json_object_get(kv, "key"));
-	const char	*v = json_string_value(json_object_get(kv, "value"));
-	char		*key, *value = NULL;
-	size_t		 klen, vlen;
+	const char	*slash;
+	size_t		 n;
 
-	if (k == NULL || (key = etcd_unb64(k, &klen)) == NULL)
-		return;
-	if (!deleted && (value = etcd_unb64(v != NULL ? v : "", &vlen)) == NULL) {
-		free(key);
-		return;
+	if (strncmp(rest, "services/", 9) != 0 ||
+	    (slash = strchr(rest + 9, '/')) == NULL ||
+	    strcmp(slash + 1, cl->cfg->node) != 0 ||
+	    (n = (size_t)(slash - rest - 9)) >= size)
+		return (0);
+	memcpy(name, rest + 9, n);
+	name[n] = '\0';
+	return (names_valid(name));
+}
+
+/* The name of a "services/NAME/..." key, for its waiters; else 0. */
+static int
+cluster_key_name(const char *rest, char *name, size_t size)
+{
+	size_t	n;
+
+	if (strncmp(rest, "services/", 9) != 0 ||
+	    (n = strcspn(rest + 9, "/")) >= size)
+		return (0);
+	memcpy(name, rest + 9, n);
+	name[n] = '\0';
+	return (1);
+}
+
+/* --- writes: one transaction of puts and deletes --- */
+
+static void
+cluster_txn_done(void *arg, json_t *ans, const char *why)
+{
+	struct cluster	*cl = arg;
+
+	(void)ans;
+	if (why != NULL) {
+		cl->stats.etcd_errors++;
+		cluster_fail(cl, why);
 	}
-	if (strlen(key) == klen)
-		cluster_view_set(cl, key, deleted ? NULL : value);
+}
+
+/* Send the operations gathered, CLUSTER_TXN_OPS at a time. */
+static void
+cluster_flush_ops(struct cluster *cl)
+{
+	json_t	*txn, *part;
+	size_t	 i, n;
+
+	while (cl->ops != NULL && (n = json_array_size(cl->ops)) > 0 &&
+	    cl->state == CL_UP) {
+		if (n <= CLUSTER_TXN_OPS) {
+			part = cl->ops;
+			cl->ops = json_array();
+		} else {
+			part = json_array();
+			for (i = 0; i < CLUSTER_TXN_OPS; i++)
+				json_array_append(part, json_array_get(cl->ops,
+				    i));
+			for (i = 0; i < CLUSTER_TXN_OPS; i++)
+				json_array_remove(cl->ops, 0);
+		}
+		txn = json_pack("{s:o}", "success", part);
+		cluster_call(cl, "/v3/kv/txn", txn, cluster_txn_done);
+	}
+	json_array_clear(cl->ops);
+}
+
+/* A put of this node's instance of name, under our etcd lease. */
+static void
+cluster_op_put(struct cluster *cl, const char *name, const char *text)
+{
+	char	rest[BERTH_NAME_MAX * 2 + 16], id[32], *key, *val;
+
+	snprintf(rest, sizeof rest, "services/%s/%s", name, cl->cfg->node);
+	snprintf(id, sizeof id, "%lld", (long long)cl->lease);
+	key = cluster_key(cl, rest);
+	val = etcd_b64(text, strlen(text));
+	if (key != NULL && val != NULL)
+		json_array_append_new(cl->ops, json_pack("{s:{s:s, s:s, s:s}}",
+		    "request_put", "key", key, "value", val, "lease", id));
 	free(key);
-	free(value);
+	free(val);
+}
+
+static void
+cluster_op_delete(struct cluster *cl, const char *name)
+{
+	char	rest[BERTH_NAME_MAX * 2 + 16], *key;
+
+	snprintf(rest, sizeof rest, "services/%s/%s", name, cl->cfg->node);
+	if ((key = cluster_key(cl, rest)) != NULL)
+		json_array_append_new(cl->ops, json_pack("{s:{s:s}}",
+		    "request_delete_range", "key", key));
+	free(key);
+}
+
+/* --- this node's leases --- */
+
+/* What this node publishes for name now: its instance, or NULL. */
+static char *
+cluster_own_text(struct cluster *cl, const char *name, int *ready)
+{
+	struct lease	*l = broker_lookup(cl->srv->broker, name);
+	json_t		*meta = NULL;
+	char		*text;
+
+	if (l == NULL || !l->publish)
+		return (NULL);
+	if (l->meta != NULL)
+		meta = json_loads(l->meta, 0, NULL);
+	text = clusterview_instance_text(l->name, cl->cfg->node, l->host,
+	    l->port, l->proto, meta, l->ready);
+	json_decref(meta);
+	*ready = l->ready;
+	return (text);
+}
+
+/*
+ * Bring this node's entry for name in line with its lease; and etcd,
+ * when connected (else the next join does). 1 if the view changed.
+ */
+static int
+cluster_sync_name(struct cluster *cl, const char *name)
+{
+	const char	*cur = clusterview_own(cl->view, name);
+	char		*want;
+	int		 ready = LEASE_READY_UNKNOWN;
+
+	want = cluster_own_text(cl, name, &ready);
+	if ((want == NULL && cur == NULL) ||
+	    (want != NULL && cur != NULL && strcmp(want, cur) == 0)) {
+		free(want);
+		return (0);
+	}
+	if (cl->state == CL_UP) {
+		if (want != NULL) {
+			cluster_op_put(cl, name, want);
+			cl->stats.publishes++;
+		} else {
+			cluster_op_delete(cl, name);
+			cl->stats.withdrawals++;
+		}
+	}
+	if (clusterview_set_own(cl->view, name, want, ready) == -1)
+		log_warnx("cluster: no memory for %s in the view", name);
+	waiters_name_changed(cl->waiters, name);
+	return (1);
+}
+
+/* Every published lease, as at the start or after the dirty list failed. */
+static void
+cluster_sync_all(struct cluster *cl)
+{
+	struct lease	*l;
+
+	for (l = broker_first(cl->srv->broker); l != NULL; l = broker_next(l))
+		if (l->publish)
+			cluster_sync_name(cl, l->name);
+}
+
+/* A lease began, ended or changed readiness in this turn. */
+void
+cluster_lease_changed(struct cluster *cl, const char *name)
+{
+	char	(*v)[BERTH_NAME_MAX + 1];
+	size_t	 cap;
+
+	if (cl == NULL || cl->resync)
+		return;
+	if (cl->ndirty == cl->dirtycap) {
+		cap = cl->dirtycap == 0 ? 16 : cl->dirtycap * 2;
+		if ((v = reallocarray(cl->dirty, cap, sizeof *v)) == NULL) {
+			cl->resync = 1;
+			return;
+		}
+		cl->dirty = v;
+		cl->dirtycap = cap;
+	}
+	snprintf(cl->dirty[cl->ndirty++], sizeof *cl->dirty, "%s", name);
+}
+
+/*
+ * A commit hook: the turn's leases are durable (or rolled back: then the
+ * broker shows them as before, and nothing changes here).
+ */
+void
+cluster_committed(void *arg, int ok)
+{
+	struct cluster	*cl = arg;
+	size_t		 i;
+	int		 changed = 0;
+
+	(void)ok;
+	if (cl->resync) {
+		cl->resync = 0;
+		cluster_sync_all(cl);
+		changed = 1;
+	}
+	/* Ended leases are only names by now: look each one up again. */
+	for (i = 0; i < cl->ndirty; i++)
+		changed |= cluster_sync_name(cl, cl->dirty[i]);
+	cl->ndirty = 0;
+	if (cl->dirtycap > 1024) {
+		free(cl->dirty);
+		cl->dirty = NULL;
+		cl->dirtycap = 0;
+	}
+	cluster_flush_ops(cl);
+	if (changed)
+		waiters_wake(cl->waiters);
 }
 
 /* --- the watch --- */
@@ -192,29 +371,64 @@ static void
 cluster_watch_event(void *arg, json_t *result)
 {
 	struct cluster	*cl = arg;
-	json_t		*events, *ev;
-	size_t		 i;
+	json_t		*events, *ev, *kv;
+	const char	*type, *value;
+	char		*rest, *val, name[BERTH_NAME_MAX + 1];
+	size_t		 i, rlen, vlen;
 	int64_t		 rev;
+	int		 deleted, changed = 0;
 
-	if (etcd_int(result, "compact_revision") != 0) {
-		/* What we missed is gone: read the whole prefix again. */
-		log_info("cluster: watch compacted at revision %lld; reading "
-		    "the view afresh", (long long)etcd_int(result,
-		    "compact_revision"));
-		cluster_fail(cl, "watch compacted");
+	if (json_is_true(json_object_get(result, "canceled")) ||
+	    etcd_int(result, "compact_revision") != 0) {
+		char	why[400];
+
+		/* What we missed may be gone: read the whole prefix again. */
+		snprintf(why, sizeof why, "etcd cancelled the watch (%s)",
+		    etcd_int(result, "compact_revision") != 0 ?
+		    "revision compacted" : json_string_value(json_object_get(
+		    result, "cancel_reason")) != NULL ? json_string_value(
+		    json_object_get(result, "cancel_reason")) : "no reason");
+		cl->stats.etcd_errors++;
+		cluster_fail(cl, why);
 		return;
 	}
 	events = json_object_get(result, "events");
 	json_array_foreach(events, i, ev) {
+		cl->stats.watch_events++;
+		kv = json_object_get(ev, "kv");
 		/* A PUT has no "type" in the gateway's JSON (enum 0). */
-		cluster_view_kv(cl, json_object_get(ev, "kv"),
-		    json_is_string(json_object_get(ev, "type")) &&
-		    strcmp(json_string_value(json_object_get(ev, "type")),
-		    "DELETE") == 0);
+		type = json_string_value(json_object_get(ev, "type"));
+		deleted = type != NULL && strcmp(type, "DELETE") == 0;
+		if ((rest = cluster_key_rest(cl, json_string_value(
+		    json_object_get(kv, "key")), &rlen)) == NULL)
+			continue;
+		value = json_string_value(json_object_get(kv, "value"));
+		val = deleted ? NULL : etcd_unb64(value != NULL ? value : "",
+		    &vlen);
+		if (deleted || val != NULL) {
+			if (clusterview_apply(cl->view, rest, val, vlen) == 1) {
+				changed = 1;
+				if (cluster_key_name(rest, name, sizeof name))
+					waiters_name_changed(cl->waiters, name);
+			}
+			/* Our own key deleted under us: write it again. */
+			if (deleted && cluster_own_key(cl, rest, name,
+			    sizeof name) && clusterview_own(cl->view, name) !=
+			    NULL) {
+				cluster_op_put(cl, name, clusterview_own(
+				    cl->view, name));
+				cl->stats.republishes++;
+			}
+		}
+		free(val);
+		free(rest);
 	}
 	if ((rev = etcd_int(json_object_get(result, "header"), "revision")) >
 	    cl->revision)
 		cl->revision = rev;
+	cluster_flush_ops(cl);
+	if (changed)
+		waiters_wake(cl->waiters);
 }
 
 static void
@@ -225,36 +439,70 @@ cluster_watch_end(void *arg, const char *why)
 
 	snprintf(msg, sizeof msg, "watch on %s ended: %s",
 	    etcd_endpoint(cl->etcd), why);
+	cl->stats.etcd_errors++;
 	cluster_fail(cl, msg);
 }
 
-/* --- connecting: grant, join, read, watch --- */
+/* --- connecting: grant, join, read, republish, watch --- */
+
+static void
+cluster_republish_one(const char *name, const char *text, void *arg)
+{
+	struct cluster	*cl = arg;
+
+	cluster_op_put(cl, name, text);
+	cl->stats.republishes++;
+}
+
+/*
+ * The range read of everything: the view afresh (this node's entries
+ * kept: they come from its leases), this node's keys that no lease stands
+ * for deleted, every one it publishes written under the new etcd lease.
+ */
+static void
+cluster_read_kvs(struct cluster *cl, json_t *kvs)
+{
+	json_t		*kv;
+	const char	*v;
+	char		*rest, *val, name[BERTH_NAME_MAX + 1];
+	size_t		 i, rlen, vlen;
+
+	clusterview_read_begin(cl->view);
+	json_array_foreach(kvs, i, kv) {
+		if ((rest = cluster_key_rest(cl, json_string_value(
+		    json_object_get(kv, "key")), &rlen)) == NULL)
+			continue;
+		if (cluster_own_key(cl, rest, name, sizeof name) &&
+		    clusterview_own(cl->view, name) == NULL) {
+			cluster_op_delete(cl, name);
+			cl->stats.withdrawals++;
+		}
+		v = json_string_value(json_object_get(kv, "value"));
+		if ((val = etcd_unb64(v != NULL ? v : "", &vlen)) != NULL)
+			clusterview_apply(cl->view, rest, val, vlen);
+		free(val);
+		free(rest);
+	}
+	clusterview_read_end(cl->view);
+	clusterview_foreach_own(cl->view, cluster_republish_one, cl);
+}
 
 static void
 cluster_read_done(void *arg, json_t *ans, const char *why)
 {
 	struct cluster	*cl = arg;
-	json_t		*kvs, *kv, *req;
-	size_t		 i;
+	json_t		*req;
+	char		 rev[32];
 
 	if (why != NULL) {
+		cl->stats.etcd_errors++;
 		cluster_fail(cl, why);
 		return;
 	}
-	json_object_clear(cl->nodes);
-	json_object_clear(cl->services);
-	kvs = json_object_get(ans, "kvs");
-	json_array_foreach(kvs, i, kv)
-		cluster_view_kv(cl, kv, 0);
 	cl->revision = etcd_int(json_object_get(ans, "header"), "revision");
+	snprintf(rev, sizeof rev, "%lld", (long long)cl->revision + 1);
 	req = json_pack("{ssssss}", "key", cl->prefix_b64, "range_end",
-	    cl->end_b64, "start_revision", "");
-	if (req != NULL) {
-		char	rev[32];
-
-		snprintf(rev, sizeof rev, "%lld", (long long)cl->revision + 1);
-		json_object_set_new(req, "start_revision", json_string(rev));
-	}
+	    cl->end_b64, "start_revision", rev);
 	if (req == NULL || (cl->watch = etcd_watch(cl->etcd, req,
 	    cluster_watch_event, cluster_watch_end, cl)) == NULL) {
 		json_decref(req);
@@ -264,11 +512,16 @@ cluster_read_done(void *arg, json_t *ans, const char *why)
 	json_decref(req);
 	cl->state = CL_UP;
 	cl->backoff_ms = 0;
-	log_info("cluster: node %s joined through %s (revision %lld, nodes: %zu)",
-	    cl->cfg->node, etcd_endpoint(cl->etcd), (long long)cl->revision,
-	    json_object_size(cl->nodes));
 	cl->last_error[0] = '\0';
+	cl->stats.joins++;
+	cluster_read_kvs(cl, json_object_get(ans, "kvs"));
+	log_info("cluster: node %s joined through %s (revision %lld, nodes: "
+	    "%zu, instances: %zu)", cl->cfg->node, etcd_endpoint(cl->etcd),
+	    (long long)cl->revision, json_object_size(clusterview_nodes(
+	    cl->view)), clusterview_count(cl->view));
+	cluster_flush_ops(cl);
 	cluster_arm(cl, (uint64_t)cl->cfg->cluster_ttl * 1000 / 3);
+	waiters_wake(cl->waiters);
 }
 
 static void
@@ -278,6 +531,7 @@ cluster_joined(void *arg, json_t *ans, const char *why)
 
 	(void)ans;
 	if (why != NULL) {
+		cl->stats.etcd_errors++;
 		cluster_fail(cl, why);
 		return;
 	}
@@ -292,18 +546,12 @@ cluster_join(struct cluster *cl)
 {
 	json_t	*rec;
 	char	*text, *key, *val, id[32];
+	char	 rest[BERTH_NAME_MAX + 8];
 
-	rec = json_pack("{sssssssI}", "node", cl->cfg->node, "address",
-	    cl->cfg->advertise, "version", PACKAGE_VERSION, "joined_at",
-	    (json_int_t)(cl->joined_at / 1000));
+	rec = json_object_get(clusterview_nodes(cl->view), cl->cfg->node);
 	text = rec != NULL ? json_dumps(rec, JSON_COMPACT) : NULL;
-	json_decref(rec);
-	{
-		char	rest[BERTH_NAME_MAX + 8];
-
-		snprintf(rest, sizeof rest, "nodes/%s", cl->cfg->node);
-		key = cluster_key(cl, rest);
-	}
+	snprintf(rest, sizeof rest, "nodes/%s", cl->cfg->node);
+	key = cluster_key(cl, rest);
 	val = text != NULL ? etcd_b64(text, strlen(text)) : NULL;
 	free(text);
 	snprintf(id, sizeof id, "%lld", (long long)cl->lease);
@@ -321,6 +569,7 @@ cluster_granted(void *arg, json_t *ans, const char *why)
 	struct cluster	*cl = arg;
 
 	if (why != NULL) {
+		cl->stats.etcd_errors++;
 		cluster_fail(cl, why);
 		return;
 	}
@@ -347,6 +596,7 @@ cluster_kept(void *arg, json_t *ans, const char *why)
 	struct cluster	*cl = arg;
 
 	if (why != NULL) {
+		cl->stats.etcd_errors++;
 		cluster_fail(cl, why);
 		return;
 	}
@@ -378,54 +628,91 @@ cluster_timer(evutil_socket_t fd, short what, void *arg)
 
 /* --- life --- */
 
+/* The view, as the cluster's waiters see it. */
+static int
+cluster_find(void *arg, const char *name)
+{
+	struct cluster	*cl = arg;
+
+	return (clusterview_has(cl->view, name));
+}
+
+static uint64_t
+cluster_index(void *arg)
+{
+	struct cluster	*cl = arg;
+
+	return (clusterview_index(cl->view));
+}
+
+/* The prefix's key and range end ([PREFIX, PREFIX + 1)) in base64. */
+static int
+cluster_prefix_range(struct cluster *cl)
+{
+	const char	*prefix = cl->cfg->cluster_prefix;
+	char		 end[sizeof cl->cfg->cluster_prefix], *p, *e;
+	size_t		 n = strlen(prefix);
+	int		 rc = -1;
+
+	memcpy(end, prefix, n + 1);
+	end[n - 1]++;
+	p = etcd_b64(prefix, n);
+	e = etcd_b64(end, n);
+	if (p != NULL && e != NULL && strlen(p) < sizeof cl->prefix_b64 &&
+	    strlen(e) < sizeof cl->end_b64) {
+		snprintf(cl->prefix_b64, sizeof cl->prefix_b64, "%s", p);
+		snprintf(cl->end_b64, sizeof cl->end_b64, "%s", e);
+		rc = 0;
+	}
+	free(p);
+	free(e);
+	return (rc);
+}
+
+/* This node's record, in the view from the start: it is one of the nodes. */
+static int
+cluster_own_record(struct cluster *cl)
+{
+	char	joined[40];
+
+	rfc3339_format((int64_t)cl->joined_at, joined, sizeof joined);
+	return (clusterview_set_own_node(cl->view, clusterview_node_record(
+	    cl->cfg->node, cl->cfg->advertise, PACKAGE_VERSION, joined)));
+}
+
 struct cluster *
 cluster_open(struct server *srv, char *err, size_t errlen)
 {
 	const struct config *cfg = srv->cfg;
 	struct cluster	*cl;
-	char		*p, *e;
-	size_t		 n;
+	struct waiters_source src = { cluster_find, cluster_index, NULL };
 
-	if ((cl = calloc(1, sizeof *cl)) == NULL ||
-	    (cl->nodes = json_object()) == NULL ||
-	    (cl->services = json_object()) == NULL ||
-	    (cl->etcd = etcd_new(srv->base, cfg->cluster, cfg->ncluster)) ==
-	    NULL || (cl->timer = evtimer_new(srv->base, cluster_timer, cl)) ==
-	    NULL) {
-		snprintf(err, errlen, "out of memory");
-		cluster_free(cl);
-		return (NULL);
-	}
+	if ((cl = calloc(1, sizeof *cl)) == NULL)
+		goto nomem;
 	cl->srv = srv;
 	cl->cfg = cfg;
+	src.arg = cl;
 	cl->joined_at = clock_wall_ms(clock_now_ms());
-	/* The prefix's range: [PREFIX, PREFIX with its last byte + 1). */
-	n = strlen(cfg->cluster_prefix);
-	p = etcd_b64(cfg->cluster_prefix, n);
-	{
-		char	end[sizeof cfg->cluster_prefix];
-
-		memcpy(end, cfg->cluster_prefix, n + 1);
-		end[n - 1]++;
-		e = etcd_b64(end, n);
-	}
-	if (p == NULL || e == NULL || strlen(p) >= sizeof cl->prefix_b64 ||
-	    strlen(e) >= sizeof cl->end_b64) {
-		free(p);
-		free(e);
-		snprintf(err, errlen, "out of memory");
-		cluster_free(cl);
-		return (NULL);
-	}
-	snprintf(cl->prefix_b64, sizeof cl->prefix_b64, "%s", p);
-	snprintf(cl->end_b64, sizeof cl->end_b64, "%s", e);
-	free(p);
-	free(e);
-	log_info("cluster: node %s, advertising %s, etcd at %s%s", cfg->node,
-	    cfg->advertise, cfg->cluster[0].text, cfg->ncluster > 1 ?
-	    " (and more)" : "");
+	if ((cl->view = clusterview_new(cfg->node)) == NULL ||
+	    (cl->ops = json_array()) == NULL ||
+	    (cl->waiters = waiters_new(srv, &src)) == NULL ||
+	    (cl->etcd = etcd_new(srv->base, cfg->cluster, cfg->ncluster)) ==
+	    NULL || (cl->timer = evtimer_new(srv->base, cluster_timer, cl)) ==
+	    NULL || cluster_prefix_range(cl) == -1 ||
+	    cluster_own_record(cl) == -1)
+		goto nomem;
+	snprintf(cl->last_error, sizeof cl->last_error, "not joined yet");
+	cluster_sync_all(cl);
+	log_info("cluster: node %s, advertising %s, etcd at %s%s; %zu "
+	    "published lease%s", cfg->node, cfg->advertise, cfg->cluster[0].text,
+	    cfg->ncluster > 1 ? " (and more)" : "", clusterview_count(cl->view),
+	    clusterview_count(cl->view) == 1 ? "" : "s");
 	cluster_connect(cl);
 	return (cl);
+nomem:
+	snprintf(err, errlen, "out of memory");
+	cluster_free(cl);
+	return (NULL);
 }
 
 static void
@@ -454,6 +741,7 @@ cluster_leave(struct cluster *cl)
 	if (cl == NULL)
 		return;
 	evtimer_del(cl->timer);
+	waiters_flush(cl->waiters);
 	if (cl->state != CL_UP || cl->lease == 0)
 		return;
 	snprintf(id, sizeof id, "%lld", (long long)cl->lease);
@@ -478,8 +766,10 @@ cluster_free(struct cluster *cl)
 	if (cl->timer != NULL)
 		event_free(cl->timer);
 	etcd_free(cl->etcd);
-	json_decref(cl->nodes);
-	json_decref(cl->services);
+	waiters_free(cl->waiters);
+	clusterview_free(cl->view);
+	json_decref(cl->ops);
+	free(cl->dirty);
 	free(cl);
 }
 
@@ -489,10 +779,22 @@ cluster_connected(const struct cluster *cl)
 	return (cl->state == CL_UP);
 }
 
-const json_t *
-cluster_nodes(const struct cluster *cl)
+struct clusterview *
+cluster_view(const struct cluster *cl)
 {
-	return (cl->nodes);
+	return (cl->view);
+}
+
+struct waiters *
+cluster_waiters(const struct cluster *cl)
+{
+	return (cl->waiters);
+}
+
+const struct cluster_stats *
+cluster_stats(const struct cluster *cl)
+{
+	return (&cl->stats);
 }
 
 int64_t

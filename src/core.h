@@ -204,6 +204,7 @@ struct lease {
 	uint64_t	 created_at;
 	uint64_t	 renewed_at;
 	long		 uid;		/* who created it; -1: unknown */
+	int		 publish;	/* shared with the cluster (cluster.c) */
 	struct owner	 owner;
 
 	struct nametab_entry node;	/* in the registry's name table */
@@ -281,12 +282,44 @@ struct registry_text *registry_list_text(const struct registry *, uint64_t,
 		    uint64_t);
 void		 registry_text_unref(struct registry_text *);
 
+/*
+ * clusterview.c: berthd's copy of the cluster, every node's record and
+ * published instances, kept up to date by cluster.c; the API answers
+ * from it and never waits on etcd
+ */
+struct clusterview;
+struct clusterview *clusterview_new(const char *);
+void		 clusterview_free(struct clusterview *);
+uint64_t	 clusterview_index(const struct clusterview *);
+size_t		 clusterview_count(const struct clusterview *);
+const json_t	*clusterview_nodes(const struct clusterview *);
+char		*clusterview_instance_text(const char *, const char *,
+		    const char *, unsigned int, int, json_t *, int);
+json_t		*clusterview_node_record(const char *, const char *,
+		    const char *, const char *);
+int		 clusterview_set_own(struct clusterview *, const char *, char *,
+		    int);
+int		 clusterview_set_own_node(struct clusterview *, json_t *);
+const char	*clusterview_own(const struct clusterview *, const char *);
+void		 clusterview_foreach_own(const struct clusterview *,
+		    void (*)(const char *, const char *, void *), void *);
+int		 clusterview_apply(struct clusterview *, const char *,
+		    const char *, size_t);
+void		 clusterview_read_begin(struct clusterview *);
+void		 clusterview_read_end(struct clusterview *);
+int		 clusterview_lookup(const struct clusterview *, const char *,
+		    int, char **, size_t *);
+int		 clusterview_has(const struct clusterview *, const char *);
+struct registry_text *clusterview_list_text(struct clusterview *, int);
+
 /* leasereq.c: the body of POST /v1/services, validated */
 struct lease_req {
 	char		 name[BERTH_NAME_MAX + 1];
 	uint16_t	 port;		/* 0: any */
 	int		 proto;
 	char		 host[BERTH_HOST_MAX + 1];
+	int		 has_host;	/* given, not the default */
+	int		 publish;	/* to the cluster (cluster.c) */
 	uint32_t	 ttl;
 	int		 has_ttl;
 	pid_t		 pid;
@@ -353,6 +386,7 @@ void		 latency_observe(struct latency_hist *, uint64_t);
 struct broker_hooks {
 	void	(*txn_opened)(void *);
 	void	(*acquired)(const struct lease *, void *);
+	void	(*ended)(const struct lease *, void *);
 	void	(*watch)(struct lease *, void *);
 	void	(*unwatch)(struct lease *, void *);
 	void	*arg;

@@ -146,7 +146,7 @@ lease_to_json(const struct lease *l, int with_token)
 	if (meta == NULL)
 		meta = json_object();
 	o = json_pack("{s:s, s:i, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o, "
-	    "s:o, s:o}",
+	    "s:o, s:o, s:b}",
 	    "name", l->name,
 	    "port", (int)l->port,
 	    "proto", lease_proto_name(l->proto),
@@ -158,7 +158,8 @@ lease_to_json(const struct lease *l, int with_token)
 	    "created_at", lease_time_json(l->created_at),
 	    "renewed_at", lease_time_json(l->renewed_at),
 	    "uid", l->uid >= 0 ? json_integer(l->uid) : json_null(),
-	    "ready", lease_ready_json(l->ready));
+	    "ready", lease_ready_json(l->ready),
+	    "publish", l->publish);
 	if (o != NULL && with_token)
 		json_object_set_new(o, "token", json_string(l->token));
 	return (o);

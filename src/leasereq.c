@@ -137,6 +137,14 @@ leasereq_field(const char *k, json_t *v, struct lease_req *r, struct berr *e)
 			return (-1);
 		}
 		snprintf(r->host, sizeof r->host, "%s", json_string_value(v));
+		r->has_host = 1;
+	} else if (strcmp(k, "publish") == 0) {
+		if (!json_is_boolean(v) && !json_is_null(v)) {
+			berr_set(e, BERR_INVALID_FIELD, "'publish' must be "
+			    "true or false");
+			return (-1);
+		}
+		r->publish = json_is_true(v);
 	} else if (strcmp(k, "ttl") == 0) {
 		if (leasereq_int(v, k, 0, BERTH_TTL_MAX, &n, e) == -1)
 			return (-1);
@@ -163,7 +171,7 @@ leasereq_field(const char *k, json_t *v, struct lease_req *r, struct berr *e)
 		return (leasereq_meta(v, r, e));
 	} else {
 		berr_set(e, BERR_INVALID_FIELD, "unknown field '%.64s' (known: "
-		    "name, port, proto, host, ttl, pid, meta)", k);
+		    "name, port, proto, host, ttl, pid, meta, publish)", k);
 		return (-1);
 	}
 	return (0);

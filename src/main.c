@@ -177,7 +177,8 @@ main_listen(struct server *srv, const struct config *cfg)
 		fatalx("cannot set up the event loop");
 	/* The cluster never holds up the start: it joins in the loop. */
 	if (cfg->ncluster > 0 &&
-	    (srv->cluster = cluster_open(srv, err, sizeof err)) == NULL)
+	    ((srv->cluster = cluster_open(srv, err, sizeof err)) == NULL ||
+	    server_on_commit(srv, cluster_committed, srv->cluster) == -1))
 		fatalx("cannot start the cluster client: %s", err);
 }
 

@@ -86,8 +86,8 @@ req_send(struct server *srv, struct api_req *req, int status,
 {
 	char	idx[32];
 
-	snprintf(idx, sizeof idx, "%llu",
-	    (unsigned long long)broker_index(srv->broker));
+	snprintf(idx, sizeof idx, "%llu", (unsigned long long)(req->index != 0 ?
+	    req->index : broker_index(srv->broker)));
 	req_add_header(req, "X-Berth-Index", idx);
 	req_add_header(req, "Cache-Control", "no-store");
 	req_add_header(req, "X-Content-Type-Options", "nosniff");

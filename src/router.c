@@ -40,6 +40,9 @@ static const struct route router_table[] = {
 	    { DELETE, api_release } } },
 	{ 6, "/v1/services/{name}/renew", 0, { { POST, api_renew } } },
 	{ 7, "/v1/cluster/nodes", 0, { { GET, api_cluster_nodes } } },
+	{ 8, "/v1/cluster/services", 1, { { GET, api_cluster_list } } },
+	{ 9, "/v1/cluster/services/{name}", 0,
+	    { { GET, api_cluster_lookup } } },
 };
 #define ROUTER_NROUTES	(sizeof router_table / sizeof router_table[0])
 

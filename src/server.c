@@ -74,6 +74,16 @@ server_acquired(const struct lease *l, void *arg)
 	struct server	*srv = arg;
 
 	waiters_name_changed(srv->waiters, l->name);
+	cluster_lease_changed(srv->cluster, l->name);
+}
+
+/* A lease ended: the cluster forgets it, if it was published. */
+static void
+server_ended(const struct lease *l, void *arg)
+{
+	struct server	*srv = arg;
+
+	cluster_lease_changed(srv->cluster, l->name);
 }
 
 /* ready.c: a lease's readiness changed; its waiters look after the commit. */
@@ -83,6 +93,7 @@ server_ready_changed(struct lease *l, void *arg)
 	struct server	*srv = arg;
 
 	waiters_name_changed(srv->waiters, l->name);
+	cluster_lease_changed(srv->cluster, l->name);
 }
 
 /*
@@ -138,12 +149,34 @@ server_ready_init(struct server *srv)
 	return (0);
 }
 
+/* The broker's leases, as the waiters see them. */
+static int
+server_find(void *arg, const char *name)
+{
+	struct lease	*l = broker_lookup(arg, name);
+
+	return (l != NULL ? (int)l->ready : -1);
+}
+
+static uint64_t
+server_index(void *arg)
+{
+	return (broker_index(arg));
+}
+
 /* Set up the loop, HTTP, waiters and reaper; then hand broker its hooks. */
 int
 server_init(struct server *srv, struct config *cfg, struct broker *b)
 {
-	struct broker_hooks	 hooks = { server_txn_opened, server_acquired,
-				    reaper_watch, reaper_unwatch, srv };
+	struct broker_hooks	 hooks = {
+		.txn_opened = server_txn_opened,
+		.acquired = server_acquired,
+		.ended = server_ended,
+		.watch = reaper_watch,
+		.unwatch = reaper_unwatch,
+		.arg = srv
+	};
+	struct waiters_source	 src = { server_find, server_index, b };
 	struct event_config	*ecfg;
 
 	TAILQ_INIT(&srv->held);
@@ -165,7 +198,7 @@ server_init(struct server *srv, struct config *cfg, struct broker *b)
 		return (-1);
 	event_priority_set(srv->commit_ev, SERVER_PRIORITIES - 1);
 	if ((srv->metrics = metrics_new()) == NULL ||
-	    (srv->waiters = waiters_new(srv)) == NULL ||
+	    (srv->waiters = waiters_new(srv, &src)) == NULL ||
 	    (srv->reaper = reaper_new(srv)) == NULL ||
 	    http_init(srv) == -1 ||
 	    server_on_commit(srv, router_committed, srv) == -1 ||

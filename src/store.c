@@ -55,7 +55,8 @@ static const char store_schema[] =
 	" token TEXT NOT NULL,"
 	" created_at INTEGER NOT NULL,"
 	" renewed_at INTEGER NOT NULL,"
-	" uid INTEGER) WITHOUT ROWID;"
+	" uid INTEGER,"
+	" publish INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS names ("
 	" name TEXT PRIMARY KEY,"
 	" port INTEGER NOT NULL,"
@@ -67,12 +68,15 @@ static const char store_schema[] =
 
 /*
  * The schema's versions (PRAGMA user_version): 1 had no creator uid and
- * no token hash; 2 adds both, as NULL for what version 1 wrote.
+ * no token hash; 2 adds both, as NULL for what version 1 wrote; 3 adds
+ * whether a lease is published to the cluster (no lease was before).
  */
-#define STORE_VERSION	2
+#define STORE_VERSION	3
 static const char store_upgrade_1[] =
 	"ALTER TABLE leases ADD COLUMN uid INTEGER;"
 	"ALTER TABLE names ADD COLUMN token_hash BLOB;";
+static const char store_upgrade_2[] =
+	"ALTER TABLE leases ADD COLUMN publish INTEGER NOT NULL DEFAULT 0;";
 
 static int	store_full_sync;
 
@@ -215,6 +219,19 @@ store_user_version(struct store *s, int *v)
 	return (rc == SQLITE_ROW ? 0 : -1);
 }
 
+/* From schema v (0: a new database) to STORE_VERSION, step by step. */
+static int
+store_schema_upgrade(struct store *s, int v)
+{
+	if (v == 0)
+		return (store_exec(s, store_schema));
+	if (v <= 1 && store_exec(s, store_upgrade_1) == -1)
+		return (-1);
+	if (v <= 2 && store_exec(s, store_upgrade_2) == -1)
+		return (-1);
+	return (0);
+}
+
 /*
  * Create the tables of a new database, or bring an older one up to
  * STORE_VERSION, in one transaction. A newer database is refused: this
@@ -238,14 +255,13 @@ store_schema_apply(struct store *s, char *err, size_t errlen)
 	snprintf(set, sizeof set, "PRAGMA user_version = %d", STORE_VERSION);
 	if (store_exec(s, "BEGIN IMMEDIATE") == -1)
 		goto fail;
-	if ((v == 1 ? store_exec(s, store_upgrade_1) :
-	    store_exec(s, store_schema)) == -1 || store_exec(s, set) == -1 ||
+	if (store_schema_upgrade(s, v) == -1 || store_exec(s, set) == -1 ||
 	    store_exec(s, "COMMIT") == -1) {
 		snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
 		store_exec(s, "ROLLBACK");
 		return (-1);
 	}
-	if (v == 1)
+	if (v != 0)
 		log_info("store: database upgraded to schema %d", STORE_VERSION);
 	return (0);
 fail:
@@ -300,12 +316,12 @@ store_open(const char *path, int full_sync, char *err, size_t errlen)
 	    store_prepare(s, &s->rollback, "ROLLBACK") == -1 ||
 	    store_prepare(s, &s->put_lease, "INSERT INTO leases (name, port, "
 	    "proto, host, ttl, expires_at, pid, pid_start, boot_id, meta, "
-	    "token, created_at, renewed_at, uid) VALUES "
-	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
+	    "token, created_at, renewed_at, uid, publish) VALUES "
+	    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
 	    "ON CONFLICT(name) DO UPDATE SET port = ?2, proto = ?3, "
 	    "host = ?4, ttl = ?5, expires_at = ?6, pid = ?7, pid_start = ?8, "
 	    "boot_id = ?9, meta = ?10, token = ?11, created_at = ?12, "
-	    "renewed_at = ?13, uid = ?14") == -1 ||
+	    "renewed_at = ?13, uid = ?14, publish = ?15") == -1 ||
 	    store_prepare(s, &s->del_lease, "DELETE FROM leases "
 	    "WHERE name = ?1") == -1 ||
 	    store_prepare(s, &s->put_memo, "INSERT INTO names (name, port, "
@@ -402,6 +418,7 @@ store_put_lease(struct store *s, const struct lease *l)
 		sqlite3_bind_int64(st, 14, l->uid);
 	else
 		sqlite3_bind_null(st, 14);
+	sqlite3_bind_int(st, 15, l->publish);
 	return (store_step(st));
 }
 
@@ -507,6 +524,7 @@ store_row_lease(sqlite3_stmt *st)
 	l->renewed_at = (uint64_t)sqlite3_column_int64(st, 12);
 	l->uid = sqlite3_column_type(st, 13) == SQLITE_NULL ? -1 :
 	    (long)sqlite3_column_int64(st, 13);
+	l->publish = sqlite3_column_int(st, 14) != 0;
 	if (l->host == NULL) {
 		lease_free(l);
 		return (NULL);
@@ -530,7 +548,7 @@ store_load(struct store *s, store_lease_cb lease_cb, store_memo_cb memo_cb,
 
 	if (sqlite3_prepare_v2(s->db, "SELECT name, port, proto, host, ttl, "
 	    "expires_at, pid, pid_start, boot_id, meta, token, created_at, "
-	    "renewed_at, uid FROM leases", -1, &st, NULL) != SQLITE_OK)
+	    "renewed_at, uid, publish FROM leases", -1, &st, NULL) != SQLITE_OK)
 		return (-1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((l = store_row_lease(st)) == NULL) {

@@ -58,6 +58,7 @@ struct waitgroup {
 
 struct waiters {
 	struct server		*srv;
+	struct waiters_source	 src;
 	struct nametab		 groups;
 	struct waiter_list	 index_list;
 	struct waitgroup	*ready;
@@ -68,13 +69,14 @@ struct waiters {
 			    offsetof(struct waitgroup, node)))
 
 struct waiters *
-waiters_new(struct server *srv)
+waiters_new(struct server *srv, const struct waiters_source *src)
 {
 	struct waiters	*ws;
 
 	if ((ws = calloc(1, sizeof *ws)) == NULL)
 		return (NULL);
 	ws->srv = srv;
+	ws->src = *src;
 	if (nametab_init(&ws->groups, WAITERS_BUCKETS) == -1) {
 		free(ws);
 		return (NULL);
@@ -256,19 +258,19 @@ waiters_name_changed(struct waiters *ws, const char *name)
 }
 
 /*
- * Answer the waiters of g whose wait is over: all of them without l (at
- * shutdown), else those that wait for l, or for l to be ready when it is
- * (null counts: berthd cannot tell, and must not hold them for ever).
- * The last waiter_free frees g itself.
+ * Answer the waiters of g whose wait is over: all of them at shutdown
+ * (all), else those that wait for the name, or for it to be ready when
+ * it is (ready: an enum lease_ready; null counts: berthd cannot tell,
+ * and must not hold them for ever). The last waiter_free frees g itself.
  */
 static void
-waiters_answer_group(struct waitgroup *g, const struct lease *l)
+waiters_answer_group(struct waitgroup *g, int all, int ready)
 {
 	struct waiter	*w, *next;
 
 	for (w = TAILQ_FIRST(&g->list); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, entry);
-		if (l == NULL || !w->ready || l->ready != LEASE_NOT_READY)
+		if (all || !w->ready || ready != LEASE_NOT_READY)
 			waiter_answer(w);
 	}
 }
@@ -277,24 +279,33 @@ waiters_answer_group(struct waitgroup *g, const struct lease *l)
 void
 waiters_committed(void *arg, int ok)
 {
-	struct waiters		*ws = arg;
-	struct broker		*b = ws->srv->broker;
+	(void)ok;	/* a failed turn woke nobody that it should not */
+	waiters_wake(arg);
+}
+
+/*
+ * What the source says has changed (after waiters_name_changed): answer
+ * the waiters whose condition now holds.
+ */
+void
+waiters_wake(struct waiters *ws)
+{
 	struct waitgroup	*g;
 	struct waiter		*w, *next;
-	struct lease		*l;
+	uint64_t		 index = ws->src.index(ws->src.arg);
 	size_t			 before = ws->count;
+	int			 ready;
 
-	(void)ok;	/* a failed turn woke nobody that it should not */
 	while ((g = ws->ready) != NULL) {
 		ws->ready = g->ready_next;
 		g->ready = 0;
-		if ((l = broker_lookup(b, g->name)) != NULL)
-			waiters_answer_group(g, l);
+		if ((ready = ws->src.find(ws->src.arg, g->name)) != -1)
+			waiters_answer_group(g, 0, ready);
 		/* else: gone again within the same turn */
 	}
 	for (w = TAILQ_FIRST(&ws->index_list); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, entry);
-		if (broker_index(b) > w->index)
+		if (index > w->index)
 			waiter_answer(w);
 	}
 #ifdef __GLIBC__
@@ -315,7 +326,7 @@ waiters_flush(struct waiters *ws)
 	while ((w = TAILQ_FIRST(&ws->index_list)) != NULL)
 		waiter_answer(w);
 	while ((e = nametab_next(&ws->groups, &cursor)) != NULL)
-		waiters_answer_group(GROUP_OF(e), NULL);
+		waiters_answer_group(GROUP_OF(e), 1, LEASE_NOT_READY);
 }
 
 void

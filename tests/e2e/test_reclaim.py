@@ -181,13 +181,14 @@ class CreatorUid(BerthTestCase):
         r = d.get("/v1/services/old")
         self.assertEqual(r.status, 200, r)
         self.assertIsNone(r.json["uid"])
+        self.assertIs(r.json["publish"], False)
         self.assertIn("upgraded", d.logtext())
         tok = "aaaabbbbccccddddaaaabbbbccccdddd"
         self.assertEqual(d.release("old", tok).status, 204)
         d.stop()
         with contextlib.closing(sqlite3.connect(path)) as db:
             self.assertEqual(db.execute("PRAGMA user_version").fetchone(),
-                             (2,))
+                             (3,))
 
 
 class Bounds(BerthTestCase):
