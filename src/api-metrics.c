@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 
 #include "berthd.h"
+#include "cluster.h"
 
 static void
 mt_head(struct evbuffer *out, const char *name, const char *type,
@@ -159,6 +160,61 @@ static const struct {
 	    offsetof(struct broker_stats, commit_failures) },
 };
 
+/* The cluster's series, with --cluster only. */
+static const struct {
+	const char	*name;
+	const char	*help;
+	size_t		 offset;
+} mt_cluster_events[] = {
+	{ "berth_cluster_joins_total", "Times this node joined etcd: an etcd "
+	    "lease granted, the view read, the watch started.",
+	    offsetof(struct cluster_stats, joins) },
+	{ "berth_cluster_publishes_total", "Published leases written to etcd "
+	    "as they began or changed.",
+	    offsetof(struct cluster_stats, publishes) },
+	{ "berth_cluster_republishes_total", "Published leases written to "
+	    "etcd again, on a (re)join or after etcd lost one.",
+	    offsetof(struct cluster_stats, republishes) },
+	{ "berth_cluster_withdrawals_total", "Keys of this node's deleted "
+	    "from etcd: ended leases, and strays found on a join.",
+	    offsetof(struct cluster_stats, withdrawals) },
+	{ "berth_cluster_watch_events_total", "Changes received on the watch "
+	    "of the cluster's keys.",
+	    offsetof(struct cluster_stats, watch_events) },
+	{ "berth_cluster_etcd_errors_total", "Failed etcd calls and ended "
+	    "watches (each one starts a reconnect).",
+	    offsetof(struct cluster_stats, etcd_errors) },
+};
+
+static void
+mt_cluster(struct server *srv, struct evbuffer *out)
+{
+	const struct cluster_stats	*st;
+	const struct clusterview	*cv;
+	size_t				 i;
+
+	if (srv->cluster == NULL)
+		return;
+	st = cluster_stats(srv->cluster);
+	cv = cluster_view(srv->cluster);
+	mt_gauge(out, "berth_cluster_connected", "1 while this node is "
+	    "joined to etcd and watching; 0 while the view is stale.",
+	    cluster_connected(srv->cluster) ? 1 : 0);
+	mt_gauge(out, "berth_cluster_nodes", "Nodes in this node's view "
+	    "of the cluster (itself included).",
+	    (double)json_object_size(clusterview_nodes(cv)));
+	mt_gauge(out, "berth_cluster_instances", "Published instances in "
+	    "this node's view of the cluster (its own included).",
+	    (double)clusterview_count(cv));
+	mt_gauge(out, "berth_cluster_revision", "The etcd revision the view "
+	    "is at.", (double)cluster_revision(srv->cluster));
+	for (i = 0; i < sizeof mt_cluster_events / sizeof mt_cluster_events[0];
+	    i++)
+		mt_counter(out, mt_cluster_events[i].name,
+		    mt_cluster_events[i].help, *(const uint64_t *)(const void *)
+		    ((const char *)st + mt_cluster_events[i].offset));
+}
+
 static void
 mt_write(struct server *srv, struct evbuffer *out)
 {
@@ -184,7 +240,8 @@ mt_write(struct server *srv, struct evbuffer *out)
 	    "holds (some may still be cooling after a release).",
 	    (double)pool_free_count(pool));
 	mt_gauge(out, "berth_waiters", "Parked blocking lookups and "
-	    "watches.", (double)waiters_count(srv->waiters));
+	    "watches.", (double)(waiters_count(srv->waiters) +
+	    cluster_waiting(srv->cluster)));
 	mt_gauge(out, "berth_connections", "Open client connections.",
 	    (double)conn_count());
 	mt_gauge(out, "berth_index", "The registry's change index.",
@@ -200,6 +257,7 @@ mt_write(struct server *srv, struct evbuffer *out)
 	    "commits).");
 	mt_histogram(out, "berth_db_commit_duration_seconds", "",
 	    &st->commit_latency);
+	mt_cluster(srv, out);
 	mt_requests(srv->metrics, out);
 }
 

@@ -11,6 +11,7 @@
 
 
 #include "berthd.h"
+#include "cluster.h"
 
 /*
  * Liveness: the database answers and takes a write. The write probe (one
@@ -91,7 +92,8 @@ api_status_json(struct server *srv)
 	    "uptime", (json_int_t)((clock_now_ms() - srv->started_at) / 1000),
 	    "pool", api_status_pool(srv),
 	    "leases", (json_int_t)broker_live_count(srv->broker),
-	    "waiters", (json_int_t)waiters_count(srv->waiters),
+	    "waiters", (json_int_t)(waiters_count(srv->waiters) +
+	    cluster_waiting(srv->cluster)),
 	    "listen", listen,
 	    "db", srv->cfg->db,
 	    "synchronous", store_sync_mode(),

@@ -785,6 +785,13 @@ cluster_view(const struct cluster *cl)
 	return (cl->view);
 }
 
+/* Requests parked on the view (none without --cluster). */
+size_t
+cluster_waiting(const struct cluster *cl)
+{
+	return (cl != NULL ? waiters_count(cl->waiters) : 0);
+}
+
 struct waiters *
 cluster_waiters(const struct cluster *cl)
 {

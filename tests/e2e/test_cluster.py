@@ -30,6 +30,16 @@ def instances(d, name):
     return r.status, (r.json["instances"] if r.status == 200 else [])
 
 
+def metrics(d):
+    """d's /metrics samples without labels: {name: value}."""
+    out = {}
+    for line in d.get("/metrics").body.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            k, _, v = line.partition(" ")
+            out[k] = float(v)
+    return out
+
+
 def view(d):
     """d's whole cluster view: {(name, node): instance}, and stale."""
     r = d.get("/v1/cluster/services")
@@ -288,6 +298,20 @@ class ClusterTest(EtcdMixin, BerthTestCase):
         self.assertEqual(set(self.etcd_keys(e, "b")), {"db"})
         self.assertFalse(view(b)[1])
         self.assertIsNone(b.get("/v1/status").json["cluster"]["last_error"])
+        gone = a.acquire("gone", publish=True).json
+        self.sees(b, "gone", "a")
+        self.assertEqual(a.release("gone", gone["token"]).status, 204)
+        self.sees(b, "gone", "a", present=False)
+        m = metrics(a)
+        self.assertEqual(m["berth_cluster_connected"], 1)
+        self.assertGreaterEqual(m["berth_cluster_joins_total"], 2)
+        self.assertGreaterEqual(m["berth_cluster_etcd_errors_total"], 1)
+        self.assertGreaterEqual(m["berth_cluster_republishes_total"], 1)
+        self.assertGreaterEqual(m["berth_cluster_publishes_total"], 1)
+        self.assertGreaterEqual(m["berth_cluster_withdrawals_total"], 1)
+        self.assertGreaterEqual(m["berth_cluster_watch_events_total"], 1)
+        self.assertEqual(m["berth_cluster_nodes"], 2)
+        self.assertEqual(m["berth_cluster_instances"], 2)
 
     def test_etcd_leader_killed(self):
         c = self.etcd_cluster()
@@ -361,6 +385,7 @@ class ClusterDisabledTest(BerthTestCase):
                      "/v1/cluster/nodes"):
             self.assertError(d.get(path), 404, "cluster_disabled")
         self.assertIsNone(d.get("/v1/status").json["cluster"])
+        self.assertNotIn("berth_cluster_", d.get("/metrics").body)
         r = d.acquire("web", publish=False)
         self.assertEqual(r.status, 201, r)
         self.assertIs(r.json["publish"], False)
