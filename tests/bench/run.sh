@@ -28,7 +28,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench.XXXXXX")
 RESULTS=$OUT/results
-ONLY=${BENCH_ONLY:-"lookup cli pairs concurrent scale waiters abuse"}
+ONLY=${BENCH_ONLY:-"lookup cli pairs concurrent scale waiters abuse cluster"}
 trap 'rm -rf "$OUT"' EXIT INT TERM
 
 PY=${PYTHON3:-python3}
@@ -41,7 +41,7 @@ fi
 for b in $ONLY; do
 	case $b in
 	lookup|cli|pairs|concurrent|abuse) script="$HERE/bench_$b.sh"; run=bash ;;
-	scale|waiters) script="$HERE/bench_$b.py"; run=$PY ;;
+	scale|waiters|cluster) script="$HERE/bench_$b.py"; run=$PY ;;
 	*) echo "run.sh: unknown benchmark '$b'" >&2; exit 2 ;;
 	esac
 	echo "==== $b ($(basename "$script"))"
@@ -72,7 +72,9 @@ cli_ratio_berth_curl <= 1.0 berth_lookup/curl_process_time
 abuse_watch_health_ms <= 1000 worst_health_ms_100_watchers_unread
 abuse_list_health_ms <= 1000 worst_health_ms_200_lists_unread
 abuse_watch_rss_mib <= 64 peak_rss_MiB_100_watchers_unread
-abuse_list_rss_mib <= 64 peak_rss_MiB_200_lists_unread"
+abuse_list_rss_mib <= 64 peak_rss_MiB_200_lists_unread
+cluster_lookup_ratio_berth_etcd >= 1 cluster_lookups_view/etcd_range
+cluster_view_rss_mib_10k <= 8 rss_MiB_of_10k_instance_view"
 
 verdict() {
 	awk -v v="$1" -v op="$2" -v b="$3" 'BEGIN {
