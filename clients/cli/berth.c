@@ -119,6 +119,8 @@ cli_exit_code(int code)
 		return (CLI_EXIT_NOTFOUND);
 	case BERTH_ECONFLICT:
 		return (CLI_EXIT_CONFLICT);
+	case BERTH_ENOCLUSTER:
+		return (CLI_EXIT_NOCLUSTER);
 	default:
 		return (CLI_EXIT_ERROR);
 	}
@@ -198,7 +200,9 @@ cli_socket_denied(struct cli *cli, char *hint, size_t len)
  * Report a failed call in one line and return the exit code for it. An
  * unreachable broker names the address, the error and how to start one;
  * something else at the address is not taken for a broker's answer
- * ("not found" from a web server is not berthd's): it exits 69 too.
+ * ("not found" from a web server is not berthd's): it exits 69 too. A
+ * broker without --cluster gets the same line from every command that
+ * needs one, saying what would give it one.
  */
 int
 cli_fail(struct cli *cli, const berth_error *err)
@@ -212,6 +216,11 @@ cli_fail(struct cli *cli, const berth_error *err)
 		cli_warn("%s (%s)", err->message, why);
 	else if (err->code == BERTH_EUNREACHABLE)
 		cli_warn("%s; start it with 'berthd'", err->message);
+	else if (err->code == BERTH_ENOCLUSTER)
+		cli_warn("berthd at %s runs without --cluster: it serves this "
+		    "host only; publishing and the cluster's services and "
+		    "nodes need berthd --cluster URL --advertise ADDR",
+		    berth_addr(cli->client));
 	else
 		cli_warn("%s", err->message);
 	return (cli_exit_code(err->code));

@@ -20,6 +20,7 @@ struct option;
 #define CLI_EXIT_USAGE		2
 #define CLI_EXIT_NOTFOUND	3
 #define CLI_EXIT_CONFLICT	4
+#define CLI_EXIT_NOCLUSTER	5	/* berthd runs without --cluster */
 #define CLI_EXIT_UNREACHABLE	69
 
 /* What every command gets: the global options and a lazy client. */
