@@ -27,7 +27,7 @@ static const struct {
 } cli_cmds[] = {
 	{ "acquire", cmd_acquire, "acquire NAME [--port N] [--ttl S] "
 	    "[--proto P] [--host H] [--meta K=V]... [--pid P] [--token T] "
-	    "[--env]" },
+	    "[--publish] [--env]" },
 	{ "renew", cmd_renew, "renew NAME [--token T] [--ttl S]" },
 	{ "release", cmd_release, "release NAME [--token T]" },
 	{ "lookup", cmd_lookup, "lookup NAME [--wait S] [--addr-only] "

@@ -25,7 +25,8 @@ enum {
 	OPT_ENV,
 	OPT_WAIT,
 	OPT_ADDR_ONLY,
-	OPT_READY
+	OPT_READY,
+	OPT_PUBLISH
 };
 
 static int	 lease_bad_option(const char *, int, const struct cli_args *,
@@ -159,6 +160,9 @@ lease_acquire_option(const char *cmd, int ch, berth_acquire_opts *o,
 	case OPT_ENV:
 		*env = 1;
 		break;
+	case OPT_PUBLISH:
+		berth_acquire_opts_set_publish(o, 1);
+		break;
 	}
 	return (rc);
 }
@@ -175,6 +179,8 @@ lease_print_acquired(struct cli *cli, const berth_lease *l, int env)
 		snprintf(port, sizeof port, "%d", berth_lease_port(l));
 		lease_print_env("BERTH_NAME", berth_lease_name(l));
 		lease_print_env("BERTH_PORT", port);
+		/* berthd's choice with --publish: its --advertise address */
+		lease_print_env("BERTH_HOST", berth_lease_host(l));
 		lease_print_env("BERTH_TOKEN", berth_lease_token(l));
 	} else
 		printf("%d\n", berth_lease_port(l));
@@ -182,7 +188,7 @@ lease_print_acquired(struct cli *cli, const berth_lease *l, int env)
 
 /*
  * acquire NAME [--port N] [--ttl S] [--proto P] [--host H] [--meta k=v]...
- *     [--pid P] [--token T] [--env]
+ *     [--pid P] [--token T] [--publish] [--env]
  */
 int
 cmd_acquire(struct cli *cli, int argc, char **argv)
@@ -196,6 +202,7 @@ cmd_acquire(struct cli *cli, int argc, char **argv)
 		{ "pid",	required_argument,	NULL,	OPT_PID },
 		{ "token",	required_argument,	NULL,	OPT_TOKEN },
 		{ "env",	no_argument,		NULL,	OPT_ENV },
+		{ "publish",	no_argument,		NULL,	OPT_PUBLISH },
 		{ NULL,		0,			NULL,	0 }
 	};
 	const char		*cmd = argv[0];
