@@ -31,7 +31,7 @@ static const struct {
 	{ "renew", cmd_renew, "renew NAME [--token T] [--ttl S]" },
 	{ "release", cmd_release, "release NAME [--token T]" },
 	{ "lookup", cmd_lookup, "lookup NAME [--wait S] [--addr-only] "
-	    "[--ready]" },
+	    "[--ready] [--cluster [--all]]" },
 	{ "list", cmd_list, "list [--probe]" },
 	{ "run", cmd_run, "run NAME [--ttl S] [--port N] [--host H] "
 	    "[--proto P] [--meta K=V]... [--need DEP]... [--timeout S] [--fd] "

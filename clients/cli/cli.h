@@ -77,6 +77,21 @@ int		 cmd_lookup(struct cli *, int, char **);
 /* cmd-list.c: list [--probe] */
 int		 cmd_list(struct cli *, int, char **);
 
+/*
+ * cmd-cluster.c: lookup --cluster, and what list --cluster and run --need
+ * share with it
+ */
+int		 cluster_lookup(struct cli *, const char *, long, int, int,
+		    int);
+int		 cluster_this_node(berth_client *, char **, berth_error *);
+size_t		 cluster_count(const berth_leases *, const char *, int);
+const berth_lease *cluster_pick(const berth_leases *, const char *,
+		    const char *, int);
+int		 cluster_watch(berth_client *, const char *, int, long long,
+		    uint64_t *, berth_leases **, berth_error *);
+void		 cluster_warn_stale(struct cli *, const berth_leases *);
+long long	 cluster_now(void);
+
 /* cmd-info.c: status, health, version */
 int		 cmd_status(struct cli *, int, char **);
 int		 cmd_health(struct cli *, int, char **);

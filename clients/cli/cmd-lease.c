@@ -26,7 +26,9 @@ enum {
 	OPT_WAIT,
 	OPT_ADDR_ONLY,
 	OPT_READY,
-	OPT_PUBLISH
+	OPT_PUBLISH,
+	OPT_CLUSTER,
+	OPT_ALL
 };
 
 static int	 lease_bad_option(const char *, int, const struct cli_args *,
@@ -380,8 +382,10 @@ cmd_revoke(struct cli *cli, int argc, char **argv)
 }
 
 /*
- * lookup NAME [--wait S] [--addr-only] [--ready]: prints the port or
- * host:port; with --ready, only once something listens on the port.
+ * lookup NAME [--wait S] [--addr-only] [--ready] [--cluster [--all]]:
+ * prints the port or host:port; with --ready, only once something listens
+ * on the port; with --cluster, of an instance in the cluster
+ * (cmd-cluster.c).
  */
 int
 cmd_lookup(struct cli *cli, int argc, char **argv)
@@ -390,6 +394,8 @@ cmd_lookup(struct cli *cli, int argc, char **argv)
 		{ "wait",	required_argument,	NULL,	OPT_WAIT },
 		{ "addr-only",	no_argument,		NULL,	OPT_ADDR_ONLY },
 		{ "ready",	no_argument,		NULL,	OPT_READY },
+		{ "cluster",	no_argument,		NULL,	OPT_CLUSTER },
+		{ "all",	no_argument,		NULL,	OPT_ALL },
 		{ NULL,		0,			NULL,	0 }
 	};
 	const char		*cmd = argv[0];
@@ -400,6 +406,7 @@ cmd_lookup(struct cli *cli, int argc, char **argv)
 	long			 wait = 0;
 	char			 addr[300];
 	int			 ch, rc, addr_only = 0, ready = 0;
+	int			 cluster = 0, all = 0;
 
 	args_init(&args, ARGS_WORDS, longopts);
 	while ((ch = args_next(&args, argc, argv)) != -1) {
@@ -415,12 +422,24 @@ cmd_lookup(struct cli *cli, int argc, char **argv)
 		case OPT_READY:
 			ready = 1;
 			break;
+		case OPT_CLUSTER:
+			cluster = 1;
+			break;
+		case OPT_ALL:
+			all = 1;
+			break;
 		default:
 			return (lease_bad_option(cmd, ch, &args, argv));
 		}
 	}
 	if ((rc = lease_name(cmd, &args)) != 0)
 		return (rc);
+	if (all && !cluster)
+		return (cli_usage(cmd, "--all prints every instance in the "
+		    "cluster: it goes with --cluster"));
+	if (cluster)
+		return (cluster_lookup(cli, args.name, wait, ready, all,
+		    addr_only));
 
 	c = cli_client(cli);
 	/* Leave the answer time to come: the broker holds the request. */
