@@ -32,7 +32,7 @@ static const struct {
 	{ "release", cmd_release, "release NAME [--token T]" },
 	{ "lookup", cmd_lookup, "lookup NAME [--wait S] [--addr-only] "
 	    "[--ready] [--cluster [--all]]" },
-	{ "list", cmd_list, "list [--probe]" },
+	{ "list", cmd_list, "list [--probe] [--cluster]" },
 	{ "run", cmd_run, "run NAME [--ttl S] [--port N] [--host H] "
 	    "[--proto P] [--meta K=V]... [--need DEP]... [--timeout S] [--fd] "
 	    "-- CMD [ARG...]" },

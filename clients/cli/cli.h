@@ -67,6 +67,20 @@ void		 args_init(struct cli_args *, int, const struct option *);
 int		 args_next(struct cli_args *, int, char **);
 const char	*args_refused(const struct cli_args *, char **);
 
+/* table.c: aligned tables for people */
+#define TABLE_MAXCOL	8
+struct table {
+	int		  ncol;
+	const char	**headers;
+	char		**cells;	/* nrows rows of ncol */
+	size_t		  nrows;
+	size_t		  width[TABLE_MAXCOL];
+};
+void		 table_init(struct table *, int, const char **);
+int		 table_add(struct table *, const char *const *);
+void		 table_print(const struct table *);
+void		 table_free(struct table *);
+
 /* cmd-lease.c: acquire, renew, release, revoke, lookup */
 int		 cmd_acquire(struct cli *, int, char **);
 int		 cmd_renew(struct cli *, int, char **);
@@ -74,7 +88,7 @@ int		 cmd_release(struct cli *, int, char **);
 int		 cmd_revoke(struct cli *, int, char **);
 int		 cmd_lookup(struct cli *, int, char **);
 
-/* cmd-list.c: list [--probe] */
+/* cmd-list.c: list [--probe] [--cluster] */
 int		 cmd_list(struct cli *, int, char **);
 
 /*
