@@ -38,6 +38,7 @@ static const struct {
 	    "-- CMD [ARG...]" },
 	{ "who", cmd_who, "who PORT" },
 	{ "doctor", cmd_doctor, "doctor [NAME]" },
+	{ "nodes", cmd_nodes, "nodes" },
 	{ "status", cmd_status, "status" },
 	{ "health", cmd_health, "health" },
 	{ "version", cmd_version, "version" },

@@ -106,10 +106,11 @@ int		 cluster_watch(berth_client *, const char *, int, long long,
 void		 cluster_warn_stale(struct cli *, const berth_leases *);
 long long	 cluster_now(void);
 
-/* cmd-info.c: status, health, version */
+/* cmd-info.c: status, health, version, nodes */
 int		 cmd_status(struct cli *, int, char **);
 int		 cmd_health(struct cli *, int, char **);
 int		 cmd_version(struct cli *, int, char **);
+int		 cmd_nodes(struct cli *, int, char **);
 
 /* cmd-run.c: run NAME ... -- CMD ARGS */
 int		 cmd_run(struct cli *, int, char **);
