@@ -35,7 +35,7 @@ static const struct {
 	{ "list", cmd_list, "list [--probe] [--cluster]" },
 	{ "run", cmd_run, "run NAME [--ttl S] [--port N] [--host H] "
 	    "[--proto P] [--meta K=V]... [--need DEP]... [--timeout S] [--fd] "
-	    "-- CMD [ARG...]" },
+	    "[--publish] -- CMD [ARG...]" },
 	{ "who", cmd_who, "who PORT" },
 	{ "doctor", cmd_doctor, "doctor [NAME]" },
 	{ "nodes", cmd_nodes, "nodes" },

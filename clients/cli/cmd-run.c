@@ -67,6 +67,7 @@ struct run {
 	size_t			 nneeds;
 	long			 timeout;	/* --need timeout, 0 = forever */
 	int			 fd;		/* --fd */
+	int			 publish;	/* --publish */
 	char			**cmd;		/* the command as given */
 	char			**argv;		/* {port}, {host} replaced */
 	berth_lease		*lease;		/* ours, once acquired */
@@ -128,6 +129,7 @@ static const struct option run_options[] = {
 	{ "need",	required_argument,	NULL,	'n' },
 	{ "timeout",	required_argument,	NULL,	'T' },
 	{ "fd",		no_argument,		NULL,	'f' },
+	{ "publish",	no_argument,		NULL,	'u' },
 	{ NULL,		0,			NULL,	0 }
 };
 
@@ -194,6 +196,9 @@ run_option(struct run *r, const char *cmdname, int ch,
 		break;
 	case 'f':
 		r->fd = 1;
+		break;
+	case 'u':
+		r->publish = 1;
 		break;
 	case ':':
 		return (cli_usage(cmdname, "run: %s needs a value",
@@ -438,6 +443,7 @@ run_opts(struct run *r, int port, const char *token)
 	berth_acquire_opts_set_port(o, port);
 	berth_acquire_opts_set_ttl(o, r->ttl);
 	berth_acquire_opts_set_pid(o, r->owner);
+	berth_acquire_opts_set_publish(o, r->publish);
 	if (berth_acquire_opts_set_host(o, r->host) != 0 ||
 	    berth_acquire_opts_set_proto(o, r->proto) != 0 ||
 	    (token != NULL && berth_acquire_opts_set_token(o, token) != 0))
@@ -1126,6 +1132,7 @@ run_serve(struct run *r)
 	snprintf(port, sizeof port, "%d", berth_lease_port(r->lease));
 	if (setenv("PORT", port, 1) == -1 ||
 	    setenv("BERTH_PORT", port, 1) == -1 ||
+	    setenv("BERTH_HOST", berth_lease_host(r->lease), 1) == -1 ||
 	    setenv("BERTH_NAME", r->name, 1) == -1 ||
 	    setenv("BERTH_ADDR", berth_addr(r->client), 1) == -1 ||
 	    run_command(r, r->cmd) == -1) {
