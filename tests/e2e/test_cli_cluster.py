@@ -470,6 +470,33 @@ class ContractTest(CliMixin, BerthTestCase):
         self.cli(self.f, "acquire", "plain")
         self.assertNotIn("publish", self.f.bodies[-1])
 
+    def test_completion_of_published_names(self):
+        import test_completion as tc
+        if shutil.which("bash") is None:
+            self.skipTest("bash is not installed")
+        self.f.publish("db", "a", ADDR_A, 6001)
+        self.f.publish("db", "b", ADDR_B, 6002)
+        self.f.publish("dns", "c", "127.0.0.3", 6003)
+
+        def complete(line):
+            words, cword = tc.comp_words(line)
+            env = clean_env(HARNESS_LINE=line, HARNESS_COMPLETION=tc.COMPLETION,
+                            HARNESS_BC="", BERTH_COMPLETION_WAIT="5")
+            env["PATH"] = (os.path.dirname(os.path.abspath(CLI)) + os.pathsep
+                           + env.get("PATH", "/usr/bin:/bin"))
+            p = subprocess.run(["bash", "--norc", "--noprofile", "-c",
+                                tc.HARNESS, "harness", str(cword)] + words,
+                               env=env, capture_output=True, text=True,
+                               stdin=subprocess.DEVNULL, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            return sorted(p.stdout.split())
+
+        line = "berth --addr %s lookup --cluster d" % self.f.addr
+        self.assertEqual(complete(line), ["db", "dns"])
+        # Without --cluster, this host's leases: the fake has none.
+        line = "berth --addr %s lookup d" % self.f.addr
+        self.assertEqual(complete(line), [])
+
     def test_need_uses_a_ready_instance(self):
         self.f.publish("db", "a", ADDR_A, 6001, ready=False)
         self.f.publish("db", "c", "127.0.0.3", 6003)
