@@ -11,8 +11,8 @@
 # there and does without them otherwise.
 
 # The commands, as berth.c's table dispatches them.
-_berth_commands='acquire renew release lookup list run who doctor status
-health version revoke help'
+_berth_commands='acquire renew release lookup list run who doctor nodes
+status health version revoke help'
 
 # Options allowed before the command (berth.c's main).
 _berth_global_options='--addr --json --help --version'
@@ -23,13 +23,14 @@ _berth_global_options='--addr --json --help --version'
 _berth_command_options()
 {
 	case $1 in
-	acquire)	echo '--port --ttl --proto --host --meta --pid --token --env' ;;
+	acquire)	echo '--port --ttl --proto --host --meta --pid --token' \
+			    '--publish --env' ;;
 	renew)		echo '--token --ttl' ;;
 	release)	echo '--token' ;;
-	lookup)		echo '--wait --addr-only --ready' ;;
-	list)		echo '--probe' ;;
+	lookup)		echo '--wait --addr-only --ready --cluster --all' ;;
+	list)		echo '--probe --cluster' ;;
 	run)		echo '--ttl --port --host --proto --meta --need' \
-			    '--timeout --fd' ;;
+			    '--timeout --fd --publish' ;;
 	who|doctor)	echo '--help' ;;
 	esac
 }
@@ -88,9 +89,10 @@ _berth_reply()
 }
 
 # The live leases as "NAME PORT" lines, from the broker at $1 (empty: the
-# default or $BERTH_ADDR). Completion must never hang the shell: wait at
-# most $BERTH_COMPLETION_WAIT seconds (default 1) for the answer, and
-# print nothing when no broker answers.
+# default or $BERTH_ADDR); with $2 "cluster", the names the cluster's
+# nodes publish instead, one a line. Completion must never hang the shell:
+# wait at most $BERTH_COMPLETION_WAIT seconds (default 1) for the answer,
+# and print nothing when no broker answers.
 # The table is parsed rather than --json: names are one word without
 # blanks, and meta keys called "name" cannot get in the way.
 _berth_leases()
@@ -104,6 +106,7 @@ _berth_leases()
 	argv=("$bin")
 	[[ -n $1 ]] && argv+=(--addr "$1")
 	argv+=(list)
+	[[ $2 == cluster ]] && argv+=(--cluster)
 	# timeout(1) ends a berth that is still waiting when we stop; without
 	# it, berth gives up by itself (libberth's timeout).
 	if type -P timeout >/dev/null 2>&1; then
@@ -116,8 +119,12 @@ _berth_leases()
 	((rc > 128)) && return 0
 	while read -r name addr _; do
 		[[ $name =~ ^[a-z0-9][a-z0-9._-]*$ ]] || continue
-		printf '%s %s\n' "$name" "${addr##*:}"
-	done <<<"$out"
+		if [[ $2 == cluster ]]; then
+			printf '%s\n' "$name"	# NODE, not an address, follows
+		else
+			printf '%s %s\n' "$name" "${addr##*:}"
+		fi
+	done <<<"$out" | uniq
 }
 
 # Complete the value $2 of option $1; $3 is the broker address.
@@ -199,6 +206,7 @@ _berth()
 	# shellcheck disable=SC2034
 	local cur prev words cword
 	local i j w cmd='' addr='' valopt='' npos=0 dashdash=0 ndash=0 names
+	local cluster=''
 
 	COMPREPLY=()
 	if declare -F _init_completion >/dev/null 2>&1; then
@@ -233,6 +241,8 @@ _berth()
 			fi ;;
 		--addr=*)
 			addr=${w#--addr=} ;;
+		--cluster)
+			cluster=cluster ;;
 		-*=*)
 			;;
 		-*)
@@ -272,7 +282,12 @@ _berth()
 		    "$cur"
 	elif ((npos == 0)); then
 		case $cmd in
-		renew|release|lookup|revoke|doctor|run)
+		lookup)
+			# lookup --cluster: the names the cluster publishes.
+			names=$(_berth_leases "$addr" "$cluster" |
+			    while read -r n _; do echo "$n"; done)
+			_berth_reply "$names" "$cur" ;;
+		renew|release|revoke|doctor|run)
 			names=$(_berth_leases "$addr" | while read -r n _; do
 			    echo "$n"; done)
 			_berth_reply "$names" "$cur" ;;

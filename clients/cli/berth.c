@@ -27,17 +27,18 @@ static const struct {
 } cli_cmds[] = {
 	{ "acquire", cmd_acquire, "acquire NAME [--port N] [--ttl S] "
 	    "[--proto P] [--host H] [--meta K=V]... [--pid P] [--token T] "
-	    "[--env]" },
+	    "[--publish] [--env]" },
 	{ "renew", cmd_renew, "renew NAME [--token T] [--ttl S]" },
 	{ "release", cmd_release, "release NAME [--token T]" },
 	{ "lookup", cmd_lookup, "lookup NAME [--wait S] [--addr-only] "
-	    "[--ready]" },
-	{ "list", cmd_list, "list [--probe]" },
+	    "[--ready] [--cluster [--all]]" },
+	{ "list", cmd_list, "list [--probe] [--cluster]" },
 	{ "run", cmd_run, "run NAME [--ttl S] [--port N] [--host H] "
 	    "[--proto P] [--meta K=V]... [--need DEP]... [--timeout S] [--fd] "
-	    "-- CMD [ARG...]" },
+	    "[--publish] -- CMD [ARG...]" },
 	{ "who", cmd_who, "who PORT" },
 	{ "doctor", cmd_doctor, "doctor [NAME]" },
+	{ "nodes", cmd_nodes, "nodes" },
 	{ "status", cmd_status, "status" },
 	{ "health", cmd_health, "health" },
 	{ "version", cmd_version, "version" },
@@ -119,6 +120,8 @@ cli_exit_code(int code)
 		return (CLI_EXIT_NOTFOUND);
 	case BERTH_ECONFLICT:
 		return (CLI_EXIT_CONFLICT);
+	case BERTH_ENOCLUSTER:
+		return (CLI_EXIT_NOCLUSTER);
 	default:
 		return (CLI_EXIT_ERROR);
 	}
@@ -198,7 +201,9 @@ cli_socket_denied(struct cli *cli, char *hint, size_t len)
  * Report a failed call in one line and return the exit code for it. An
  * unreachable broker names the address, the error and how to start one;
  * something else at the address is not taken for a broker's answer
- * ("not found" from a web server is not berthd's): it exits 69 too.
+ * ("not found" from a web server is not berthd's): it exits 69 too. A
+ * broker without --cluster gets the same line from every command that
+ * needs one, saying what would give it one.
  */
 int
 cli_fail(struct cli *cli, const berth_error *err)
@@ -212,6 +217,11 @@ cli_fail(struct cli *cli, const berth_error *err)
 		cli_warn("%s (%s)", err->message, why);
 	else if (err->code == BERTH_EUNREACHABLE)
 		cli_warn("%s; start it with 'berthd'", err->message);
+	else if (err->code == BERTH_ENOCLUSTER)
+		cli_warn("berthd at %s runs without --cluster: it serves this "
+		    "host only; publishing and the cluster's services and "
+		    "nodes need berthd --cluster URL --advertise ADDR",
+		    berth_addr(cli->client));
 	else
 		cli_warn("%s", err->message);
 	return (cli_exit_code(err->code));

@@ -20,6 +20,7 @@ struct option;
 #define CLI_EXIT_USAGE		2
 #define CLI_EXIT_NOTFOUND	3
 #define CLI_EXIT_CONFLICT	4
+#define CLI_EXIT_NOCLUSTER	5	/* berthd runs without --cluster */
 #define CLI_EXIT_UNREACHABLE	69
 
 /* What every command gets: the global options and a lazy client. */
@@ -66,6 +67,20 @@ void		 args_init(struct cli_args *, int, const struct option *);
 int		 args_next(struct cli_args *, int, char **);
 const char	*args_refused(const struct cli_args *, char **);
 
+/* table.c: aligned tables for people */
+#define TABLE_MAXCOL	8
+struct table {
+	int		  ncol;
+	const char	**headers;
+	char		**cells;	/* nrows rows of ncol */
+	size_t		  nrows;
+	size_t		  width[TABLE_MAXCOL];
+};
+void		 table_init(struct table *, int, const char **);
+int		 table_add(struct table *, const char *const *);
+void		 table_print(const struct table *);
+void		 table_free(struct table *);
+
 /* cmd-lease.c: acquire, renew, release, revoke, lookup */
 int		 cmd_acquire(struct cli *, int, char **);
 int		 cmd_renew(struct cli *, int, char **);
@@ -73,13 +88,29 @@ int		 cmd_release(struct cli *, int, char **);
 int		 cmd_revoke(struct cli *, int, char **);
 int		 cmd_lookup(struct cli *, int, char **);
 
-/* cmd-list.c: list [--probe] */
+/* cmd-list.c: list [--probe] [--cluster] */
 int		 cmd_list(struct cli *, int, char **);
 
-/* cmd-info.c: status, health, version */
+/*
+ * cmd-cluster.c: lookup --cluster, and what list --cluster and run --need
+ * share with it
+ */
+int		 cluster_lookup(struct cli *, const char *, long, int, int,
+		    int);
+int		 cluster_this_node(berth_client *, char **, berth_error *);
+size_t		 cluster_count(const berth_leases *, const char *, int);
+const berth_lease *cluster_pick(const berth_leases *, const char *,
+		    const char *, int);
+int		 cluster_watch(berth_client *, const char *, int, long long,
+		    uint64_t *, berth_leases **, berth_error *);
+void		 cluster_warn_stale(struct cli *, const berth_leases *);
+long long	 cluster_now(void);
+
+/* cmd-info.c: status, health, version, nodes */
 int		 cmd_status(struct cli *, int, char **);
 int		 cmd_health(struct cli *, int, char **);
 int		 cmd_version(struct cli *, int, char **);
+int		 cmd_nodes(struct cli *, int, char **);
 
 /* cmd-run.c: run NAME ... -- CMD ARGS */
 int		 cmd_run(struct cli *, int, char **);

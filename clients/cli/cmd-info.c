@@ -1,6 +1,6 @@
 /*
- * cmd-info.c: the commands about the broker itself: status, health and
- * version.
+ * cmd-info.c: the commands about the broker itself: status, health,
+ * version, and nodes, the hosts of its cluster.
  */
 #include "config.h"
 
@@ -16,7 +16,7 @@
 static int	 info_no_args(int, char **);
 
 /*
- * The three commands take no options and no arguments: refuse anything,
+ * The four commands take no options and no arguments: refuse anything,
  * so a typo does not pass for a successful check. Returns 0 or the
  * usage exit code.
  */
@@ -115,6 +115,10 @@ info_print_status(struct cli *cli, const berth_info *st)
 	if (berth_info_db(st) != NULL)
 		printf("database:  %s%s\n", berth_info_db(st),
 		    berth_info_db_ok(st) == 0 ? " (NOT OK)" : "");
+	if (berth_info_cluster_node(st) != NULL)
+		printf("cluster:   node %s, %s\n", berth_info_cluster_node(st),
+		    berth_info_cluster_connected(st) == 0 ?
+		    "NOT connected to etcd" : "connected to etcd");
 }
 
 /* status: what the broker says about itself. */
@@ -249,4 +253,90 @@ cmd_version(struct cli *cli, int argc, char **argv)
 	}
 	berth_info_free(st);
 	return (CLI_EXIT_OK);
+}
+
+/* nodes --json: the API's object, {"nodes":[...]}, rebuilt. */
+static int
+info_print_nodes_json(const berth_nodes *v)
+{
+	json_t	*arr, *obj;
+	char	*text;
+	size_t	 i;
+
+	if ((arr = json_array()) == NULL)
+		goto nomem;
+	for (i = 0; i < berth_nodes_count(v); i++) {
+		if (json_array_append_new(arr, json_loads(berth_node_json(
+		    berth_nodes_get(v, i)), 0, NULL)) != 0) {
+			json_decref(arr);
+			goto nomem;
+		}
+	}
+	obj = json_pack("{s:o}", "nodes", arr);
+	text = obj != NULL ? json_dumps(obj, JSON_PRESERVE_ORDER) : NULL;
+	json_decref(obj);
+	if (text == NULL)
+		goto nomem;
+	cli_print_json(text);
+	free(text);
+	return (CLI_EXIT_OK);
+nomem:
+	cli_warn("out of memory");
+	return (CLI_EXIT_ERROR);
+}
+
+/* nodes for people: NODE ADDRESS VERSION JOINED, by node name. */
+static int
+info_print_nodes(const berth_nodes *v)
+{
+	static const char	*headers[] = {
+		"NODE", "ADDRESS", "VERSION", "JOINED"
+	};
+	const berth_node	*n;
+	struct table		 t;
+	const char		*cells[4];
+	char			 joined[40];
+	size_t			 i;
+	int			 rc = CLI_EXIT_OK;
+
+	table_init(&t, 4, headers);
+	for (i = 0; (n = berth_nodes_get(v, i)) != NULL; i++) {
+		if (berth_node_joined_at(n) != 0)
+			rfc3339_format(berth_node_joined_at(n), joined,
+			    sizeof joined);
+		else
+			snprintf(joined, sizeof joined, "-");
+		cells[0] = berth_node_name(n);
+		cells[1] = berth_node_address(n)[0] != '\0' ?
+		    berth_node_address(n) : "-";
+		cells[2] = berth_node_version(n)[0] != '\0' ?
+		    berth_node_version(n) : "-";
+		cells[3] = joined;
+		if (table_add(&t, cells) == -1) {
+			cli_warn("out of memory");
+			rc = CLI_EXIT_ERROR;
+			break;
+		}
+	}
+	if (rc == CLI_EXIT_OK)
+		table_print(&t);
+	table_free(&t);
+	return (rc);
+}
+
+/* nodes: the hosts of the broker's cluster, as it sees them. */
+int
+cmd_nodes(struct cli *cli, int argc, char **argv)
+{
+	berth_nodes	*v;
+	berth_error	 err;
+	int		 rc;
+
+	if ((rc = info_no_args(argc, argv)) != 0)
+		return (rc);
+	if (berth_cluster_nodes(cli_client(cli), &v, &err) != 0)
+		return (cli_fail(cli, &err));
+	rc = cli->json ? info_print_nodes_json(v) : info_print_nodes(v);
+	berth_nodes_free(v);
+	return (rc);
 }

@@ -25,7 +25,10 @@ enum {
 	OPT_ENV,
 	OPT_WAIT,
 	OPT_ADDR_ONLY,
-	OPT_READY
+	OPT_READY,
+	OPT_PUBLISH,
+	OPT_CLUSTER,
+	OPT_ALL
 };
 
 static int	 lease_bad_option(const char *, int, const struct cli_args *,
@@ -159,6 +162,9 @@ lease_acquire_option(const char *cmd, int ch, berth_acquire_opts *o,
 	case OPT_ENV:
 		*env = 1;
 		break;
+	case OPT_PUBLISH:
+		berth_acquire_opts_set_publish(o, 1);
+		break;
 	}
 	return (rc);
 }
@@ -175,6 +181,8 @@ lease_print_acquired(struct cli *cli, const berth_lease *l, int env)
 		snprintf(port, sizeof port, "%d", berth_lease_port(l));
 		lease_print_env("BERTH_NAME", berth_lease_name(l));
 		lease_print_env("BERTH_PORT", port);
+		/* berthd's choice with --publish: its --advertise address */
+		lease_print_env("BERTH_HOST", berth_lease_host(l));
 		lease_print_env("BERTH_TOKEN", berth_lease_token(l));
 	} else
 		printf("%d\n", berth_lease_port(l));
@@ -182,7 +190,7 @@ lease_print_acquired(struct cli *cli, const berth_lease *l, int env)
 
 /*
  * acquire NAME [--port N] [--ttl S] [--proto P] [--host H] [--meta k=v]...
- *     [--pid P] [--token T] [--env]
+ *     [--pid P] [--token T] [--publish] [--env]
  */
 int
 cmd_acquire(struct cli *cli, int argc, char **argv)
@@ -196,6 +204,7 @@ cmd_acquire(struct cli *cli, int argc, char **argv)
 		{ "pid",	required_argument,	NULL,	OPT_PID },
 		{ "token",	required_argument,	NULL,	OPT_TOKEN },
 		{ "env",	no_argument,		NULL,	OPT_ENV },
+		{ "publish",	no_argument,		NULL,	OPT_PUBLISH },
 		{ NULL,		0,			NULL,	0 }
 	};
 	const char		*cmd = argv[0];
@@ -373,8 +382,10 @@ cmd_revoke(struct cli *cli, int argc, char **argv)
 }
 
 /*
- * lookup NAME [--wait S] [--addr-only] [--ready]: prints the port or
- * host:port; with --ready, only once something listens on the port.
+ * lookup NAME [--wait S] [--addr-only] [--ready] [--cluster [--all]]:
+ * prints the port or host:port; with --ready, only once something listens
+ * on the port; with --cluster, of an instance in the cluster
+ * (cmd-cluster.c).
  */
 int
 cmd_lookup(struct cli *cli, int argc, char **argv)
@@ -383,6 +394,8 @@ cmd_lookup(struct cli *cli, int argc, char **argv)
 		{ "wait",	required_argument,	NULL,	OPT_WAIT },
 		{ "addr-only",	no_argument,		NULL,	OPT_ADDR_ONLY },
 		{ "ready",	no_argument,		NULL,	OPT_READY },
+		{ "cluster",	no_argument,		NULL,	OPT_CLUSTER },
+		{ "all",	no_argument,		NULL,	OPT_ALL },
 		{ NULL,		0,			NULL,	0 }
 	};
 	const char		*cmd = argv[0];
@@ -393,6 +406,7 @@ cmd_lookup(struct cli *cli, int argc, char **argv)
 	long			 wait = 0;
 	char			 addr[300];
 	int			 ch, rc, addr_only = 0, ready = 0;
+	int			 cluster = 0, all = 0;
 
 	args_init(&args, ARGS_WORDS, longopts);
 	while ((ch = args_next(&args, argc, argv)) != -1) {
@@ -408,12 +422,24 @@ cmd_lookup(struct cli *cli, int argc, char **argv)
 		case OPT_READY:
 			ready = 1;
 			break;
+		case OPT_CLUSTER:
+			cluster = 1;
+			break;
+		case OPT_ALL:
+			all = 1;
+			break;
 		default:
 			return (lease_bad_option(cmd, ch, &args, argv));
 		}
 	}
 	if ((rc = lease_name(cmd, &args)) != 0)
 		return (rc);
+	if (all && !cluster)
+		return (cli_usage(cmd, "--all prints every instance in the "
+		    "cluster: it goes with --cluster"));
+	if (cluster)
+		return (cluster_lookup(cli, args.name, wait, ready, all,
+		    addr_only));
 
 	c = cli_client(cli);
 	/* Leave the answer time to come: the broker holds the request. */

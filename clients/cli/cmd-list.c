@@ -1,8 +1,10 @@
 /*
- * cmd-list.c: list [--probe], the live leases as a table for people or
- * as the API's list object with --json. What --probe shows is berthd's
- * word, each lease's "ready", read from the kernel's socket tables on
- * berthd's host, not this one's.
+ * cmd-list.c: list [--probe] [--cluster], the live leases as a table for
+ * people or as the API's list object with --json; with --cluster, every
+ * instance in the cluster's view instead, with the node of each. What
+ * --probe shows is berthd's word, each lease's "ready", read from the
+ * kernel's socket tables on berthd's host (for an instance, on its node's),
+ * not this one's.
  */
 #include "config.h"
 
@@ -16,7 +18,7 @@
 
 #include "cli.h"
 
-/* The table's columns, in order. */
+/* The table's columns, in order; a cluster's has its own (CCOL_). */
 enum list_col {
 	COL_NAME,
 	COL_ADDRESS,
@@ -27,9 +29,20 @@ enum list_col {
 	COL_LISTENING,
 	COL_MAX
 };
+enum list_ccol {
+	CCOL_NAME,
+	CCOL_NODE,
+	CCOL_ADDRESS,
+	CCOL_PROTO,
+	CCOL_LISTENING,
+	CCOL_MAX
+};
 
 static const char *list_headers[COL_MAX] = {
 	"NAME", "ADDRESS", "PROTO", "TTL", "PID", "AGE", "LISTENING"
+};
+static const char *list_cluster_headers[CCOL_MAX] = {
+	"NAME", "NODE", "ADDRESS", "PROTO", "LISTENING"
 };
 
 /* One row of text; the address may be a long host name. */
@@ -40,10 +53,12 @@ struct list_row {
 static long long list_now_ms(void);
 static void	 list_fill_row(const berth_lease *, long long, int,
 		    struct list_row *);
-static void	 list_print_row(const char **, const size_t *, int);
-static int	 list_print_table(const berth_leases *, int);
-static int	 list_print_json(const berth_leases *, int);
+static void	 list_fill_instance(const berth_lease *, int,
+		    struct list_row *);
+static int	 list_print_table(const berth_leases *, int, int);
+static int	 list_print_json(const berth_leases *, int, int);
 static int	 list_probe(const berth_lease *);
+static void	 list_listening(const berth_lease *, char *, size_t);
 
 static long long
 list_now_ms(void)
@@ -65,13 +80,21 @@ list_probe(const berth_lease *l)
 	return (berth_lease_ready(l));
 }
 
+/* The LISTENING cell: yes, no, or ? when berthd cannot tell. */
+static void
+list_listening(const berth_lease *l, char *buf, size_t len)
+{
+	int	up = list_probe(l);
+
+	snprintf(buf, len, "%s", up > 0 ? "yes" : up == 0 ? "no" : "?");
+}
+
 /* Turn one lease into the table's text cells. */
 static void
 list_fill_row(const berth_lease *l, long long now, int probe,
     struct list_row *row)
 {
 	long long	t;
-	int		up;
 
 	snprintf(row->cell[COL_NAME], sizeof row->cell[COL_NAME], "%s",
 	    berth_lease_name(l));
@@ -96,71 +119,81 @@ list_fill_row(const berth_lease *l, long long now, int probe,
 	else
 		snprintf(row->cell[COL_AGE], sizeof row->cell[COL_AGE], "-");
 	row->cell[COL_LISTENING][0] = '\0';
-	if (probe) {
-		up = list_probe(l);
-		snprintf(row->cell[COL_LISTENING],
-		    sizeof row->cell[COL_LISTENING], "%s",
-		    up > 0 ? "yes" : up == 0 ? "no" : "?");
-	}
+	if (probe)
+		list_listening(l, row->cell[COL_LISTENING],
+		    sizeof row->cell[COL_LISTENING]);
 }
 
-/* Print ncol cells padded to width, without trailing blanks. */
+/*
+ * One instance of the cluster's into the cells of its table: an instance
+ * has no TTL, owner or age to show, only where it is and on which node.
+ */
 static void
-list_print_row(const char **cells, const size_t *width, int ncol)
+list_fill_instance(const berth_lease *l, int probe, struct list_row *row)
 {
-	int	i;
+	const char	*node = berth_lease_node(l);
 
-	for (i = 0; i < ncol; i++) {
-		if (i == ncol - 1)
-			printf("%s\n", cells[i]);
-		else
-			printf("%-*s  ", (int)width[i], cells[i]);
-	}
+	snprintf(row->cell[CCOL_NAME], sizeof row->cell[CCOL_NAME], "%s",
+	    berth_lease_name(l));
+	snprintf(row->cell[CCOL_NODE], sizeof row->cell[CCOL_NODE], "%s",
+	    node != NULL ? node : "-");
+	cli_format_addr(l, row->cell[CCOL_ADDRESS],
+	    sizeof row->cell[CCOL_ADDRESS]);
+	snprintf(row->cell[CCOL_PROTO], sizeof row->cell[CCOL_PROTO], "%s",
+	    berth_lease_proto(l));
+	row->cell[CCOL_LISTENING][0] = '\0';
+	if (probe)
+		list_listening(l, row->cell[CCOL_LISTENING],
+		    sizeof row->cell[CCOL_LISTENING]);
 }
 
 /* The table for people: a header, then one aligned row per lease. */
 static int
-list_print_table(const berth_leases *leases, int probe)
+list_print_table(const berth_leases *leases, int probe, int cluster)
 {
-	struct list_row	*rows;
+	struct table	 t;
+	struct list_row	 row;
 	const char	*cells[COL_MAX];
-	size_t		 width[COL_MAX], i, len, n = berth_leases_count(leases);
+	size_t		 i, n = berth_leases_count(leases);
 	long long	 now = list_now_ms();
-	int		 c, ncol = probe ? COL_MAX : COL_LISTENING;
+	int		 c, ncol;
 
-	if ((rows = calloc(n + 1, sizeof *rows)) == NULL) {
-		cli_warn("out of memory");
-		return (CLI_EXIT_ERROR);
+	if (cluster) {
+		ncol = probe ? CCOL_MAX : CCOL_LISTENING;
+		table_init(&t, ncol, list_cluster_headers);
+	} else {
+		ncol = probe ? COL_MAX : COL_LISTENING;
+		table_init(&t, ncol, list_headers);
 	}
-	for (c = 0; c < ncol; c++)
-		width[c] = strlen(list_headers[c]);
 	for (i = 0; i < n; i++) {
-		list_fill_row(berth_leases_get(leases, i), now, probe,
-		    &rows[i]);
-		for (c = 0; c < ncol; c++) {
-			len = strlen(rows[i].cell[c]);
-			if (len > width[c])
-				width[c] = len;
+		if (cluster)
+			list_fill_instance(berth_leases_get(leases, i), probe,
+			    &row);
+		else
+			list_fill_row(berth_leases_get(leases, i), now, probe,
+			    &row);
+		for (c = 0; c < ncol; c++)
+			cells[c] = row.cell[c];
+		if (table_add(&t, cells) == -1) {
+			table_free(&t);
+			cli_warn("out of memory");
+			return (CLI_EXIT_ERROR);
 		}
 	}
-	list_print_row(list_headers, width, ncol);
-	for (i = 0; i < n; i++) {
-		for (c = 0; c < ncol; c++)
-			cells[c] = rows[i].cell[c];
-		list_print_row(cells, width, ncol);
-	}
-	free(rows);
+	table_print(&t);
+	table_free(&t);
 	return (CLI_EXIT_OK);
 }
 
 /*
- * The API's list object, {"services":[...],"index":N}, rebuilt. Each
- * lease says "ready" as berthd does; with probe, it also says
- * "listening", the same (the name the table's LISTENING column has): true,
- * false, or null when that cannot be told.
+ * The API's list object, {"services":[...],"index":N}, rebuilt, with the
+ * cluster's "stale" too for its view. Each lease says "ready" as berthd
+ * does; with probe, it also says "listening", the same (the name the
+ * table's LISTENING column has): true, false, or null when that cannot be
+ * told.
  */
 static int
-list_print_json(const berth_leases *leases, int probe)
+list_print_json(const berth_leases *leases, int probe, int cluster)
 {
 	const berth_lease	*lease;
 	json_t			*services, *obj, *l;
@@ -196,6 +229,11 @@ list_print_json(const berth_leases *leases, int probe)
 	}
 	obj = json_pack("{s:o, s:I}", "services", services,
 	    "index", (json_int_t)berth_leases_index(leases));
+	if (obj != NULL && cluster && json_object_set_new(obj, "stale",
+	    json_boolean(berth_leases_stale(leases))) != 0) {
+		json_decref(obj);
+		obj = NULL;
+	}
 	if (obj == NULL)
 		goto nomem;
 	text = json_dumps(obj, JSON_PRESERVE_ORDER | JSON_COMPACT);
@@ -210,18 +248,19 @@ nomem:
 	return (CLI_EXIT_ERROR);
 }
 
-/* list [--probe] */
+/* list [--probe] [--cluster] */
 int
 cmd_list(struct cli *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "probe",	no_argument,	NULL,	'p' },
+		{ "cluster",	no_argument,	NULL,	'c' },
 		{ NULL,		0,		NULL,	0 }
 	};
 	const char	*cmd = argv[0];
 	berth_leases	*leases;
 	berth_error	 err;
-	int		 ch, probe = 0, rc;
+	int		 ch, probe = 0, cluster = 0, rc;
 
 	optind = 0;
 	opterr = 0;
@@ -229,6 +268,9 @@ cmd_list(struct cli *cli, int argc, char **argv)
 		switch (ch) {
 		case 'p':
 			probe = 1;
+			break;
+		case 'c':
+			cluster = 1;
 			break;
 		case ':':
 			return (cli_usage(cmd, "option '%s' needs a value",
@@ -245,12 +287,15 @@ cmd_list(struct cli *cli, int argc, char **argv)
 		return (cli_usage(cmd, "unexpected argument '%s'",
 		    argv[optind]));
 
-	if (berth_list(cli_client(cli), 0, 0, &leases, &err) != 0)
+	if ((cluster ? berth_cluster_list(cli_client(cli), 0, 0, &leases,
+	    &err) : berth_list(cli_client(cli), 0, 0, &leases, &err)) != 0)
 		return (cli_fail(cli, &err));
+	if (cluster)
+		cluster_warn_stale(cli, leases);
 	if (cli->json)
-		rc = list_print_json(leases, probe);
+		rc = list_print_json(leases, probe, cluster);
 	else
-		rc = list_print_table(leases, probe);
+		rc = list_print_table(leases, probe, cluster);
 	berth_leases_free(leases);
 	return (rc);
 }

@@ -36,6 +36,7 @@
 
 #define RUN_TTL		30	/* default lease TTL, seconds */
 #define RUN_TIMEOUT	60	/* default --need timeout, seconds */
+#define RUN_NEED_SLICE	1000	/* ms: a cluster's --need looks here this often */
 #define RUN_LISTEN_FD	3	/* SD_LISTEN_FDS_START */
 #define RUN_FROM_KERNEL	0x80	/* flag in a self-pipe byte, see below */
 #define RUN_FROM_WITNESS 0x40	/* flag in a self-pipe byte: the witness */
@@ -53,6 +54,15 @@ enum run_renew_state {
 	RUN_RENEW_LOST,		/* ended for good, or another holder's */
 };
 
+/* What the wait for one --need dependency has seen and said so far. */
+struct run_need_state {
+	int			 said;		/* see run_need_say */
+	int			 said_there;	/* said: published, not ready */
+	int			 known_here;	/* it has a lease here */
+	int			 known_there;	/* it is published elsewhere */
+	uint64_t		 index;		/* the cluster view's, watched */
+};
+
 struct run {
 	struct cli		*cli;
 	berth_client		*client;
@@ -67,6 +77,9 @@ struct run {
 	size_t			 nneeds;
 	long			 timeout;	/* --need timeout, 0 = forever */
 	int			 fd;		/* --fd */
+	int			 publish;	/* --publish */
+	char			*node;		/* berthd's in the cluster, or NULL */
+	int			 clustered;	/* --need looks in the cluster too */
 	char			**cmd;		/* the command as given */
 	char			**argv;		/* {port}, {host} replaced */
 	berth_lease		*lease;		/* ours, once acquired */
@@ -94,6 +107,12 @@ static long long run_now(void);
 static void	run_envname(const char *, const char *, char *, size_t);
 static int	run_need_say(struct run *, const char *, int *,
 		    berth_error *);
+static void	run_need_export(const char *, const berth_lease *);
+static int	run_need_clustered(struct run *);
+static int	run_need_cluster(struct run *, const char *, long long,
+		    struct run_need_state *);
+static int	run_need_gave_up(struct run *, const char *,
+		    const struct run_need_state *);
 static int	run_need(struct run *, const char *);
 static void	run_choose_owner(struct run *);
 static int	run_acquire(struct run *, int, const char *, berth_error *);
@@ -128,6 +147,7 @@ static const struct option run_options[] = {
 	{ "need",	required_argument,	NULL,	'n' },
 	{ "timeout",	required_argument,	NULL,	'T' },
 	{ "fd",		no_argument,		NULL,	'f' },
+	{ "publish",	no_argument,		NULL,	'u' },
 	{ NULL,		0,			NULL,	0 }
 };
 
@@ -194,6 +214,9 @@ run_option(struct run *r, const char *cmdname, int ch,
 		break;
 	case 'f':
 		r->fd = 1;
+		break;
+	case 'u':
+		r->publish = 1;
 		break;
 	case ':':
 		return (cli_usage(cmdname, "run: %s needs a value",
@@ -299,22 +322,130 @@ run_need_say(struct run *r, const char *dep, int *said, berth_error *err)
 	return (1);
 }
 
+/* Where dep is, for the command: BERTH_<DEP>_ADDR and BERTH_<DEP>_PORT. */
+static void
+run_need_export(const char *dep, const berth_lease *l)
+{
+	char	var[128], val[300];
+
+	run_envname(dep, "ADDR", var, sizeof var);
+	cli_format_addr(l, val, sizeof val);
+	setenv(var, val, 1);
+	run_envname(dep, "PORT", var, sizeof var);
+	snprintf(val, sizeof val, "%d", berth_lease_port(l));
+	setenv(var, val, 1);
+}
+
+/*
+ * Is berthd a node of a cluster, whose instances --need may use? Its
+ * /v1/status says, and which node it is (r->node), whose instances come
+ * first. 0, or the exit code.
+ */
+static int
+run_need_clustered(struct run *r)
+{
+	berth_error	err;
+
+	if (cluster_this_node(r->client, &r->node, &err) != 0)
+		return (cli_fail(r->cli, &err));
+	r->clustered = r->node != NULL;
+	return (0);
+}
+
+/*
+ * dep has no ready lease here: look in the cluster's view for a ready
+ * instance of it, this node's first, and export that one. The look is a
+ * watch until slice, so an instance published meanwhile ends it at once;
+ * the caller looks here again between slices, as a lease that is not
+ * published is not in the view. A berthd that has left the cluster, or
+ * does not serve its services, is asked about this host only from then
+ * on. -1 none yet, 0 exported, else the exit code.
+ */
+static int
+run_need_cluster(struct run *r, const char *dep, long long slice,
+    struct run_need_state *st)
+{
+	const berth_lease	*l;
+	berth_leases		*v;
+	berth_error		 err;
+	char			 addr[300];
+
+	if (cluster_watch(r->client, dep, 1, slice, &st->index, &v,
+	    &err) != 0) {
+		if ((err.code != BERTH_ENOCLUSTER &&
+		    err.code != BERTH_ENOTFOUND) || cli_not_broker(&err, NULL, 0))
+			return (cli_fail(r->cli, &err));
+		if (err.code == BERTH_ENOTFOUND)
+			cli_warn("run: berthd at %s does not serve the "
+			    "cluster's services (%s); looking for %s on this "
+			    "host only", berth_addr(r->client), err.message,
+			    dep);
+		r->clustered = 0;
+		return (-1);
+	}
+	cluster_warn_stale(r->cli, v);
+	if ((l = cluster_pick(v, dep, r->node, 1)) != NULL) {
+		run_need_export(dep, l);
+		berth_leases_free(v);
+		return (0);
+	}
+	if ((l = cluster_pick(v, dep, r->node, 0)) != NULL) {
+		st->known_there = 1;
+		if (!st->said_there) {
+			cli_format_addr(l, addr, sizeof addr);
+			cli_warn("waiting for %s (%s on node %s: nothing %s "
+			    "yet)", dep, addr, berth_lease_node(l),
+			    strcmp(berth_lease_proto(l), "udp") == 0 ?
+			    "is bound there" : "listens");
+			st->said_there = 1;
+		}
+	}
+	berth_leases_free(v);
+	return (-1);
+}
+
+/* --timeout has passed without dep: say what was missing; exit 1. */
+static int
+run_need_gave_up(struct run *r, const char *dep,
+    const struct run_need_state *st)
+{
+	const char	*why;
+
+	if (st->known_here)
+		why = "it is registered, but nothing listens on its port";
+	else if (st->known_there)
+		why = "it is published in the cluster, but nothing listens "
+		    "on its port there";
+	else if (r->node != NULL)
+		why = "it is neither registered here nor published in the "
+		    "cluster";
+	else
+		why = "it is not registered";
+	cli_warn("run: gave up waiting for %s at %s after %lds (--need, "
+	    "--timeout): %s", dep, berth_addr(r->client), r->timeout, why);
+	return (CLI_EXIT_ERROR);
+}
+
 /*
  * Wait until dep is registered and ready (something listens on its
- * port, or berthd cannot tell), in blocking lookups of at most the
- * broker's 300 s each (libberth stretches its answer timeout to match),
- * until the --timeout deadline; then export where it is. Returns 0, or
- * the exit code.
+ * port, or berthd cannot tell), until the --timeout deadline; then export
+ * where it is. Alone, berthd is asked in blocking lookups of at most its
+ * 300 s each (libberth stretches its answer timeout to match). As a
+ * cluster's node, a ready lease here comes first, else a ready instance
+ * in the cluster (run_need_cluster), looked for in turn, the wait itself
+ * a watch of the cluster's view of RUN_NEED_SLICE: berthd sees a lease
+ * here become ready once a second anyway. Returns 0, or the exit code.
  */
 static int
 run_need(struct run *r, const char *dep)
 {
-	berth_lease	*l;
-	berth_error	 err;
-	char		 var[128], val[300];
-	long long	 deadline = 0, left;
-	int		 wait = 0, said = 0, known;
+	struct run_need_state	 st;
+	berth_lease		*l;
+	berth_error		 err;
+	long long		 deadline = 0, left;
+	int			 wait = 0, rc;
 
+	memset(&st, 0, sizeof st);
 	if (r->timeout > 0)
 		deadline = run_now() + r->timeout * 1000LL;
 	for (;;) {
@@ -322,31 +453,27 @@ run_need(struct run *r, const char *dep)
 			break;
 		if (err.code != BERTH_ENOTFOUND ||
 		    cli_not_broker(&err, NULL, 0) ||
-		    (known = run_need_say(r, dep, &said, &err)) == -1)
+		    (st.known_here = run_need_say(r, dep, &st.said,
+		    &err)) == -1)
 			return (cli_fail(r->cli, &err));
-		if (deadline == 0)
+		left = deadline == 0 ? RUN_NEED_SLICE : deadline - run_now();
+		if (r->clustered && (rc = run_need_cluster(r, dep, run_now() +
+		    (left < RUN_NEED_SLICE ? left : RUN_NEED_SLICE),
+		    &st)) != -1)
+			return (rc);
+		if (deadline != 0 && (left = deadline - run_now()) <= 0)
+			return (run_need_gave_up(r, dep, &st));
+		if (r->clustered)
+			wait = 0;
+		else if (deadline == 0)
 			wait = BERTH_WAIT_MAX;
 		else {
-			left = deadline - run_now();
-			if (left <= 0) {
-				cli_warn("run: gave up waiting for %s at %s "
-				    "after %lds (--need, --timeout): %s", dep,
-				    berth_addr(r->client), r->timeout, known ?
-				    "it is registered, but nothing listens on "
-				    "its port" : "it is not registered");
-				return (CLI_EXIT_ERROR);
-			}
 			left = (left + 999) / 1000;
 			wait = left > BERTH_WAIT_MAX ? BERTH_WAIT_MAX :
 			    (int)left;
 		}
 	}
-	run_envname(dep, "ADDR", var, sizeof var);
-	cli_format_addr(l, val, sizeof val);
-	setenv(var, val, 1);
-	run_envname(dep, "PORT", var, sizeof var);
-	snprintf(val, sizeof val, "%d", berth_lease_port(l));
-	setenv(var, val, 1);
+	run_need_export(dep, l);
 	berth_lease_free(l);
 	return (0);
 }
@@ -438,6 +565,7 @@ run_opts(struct run *r, int port, const char *token)
 	berth_acquire_opts_set_port(o, port);
 	berth_acquire_opts_set_ttl(o, r->ttl);
 	berth_acquire_opts_set_pid(o, r->owner);
+	berth_acquire_opts_set_publish(o, r->publish);
 	if (berth_acquire_opts_set_host(o, r->host) != 0 ||
 	    berth_acquire_opts_set_proto(o, r->proto) != 0 ||
 	    (token != NULL && berth_acquire_opts_set_token(o, token) != 0))
@@ -1126,6 +1254,7 @@ run_serve(struct run *r)
 	snprintf(port, sizeof port, "%d", berth_lease_port(r->lease));
 	if (setenv("PORT", port, 1) == -1 ||
 	    setenv("BERTH_PORT", port, 1) == -1 ||
+	    setenv("BERTH_HOST", berth_lease_host(r->lease), 1) == -1 ||
 	    setenv("BERTH_NAME", r->name, 1) == -1 ||
 	    setenv("BERTH_ADDR", berth_addr(r->client), 1) == -1 ||
 	    run_command(r, r->cmd) == -1) {
@@ -1178,6 +1307,8 @@ cmd_run(struct cli *cli, int argc, char **argv)
 	    (rc = run_check_names(&r, argv[0])) != -1)
 		goto out;
 	r.client = cli_client(cli);
+	if (r.nneeds > 0 && (rc = run_need_clustered(&r)) != 0)
+		goto out;
 	for (i = 0; i < r.nneeds; i++) {
 		if ((rc = run_need(&r, r.needs[i])) != 0)
 			goto out;
@@ -1198,5 +1329,6 @@ out:
 	free(r.argv);
 	free(r.needs);
 	free(r.meta);
+	free(r.node);
 	return (rc);
 }

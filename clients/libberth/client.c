@@ -34,7 +34,8 @@ berth_strerror(int code)
 	static const char *const msgs[] = {
 		"success", "invalid argument", "broker unreachable",
 		"timed out", "protocol error", "not found", "conflict",
-		"forbidden", "unavailable", "broker error", "out of memory"
+		"forbidden", "unavailable", "broker error", "out of memory",
+		"broker not clustered"
 	};
 
 	if (code < 0 || code >= (int)(sizeof msgs / sizeof msgs[0]))
@@ -94,10 +95,16 @@ berth_last_index(const berth_client *c)
 	return (c->last_index);
 }
 
-/* The error code for an HTTP status outside 2xx. */
+/*
+ * The error code for an answer outside 2xx: by the API's code where that
+ * means more than its status (cluster_disabled is a 400 to an acquire and
+ * a 404 elsewhere, but always the same thing to fix), else by the status.
+ */
 static int
-berth_code_for(int status)
+berth_code_for(int status, const char *code)
 {
+	if (code != NULL && strcmp(code, "cluster_disabled") == 0)
+		return (BERTH_ENOCLUSTER);
 	switch (status) {
 	case 400:
 		return (BERTH_EINVAL);
@@ -120,13 +127,14 @@ berth_api_error(berth_client *c, struct bhttp_response *r, berth_error *err)
 {
 	json_t		*j, *e;
 	const char	*code = NULL, *msg = NULL;
-	int		 berr = berth_code_for(r->status);
+	int		 berr;
 
 	j = r->body != NULL ? json_loads(r->body, 0, NULL) : NULL;
 	if ((e = json_object_get(j, "error")) != NULL) {
 		code = json_string_value(json_object_get(e, "code"));
 		msg = json_string_value(json_object_get(e, "message"));
 	}
+	berr = berth_code_for(r->status, code);
 	if (msg != NULL)
 		bhttp_set_error(err, berr, r->status, code, "%s (%s)", msg,
 		    code != NULL ? code : "error");
@@ -344,12 +352,16 @@ berth_lookup_ready(berth_client *c, const char *name, int wait,
 	return (berth_get_lease(c, name, wait, 1, out, err));
 }
 
-/* Turn a list answer into v; 0, or the error code after filling err. */
+/*
+ * Turn a list answer into v: the leases in j's array key ("services" or
+ * "instances"), the index and, of the cluster's view, whether it is
+ * stale. 0, or the error code after filling err.
+ */
 static int
-berth_list_answer(berth_client *c, json_t *j, berth_leases *v,
-    berth_error *err)
+berth_list_answer(berth_client *c, json_t *j, const char *key,
+    berth_leases *v, berth_error *err)
 {
-	json_t	*arr = json_object_get(j, "services"), *o;
+	json_t	*arr = json_object_get(j, key), *o;
 	size_t	 i;
 
 	if (!json_is_array(arr)) {
@@ -366,38 +378,139 @@ berth_list_answer(berth_client *c, json_t *j, berth_leases *v,
 			v->n++;
 	}
 	v->index = (uint64_t)json_integer_value(json_object_get(j, "index"));
+	v->stale = json_is_true(json_object_get(j, "stale"));
 	return (0);
 }
 
-BERTH_EXPORT int
-berth_list(berth_client *c, uint64_t index, int wait, berth_leases **out,
-    berth_error *err)
+/*
+ * GET path, whose answer holds a list of leases under key, into a new
+ * list in *out; wait is how long the broker may hold the request.
+ */
+static int
+berth_get_list(berth_client *c, const char *path, const char *key, int wait,
+    berth_leases **out, berth_error *err)
 {
 	struct bhttp_response	 r;
 	berth_leases		*v;
 	json_t			*j;
-	char			 path[96];
 	int			 rc;
 
-	if (out != NULL)
-		*out = NULL;
-	berth_reset(err);
-	wait = berth_clamp_wait(wait);
-	if (index > 0 && wait > 0)
-		snprintf(path, sizeof path, "/v1/services?index=%llu&wait=%d",
-		    (unsigned long long)index, wait);
-	else
-		snprintf(path, sizeof path, "/v1/services");
-	if ((rc = berth_call(c, "GET", path, NULL, NULL, index > 0 ? wait : 0,
-	    &r, err)) != 0)
+	if ((rc = berth_call(c, "GET", path, NULL, NULL, wait, &r, err)) != 0)
 		return (rc);
 	j = json_loads(r.body != NULL ? r.body : "", 0, NULL);
 	free(r.body);
 	if ((v = calloc(1, sizeof *v)) == NULL) {
 		bhttp_set_error(err, BERTH_ENOMEM, 0, NULL, "out of memory");
 		rc = BERTH_ENOMEM;
-	} else if ((rc = berth_list_answer(c, j, v, err)) != 0)
+	} else if ((rc = berth_list_answer(c, j, key, v, err)) != 0 ||
+	    out == NULL)
 		berth_leases_free(v);
+	else
+		*out = v;
+	json_decref(j);
+	return (rc);
+}
+
+/* A list's path: base, and with index and wait both set, a watch. */
+static void
+berth_list_path(char *path, size_t len, const char *base, uint64_t index,
+    int wait)
+{
+	if (index > 0 && wait > 0)
+		snprintf(path, len, "%s?index=%llu&wait=%d", base,
+		    (unsigned long long)index, wait);
+	else
+		snprintf(path, len, "%s", base);
+}
+
+BERTH_EXPORT int
+berth_list(berth_client *c, uint64_t index, int wait, berth_leases **out,
+    berth_error *err)
+{
+	char	path[96];
+
+	if (out != NULL)
+		*out = NULL;
+	berth_reset(err);
+	wait = berth_clamp_wait(wait);
+	berth_list_path(path, sizeof path, "/v1/services", index, wait);
+	return (berth_get_list(c, path, "services", index > 0 ? wait : 0, out,
+	    err));
+}
+
+BERTH_EXPORT int
+berth_cluster_list(berth_client *c, uint64_t index, int wait,
+    berth_leases **out, berth_error *err)
+{
+	char	path[96];
+
+	if (out != NULL)
+		*out = NULL;
+	berth_reset(err);
+	wait = berth_clamp_wait(wait);
+	berth_list_path(path, sizeof path, "/v1/cluster/services", index, wait);
+	return (berth_get_list(c, path, "services", index > 0 ? wait : 0, out,
+	    err));
+}
+
+BERTH_EXPORT int
+berth_cluster_lookup(berth_client *c, const char *name, int wait,
+    berth_leases **out, berth_error *err)
+{
+	char	path[160];
+	int	rc;
+
+	if (out != NULL)
+		*out = NULL;
+	berth_reset(err);
+	if ((rc = berth_check_name(name, err)) != 0)
+		return (rc);
+	wait = berth_clamp_wait(wait);
+	snprintf(path, sizeof path, "/v1/cluster/services/%s", name);
+	if (wait > 0)
+		snprintf(path + strlen(path), sizeof path - strlen(path),
+		    "?wait=%d", wait);
+	return (berth_get_list(c, path, "instances", wait, out, err));
+}
+
+/* Turn a nodes answer into v; 0, or the error code after filling err. */
+static int
+berth_nodes_answer(berth_client *c, json_t *j, berth_nodes *v,
+    berth_error *err)
+{
+	if (!json_is_array(json_object_get(j, "nodes"))) {
+		bhttp_set_error(err, BERTH_EPROTO, 200, NULL, "broker at %s "
+		    "sent a list of nodes that is not one", c->addr.text);
+		return (BERTH_EPROTO);
+	}
+	if (info_nodes_from_json(j, v) == -1) {
+		bhttp_set_error(err, BERTH_ENOMEM, 0, NULL, "out of memory");
+		return (BERTH_ENOMEM);
+	}
+	return (0);
+}
+
+BERTH_EXPORT int
+berth_cluster_nodes(berth_client *c, berth_nodes **out, berth_error *err)
+{
+	struct bhttp_response	 r;
+	berth_nodes		*v;
+	json_t			*j;
+	int			 rc;
+
+	if (out != NULL)
+		*out = NULL;
+	berth_reset(err);
+	if ((rc = berth_call(c, "GET", "/v1/cluster/nodes", NULL, NULL, 0, &r,
+	    err)) != 0)
+		return (rc);
+	j = json_loads(r.body != NULL ? r.body : "", 0, NULL);
+	free(r.body);
+	if ((v = calloc(1, sizeof *v)) == NULL) {
+		bhttp_set_error(err, BERTH_ENOMEM, 0, NULL, "out of memory");
+		rc = BERTH_ENOMEM;
+	} else if ((rc = berth_nodes_answer(c, j, v, err)) != 0 || out == NULL)
+		berth_nodes_free(v);
 	else
 		*out = v;
 	json_decref(j);

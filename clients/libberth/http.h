@@ -60,6 +60,7 @@ struct berth_leases {
 	struct berth_lease	*v;
 	size_t			 n;
 	uint64_t		 index;
+	int			 stale;		/* the cluster's view only */
 };
 struct berth_meta {
 	char		*key;
@@ -75,16 +76,27 @@ struct berth_acquire_opts {
 	char		*token;
 	struct berth_meta *meta;
 	size_t		 nmeta;
+	int		 publish;	/* to the cluster */
 	int		 failed;	/* a setter's error, for acquire */
 };
 int	 lease_from_json(json_t *, struct berth_lease *) BERTH_HIDDEN;
 void	 lease_clear(struct berth_lease *) BERTH_HIDDEN;
 json_t	*lease_acquire_body(const struct berth_acquire_opts *) BERTH_HIDDEN;
 
-/* info.c: the broker's status */
+/* info.c: the broker's status, and the nodes of its cluster */
 struct berth_info {
 	json_t		*obj;
 	char		*json;		/* the answer as it came */
 };
+struct berth_node {
+	json_t		*obj;		/* the API object */
+	char		*json;		/* obj as text */
+	int64_t		 joined_at;
+};
+struct berth_nodes {
+	struct berth_node	*v;
+	size_t			 n;
+};
+int	 info_nodes_from_json(json_t *, struct berth_nodes *) BERTH_HIDDEN;
 
 #endif /* BERTH_HTTP_H */

@@ -168,6 +168,21 @@ berth_lease_json(const berth_lease *l)
 	return (l->json);
 }
 
+/* An instance in the cluster's view is published by definition. */
+BERTH_EXPORT int
+berth_lease_publish(const berth_lease *l)
+{
+	return (json_is_true(json_object_get(l->obj, "publish")) ||
+	    berth_lease_node(l) != NULL);
+}
+
+/* NULL rather than "": a local lease has no node, and callers test that. */
+BERTH_EXPORT const char *
+berth_lease_node(const berth_lease *l)
+{
+	return (json_string_value(json_object_get(l->obj, "node")));
+}
+
 BERTH_EXPORT void
 berth_leases_free(berth_leases *v)
 {
@@ -199,6 +214,12 @@ BERTH_EXPORT uint64_t
 berth_leases_index(const berth_leases *v)
 {
 	return (v != NULL ? v->index : 0);
+}
+
+BERTH_EXPORT int
+berth_leases_stale(const berth_leases *v)
+{
+	return (v != NULL ? v->stale : 0);
 }
 
 /*
@@ -289,6 +310,12 @@ berth_acquire_opts_set_host(berth_acquire_opts *o, const char *host)
 	return (lease_opts_str(o, &o->host, host));
 }
 
+BERTH_EXPORT void
+berth_acquire_opts_set_publish(berth_acquire_opts *o, int publish)
+{
+	o->publish = publish != 0;
+}
+
 BERTH_EXPORT int
 berth_acquire_opts_set_token(berth_acquire_opts *o, const char *token)
 {
@@ -346,6 +373,9 @@ lease_acquire_body(const struct berth_acquire_opts *o)
 		bad |= json_object_set_new(b, "ttl", json_integer(o->ttl));
 	if (o->pid > 0)
 		bad |= json_object_set_new(b, "pid", json_integer(o->pid));
+	/* Only when asked: a berthd older than the cluster refuses the field. */
+	if (o->publish)
+		bad |= json_object_set_new(b, "publish", json_true());
 	if (o->nmeta > 0) {
 		meta = json_object();
 		for (i = 0; i < o->nmeta; i++)

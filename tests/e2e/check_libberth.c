@@ -3,7 +3,9 @@
  * berthd: opening clients, acquire/lookup/list/renew/release/revoke, the
  * error mapping, blocking lookups and watches, keep-alive and transparent
  * reconnection after a daemon restart, unreachable and silent brokers,
- * status and health, and that only berth_* symbols are exported.
+ * status and health, and that only berth_* symbols are exported. The
+ * cluster's calls are also tried against canned answers (the HTTP
+ * contract of berthd --cluster), which need no etcd.
  *
  * Each test starts its own berthd (path in $BERTHD) on 127.0.0.1:0 with a
  * temporary database and learns the address from the "STATUS=serving on
@@ -614,6 +616,9 @@ START_TEST(test_acquire_defaults)
 	ck_assert_int_gt(berth_lease_created_at(l), 0);
 	ck_assert_int_eq(berth_lease_pid(l), 0);
 	ck_assert_str_eq(berth_lease_meta(l), "{}");
+	/* a lease of this broker's, not published: no node */
+	ck_assert_int_eq(berth_lease_publish(l), 0);
+	ck_assert_ptr_null(berth_lease_node(l));
 	berth_lease_free(l);
 
 	/* the same options, another name and an explicit port */
@@ -1304,6 +1309,11 @@ START_TEST(test_status_health)
 	    berth_info_pool_range_count(st)));
 	ck_assert_int_ge(berth_info_pool_fallback(st), 0);
 	ck_assert_ptr_null(berth_info_portserver(st));
+	/* without --cluster: no node, and the cluster's calls say so */
+	ck_assert_ptr_null(berth_info_cluster_node(st));
+	ck_assert_int_eq(berth_info_cluster_connected(st), -1);
+	ck_assert_int_eq(berth_cluster_nodes(c, NULL, &err), BERTH_ENOCLUSTER);
+	ck_assert_str_eq(err.api_code, "cluster_disabled");
 	/* berthd runs here: the same boot and PID namespace as this test */
 	read_line("/proc/sys/kernel/random/boot_id", boot, sizeof boot);
 	ck_assert_str_eq(berth_info_boot_id(st), boot);
@@ -1363,11 +1373,390 @@ START_TEST(test_status_not_berthd)
 }
 END_TEST
 
+/*
+ * A broker of one canned answer: a child that accepts one connection,
+ * reads one request (head and Content-Length body), copies it to a pipe
+ * for the test to read and answers with status and body. For the calls
+ * whose broker side is not in this berthd yet (the cluster's), or whose
+ * answers a real berthd gives only with etcd behind it.
+ */
+struct canned {
+	pid_t	pid;
+	int	fd;		/* the request as the child read it */
+	char	addr[64];
+};
+
+/* In the child: read one request from fd; its length, or -1. */
+static ssize_t
+canned_read(int fd, char *buf, size_t size)
+{
+	const char	*end, *cl;
+	size_t		 len = 0, want = 0;
+	ssize_t		 n;
+
+	for (;;) {
+		if (len == size - 1)
+			return (-1);
+		if ((n = read(fd, buf + len, size - 1 - len)) <= 0)
+			return (-1);
+		len += (size_t)n;
+		buf[len] = '\0';
+		if ((end = strstr(buf, "\r\n\r\n")) == NULL)
+			continue;
+		if (want == 0) {
+			cl = strcasestr(buf, "\r\nContent-Length:");
+			want = (size_t)(end + 4 - buf) +
+			    (cl != NULL && cl < end ? strtoul(cl + 17, NULL,
+			    10) : 0);
+		}
+		if (len >= want)
+			return ((ssize_t)len);
+	}
+}
+
+static void
+canned_start(struct canned *cn, int status, const char *body)
+{
+	char	req[8192], reply[8192];
+	int	s, fd, p[2];
+
+	s = silent_server(cn->addr, sizeof cn->addr);
+	ck_assert_int_eq(pipe(p), 0);
+	cn->pid = fork();
+	ck_assert_int_ge(cn->pid, 0);
+	if (cn->pid == 0) {
+		close(p[0]);
+		snprintf(reply, sizeof reply, "HTTP/1.1 %d Canned\r\n"
+		    "Content-Type: application/json\r\nX-Berth-Index: 7\r\n"
+		    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+		    status, strlen(body), body);
+		if ((fd = accept(s, NULL, NULL)) == -1 ||
+		    canned_read(fd, req, sizeof req) == -1 ||
+		    write(p[1], req, strlen(req)) == -1 ||
+		    write(fd, reply, strlen(reply)) == -1)
+			_exit(1);
+		close(fd);
+		_exit(0);
+	}
+	close(p[1]);
+	close(s);
+	cn->fd = p[0];
+}
+
+/* The request the canned broker got, once it has answered. */
+static void
+canned_request(struct canned *cn, char *buf, size_t size)
+{
+	size_t	len = 0;
+	ssize_t	n;
+
+	while (len < size - 1 &&
+	    (n = read(cn->fd, buf + len, size - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	close(cn->fd);
+	reap_ok(cn->pid);
+}
+
+/* A client of the canned broker. */
+static berth_client *
+canned_client(struct canned *cn)
+{
+	berth_client	*c;
+	berth_error	 err;
+
+	c = berth_open(cn->addr, &err);
+	ck_assert_msg(c != NULL, "berth_open %s: %s", cn->addr, err.message);
+	return (c);
+}
+
+/* The request's first line is want. */
+static void
+assert_request_line(const char *req, const char *want)
+{
+	ck_assert_msg(strncmp(req, want, strlen(want)) == 0 &&
+	    strncmp(req + strlen(want), "\r\n", 2) == 0,
+	    "request \"%.*s\", want \"%s\"", (int)strcspn(req, "\r"), req,
+	    want);
+}
+
+/*
+ * GET /v1/cluster/services/NAME: its instances as a list of leases, each
+ * with its node, published; meta null reads as "{}" and ready null as -1;
+ * the view's index and staleness; ?wait= as a local lookup has it.
+ */
+START_TEST(test_cluster_lookup)
+{
+	static const char	 body[] = "{\"name\":\"db\",\"instances\":["
+	    "{\"name\":\"db\",\"node\":\"a\",\"host\":\"10.0.0.1\","
+	    "\"port\":5432,\"proto\":\"tcp\",\"meta\":{\"role\":\"primary\"},"
+	    "\"ready\":true},"
+	    "{\"name\":\"db\",\"node\":\"b\",\"host\":\"10.0.0.2\","
+	    "\"port\":5433,\"proto\":\"both\",\"meta\":null,\"ready\":null},"
+	    "42],\"index\":12,\"stale\":true}";
+	struct canned		 cn;
+	berth_client		*c;
+	berth_leases		*v;
+	const berth_lease	*a, *b;
+	berth_error		 err;
+	char			 req[8192];
+
+	canned_start(&cn, 200, body);
+	c = canned_client(&cn);
+	ck_assert_msg(berth_cluster_lookup(c, "db", 5, &v, &err) == 0,
+	    "cluster lookup: %s", err.message);
+	canned_request(&cn, req, sizeof req);
+	assert_request_line(req, "GET /v1/cluster/services/db?wait=5 HTTP/1.1");
+	/* what is not an instance is left out, as a list leaves it */
+	ck_assert_uint_eq(berth_leases_count(v), 2);
+	a = berth_leases_get(v, 0);
+	b = berth_leases_get(v, 1);
+	ck_assert_ptr_null(berth_leases_get(v, 2));
+	ck_assert_str_eq(berth_lease_name(a), "db");
+	ck_assert_str_eq(berth_lease_node(a), "a");
+	ck_assert_str_eq(berth_lease_host(a), "10.0.0.1");
+	ck_assert_int_eq(berth_lease_port(a), 5432);
+	ck_assert_str_eq(berth_lease_proto(a), "tcp");
+	ck_assert_str_eq(berth_lease_meta_get(a, "role"), "primary");
+	ck_assert_int_eq(berth_lease_ready(a), 1);
+	ck_assert_int_eq(berth_lease_publish(a), 1);
+	ck_assert_str_eq(berth_lease_node(b), "b");
+	ck_assert_str_eq(berth_lease_proto(b), "both");
+	ck_assert_str_eq(berth_lease_meta(b), "{}");
+	ck_assert_int_eq(berth_lease_ready(b), -1);
+	ck_assert_int_eq(berth_lease_publish(b), 1);
+	/* what a cluster instance does not have reads as none */
+	ck_assert_str_eq(berth_lease_token(b), "");
+	ck_assert_int_eq(berth_lease_ttl(b), 0);
+	ck_assert_int_eq(berth_lease_created_at(b), 0);
+	ck_assert_uint_eq(berth_leases_index(v), 12);
+	ck_assert_int_eq(berth_leases_stale(v), 1);
+	berth_leases_free(v);
+	berth_close(c);
+
+	/* no wait: no query; a bad name: no request at all */
+	canned_start(&cn, 200, "{\"name\":\"db\",\"instances\":[],"
+	    "\"index\":1,\"stale\":false}");
+	c = canned_client(&cn);
+	ck_assert_int_eq(berth_cluster_lookup(c, "Bad", 0, &v, &err),
+	    BERTH_EINVAL);
+	ck_assert_ptr_null(v);
+	ck_assert_str_eq(err.api_code, "invalid_name");
+	ck_assert_int_eq(berth_cluster_lookup(c, "db", 0, &v, &err), 0);
+	canned_request(&cn, req, sizeof req);
+	assert_request_line(req, "GET /v1/cluster/services/db HTTP/1.1");
+	ck_assert_uint_eq(berth_leases_count(v), 0);
+	ck_assert_int_eq(berth_leases_stale(v), 0);
+	berth_leases_free(v);
+	berth_close(c);
+}
+END_TEST
+
+/* GET /v1/cluster/services, plain and as a watch; wait is clamped. */
+START_TEST(test_cluster_list)
+{
+	static const char	 body[] = "{\"services\":["
+	    "{\"name\":\"api\",\"node\":\"b\",\"host\":\"10.0.0.2\","
+	    "\"port\":8080,\"proto\":\"tcp\",\"meta\":null,\"ready\":false},"
+	    "{\"name\":\"db\",\"node\":\"a\",\"host\":\"10.0.0.1\","
+	    "\"port\":5432,\"proto\":\"tcp\",\"meta\":{},\"ready\":true}],"
+	    "\"index\":4,\"stale\":false}";
+	struct canned		 cn;
+	berth_client		*c;
+	berth_leases		*v;
+	berth_error		 err;
+	char			 req[8192];
+
+	canned_start(&cn, 200, body);
+	c = canned_client(&cn);
+	ck_assert_msg(berth_cluster_list(c, 3, 1000, &v, &err) == 0,
+	    "cluster list: %s", err.message);
+	canned_request(&cn, req, sizeof req);
+	assert_request_line(req,
+	    "GET /v1/cluster/services?index=3&wait=300 HTTP/1.1");
+	ck_assert_uint_eq(berth_leases_count(v), 2);
+	ck_assert_str_eq(berth_lease_name(berth_leases_get(v, 0)), "api");
+	ck_assert_str_eq(berth_lease_node(berth_leases_get(v, 0)), "b");
+	ck_assert_int_eq(berth_lease_ready(berth_leases_get(v, 0)), 0);
+	ck_assert_str_eq(berth_lease_node(berth_leases_get(v, 1)), "a");
+	ck_assert_uint_eq(berth_leases_index(v), 4);
+	ck_assert_uint_eq(berth_last_index(c), 7);	/* the header's */
+	ck_assert_int_eq(berth_leases_stale(v), 0);
+	berth_leases_free(v);
+	berth_close(c);
+
+	canned_start(&cn, 200, "{\"services\":[],\"index\":4,\"stale\":true}");
+	c = canned_client(&cn);
+	ck_assert_int_eq(berth_cluster_list(c, 0, 30, &v, &err), 0);
+	canned_request(&cn, req, sizeof req);
+	assert_request_line(req, "GET /v1/cluster/services HTTP/1.1");
+	ck_assert_int_eq(berth_leases_stale(v), 1);
+	berth_leases_free(v);
+	berth_close(c);
+
+	/* an answer without its list is not berthd's */
+	canned_start(&cn, 200, "{\"instances\":[]}");
+	c = canned_client(&cn);
+	ck_assert_int_eq(berth_cluster_list(c, 0, 0, &v, &err), BERTH_EPROTO);
+	ck_assert_ptr_null(v);
+	canned_request(&cn, req, sizeof req);
+	berth_close(c);
+}
+END_TEST
+
+/* GET /v1/cluster/nodes: each node's fields, joined_at in ms. */
+START_TEST(test_cluster_nodes)
+{
+	static const char	 body[] = "{\"nodes\":["
+	    "{\"node\":\"a\",\"address\":\"10.0.0.1\",\"version\":\"0.9.0\","
+	    "\"joined_at\":\"2026-11-26T06:05:43.412Z\"},"
+	    "{\"address\":\"nameless\"},"
+	    "{\"node\":\"b\",\"address\":\"10.0.0.2\"}]}";
+	struct canned		 cn;
+	berth_client		*c;
+	berth_nodes		*v;
+	const berth_node	*a, *b;
+	berth_error		 err;
+	struct tm		 tm;
+	char			 req[8192];
+
+	canned_start(&cn, 200, body);
+	c = canned_client(&cn);
+	ck_assert_msg(berth_cluster_nodes(c, &v, &err) == 0, "nodes: %s",
+	    err.message);
+	canned_request(&cn, req, sizeof req);
+	assert_request_line(req, "GET /v1/cluster/nodes HTTP/1.1");
+	/* an entry without its node's name is left out */
+	ck_assert_uint_eq(berth_nodes_count(v), 2);
+	a = berth_nodes_get(v, 0);
+	b = berth_nodes_get(v, 1);
+	ck_assert_ptr_null(berth_nodes_get(v, 2));
+	ck_assert_str_eq(berth_node_name(a), "a");
+	ck_assert_str_eq(berth_node_address(a), "10.0.0.1");
+	ck_assert_str_eq(berth_node_version(a), "0.9.0");
+	memset(&tm, 0, sizeof tm);
+	tm.tm_year = 2026 - 1900;
+	tm.tm_mon = 10;
+	tm.tm_mday = 26;
+	tm.tm_hour = 6;
+	tm.tm_min = 5;
+	tm.tm_sec = 43;
+	ck_assert_int_eq(berth_node_joined_at(a),
+	    (int64_t)timegm(&tm) * 1000 + 412);
+	ck_assert_ptr_nonnull(strstr(berth_node_json(a), "\"0.9.0\""));
+	/* what a node did not send reads as "" or 0 */
+	ck_assert_str_eq(berth_node_name(b), "b");
+	ck_assert_str_eq(berth_node_version(b), "");
+	ck_assert_int_eq(berth_node_joined_at(b), 0);
+	berth_nodes_free(v);
+	berth_close(c);
+
+	canned_start(&cn, 200, "{\"nodes\":{}}");
+	c = canned_client(&cn);
+	v = (berth_nodes *)&v;
+	ck_assert_int_eq(berth_cluster_nodes(c, &v, &err), BERTH_EPROTO);
+	ck_assert_ptr_null(v);
+	ck_assert_int_eq(err.http_status, 200);
+	canned_request(&cn, req, sizeof req);
+	berth_close(c);
+}
+END_TEST
+
+/*
+ * cluster_disabled is BERTH_ENOCLUSTER whatever its status: 404 from
+ * /v1/cluster/..., 400 from an acquire with publish, whose body says
+ * "publish": true (and an acquire without it says nothing of publish,
+ * which an older berthd would refuse as an unknown field).
+ */
+START_TEST(test_cluster_disabled)
+{
+	static const char	 off[] = "{\"error\":{\"code\":"
+	    "\"cluster_disabled\",\"message\":\"berthd runs without "
+	    "--cluster\"}}";
+	struct canned		 cn;
+	berth_client		*c;
+	berth_acquire_opts	*o;
+	berth_leases		*v;
+	berth_lease		*l;
+	berth_error		 err;
+	char			 req[8192];
+
+	canned_start(&cn, 404, off);
+	c = canned_client(&cn);
+	ck_assert_int_eq(berth_cluster_lookup(c, "db", 0, &v, &err),
+	    BERTH_ENOCLUSTER);
+	canned_request(&cn, req, sizeof req);
+	ck_assert_ptr_null(v);
+	ck_assert_int_eq(err.code, BERTH_ENOCLUSTER);
+	ck_assert_int_eq(err.http_status, 404);
+	ck_assert_str_eq(err.api_code, "cluster_disabled");
+	ck_assert_str_eq(err.message,
+	    "berthd runs without --cluster (cluster_disabled)");
+	berth_close(c);
+
+	o = berth_acquire_opts_new("web");
+	ck_assert_ptr_nonnull(o);
+	berth_acquire_opts_set_publish(o, 1);
+	canned_start(&cn, 400, off);
+	c = canned_client(&cn);
+	ck_assert_int_eq(berth_acquire(c, o, &l, &err), BERTH_ENOCLUSTER);
+	canned_request(&cn, req, sizeof req);
+	ck_assert_ptr_null(l);
+	ck_assert_int_eq(err.http_status, 400);
+	ck_assert_msg(strstr(req, "\"publish\":true") != NULL,
+	    "no publish in %s", req);
+	berth_close(c);
+
+	/* an API error of another code keeps the status's mapping */
+	berth_acquire_opts_set_publish(o, 0);
+	canned_start(&cn, 400, "{\"error\":{\"code\":\"invalid_field\","
+	    "\"message\":\"no\"}}");
+	c = canned_client(&cn);
+	ck_assert_int_eq(berth_acquire(c, o, &l, &err), BERTH_EINVAL);
+	canned_request(&cn, req, sizeof req);
+	ck_assert_msg(strstr(req, "publish") == NULL, "publish in %s", req);
+	berth_close(c);
+	berth_acquire_opts_free(o);
+}
+END_TEST
+
+/* /v1/status's "cluster": this broker's node and whether it reaches etcd. */
+START_TEST(test_cluster_status)
+{
+	struct canned	 cn;
+	berth_client	*c;
+	berth_info	*st;
+	berth_error	 err;
+	char		 req[8192];
+
+	canned_start(&cn, 200, "{\"version\":\"9\",\"cluster\":{\"node\":\"a\","
+	    "\"endpoints\":[\"http://127.0.0.1:2379\"],\"connected\":false,"
+	    "\"revision\":3,\"last_error\":\"etcd: connection refused\"}}");
+	c = canned_client(&cn);
+	ck_assert_int_eq(berth_status(c, &st, &err), 0);
+	canned_request(&cn, req, sizeof req);
+	ck_assert_str_eq(berth_info_cluster_node(st), "a");
+	ck_assert_int_eq(berth_info_cluster_connected(st), 0);
+	berth_info_free(st);
+	berth_close(c);
+
+	/* an older berthd says nothing of a cluster */
+	canned_start(&cn, 200, "{\"version\":\"0.1.0\"}");
+	c = canned_client(&cn);
+	ck_assert_int_eq(berth_status(c, &st, &err), 0);
+	canned_request(&cn, req, sizeof req);
+	ck_assert_ptr_null(berth_info_cluster_node(st));
+	ck_assert_int_eq(berth_info_cluster_connected(st), -1);
+	berth_info_free(st);
+	berth_close(c);
+}
+END_TEST
+
 START_TEST(test_strerror_version)
 {
 	int	code;
 
-	for (code = BERTH_OK; code <= BERTH_ENOMEM; code++) {
+	for (code = BERTH_OK; code <= BERTH_ENOCLUSTER; code++) {
 		ck_assert_ptr_nonnull(berth_strerror(code));
 		ck_assert_msg(berth_strerror(code)[0] != '\0', "code %d", code);
 		ck_assert_str_ne(berth_strerror(code), "unknown error");
@@ -1384,8 +1773,12 @@ START_TEST(test_strerror_version)
 	berth_lease_free(NULL);
 	berth_leases_free(NULL);
 	berth_info_free(NULL);
+	berth_nodes_free(NULL);
 	berth_acquire_opts_free(NULL);
 	ck_assert_uint_eq(berth_leases_count(NULL), 0);
+	ck_assert_uint_eq(berth_nodes_count(NULL), 0);
+	ck_assert_ptr_null(berth_nodes_get(NULL, 0));
+	ck_assert_int_eq(berth_leases_stale(NULL), 0);
 }
 END_TEST
 
@@ -1535,6 +1928,15 @@ libberth_suite(void)
 	tcase_add_test(tc, test_revoke_tcp);
 	tcase_add_test(tc, test_unix_socket);
 	tcase_add_test(tc, test_invalid_name_no_request);
+	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cluster");
+	tcase_add_test(tc, test_cluster_lookup);
+	tcase_add_test(tc, test_cluster_list);
+	tcase_add_test(tc, test_cluster_nodes);
+	tcase_add_test(tc, test_cluster_disabled);
+	tcase_add_test(tc, test_cluster_status);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 

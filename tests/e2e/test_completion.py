@@ -33,15 +33,16 @@ WORDBREAKS = " \t\n\"'><=;|&(:"
 # the global --addr and --json, which berth.c takes anywhere before "--".
 COMMAND_OPTIONS = {
     "acquire": ["--port", "--ttl", "--proto", "--host", "--meta", "--pid",
-                "--token", "--env"],
+                "--token", "--publish", "--env"],
     "renew": ["--token", "--ttl"],
     "release": ["--token"],
-    "lookup": ["--wait", "--addr-only", "--ready"],
-    "list": ["--probe"],
+    "lookup": ["--wait", "--addr-only", "--ready", "--cluster", "--all"],
+    "list": ["--probe", "--cluster"],
     "run": ["--ttl", "--port", "--host", "--proto", "--meta", "--need",
-            "--timeout", "--fd"],
+            "--timeout", "--fd", "--publish"],
     "who": ["--help"],
     "doctor": ["--help"],
+    "nodes": [],
     "status": [],
     "health": [],
     "version": [],
@@ -211,8 +212,9 @@ class CompletionTest(BerthTestCase):
     def test_command_options(self):
         for cmd, opts in COMMAND_OPTIONS.items():
             self.check("berth %s -" % cmd, opts + ["--addr", "--json"])
-        self.check("berth lookup --a", ["--addr", "--addr-only"])
-        self.check("berth acquire api --p", ["--port", "--proto", "--pid"])
+        self.check("berth lookup --a", ["--addr", "--addr-only", "--all"])
+        self.check("berth acquire api --p", ["--port", "--proto", "--pid",
+                                             "--publish"])
         self.check("berth --json run api --ttl 5 --n", ["--need"])
         # Option values are not taken for options or names.
         self.check("berth acquire --token --p", [])
