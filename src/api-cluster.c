@@ -65,8 +65,7 @@ api_cluster_nodes(struct server *srv, struct api_req *req)
 	for (i = 0; i < n; i++)
 		json_array_append(out, json_object_get(nodes, keys[i]));
 	free(keys);
-	req_reply_json(srv, req, 200, json_pack("{s:o, s:b}", "nodes", out,
-	    "stale", !cluster_connected(srv->cluster)));
+	req_reply_json(srv, req, 200, json_pack("{s:o}", "nodes", out));
 }
 
 /* An answer that carried the list's shared text is gone. */

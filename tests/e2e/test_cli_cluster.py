@@ -723,6 +723,8 @@ class ClusterNodesTest(ClusterCase):
         self.assertExit(r, 0)
         self.assertEqual(json.loads(r.out),
                          self.a.get("/v1/cluster/nodes").json)
+        self.assertEqual([n["node"] for n in json.loads(r.out)["nodes"]],
+                         ["a", "b"])
 
     def test_status_says_node(self):
         wait_for(lambda: self.a.get("/v1/status").json["cluster"]["connected"],
@@ -934,7 +936,7 @@ class ClusterServicesTest(ClusterCase):
 
     def test_run_publish_seen_while_it_runs(self):
         p = self.start_cli(self.b, "run", "web", "--publish", "--", "sh",
-                           "-c", "echo $PORT > port.txt; "
+                           "-c", "echo $PORT > port.tmp; mv port.tmp port.txt; "
                            "while [ ! -e go ]; do sleep 0.02; done")
         wait_for(lambda: os.path.exists(self.path("port.txt")), SPREAD,
                  "the command to start")
