@@ -26,6 +26,12 @@
 #include "etcd.h"
 
 #define ETCD_TIMEOUT		5	/* seconds, a call's answer */
+/*
+ * A watch's: evhttp has one timeout for connect, write and read, and
+ * without one it reads for 50 s only, so a quiet cluster's watch ended
+ * every 50 s. A dead etcd is noticed by the keepalive calls instead.
+ */
+#define ETCD_WATCH_TIMEOUT	(24 * 60 * 60)
 #define ETCD_MAX_ANSWER		(64 * 1024 * 1024)	/* a range of a big view */
 #define ETCD_MAX_EVENT		(4 * 1024 * 1024)	/* one watch message */
 
@@ -123,8 +129,7 @@ etcd_connect(struct etcd *e, int timeout)
 	    ep->port)) == NULL)
 		return (NULL);
 	evhttp_connection_set_retries(c, 0);
-	if (timeout > 0)
-		evhttp_connection_set_timeout(c, timeout);
+	evhttp_connection_set_timeout(c, timeout);
 	evhttp_connection_set_max_body_size(c, ETCD_MAX_ANSWER);
 	return (c);
 }
@@ -336,9 +341,9 @@ etcd_watch(struct etcd *e, json_t *create_request, etcd_event_fn fn,
 	w->fn = fn;
 	w->end = end;
 	w->arg = arg;
-	/* No timeout: a quiet cluster sends nothing for as long as it likes. */
+	/* A quiet cluster sends nothing for as long as it likes. */
 	if ((w->pending = evbuffer_new()) == NULL ||
-	    (w->conn = etcd_connect(e, 0)) == NULL ||
+	    (w->conn = etcd_connect(e, ETCD_WATCH_TIMEOUT)) == NULL ||
 	    (w->req = evhttp_request_new(etcd_watch_done, w)) == NULL)
 		goto fail;
 	evhttp_request_set_chunked_cb(w->req, etcd_watch_chunk);
