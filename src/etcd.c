@@ -10,12 +10,15 @@
  */
 #include "config.h"
 
+#include <sys/queue.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -35,31 +38,76 @@
 #define ETCD_MAX_ANSWER		(64 * 1024 * 1024)	/* a range of a big view */
 #define ETCD_MAX_EVENT		(4 * 1024 * 1024)	/* one watch message */
 
+/*
+ * One connection to an endpoint, for one call or one watch and never for
+ * a second request: evhttp would reconnect it with the same bufferevent
+ * (and, with TLS, the same SSL object cleared for reuse). Its owner
+ * retires it, and etcd_reap frees it on a later turn of the loop: never
+ * from inside one of evhttp's callbacks, which use it after they return.
+ */
+struct etcd_conn {
+	TAILQ_ENTRY(etcd_conn)	 entry;
+	struct etcd		*e;
+	const struct etcd_endpoint *ep;
+	struct evhttp_connection *evcon;
+	int			 retired;	/* its owner is done with it */
+	etcd_answer_fn		 fn;		/* a call's */
+	void			*arg;
+	struct etcd_watch	*watch;		/* or the watch's */
+};
+TAILQ_HEAD(etcd_conns, etcd_conn);
+
 struct etcd {
 	struct event_base	*base;
 	const struct etcd_endpoint *eps;
 	size_t			 neps;
 	size_t			 cur;		/* endpoint in use */
-	struct evhttp_connection *conn;		/* calls */
+	struct etcd_conns	 conns;		/* open, and retired ones */
+	struct event		*reap;		/* frees the retired */
 	char			 last_error[512];
-};
-
-struct etcd_call {
-	struct etcd		*e;
-	etcd_answer_fn		 fn;
-	void			*arg;
 };
 
 struct etcd_watch {
 	struct etcd		*e;
-	struct evhttp_connection *conn;
-	struct evhttp_request	*req;
+	struct etcd_conn	*conn;
 	struct evbuffer		*pending;	/* a message not yet whole */
 	etcd_event_fn		 fn;
 	etcd_end_fn		 end;
 	void			*arg;
 	int			 failed;
 };
+
+static void
+etcd_conn_free(struct etcd_conn *c)
+{
+	TAILQ_REMOVE(&c->e->conns, c, entry);
+	/* Frees a request still on it without calling its callback. */
+	evhttp_connection_free(c->evcon);
+	free(c);
+}
+
+/* Done with c: its callbacks do nothing from now on; freed soon. */
+static void
+etcd_conn_retire(struct etcd_conn *c)
+{
+	c->retired = 1;
+	event_active(c->e->reap, EV_TIMEOUT, 1);
+}
+
+static void
+etcd_reap(evutil_socket_t fd, short what, void *arg)
+{
+	struct etcd		*e = arg;
+	struct etcd_conn	*c, *next;
+
+	(void)fd;
+	(void)what;
+	for (c = TAILQ_FIRST(&e->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->retired)
+			etcd_conn_free(c);
+	}
+}
 
 struct etcd *
 etcd_new(struct event_base *base, const struct etcd_endpoint *eps,
@@ -72,16 +120,24 @@ etcd_new(struct event_base *base, const struct etcd_endpoint *eps,
 	e->base = base;
 	e->eps = eps;
 	e->neps = neps;
+	TAILQ_INIT(&e->conns);
+	if ((e->reap = event_new(base, -1, 0, etcd_reap, e)) == NULL) {
+		free(e);
+		return (NULL);
+	}
 	return (e);
 }
 
+/* Every connection goes, calls in flight unanswered: free the watches
+ * first. */
 void
 etcd_free(struct etcd *e)
 {
 	if (e == NULL)
 		return;
-	if (e->conn != NULL)
-		evhttp_connection_free(e->conn);
+	while (!TAILQ_EMPTY(&e->conns))
+		etcd_conn_free(TAILQ_FIRST(&e->conns));
+	event_free(e->reap);
 	free(e);
 }
 
@@ -100,13 +156,16 @@ etcd_last_error(const struct etcd *e)
 /*
  * Leave the endpoint in use for the next one; 1 when that wraps around
  * to the first, so the caller can back off before trying them all again.
+ * Calls in flight are dropped unanswered: the caller starts afresh.
  */
 int
 etcd_failover(struct etcd *e)
 {
-	if (e->conn != NULL) {
-		evhttp_connection_free(e->conn);
-		e->conn = NULL;
+	struct etcd_conn	*c;
+
+	TAILQ_FOREACH(c, &e->conns, entry) {
+		if (c->watch == NULL && !c->retired)
+			etcd_conn_retire(c);
 	}
 	e->cur = (e->cur + 1) % e->neps;
 	return (e->cur == 0);
@@ -114,58 +173,76 @@ etcd_failover(struct etcd *e)
 
 /* A connection to the endpoint in use. TLS endpoints are refused until
  * the OpenSSL bufferevent carrier is in (see cluster.c's start). */
-static struct evhttp_connection *
+static struct etcd_conn *
 etcd_connect(struct etcd *e, int timeout)
 {
 	const struct etcd_endpoint *ep = &e->eps[e->cur];
-	struct evhttp_connection *c;
+	struct etcd_conn	*c;
+	struct bufferevent	*bev;
 
 	if (ep->tls) {
 		snprintf(e->last_error, sizeof e->last_error, "%s: https is "
 		    "not supported by this build", ep->text);
 		return (NULL);
 	}
-	if ((c = evhttp_connection_base_new(e->base, NULL, ep->host,
-	    ep->port)) == NULL)
+	if ((c = calloc(1, sizeof *c)) == NULL)
 		return (NULL);
-	evhttp_connection_set_retries(c, 0);
-	evhttp_connection_set_timeout(c, timeout);
-	evhttp_connection_set_max_body_size(c, ETCD_MAX_ANSWER);
+	c->e = e;
+	c->ep = ep;
+	/* Deferred callbacks: none runs inside evhttp_make_request. */
+	if ((bev = bufferevent_socket_new(e->base, -1, BEV_OPT_CLOSE_ON_FREE |
+	    BEV_OPT_DEFER_CALLBACKS)) == NULL) {
+		free(c);
+		return (NULL);
+	}
+	if ((c->evcon = evhttp_connection_base_bufferevent_new(e->base, NULL,
+	    bev, ep->host, ep->port)) == NULL) {
+		bufferevent_free(bev);
+		free(c);
+		return (NULL);
+	}
+	evhttp_connection_set_retries(c->evcon, 0);
+	evhttp_connection_set_timeout(c->evcon, timeout);
+	evhttp_connection_set_max_body_size(c->evcon, ETCD_MAX_ANSWER);
+	TAILQ_INSERT_TAIL(&e->conns, c, entry);
 	return (c);
 }
 
-/* A POST of body to path, headers as the gateway wants them. */
+/* A POST of body to path on c, headers as the gateway wants them; on
+ * failure req is freed. */
 static int
-etcd_send(struct etcd *e, struct evhttp_connection *c,
-    struct evhttp_request *req, const char *path, json_t *body)
+etcd_send(struct etcd_conn *c, struct evhttp_request *req, const char *path,
+    json_t *body)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	char		*text, hostport[300];
-	int		 rc;
+	int		 v6 = strchr(c->ep->host, ':') != NULL;
 
 	if ((text = json_dumps(body, JSON_COMPACT)) == NULL) {
 		evhttp_request_free(req);
 		return (-1);
 	}
-	snprintf(hostport, sizeof hostport, "%s:%u", e->eps[e->cur].host,
-	    e->eps[e->cur].port);
+	snprintf(hostport, sizeof hostport, "%s%s%s:%u", v6 ? "[" : "",
+	    c->ep->host, v6 ? "]" : "", c->ep->port);
 	evhttp_add_header(h, "Host", hostport);
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evbuffer_add(evhttp_request_get_output_buffer(req), text,
 	    strlen(text));
 	free(text);
-	rc = evhttp_make_request(c, req, EVHTTP_REQ_POST, path);
-	return (rc);
+	/* evhttp frees req if this fails. */
+	return (evhttp_make_request(c->evcon, req, EVHTTP_REQ_POST, path));
 }
 
 /*
- * What went wrong with an answer, in e->last_error: no answer (the
+ * What went wrong with an answer on c, in last_error: no answer (the
  * connection failed), an HTTP error with etcd's message, or a body that
  * is not a JSON object. NULL when the answer is good: then *out holds it.
  */
 static const char *
-etcd_answer(struct etcd *e, struct evhttp_request *req, json_t **out)
+etcd_answer(struct etcd_conn *c, struct evhttp_request *req, json_t **out)
 {
+	char		*err = c->e->last_error;
+	size_t		 errlen = sizeof c->e->last_error;
 	struct evbuffer	*in;
 	json_error_t	 jerr;
 	json_t		*j, *msg;
@@ -174,9 +251,9 @@ etcd_answer(struct etcd *e, struct evhttp_request *req, json_t **out)
 
 	*out = NULL;
 	if (req == NULL || (code = evhttp_request_get_response_code(req)) == 0) {
-		snprintf(e->last_error, sizeof e->last_error, "%s: no answer "
-		    "(connection refused, reset or timed out)", etcd_endpoint(e));
-		return (e->last_error);
+		snprintf(err, errlen, "%s: no answer (connection refused, "
+		    "reset or timed out)", c->ep->text);
+		return (err);
 	}
 	in = evhttp_request_get_input_buffer(req);
 	len = evbuffer_get_length(in);
@@ -185,17 +262,17 @@ etcd_answer(struct etcd *e, struct evhttp_request *req, json_t **out)
 		msg = j != NULL ? json_object_get(j, "message") : NULL;
 		if (msg == NULL)
 			msg = j != NULL ? json_object_get(j, "error") : NULL;
-		snprintf(e->last_error, sizeof e->last_error, "%s: HTTP %d%s%s",
-		    etcd_endpoint(e), code, json_is_string(msg) ? ": " : "",
+		snprintf(err, errlen, "%s: HTTP %d%s%s", c->ep->text, code,
+		    json_is_string(msg) ? ": " : "",
 		    json_is_string(msg) ? json_string_value(msg) : "");
 		json_decref(j);
-		return (e->last_error);
+		return (err);
 	}
 	if (!json_is_object(j)) {
-		snprintf(e->last_error, sizeof e->last_error, "%s: an answer "
-		    "that is not a JSON object", etcd_endpoint(e));
+		snprintf(err, errlen, "%s: an answer that is not a JSON object",
+		    c->ep->text);
 		json_decref(j);
-		return (e->last_error);
+		return (err);
 	}
 	*out = j;
 	return (NULL);
@@ -204,44 +281,35 @@ etcd_answer(struct etcd *e, struct evhttp_request *req, json_t **out)
 static void
 etcd_call_done(struct evhttp_request *req, void *arg)
 {
-	struct etcd_call *call = arg;
-	struct etcd	*e = call->e;
+	struct etcd_conn *c = arg;
 	const char	*why;
 	json_t		*j;
 
-	why = etcd_answer(e, req, &j);
-	/* A connection that failed is not reused: the next call reconnects. */
-	if (why != NULL && (req == NULL ||
-	    evhttp_request_get_response_code(req) == 0) && e->conn != NULL) {
-		evhttp_connection_free_on_completion(e->conn);
-		e->conn = NULL;
-	}
-	if (call->fn != NULL)
-		call->fn(call->arg, j, why);
+	if (c->retired)		/* dropped by a failover */
+		return;
+	why = etcd_answer(c, req, &j);
+	etcd_conn_retire(c);
+	if (c->fn != NULL)
+		c->fn(c->arg, j, why);
 	json_decref(j);
-	free(call);
 }
 
+/* A call on a connection of its own; its callback never runs before this
+ * returns. */
 int
 etcd_call(struct etcd *e, const char *path, json_t *body, etcd_answer_fn fn,
     void *arg)
 {
-	struct etcd_call	*call;
+	struct etcd_conn	*c;
 	struct evhttp_request	*req;
 
-	if (e->conn == NULL && (e->conn = etcd_connect(e, ETCD_TIMEOUT)) == NULL)
+	if ((c = etcd_connect(e, ETCD_TIMEOUT)) == NULL)
 		return (-1);
-	if ((call = calloc(1, sizeof *call)) == NULL)
-		return (-1);
-	call->e = e;
-	call->fn = fn;
-	call->arg = arg;
-	if ((req = evhttp_request_new(etcd_call_done, call)) == NULL) {
-		free(call);
-		return (-1);
-	}
-	if (etcd_send(e, e->conn, req, path, body) == -1) {
-		free(call);
+	c->fn = fn;
+	c->arg = arg;
+	if ((req = evhttp_request_new(etcd_call_done, c)) == NULL ||
+	    etcd_send(c, req, path, body) == -1) {
+		etcd_conn_retire(c);
 		return (-1);
 	}
 	return (0);
@@ -249,10 +317,12 @@ etcd_call(struct etcd *e, const char *path, json_t *body, etcd_answer_fn fn,
 
 /* --- watch: one streaming answer, a JSON object per message --- */
 
-/* Hand every whole message in w->pending to the caller. */
+/* Hand every whole message in w->pending to the caller, who may free the
+ * watch from its callback: c (retired then, not freed) tells. */
 static void
-etcd_watch_messages(struct etcd_watch *w)
+etcd_watch_messages(struct etcd_conn *c)
 {
+	struct etcd_watch	*w = c->watch;
 	struct evbuffer_ptr	 nl;
 	json_error_t		 jerr;
 	json_t			*j, *result;
@@ -280,17 +350,19 @@ etcd_watch_messages(struct etcd_watch *w)
 		if (!json_is_object(result)) {
 			snprintf(w->e->last_error, sizeof w->e->last_error,
 			    "%s: a watch message berthd cannot read",
-			    etcd_endpoint(w->e));
+			    c->ep->text);
 			w->failed = 1;
 			json_decref(j);
 			return;
 		}
 		w->fn(w->arg, result);
 		json_decref(j);
+		if (c->retired)
+			return;
 	}
 	if (evbuffer_get_length(w->pending) > ETCD_MAX_EVENT) {
 		snprintf(w->e->last_error, sizeof w->e->last_error, "%s: a watch "
-		    "message over %d bytes", etcd_endpoint(w->e), ETCD_MAX_EVENT);
+		    "message over %d bytes", c->ep->text, ETCD_MAX_EVENT);
 		w->failed = 1;
 	}
 }
@@ -298,29 +370,32 @@ etcd_watch_messages(struct etcd_watch *w)
 static void
 etcd_watch_chunk(struct evhttp_request *req, void *arg)
 {
-	struct etcd_watch *w = arg;
+	struct etcd_conn *c = arg;
 
-	if (w->failed)
+	if (c->retired || c->watch->failed)
 		return;
-	evbuffer_add_buffer(w->pending, evhttp_request_get_input_buffer(req));
-	etcd_watch_messages(w);
+	evbuffer_add_buffer(c->watch->pending,
+	    evhttp_request_get_input_buffer(req));
+	etcd_watch_messages(c);
 }
 
 static void
 etcd_watch_done(struct evhttp_request *req, void *arg)
 {
-	struct etcd_watch *w = arg;
+	struct etcd_conn *c = arg;
+	struct etcd_watch *w = c->watch;
 	json_t		*j;
 	const char	*why;
 
-	w->req = NULL;
+	if (c->retired)
+		return;
 	if (req != NULL && evhttp_request_get_response_code(req) == 200 &&
 	    !w->failed)
 		why = "the watch stream ended";
 	else if (w->failed)
 		why = w->e->last_error;
 	else {
-		why = etcd_answer(w->e, req, &j);
+		why = etcd_answer(c, req, &j);
 		json_decref(j);
 		if (why == NULL)
 			why = "the watch stream ended";
@@ -333,6 +408,7 @@ etcd_watch(struct etcd *e, json_t *create_request, etcd_event_fn fn,
     etcd_end_fn end, void *arg)
 {
 	struct etcd_watch	*w;
+	struct evhttp_request	*req;
 	json_t			*body;
 
 	if ((w = calloc(1, sizeof *w)) == NULL)
@@ -343,36 +419,37 @@ etcd_watch(struct etcd *e, json_t *create_request, etcd_event_fn fn,
 	w->arg = arg;
 	/* A quiet cluster sends nothing for as long as it likes. */
 	if ((w->pending = evbuffer_new()) == NULL ||
-	    (w->conn = etcd_connect(e, ETCD_WATCH_TIMEOUT)) == NULL ||
-	    (w->req = evhttp_request_new(etcd_watch_done, w)) == NULL)
+	    (w->conn = etcd_connect(e, ETCD_WATCH_TIMEOUT)) == NULL)
 		goto fail;
-	evhttp_request_set_chunked_cb(w->req, etcd_watch_chunk);
-	if ((body = json_pack("{sO}", "create_request", create_request)) ==
-	    NULL)
+	w->conn->watch = w;
+	if ((req = evhttp_request_new(etcd_watch_done, w->conn)) == NULL)
 		goto fail;
-	if (etcd_send(e, w->conn, w->req, "/v3/watch", body) == -1) {
-		w->req = NULL;
+	evhttp_request_set_chunked_cb(req, etcd_watch_chunk);
+	body = json_pack("{sO}", "create_request", create_request);
+	if (body == NULL) {
+		evhttp_request_free(req);
+		goto fail;
+	}
+	if (etcd_send(w->conn, req, "/v3/watch", body) == -1) {
 		json_decref(body);
 		goto fail;
 	}
 	json_decref(body);
 	return (w);
 fail:
-	if (w->req != NULL)
-		evhttp_request_free(w->req);
-	w->req = NULL;
 	etcd_watch_free(w);
 	return (NULL);
 }
 
+/* Safe from the watch's own callbacks. */
 void
 etcd_watch_free(struct etcd_watch *w)
 {
 	if (w == NULL)
 		return;
-	/* Freeing the connection cancels the request in flight, if any. */
+	/* Its request in flight, if any, goes with the connection. */
 	if (w->conn != NULL)
-		evhttp_connection_free(w->conn);
+		etcd_conn_retire(w->conn);
 	if (w->pending != NULL)
 		evbuffer_free(w->pending);
 	free(w);
