@@ -389,7 +389,8 @@ cluster_open(struct server *srv, char *err, size_t errlen)
 	if ((cl = calloc(1, sizeof *cl)) == NULL ||
 	    (cl->nodes = json_object()) == NULL ||
 	    (cl->services = json_object()) == NULL ||
-	    (cl->etcd = etcd_new(srv->base, cfg->cluster, cfg->ncluster)) ==
+	    (cl->etcd = etcd_new(srv->base, cfg->cluster, cfg->ncluster,
+	    cfg->cluster_cacert, cfg->cluster_cert, cfg->cluster_key)) ==
 	    NULL || (cl->timer = evtimer_new(srv->base, cluster_timer, cl)) ==
 	    NULL) {
 		snprintf(err, errlen, "out of memory");

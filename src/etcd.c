@@ -7,10 +7,19 @@
  * connection error the next endpoint is tried, after a backoff once all
  * have failed. Everything runs on berthd's event loop and nothing local
  * waits for it: the caller's callback runs when etcd has answered.
+ *
+ * https:// endpoints go through libevent's OpenSSL bufferevents, with one
+ * SSL_CTX made at the start: etcd's certificate must chain to
+ * --cluster-cacert (else to the system's CAs) and name the endpoint's
+ * host (an IP address: in its subjectAltName); --cluster-cert and
+ * --cluster-key, if given, are berthd's client certificate.
  */
 #include "config.h"
 
 #include <sys/queue.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,11 +28,15 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "berthd.h"
 #include "etcd.h"
@@ -54,6 +67,11 @@ struct etcd_conn {
 	etcd_answer_fn		 fn;		/* a call's */
 	void			*arg;
 	struct etcd_watch	*watch;		/* or the watch's */
+	struct bufferevent	*tls;		/* OpenSSL's, for its errors */
+	long			 verify_err;	/* the first, X509_V_OK: none */
+	int			 hello;		/* the TLS handshake began */
+	int			 handshaken;	/* and ended well */
+	int			 eof;		/* etcd closed the connection */
 };
 TAILQ_HEAD(etcd_conns, etcd_conn);
 
@@ -62,6 +80,8 @@ struct etcd {
 	const struct etcd_endpoint *eps;
 	size_t			 neps;
 	size_t			 cur;		/* endpoint in use */
+	SSL_CTX			*ssl_ctx;	/* NULL: no https endpoint */
+	int			 client_cert;	/* --cluster-cert given */
 	struct etcd_conns	 conns;		/* open, and retired ones */
 	struct event		*reap;		/* frees the retired */
 	char			 last_error[512];
@@ -81,6 +101,9 @@ static void
 etcd_conn_free(struct etcd_conn *c)
 {
 	TAILQ_REMOVE(&c->e->conns, c, entry);
+	/* libevent frees the SSL object later: let it point nowhere. */
+	if (c->tls != NULL)
+		SSL_set_app_data(bufferevent_openssl_get_ssl(c->tls), NULL);
 	/* Frees a request still on it without calling its callback. */
 	evhttp_connection_free(c->evcon);
 	free(c);
@@ -109,19 +132,298 @@ etcd_reap(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* --- TLS --- */
+
+/* The reason of an OpenSSL error code, as OpenSSL words it. */
+static const char *
+etcd_tls_reason(unsigned long code, char *buf, size_t len)
+{
+	const char	*r;
+
+	if ((r = ERR_reason_error_string(code)) != NULL)
+		return (r);
+	ERR_error_string_n(code, buf, len);
+	return (buf);
+}
+
+/* why: what failed, then the first error OpenSSL queued (the cause; the
+ * later ones say where it surfaced). Clears the queue. */
+static int
+etcd_tls_fail(char *err, size_t errlen, const char *why)
+{
+	unsigned long	code = ERR_get_error();
+	char		buf[256];
+
+	snprintf(err, errlen, "%s (%s)", why, code != 0 ?
+	    etcd_tls_reason(code, buf, sizeof buf) : "no reason given");
+	ERR_clear_error();
+	return (-1);
+}
+
+/* Never ask for a passphrase on the terminal: a key that has one fails. */
+static int
+etcd_tls_nopass(char *buf, int size, int rwflag, void *arg)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)arg;
+	return (0);
+}
+
+/* Keep the first reason OpenSSL refuses etcd's certificate chain for:
+ * after the handshake fails, evhttp's reset clears the SSL object. */
+static int
+etcd_tls_verify(int ok, X509_STORE_CTX *store)
+{
+	SSL		 *ssl;
+	struct etcd_conn *c;
+
+	ssl = X509_STORE_CTX_get_ex_data(store,
+	    SSL_get_ex_data_X509_STORE_CTX_idx());
+	if (!ok && ssl != NULL && (c = SSL_get_app_data(ssl)) != NULL &&
+	    c->verify_err == X509_V_OK)
+		c->verify_err = X509_STORE_CTX_get_error(store);
+	return (ok);
+}
+
+static void
+etcd_tls_info(const SSL *ssl, int where, int ret)
+{
+	struct etcd_conn *c;
+
+	(void)ret;
+	if ((where & SSL_CB_HANDSHAKE_START) &&
+	    (c = SSL_get_app_data(ssl)) != NULL)
+		c->hello = 1;
+	if ((where & SSL_CB_HANDSHAKE_DONE) &&
+	    (c = SSL_get_app_data(ssl)) != NULL)
+		c->handshaken = 1;
+}
+
+/* The client certificate (with any chain after it) and its key. */
+static int
+etcd_tls_client(SSL_CTX *ctx, const char *cert, const char *key, char *err,
+    size_t errlen)
+{
+	unsigned long	code;
+	char		what[4200];
+
+	snprintf(what, sizeof what, "--cluster-cert %s: no certificate "
+	    "berthd can use in it", cert);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+		return (etcd_tls_fail(err, errlen, what));
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		code = ERR_peek_error();
+		if (ERR_GET_LIB(code) == ERR_LIB_X509 &&
+		    (ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH ||
+		    ERR_GET_REASON(code) == X509_R_KEY_TYPE_MISMATCH)) {
+			ERR_clear_error();
+			snprintf(err, errlen, "--cluster-key %s is not the key "
+			    "of --cluster-cert %s", key, cert);
+			return (-1);
+		}
+		snprintf(what, sizeof what, "--cluster-key %s: no private key "
+		    "berthd can use in it (one with a passphrase is not)", key);
+		return (etcd_tls_fail(err, errlen, what));
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		ERR_clear_error();
+		snprintf(err, errlen, "--cluster-key %s is not the key of "
+		    "--cluster-cert %s", key, cert);
+		return (-1);
+	}
+	return (0);
+}
+
+/* The client's trust (the CA file, else the system's), its certificate
+ * and key, and what it asks of a server: TLS 1.2 on, a verified peer. */
+static SSL_CTX *
+etcd_tls_ctx(const char *cacert, const char *cert, const char *key,
+    char *err, size_t errlen)
+{
+	SSL_CTX	*ctx;
+	char	 what[4200];
+	int	 rc = 0;
+
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		etcd_tls_fail(err, errlen, "cannot set up TLS");
+		return (NULL);
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+	/* An end without close_notify is the EOF libevent 2.1 expects;
+	 * HTTP's own framing tells a cut answer. */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, etcd_tls_verify);
+	SSL_CTX_set_default_passwd_cb(ctx, etcd_tls_nopass);
+	if (cacert != NULL && cacert[0] != '\0') {
+		snprintf(what, sizeof what, "--cluster-cacert %s: no CA "
+		    "certificate berthd can use in it", cacert);
+		if (SSL_CTX_load_verify_locations(ctx, cacert, NULL) != 1)
+			rc = etcd_tls_fail(err, errlen, what);
+	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+		rc = etcd_tls_fail(err, errlen, "cannot load the system's CA "
+		    "certificates");
+	if (rc == 0 && cert != NULL && cert[0] != '\0')
+		rc = etcd_tls_client(ctx, cert, key, err, errlen);
+	if (rc == -1) {
+		SSL_CTX_free(ctx);
+		return (NULL);
+	}
+	return (ctx);
+}
+
+/*
+ * Whether the TLS files make a client context, without keeping it: for
+ * the configuration's checks at start, so that a mistake stops berthd
+ * before it runs (as etcd_new would, later).
+ */
+int
+etcd_tls_check(const char *cacert, const char *cert, const char *key,
+    char *err, size_t errlen)
+{
+	SSL_CTX	*ctx;
+
+	if ((ctx = etcd_tls_ctx(cacert, cert, key, err, errlen)) == NULL)
+		return (-1);
+	SSL_CTX_free(ctx);
+	return (0);
+}
+
+/* A fresh SSL object for c: SNI and the name check for a host name, the
+ * address check for an IP address (which SNI must not carry). */
+static SSL *
+etcd_tls_ssl(struct etcd_conn *c)
+{
+	const char	*host = c->ep->host;
+	unsigned char	 addr[sizeof(struct in6_addr)];
+	SSL		*ssl;
+	int		 ok;
+
+	if ((ssl = SSL_new(c->e->ssl_ctx)) == NULL)
+		return (NULL);
+	SSL_set_app_data(ssl, c);
+	SSL_set_info_callback(ssl, etcd_tls_info);
+	if (inet_pton(AF_INET, host, addr) == 1 ||
+	    inet_pton(AF_INET6, host, addr) == 1)
+		ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+		    host) == 1;
+	else {
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		ok = SSL_set_tlsext_host_name(ssl, host) == 1 &&
+		    SSL_set1_host(ssl, host) == 1;
+	}
+	if (!ok) {
+		SSL_free(ssl);
+		return (NULL);
+	}
+	return (ssl);
+}
+
+/* An alert by which the server refuses the client's certificate, or
+ * says it wants one. */
+static int
+etcd_tls_client_refused(unsigned long code)
+{
+	if (ERR_GET_LIB(code) != ERR_LIB_SSL)
+		return (0);
+	switch (ERR_GET_REASON(code)) {
+	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+	case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+	case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+		return (1);
+	}
+	return (0);
+}
+
+/*
+ * Why TLS failed on c, in err, from the certificate check's own reason
+ * and OpenSSL's first queued error; 0 when TLS had nothing to do with it
+ * (a refused connection, a timeout).
+ */
+static int
+etcd_tls_why(struct etcd_conn *c, char *err, size_t errlen)
+{
+	unsigned long	 code, first = 0;
+	const char	*reason = "certificate verify failed", *hint = "";
+	char		 buf[256], verify[300] = "";
+	int		 any = 0, refused;
+
+	if (c->tls == NULL)
+		return (0);
+	/* libevent hands them back last first, SSL_get_error's own codes
+	 * (library 0) among them. */
+	while ((code = bufferevent_get_openssl_error(c->tls)) != 0) {
+		any = 1;
+		if (ERR_GET_LIB(code) != 0)
+			first = code;
+	}
+	/* No alert, no reset: a plain HTTP server hangs up so on a hello. */
+	if (first == 0 && c->verify_err == X509_V_OK && c->hello &&
+	    !c->handshaken && !any && c->eof)
+		return (snprintf(err, errlen, "%s: TLS handshake failed: etcd "
+		    "closed the connection (is it http://, not https://?)",
+		    c->ep->text) >= 0);
+	if (first == 0 && c->verify_err == X509_V_OK)
+		return (0);
+	if (first != 0)
+		reason = etcd_tls_reason(first, buf, sizeof buf);
+	if (c->verify_err == X509_V_ERR_HOSTNAME_MISMATCH ||
+	    c->verify_err == X509_V_ERR_IP_ADDRESS_MISMATCH)
+		snprintf(verify, sizeof verify, " (%s: the certificate is not "
+		    "for %s)", X509_verify_cert_error_string(c->verify_err),
+		    c->ep->host);
+	else if (c->verify_err != X509_V_OK)
+		snprintf(verify, sizeof verify, " (%s)",
+		    X509_verify_cert_error_string(c->verify_err));
+	if ((refused = etcd_tls_client_refused(first)))
+		hint = c->e->client_cert ? " (etcd refused berthd's client "
+		    "certificate, --cluster-cert)" : " (etcd wants a client "
+		    "certificate: give --cluster-cert and --cluster-key)";
+	else if (ERR_GET_LIB(first) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(first) == SSL_R_WRONG_VERSION_NUMBER)
+		hint = " (is it http://, not https://?)";
+	/* A message too long for err is cut short. */
+	return (snprintf(err, errlen, "%s: TLS %s failed: %s%s%s", c->ep->text,
+	    c->handshaken && !refused ? "connection" : "handshake", reason,
+	    verify, hint) >= 0);
+}
+
+/*
+ * A client of the etcd endpoints eps, with TLS from these files (NULL or
+ * "": none) when one is https://. NULL if that cannot be set up (said in
+ * the log; the configuration's check said it first, with etcd_tls_check)
+ * or memory ran out.
+ */
 struct etcd *
 etcd_new(struct event_base *base, const struct etcd_endpoint *eps,
-    size_t neps)
+    size_t neps, const char *cacert, const char *cert, const char *key)
 {
 	struct etcd	*e;
+	char		 err[512];
+	size_t		 i;
 
 	if (neps == 0 || (e = calloc(1, sizeof *e)) == NULL)
 		return (NULL);
 	e->base = base;
 	e->eps = eps;
 	e->neps = neps;
+	e->client_cert = cert != NULL && cert[0] != '\0';
 	TAILQ_INIT(&e->conns);
+	for (i = 0; i < neps && !eps[i].tls; i++)
+		;
+	if (i < neps && (e->ssl_ctx = etcd_tls_ctx(cacert, cert, key, err,
+	    sizeof err)) == NULL) {
+		log_warnx("etcd: %s", err);
+		free(e);
+		return (NULL);
+	}
 	if ((e->reap = event_new(base, -1, 0, etcd_reap, e)) == NULL) {
+		SSL_CTX_free(e->ssl_ctx);
 		free(e);
 		return (NULL);
 	}
@@ -138,6 +440,9 @@ etcd_free(struct etcd *e)
 	while (!TAILQ_EMPTY(&e->conns))
 		etcd_conn_free(TAILQ_FIRST(&e->conns));
 	event_free(e->reap);
+	/* Each SSL object holds a reference, dropped as libevent frees its
+	 * bufferevent (at the latest when the event base goes). */
+	SSL_CTX_free(e->ssl_ctx);
 	free(e);
 }
 
@@ -171,8 +476,31 @@ etcd_failover(struct etcd *e)
 	return (e->cur == 0);
 }
 
-/* A connection to the endpoint in use. TLS endpoints are refused until
- * the OpenSSL bufferevent carrier is in (see cluster.c's start). */
+/* The bufferevent under c's evhttp connection: OpenSSL's for https. Its
+ * callbacks are deferred, so none runs inside evhttp_make_request. */
+static struct bufferevent *
+etcd_bufferevent(struct etcd_conn *c)
+{
+	struct bufferevent	*bev;
+	SSL			*ssl;
+	int			 opts = BEV_OPT_CLOSE_ON_FREE |
+				    BEV_OPT_DEFER_CALLBACKS;
+
+	if (!c->ep->tls)
+		return (bufferevent_socket_new(c->e->base, -1, opts));
+	if (c->e->ssl_ctx == NULL || (ssl = etcd_tls_ssl(c)) == NULL)
+		return (NULL);
+	/* On failure this frees ssl (BEV_OPT_CLOSE_ON_FREE). */
+	if ((bev = bufferevent_openssl_socket_new(c->e->base, -1, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, opts)) == NULL)
+		return (NULL);
+	/* etcd, as Go's servers do, may close without close_notify. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	c->tls = bev;
+	return (bev);
+}
+
+/* A connection to the endpoint in use, for one request. */
 static struct etcd_conn *
 etcd_connect(struct etcd *e, int timeout)
 {
@@ -180,18 +508,14 @@ etcd_connect(struct etcd *e, int timeout)
 	struct etcd_conn	*c;
 	struct bufferevent	*bev;
 
-	if (ep->tls) {
-		snprintf(e->last_error, sizeof e->last_error, "%s: https is "
-		    "not supported by this build", ep->text);
-		return (NULL);
-	}
 	if ((c = calloc(1, sizeof *c)) == NULL)
 		return (NULL);
 	c->e = e;
 	c->ep = ep;
-	/* Deferred callbacks: none runs inside evhttp_make_request. */
-	if ((bev = bufferevent_socket_new(e->base, -1, BEV_OPT_CLOSE_ON_FREE |
-	    BEV_OPT_DEFER_CALLBACKS)) == NULL) {
+	c->verify_err = X509_V_OK;
+	if ((bev = etcd_bufferevent(c)) == NULL) {
+		snprintf(e->last_error, sizeof e->last_error, "%s: cannot set "
+		    "up a connection (out of memory?)", ep->text);
 		free(c);
 		return (NULL);
 	}
@@ -206,6 +530,16 @@ etcd_connect(struct etcd *e, int timeout)
 	evhttp_connection_set_max_body_size(c->evcon, ETCD_MAX_ANSWER);
 	TAILQ_INSERT_TAIL(&e->conns, c, entry);
 	return (c);
+}
+
+/* Remember that etcd closed the connection, for etcd_tls_why. */
+static void
+etcd_request_error(enum evhttp_request_error what, void *arg)
+{
+	struct etcd_conn *c = arg;
+
+	if (what == EVREQ_HTTP_EOF)
+		c->eof = 1;
 }
 
 /* A POST of body to path on c, headers as the gateway wants them; on
@@ -224,6 +558,7 @@ etcd_send(struct etcd_conn *c, struct evhttp_request *req, const char *path,
 	}
 	snprintf(hostport, sizeof hostport, "%s%s%s:%u", v6 ? "[" : "",
 	    c->ep->host, v6 ? "]" : "", c->ep->port);
+	evhttp_request_set_error_cb(req, etcd_request_error);
 	evhttp_add_header(h, "Host", hostport);
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evbuffer_add(evhttp_request_get_output_buffer(req), text,
@@ -251,8 +586,9 @@ etcd_answer(struct etcd_conn *c, struct evhttp_request *req, json_t **out)
 
 	*out = NULL;
 	if (req == NULL || (code = evhttp_request_get_response_code(req)) == 0) {
-		snprintf(err, errlen, "%s: no answer (connection refused, "
-		    "reset or timed out)", c->ep->text);
+		if (!etcd_tls_why(c, err, errlen))
+			snprintf(err, errlen, "%s: no answer (connection "
+			    "refused, reset or timed out)", c->ep->text);
 		return (err);
 	}
 	in = evhttp_request_get_input_buffer(req);
