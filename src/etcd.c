@@ -147,15 +147,15 @@ etcd_tls_reason(unsigned long code, char *buf, size_t len)
 }
 
 /* why: what failed, then the first error OpenSSL queued (the cause; the
- * later ones say where it surfaced). Clears the queue. */
+ * later ones say where it surfaced), then more. Clears the queue. */
 static int
-etcd_tls_fail(char *err, size_t errlen, const char *why)
+etcd_tls_fail(char *err, size_t errlen, const char *why, const char *more)
 {
 	unsigned long	code = ERR_get_error();
 	char		buf[256];
 
-	snprintf(err, errlen, "%s (%s)", why, code != 0 ?
-	    etcd_tls_reason(code, buf, sizeof buf) : "no reason given");
+	snprintf(err, errlen, "%s (%s)%s", why, code != 0 ?
+	    etcd_tls_reason(code, buf, sizeof buf) : "no reason given", more);
 	ERR_clear_error();
 	return (-1);
 }
@@ -212,7 +212,7 @@ etcd_tls_client(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 	snprintf(what, sizeof what, "--cluster-cert %s: no certificate "
 	    "berthd can use in it", cert);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
-		return (etcd_tls_fail(err, errlen, what));
+		return (etcd_tls_fail(err, errlen, what, ""));
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
 		code = ERR_peek_error();
 		if (ERR_GET_LIB(code) == ERR_LIB_X509 &&
@@ -224,8 +224,9 @@ etcd_tls_client(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 			return (-1);
 		}
 		snprintf(what, sizeof what, "--cluster-key %s: no private key "
-		    "berthd can use in it (one with a passphrase is not)", key);
-		return (etcd_tls_fail(err, errlen, what));
+		    "berthd can use in it", key);
+		return (etcd_tls_fail(err, errlen, what, "; berthd reads PEM "
+		    "keys without a passphrase"));
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		ERR_clear_error();
@@ -248,7 +249,7 @@ etcd_tls_ctx(const char *cacert, const char *cert, const char *key,
 
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
-		etcd_tls_fail(err, errlen, "cannot set up TLS");
+		etcd_tls_fail(err, errlen, "cannot set up TLS", "");
 		return (NULL);
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -263,10 +264,10 @@ etcd_tls_ctx(const char *cacert, const char *cert, const char *key,
 		snprintf(what, sizeof what, "--cluster-cacert %s: no CA "
 		    "certificate berthd can use in it", cacert);
 		if (SSL_CTX_load_verify_locations(ctx, cacert, NULL) != 1)
-			rc = etcd_tls_fail(err, errlen, what);
+			rc = etcd_tls_fail(err, errlen, what, "");
 	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1)
 		rc = etcd_tls_fail(err, errlen, "cannot load the system's CA "
-		    "certificates");
+		    "certificates", "");
 	if (rc == 0 && cert != NULL && cert[0] != '\0')
 		rc = etcd_tls_client(ctx, cert, key, err, errlen);
 	if (rc == -1) {
