@@ -71,7 +71,8 @@ struct etcd_conn {
 	long			 verify_err;	/* the first, X509_V_OK: none */
 	int			 hello;		/* the TLS handshake began */
 	int			 handshaken;	/* and ended well */
-	int			 eof;		/* etcd closed the connection */
+	int			 failed;	/* evhttp said how it failed */
+	enum evhttp_request_error how;
 };
 TAILQ_HEAD(etcd_conns, etcd_conn);
 
@@ -342,6 +343,30 @@ etcd_tls_client_refused(unsigned long code)
 }
 
 /*
+ * When etcd ended a TLS connection with no alert berthd saw: on the
+ * client hello with no reset, as a plain HTTP server does; or just after
+ * the handshake, before evhttp saw it connected, as etcd does when it
+ * refuses the client's certificate (TLS 1.3: the client's handshake ends
+ * first, and the reset can beat the alert).
+ */
+static int
+etcd_tls_cut(struct etcd_conn *c, int any, char *err, size_t errlen)
+{
+	if (c->hello && !c->handshaken && !any && c->failed &&
+	    c->how == EVREQ_HTTP_EOF)
+		return (snprintf(err, errlen, "%s: TLS handshake failed: etcd "
+		    "closed the connection (is it http://, not https://?)",
+		    c->ep->text) >= 0);
+	if (c->handshaken && !any && !c->failed)
+		return (snprintf(err, errlen, "%s: TLS connection failed: "
+		    "etcd reset it right after the handshake (%s)", c->ep->text,
+		    c->e->client_cert ? "did etcd refuse berthd's client "
+		    "certificate, --cluster-cert?" : "does etcd want a client "
+		    "certificate? give --cluster-cert and --cluster-key") >= 0);
+	return (0);
+}
+
+/*
  * Why TLS failed on c, in err, from the certificate check's own reason
  * and OpenSSL's first queued error; 0 when TLS had nothing to do with it
  * (a refused connection, a timeout).
@@ -363,14 +388,8 @@ etcd_tls_why(struct etcd_conn *c, char *err, size_t errlen)
 		if (ERR_GET_LIB(code) != 0)
 			first = code;
 	}
-	/* No alert, no reset: a plain HTTP server hangs up so on a hello. */
-	if (first == 0 && c->verify_err == X509_V_OK && c->hello &&
-	    !c->handshaken && !any && c->eof)
-		return (snprintf(err, errlen, "%s: TLS handshake failed: etcd "
-		    "closed the connection (is it http://, not https://?)",
-		    c->ep->text) >= 0);
 	if (first == 0 && c->verify_err == X509_V_OK)
-		return (0);
+		return (etcd_tls_cut(c, any, err, errlen));
 	if (first != 0)
 		reason = etcd_tls_reason(first, buf, sizeof buf);
 	if (c->verify_err == X509_V_ERR_HOSTNAME_MISMATCH ||
@@ -533,14 +552,16 @@ etcd_connect(struct etcd *e, int timeout)
 	return (c);
 }
 
-/* Remember that etcd closed the connection, for etcd_tls_why. */
+/* How a request failed, for etcd_tls_why. Not called when evhttp gives
+ * up while connecting (refused, timed out, or reset just after the TLS
+ * handshake). */
 static void
-etcd_request_error(enum evhttp_request_error what, void *arg)
+etcd_request_error(enum evhttp_request_error how, void *arg)
 {
 	struct etcd_conn *c = arg;
 
-	if (what == EVREQ_HTTP_EOF)
-		c->eof = 1;
+	c->failed = 1;
+	c->how = how;
 }
 
 /* A POST of body to path on c, headers as the gateway wants them; on
