@@ -565,7 +565,7 @@ etcd_request_error(enum evhttp_request_error how, void *arg)
 }
 
 /* A POST of body to path on c, headers as the gateway wants them; on
- * failure req is freed. */
+ * failure req is gone. */
 static int
 etcd_send(struct etcd_conn *c, struct evhttp_request *req, const char *path,
     json_t *body)
@@ -586,7 +586,8 @@ etcd_send(struct etcd_conn *c, struct evhttp_request *req, const char *path,
 	evbuffer_add(evhttp_request_get_output_buffer(req), text,
 	    strlen(text));
 	free(text);
-	/* evhttp frees req if this fails. */
+	/* evhttp frees req if this fails, but for a failure to even start
+	 * connecting (out of memory in the bufferevent): then it leaks. */
 	return (evhttp_make_request(c->evcon, req, EVHTTP_REQ_POST, path));
 }
 
