@@ -40,7 +40,7 @@ LABEL org.opencontainers.image.title="berth" \
       org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim" \
       org.opencontainers.image.documentation="docs/docker.md"
 
-# berthd needs libevent, jansson, SQLite and libcrypto; berth and libberth need
+# berthd needs libevent (and its OpenSSL part), jansson, SQLite and OpenSSL; berth and libberth need
 # jansson. apt-get clean in the same layer: on a base without the
 # official image's docker-clean, apt would leave its package caches and
 # .debs in the image (~75 MB). The berth user owns the state directory and the socket
@@ -51,7 +51,7 @@ ARG BERTH_UID=10001
 ARG BERTH_GID=10001
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-	libevent-2.1-7 libjansson4 libsqlite3-0 libssl3 \
+	libevent-2.1-7 libevent-openssl-2.1-7 libjansson4 libsqlite3-0 libssl3 \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid "$BERTH_GID" berth \

@@ -696,11 +696,17 @@ cluster_open(struct server *srv, char *err, size_t errlen)
 	if ((cl->view = clusterview_new(cfg->node)) == NULL ||
 	    (cl->ops = json_array()) == NULL ||
 	    (cl->waiters = waiters_new(srv, &src)) == NULL ||
-	    (cl->etcd = etcd_new(srv->base, cfg->cluster, cfg->ncluster)) ==
-	    NULL || (cl->timer = evtimer_new(srv->base, cluster_timer, cl)) ==
-	    NULL || cluster_prefix_range(cl) == -1 ||
-	    cluster_own_record(cl) == -1)
+	    (cl->timer = evtimer_new(srv->base, cluster_timer, cl)) == NULL ||
+	    cluster_prefix_range(cl) == -1 || cluster_own_record(cl) == -1)
 		goto nomem;
+	/* etcd_new says why it failed (TLS: the files were read at start). */
+	if ((cl->etcd = etcd_new(srv->base, cfg->cluster, cfg->ncluster,
+	    cfg->cluster_cacert, cfg->cluster_cert, cfg->cluster_key)) == NULL) {
+		snprintf(err, errlen, "cannot set up the etcd client (see the "
+		    "log line above)");
+		cluster_free(cl);
+		return (NULL);
+	}
 	snprintf(cl->last_error, sizeof cl->last_error, "not joined yet");
 	cluster_sync_all(cl);
 	log_info("cluster: node %s, advertising %s, etcd at %s%s; %zu "

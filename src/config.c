@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pwd.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "berthd.h"
+#include "etcd.h"
 
 enum {
 	OPT_LISTEN = 256, OPT_DB, OPT_RANGE, OPT_REUSE_DELAY, OPT_LOG_LEVEL,
@@ -542,16 +544,68 @@ config_default_node(struct config *cfg)
 		snprintf(cfg->node, sizeof cfg->node, "node");
 }
 
-/* The cluster's flags go together: --advertise with --cluster, TLS files
- * with https endpoints, a client certificate with its key. */
+/* A TLS file berthd reads at start: there, readable, a regular file. */
+static int
+config_readable(const char *what, const char *path, char *err, size_t errlen)
+{
+	struct stat	st;
+	int		fd;
+
+	if (path[0] == '\0')
+		return (0);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
+		return (config_set_errno(err, errlen, "cannot read %s %s: %s",
+		    what, path, strerror(errno)));
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return (config_set_errno(err, errlen, "cannot read %s %s: not "
+		    "a regular file", what, path));
+	}
+	close(fd);
+	return (0);
+}
+
+/*
+ * The TLS flags: with https:// endpoints only, all of them https:// (a
+ * failover to an http:// one would drop TLS unseen), a client certificate
+ * with its key, and files that make a TLS client now, not at the first
+ * connection. Without --cluster-cacert, the system's CAs.
+ */
+static int
+config_check_tls(struct config *cfg, char *err, size_t errlen)
+{
+	size_t	i, tls = 0;
+
+	for (i = 0; i < cfg->ncluster; i++)
+		tls += cfg->cluster[i].tls != 0;
+	if (tls != 0 && tls != cfg->ncluster)
+		return (config_set_errno(err, errlen, "--cluster mixes http:// "
+		    "and https:// endpoints: give them all one scheme (a "
+		    "failover would drop TLS)"));
+	if (tls == 0 && (cfg->cluster_cacert[0] != '\0' ||
+	    cfg->cluster_cert[0] != '\0' || cfg->cluster_key[0] != '\0'))
+		return (config_set_errno(err, errlen, "--cluster-cacert, "
+		    "--cluster-cert and --cluster-key need https:// endpoints"));
+	if ((cfg->cluster_cert[0] == '\0') != (cfg->cluster_key[0] == '\0'))
+		return (config_set_errno(err, errlen, "--cluster-cert and "
+		    "--cluster-key go together"));
+	if (tls == 0)
+		return (0);
+	if (config_readable("--cluster-cacert", cfg->cluster_cacert, err,
+	    errlen) == -1 || config_readable("--cluster-cert",
+	    cfg->cluster_cert, err, errlen) == -1 ||
+	    config_readable("--cluster-key", cfg->cluster_key, err,
+	    errlen) == -1)
+		return (-1);
+	return (etcd_tls_check(cfg->cluster_cacert, cfg->cluster_cert,
+	    cfg->cluster_key, err, errlen));
+}
+
+/* The cluster's flags go together: --advertise with --cluster, and the
+ * TLS flags as config_check_tls wants them. */
 static int
 config_check_cluster(struct config *cfg, char *err, size_t errlen)
 {
-	size_t	i;
-	int	tls = 0;
-
-	for (i = 0; i < cfg->ncluster; i++)
-		tls |= cfg->cluster[i].tls;
 	if (cfg->ncluster == 0) {
 		if (cfg->advertise[0] != '\0' || cfg->node[0] != '\0' ||
 		    cfg->cluster_cacert[0] != '\0' || cfg->cluster_cert[0] != '\0' ||
@@ -565,13 +619,8 @@ config_check_cluster(struct config *cfg, char *err, size_t errlen)
 		return (config_set_errno(err, errlen, "--cluster needs "
 		    "--advertise ADDR: the address other hosts reach this "
 		    "host's published services at"));
-	if (!tls && (cfg->cluster_cacert[0] != '\0' ||
-	    cfg->cluster_cert[0] != '\0' || cfg->cluster_key[0] != '\0'))
-		return (config_set_errno(err, errlen, "--cluster-cacert, "
-		    "--cluster-cert and --cluster-key need https:// endpoints"));
-	if ((cfg->cluster_cert[0] == '\0') != (cfg->cluster_key[0] == '\0'))
-		return (config_set_errno(err, errlen, "--cluster-cert and "
-		    "--cluster-key go together"));
+	if (config_check_tls(cfg, err, errlen) == -1)
+		return (-1);
 	if (cfg->node[0] == '\0')
 		config_default_node(cfg);
 	return (0);

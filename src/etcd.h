@@ -21,8 +21,12 @@ typedef void	(*etcd_event_fn)(void *, json_t *);
 /* The watch ended (etcd went away, or the stream failed), and why. */
 typedef void	(*etcd_end_fn)(void *, const char *);
 
+/* TLS for https:// endpoints: the CA file, client certificate and key
+ * (NULL or "": the system's CAs, no client certificate). */
 struct etcd	*etcd_new(struct event_base *, const struct etcd_endpoint *,
-		    size_t);
+		    size_t, const char *, const char *, const char *);
+int		 etcd_tls_check(const char *, const char *, const char *,
+		    char *, size_t);
 void		 etcd_free(struct etcd *);
 const char	*etcd_endpoint(const struct etcd *);
 const char	*etcd_last_error(const struct etcd *);

@@ -7,6 +7,14 @@ every process it started by pid. Talks to etcd through its JSON gateway
 (POST /v3/..., keys and values base64) with the standard library only,
 and never to an address other than 127.0.0.1 (no proxy either).
 
+TLS: Etcd(tls=TLS(...)) and EtcdCluster(tls=...) serve the client URLs
+over https:// with the given server certificate, and with
+client_cert_auth=True refuse clients without a certificate from
+client_ca (etcd's --trusted-ca-file, --client-cert-auth); the harness's
+own requests then verify etcd against tls.ca and present
+tls.client_cert. Peers stay on http:// (loopback only). The files are
+the caller's to make (the openssl command; see test_cluster_tls.py).
+
 Ports: each member's client and peer ports are picked by binding
 127.0.0.1:0 and releasing the socket; if etcd then finds one taken (it
 logs "address already in use"), the start is retried on new ports.
@@ -49,6 +57,7 @@ import platform
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -137,23 +146,78 @@ def _wait(fn, timeout, what):
         time.sleep(0.05)
 
 
-class EtcdClient:
-    """etcd's JSON gateway at client_url (http://127.0.0.1:PORT only)."""
+class TLS:
+    """The files of an etcd with TLS on its client URLs, all PEM paths.
 
-    def __init__(self, client_url, timeout=REQUEST_TIMEOUT):
+    cert, key: etcd's server certificate (for 127.0.0.1: subjectAltName
+        IP:127.0.0.1) and its key (--cert-file, --key-file);
+    ca: the CA the harness verifies etcd's certificate with;
+    client_cert_auth: etcd refuses a client without a certificate that
+        client_ca (default: ca) signed (--client-cert-auth,
+        --trusted-ca-file); etcd's own gateway then presents cert to
+        etcd, so cert needs extendedKeyUsage clientAuth too;
+    client_cert, client_key: what the harness presents as a client
+        (needed with client_cert_auth);
+    check_hostname: False to start an etcd whose certificate is for
+        another name (the harness still checks it chains to ca)."""
+
+    def __init__(self, cert, key, ca, client_cert_auth=False, client_ca=None,
+                 client_cert=None, client_key=None, check_hostname=True):
+        self.cert = cert
+        self.key = key
+        self.ca = ca
+        self.client_cert_auth = client_cert_auth
+        self.client_ca = client_ca or ca
+        self.client_cert = client_cert
+        self.client_key = client_key
+        self.check_hostname = check_hostname
+        if client_cert_auth and not (client_cert and client_key):
+            raise ValueError("client_cert_auth: the harness needs "
+                             "client_cert and client_key too")
+
+    def etcd_args(self):
+        """etcd's flags for its client URLs."""
+        args = ["--cert-file", self.cert, "--key-file", self.key]
+        if self.client_cert_auth:
+            args += ["--client-cert-auth",
+                     "--trusted-ca-file", self.client_ca]
+        return args
+
+    def context(self):
+        """An ssl.SSLContext that verifies etcd (and presents the client
+        certificate, if any)."""
+        ctx = ssl.create_default_context(cafile=self.ca)
+        ctx.check_hostname = self.check_hostname
+        if self.client_cert:
+            ctx.load_cert_chain(self.client_cert, self.client_key)
+        return ctx
+
+
+class EtcdClient:
+    """etcd's JSON gateway at client_url: http://127.0.0.1:PORT only, or
+    https://127.0.0.1:PORT given its TLS files (tls, a TLS)."""
+
+    def __init__(self, client_url, timeout=REQUEST_TIMEOUT, tls=None):
         u = urllib.parse.urlsplit(client_url)
-        if u.scheme != "http" or u.hostname != LOOPBACK or not u.port:
-            raise ValueError("etcdtest talks to http://%s:PORT only, not %r"
-                             % (LOOPBACK, client_url))
+        scheme = "https" if tls is not None else "http"
+        if u.scheme != scheme or u.hostname != LOOPBACK or not u.port:
+            raise ValueError("etcdtest talks to %s://%s:PORT only, not %r"
+                             % (scheme, LOOPBACK, client_url))
         self.client_url = client_url
         self.port = u.port
         self.timeout = timeout
+        self.tls = tls
 
     def _http(self, method, path, body=None, timeout=None):
         """(HTTP status, body bytes) of one request on a fresh connection
         (http.client: no proxy is ever asked)."""
-        conn = http.client.HTTPConnection(
-            LOOPBACK, self.port, timeout=timeout or self.timeout)
+        if self.tls is not None:
+            conn = http.client.HTTPSConnection(
+                LOOPBACK, self.port, timeout=timeout or self.timeout,
+                context=self.tls.context())
+        else:
+            conn = http.client.HTTPConnection(
+                LOOPBACK, self.port, timeout=timeout or self.timeout)
         try:
             data = None if body is None else json.dumps(body).encode()
             hdrs = {"Content-Type": "application/json"} if data else {}
@@ -192,7 +256,7 @@ class EtcdClient:
             status, raw = self._http("GET", "/health", timeout=2)
             return json.loads(raw) if status == 200 else None
         except (OSError, http.client.HTTPException, ValueError):
-            return None
+            return None     # ssl.SSLError is an OSError
 
     def healthy(self):
         h = self.health()
@@ -286,12 +350,14 @@ def pick_ports(n):
 
 class EtcdMember(EtcdClient):
     """One etcd process: a member called name, its client and peer ports
-    on 127.0.0.1, its data directory and log in dir. Started by start();
-    its process is ended only by pid."""
+    on 127.0.0.1 (the client one https:// with tls), its data directory
+    and log in dir. Started by start(); its process is ended only by
+    pid."""
 
     def __init__(self, name, client_port, peer_port, initial_cluster,
-                 token, dir):
-        super().__init__("http://%s:%d" % (LOOPBACK, client_port))
+                 token, dir, tls=None):
+        super().__init__("%s://%s:%d" % ("https" if tls else "http",
+                                         LOOPBACK, client_port), tls=tls)
         self.name = name
         self.peer_url = "http://%s:%d" % (LOOPBACK, peer_port)
         self.initial_cluster = initial_cluster
@@ -321,7 +387,8 @@ class EtcdMember(EtcdClient):
                 "--initial-advertise-peer-urls", self.peer_url,
                 "--initial-cluster", self.initial_cluster,
                 "--initial-cluster-token", self.token,
-                "--initial-cluster-state", "new"]
+                "--initial-cluster-state", "new"] + (
+                    self.tls.etcd_args() if self.tls else [])
 
     def start(self):
         """Start the process (not waiting for it to be healthy)."""
@@ -473,16 +540,17 @@ class _Owned:
 
 class Etcd(EtcdMember, _Owned):
     """One etcd member, a cluster of its own, started at once and healthy
-    on return. client_url is http://127.0.0.1:PORT. kill() then restart()
-    keeps the data and the ports; stop() ends it and removes its data."""
+    on return. client_url is http://127.0.0.1:PORT, or https:// with tls
+    (a TLS). kill() then restart() keeps the data and the ports; stop()
+    ends it and removes its data."""
 
-    def __init__(self, timeout=START_TIMEOUT, name="e0"):
+    def __init__(self, timeout=START_TIMEOUT, name="e0", tls=None):
         def make():
             cport, pport = pick_ports(2)
             EtcdMember.__init__(
                 self, name, cport, pport,
                 "%s=http://%s:%d" % (name, LOOPBACK, pport),
-                "berth-" + uuid.uuid4().hex, self.tmp)
+                "berth-" + uuid.uuid4().hex, self.tmp, tls)
             self.members = [self]
         self._start_all(make, timeout)
 
@@ -493,9 +561,10 @@ class Etcd(EtcdMember, _Owned):
 class EtcdCluster(_Owned):
     """size (3) etcd members on loopback in one cluster, started at once,
     each healthy on return. members[i] is an EtcdMember with the gateway
-    helpers (put, get_prefix, grant, revoke...) on its own client URL."""
+    helpers (put, get_prefix, grant, revoke...) on its own client URL
+    (https:// with tls, a TLS, the same files for each member)."""
 
-    def __init__(self, size=3, timeout=START_TIMEOUT):
+    def __init__(self, size=3, timeout=START_TIMEOUT, tls=None):
         def make():
             ports = pick_ports(2 * size)
             names = ["e%d" % i for i in range(size)]
@@ -507,7 +576,8 @@ class EtcdCluster(_Owned):
                 d = os.path.join(self.tmp, n)
                 os.mkdir(d)
                 self.members.append(EtcdMember(
-                    n, ports[2 * i], ports[2 * i + 1], initial, token, d))
+                    n, ports[2 * i], ports[2 * i + 1], initial, token, d,
+                    tls))
         self._start_all(make, timeout)
 
     def __repr__(self):
