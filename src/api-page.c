@@ -203,24 +203,6 @@ static const char api_page_script[] =
 	"img-src 'none'; base-uri 'none'; form-action 'none'; " \
 	"frame-ancestors 'none'"
 
-/* HTML-escape s into out. */
-static void
-api_html(struct evbuffer *out, const char *s)
-{
-	if (s == NULL)
-		return;
-	for (; *s != '\0'; s++) {
-		switch (*s) {
-		case '<': evbuffer_add(out, "&lt;", 4); break;
-		case '>': evbuffer_add(out, "&gt;", 4); break;
-		case '&': evbuffer_add(out, "&amp;", 5); break;
-		case '"': evbuffer_add(out, "&quot;", 6); break;
-		case '\'': evbuffer_add(out, "&#39;", 5); break;
-		default: evbuffer_add(out, s, 1);
-		}
-	}
-}
-
 /* A duration as the script shows it: "42 s", "3 min 7 s", "2 h 5 min". */
 static void
 api_page_dur(struct evbuffer *out, int64_t ms)
@@ -240,51 +222,6 @@ api_page_dur(struct evbuffer *out, int64_t ms)
 }
 
 /*
- * A lease's "ready" as the page says it, in words (never by colour alone)
- * and as the class that styles it: true, false, or null or absent when
- * berthd cannot tell.
- */
-static const char *
-api_page_ready(json_t *ready, const char **words)
-{
-	if (json_is_true(ready)) {
-		*words = "listening";
-		return ("yes");
-	}
-	if (json_is_false(ready)) {
-		*words = "not listening";
-		return ("no");
-	}
-	*words = "unknown";
-	return ("unknown");
-}
-
-/*
- * The address cell: a link for TCP (and both), which a browser can open;
- * the address as text for UDP.
- */
-static void
-api_page_addr(struct evbuffer *out, const char *host, unsigned int port,
-    const char *proto)
-{
-	char	addr[300];
-
-	snprintf(addr, sizeof addr, strchr(host, ':') != NULL ? "[%s]:%u" :
-	    "%s:%u", host, port);
-	evbuffer_add_printf(out, "<td class=\"addr\">");
-	if (proto != NULL &&
-	    (strcmp(proto, "tcp") == 0 || strcmp(proto, "both") == 0)) {
-		evbuffer_add_printf(out, "<a href=\"http://");
-		api_html(out, addr);
-		evbuffer_add_printf(out, "/\" rel=\"noopener noreferrer\">");
-		api_html(out, addr);
-		evbuffer_add_printf(out, "</a>");
-	} else
-		api_html(out, addr);
-	evbuffer_add_printf(out, "</td>");
-}
-
-/*
  * One row, the same cells, classes and data attributes the script makes,
  * so that it can count down rows it did not make.
  */
@@ -295,14 +232,14 @@ api_page_row(struct server *srv, struct evbuffer *out, json_t *j,
 	const char	*name = json_string_value(json_object_get(j, "name"));
 	const char	*host = json_string_value(json_object_get(j, "host"));
 	const char	*proto = json_string_value(json_object_get(j, "proto"));
-	const char	*key, *ready, *said;
-	json_t		*pid = json_object_get(j, "pid"), *v;
+	const char	*ready, *said;
+	json_t		*pid = json_object_get(j, "pid");
 	struct lease	*l;
 
 	if (name == NULL || host == NULL ||
 	    (l = broker_lookup(srv->broker, name)) == NULL)
 		return;
-	ready = api_page_ready(json_object_get(j, "ready"), &said);
+	ready = api_html_ready(json_object_get(j, "ready"), &said);
 	evbuffer_add_printf(out, "<tr%s data-name=\"",
 	    strcmp(ready, "no") == 0 ? " class=\"down\"" : "");
 	api_html(out, name);
@@ -312,7 +249,7 @@ api_page_row(struct server *srv, struct evbuffer *out, json_t *j,
 	    (unsigned long long)clock_wall_ms(l->created_at));
 	api_html(out, name);
 	evbuffer_add_printf(out, "</td>");
-	api_page_addr(out, host, (unsigned int)l->port, proto);
+	api_html_addr(out, host, (unsigned int)l->port, proto);
 	evbuffer_add_printf(out, "<td class=\"ready ready-%s\">%s</td>"
 	    "<td class=\"proto\">", ready, said);
 	api_html(out, proto);
@@ -331,15 +268,9 @@ api_page_row(struct server *srv, struct evbuffer *out, json_t *j,
 		evbuffer_add_printf(out, "-");
 	evbuffer_add_printf(out, "</td><td class=\"age\">");
 	api_page_dur(out, (int64_t)now - (int64_t)l->created_at);
-	evbuffer_add_printf(out, "</td><td class=\"meta\">");
-	json_object_foreach(json_object_get(j, "meta"), key, v) {
-		evbuffer_add_printf(out, "<div>");
-		api_html(out, key);
-		evbuffer_add(out, "=", 1);
-		api_html(out, json_string_value(v));
-		evbuffer_add_printf(out, "</div>");
-	}
-	evbuffer_add_printf(out, "</td></tr>\n");
+	evbuffer_add_printf(out, "</td>");
+	api_html_meta(out, json_object_get(j, "meta"));
+	evbuffer_add_printf(out, "</tr>\n");
 }
 
 /*
