@@ -24,7 +24,7 @@
 
 #include "berthd.h"
 
-#define API_PAGE_STYLE_HASH	"sha256-rMO0CgQArntE0yR3GxBz4dUCw0BGo4TNq5MpMI6/h58="
+#define API_PAGE_STYLE_HASH	"sha256-jw2fTPOAcc5R5WRiFVM1SIgZuIV7tsFiGlaMzq4cMbU="
 #define API_PAGE_SCRIPT_HASH	"sha256-Vsg2j0NPZqL+waNRI16NGaXqigaRIlDB85+cfJoMfr0="
 
 /* The page's inline style and script, byte for byte as hashed. */
@@ -52,6 +52,9 @@ static const char api_page_style[] =
     "tr.down td{background:#fdf3f2}\n"
     "tr.down a{color:#555}\n"
     "#empty{border:1px dashed #aaa;padding:.2em 1.2em;max-width:46em}\n"
+    "#cluster{margin-top:1.5em}\n"
+    "#cluster-conn.off{color:#a3281f;font-weight:bold}\n"
+    "tr.own td.node{font-weight:bold}\n"
     "pre{background:#f4f4f4;padding:.5em .8em;overflow-x:auto}\n"
     "code{font-family:ui-monospace,monospace;font-size:.95em}\n";
 
@@ -374,9 +377,10 @@ api_page_head(struct evbuffer *out, json_t *status, size_t n,
 }
 
 /*
- * A page for people: the broker line and the live lease table, filled in
- * now and kept live by its script; no external assets, and a CSP that
- * allows nothing else.
+ * A page for people: the broker line, the live lease table and, with
+ * --cluster, the cluster's section (api-page-cluster.c), filled in now
+ * and kept live by its script; no external assets, and a CSP that allows
+ * nothing else.
  */
 void
 api_index_page(struct server *srv, struct api_req *req)
@@ -389,14 +393,8 @@ api_index_page(struct server *srv, struct api_req *req)
 	size_t		 i, n, len;
 	char		*text;
 
-	if (out == NULL || list == NULL || status == NULL) {
-		if (out != NULL)
-			evbuffer_free(out);
-		json_decref(list);
-		json_decref(status);
-		req_fail(srv, req, 500, "internal", "out of memory");
-		return;
-	}
+	if (out == NULL || list == NULL || status == NULL)
+		goto nomem;
 	services = json_object_get(list, "services");
 	n = json_array_size(services);
 	index = (long long)json_integer_value(json_object_get(list, "index"));
@@ -413,8 +411,11 @@ api_index_page(struct server *srv, struct api_req *req)
 	    n == 0 ? " hidden" : "", index, (unsigned long long)now);
 	json_array_foreach(services, i, l)
 		api_page_row(srv, out, l, now);
-	evbuffer_add_printf(out, "</tbody></table></div>\n</main>\n"
-	    "<script>%s</script>\n</body></html>\n", api_page_script);
+	evbuffer_add_printf(out, "</tbody></table></div>\n");
+	if (api_page_cluster(srv, out, status) == -1)
+		goto nomem;
+	evbuffer_add_printf(out, "</main>\n<script>%s</script>\n</body>"
+	    "</html>\n", api_page_script);
 	json_decref(list);
 	json_decref(status);
 	req_add_header(req, "Content-Security-Policy", API_PAGE_CSP);
@@ -423,4 +424,11 @@ api_index_page(struct server *srv, struct api_req *req)
 	text = (char *)evbuffer_pullup(out, -1);
 	req_reply_text(srv, req, 200, "text/html; charset=utf-8", text, len);
 	evbuffer_free(out);
+	return;
+nomem:
+	if (out != NULL)
+		evbuffer_free(out);
+	json_decref(list);
+	json_decref(status);
+	req_fail(srv, req, 500, "internal", "out of memory");
 }

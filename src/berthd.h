@@ -241,6 +241,9 @@ void		 api_metrics(struct server *, struct api_req *);
 /* api-page.c: the status page at / */
 void		 api_index_page(struct server *, struct api_req *);
 
+/* api-page-cluster.c: the status page's cluster section */
+int		 api_page_cluster(struct server *, struct evbuffer *, json_t *);
+
 /* api-html.c: the HTML the status page's parts share */
 void		 api_html(struct evbuffer *, const char *);
 const char	*api_html_ready(json_t *, const char **);
