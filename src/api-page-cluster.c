@@ -51,10 +51,11 @@ api_page_cluster_line(struct evbuffer *out, json_t *c)
 		    "unknown");
 		evbuffer_add_printf(out, " &mdash; showing the last view");
 	}
-	evbuffer_add_printf(out, "</span> &middot; <span id=\"cluster-nodes\">"
-	    "%lld node%s</span> &middot; <span id=\"cluster-count\">%lld "
-	    "published instance%s</span></p>\n", nodes, nodes == 1 ? "" : "s",
-	    count, count == 1 ? "" : "s");
+	evbuffer_add_printf(out, "</span> &middot; <span id=\"cluster-nodes\" "
+	    "class=\"item\">%lld node%s</span> &middot; <span "
+	    "id=\"cluster-count\" class=\"item\">%lld published instance%s"
+	    "</span></p>\n", nodes, nodes == 1 ? "" : "s", count,
+	    count == 1 ? "" : "s");
 }
 
 /*
