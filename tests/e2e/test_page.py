@@ -14,6 +14,14 @@ and the console shows no error and no CSP violation. It is skipped, with
 one line saying what is missing, when node, Chromium or playwright-core is
 not installed.
 
+PageCluster checks the cluster section of a node (--cluster, a real etcd
+through etcdtest.py) as served: its line, the cluster's published
+instances with this node's own marked, escaping, the last view while etcd
+is gone; PageHTTP checks that there is no section without --cluster.
+PageClusterBrowser follows the section live in Chromium: this node's and
+another node's publishes and releases, etcd killed and back. Without an
+etcd server they are skipped, saying so.
+
 The readiness tests need "ready" in the lease JSON; against a berthd whose
 leases do not carry it they are skipped, saying so.
 """
@@ -722,8 +730,9 @@ class Service(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class PageBrowser(ReadyMixin, BerthTestCase):
-    """The page in headless Chromium: live rows, links, a quiet console."""
+class BrowserMixin:
+    """A test that drives the page in Chromium (skipped, saying what is
+    missing, without it)."""
 
     @classmethod
     def setUpClass(cls):
@@ -731,12 +740,9 @@ class PageBrowser(ReadyMixin, BerthTestCase):
         if missing:
             raise unittest.SkipTest(missing)
 
-    def setUp(self):
-        super().setUp()
-        self.d = self.berthd(*pool_args())
-
-    def open_page(self):
-        drv = Driver("http://127.0.0.1:%d/" % self.d.port)
+    def open_page(self, d=None):
+        """The page of berthd d (self.d) in Chromium, its script running."""
+        drv = Driver("http://127.0.0.1:%d/" % (d or self.d).port)
         self.addCleanup(drv.close)
         first = drv.line()
         self.assertEqual(first, "loaded", drv.stderr())
@@ -747,8 +753,19 @@ class PageBrowser(ReadyMixin, BerthTestCase):
     def row(self, drv, name):
         return json.loads(drv.ask("expect-row " + name))
 
+    def instance(self, drv, name, node):
+        return json.loads(drv.ask("expect-instance %s %s" % (name, node)))
+
     def assertQuiet(self, drv):
         self.assertEqual(json.loads(drv.ask("problems")), [])
+
+
+class PageBrowser(BrowserMixin, ReadyMixin, BerthTestCase):
+    """The page in headless Chromium: live rows, links, a quiet console."""
+
+    def setUp(self):
+        super().setUp()
+        self.d = self.berthd(*pool_args())
 
     def test_rows_follow_leases_live(self):
         old = self.d.acquire("before").json
@@ -841,6 +858,70 @@ class PageBrowser(ReadyMixin, BerthTestCase):
         # page's Referrer-Policy is no-referrer); Chromium may then ask
         # for the service's favicon.
         self.assertEqual(Service.referers[0], ("/", None))
+        self.assertQuiet(drv)
+
+
+class PageClusterBrowser(BrowserMixin, ClusterMixin, BerthTestCase):
+    """The cluster section in headless Chromium: it follows the cluster
+    live, through this node's changes and other nodes', and etcd going
+    away and coming back."""
+
+    def test_section_follows_the_cluster_live(self):
+        e = self.etcd()
+        a = self.node(e, "a")
+        b = self.node(e, "b")
+        drv = self.open_page(a)
+        drv.ask("expect-visible #cluster-empty")
+        drv.ask("expect-hidden #cluster-table")
+        drv.ask("expect-text " + json.dumps(
+            ["#cluster-line", "cluster: node a \u00b7 connected through %s "
+             "\u00b7 2 nodes \u00b7 0 published instances" % e.client_url]))
+
+        # This node publishes: its own row, marked.
+        web = a.acquire("web", publish=True).json
+        addr = "%s:%d" % (a.advertise, web["port"])
+        row = self.instance(drv, "web", "a")
+        self.assertEqual(row["cells"], ["web", "a (this node)", addr,
+                                        "not listening", "tcp", ""])
+        self.assertEqual(row["href"], "http://%s/" % addr)
+        self.assertEqual(set(row["cls"].split()), {"own", "down"})
+        drv.ask("expect-hidden #cluster-empty")
+        drv.ask("expect-visible #cluster-table")
+
+        # Another node publishes (nothing changes on this node): its row
+        # appears, its meta as text, and the line counts it.
+        db = b.acquire("db", publish=True, meta={"note": HOSTILE}).json
+        row = self.instance(drv, "db", "b")
+        addr = "%s:%d" % (b.advertise, db["port"])
+        self.assertEqual(row["cells"], ["db", "b", addr, "not listening",
+                                        "tcp", "note=" + HOSTILE])
+        self.assertEqual(row["href"], "http://%s/" % addr)
+        self.assertEqual(row["cls"], "down")
+        drv.ask("expect-text " + json.dumps(
+            ["#cluster-count", "2 published instances"]))
+        self.publish_foreign(e, "ext", "zz")
+        row = self.instance(drv, "ext", "zz")
+        self.assertEqual(row["cells"][3], "unknown")
+        drv.ask("expect-text " + json.dumps(
+            ["#cluster-count", "3 published instances"]))
+        self.assertEqual(b.release("db", db["token"]).status, 204)
+        drv.ask("expect-no-instance db b")
+        drv.ask("expect-text " + json.dumps(
+            ["#cluster-count", "2 published instances"]))
+
+        # etcd gone: not connected, and the last view stays.
+        e.kill()
+        self.await_down(a)
+        drv.ask("expect-match " + json.dumps(["#cluster-conn",
+                                              NOT_CONNECTED]))
+        self.instance(drv, "web", "a")
+        self.instance(drv, "ext", "zz")
+        # ... and back: connected again, the view read afresh.
+        e.restart()
+        drv.ask("expect-text " + json.dumps(
+            ["#cluster-conn", "connected through " + e.client_url]))
+        self.instance(drv, "web", "a")
+        self.assertEqual(drv.ask("state"), "live")
         self.assertQuiet(drv)
 
 
