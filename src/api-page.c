@@ -2,13 +2,14 @@
  * api-page.c: the status page at / for people: the broker line (version,
  * uptime, pool, from api_status_json) and the live lease table, each lease
  * with its readiness in words; a hint with the commands to run when there
- * are no leases.
+ * are no leases; with --cluster, the cluster's section (api-page-cluster.c).
  *
  * All of it is filled in here, so the page works without JavaScript (and
  * then reloads itself every 10 s). An inline script keeps it current
- * through the watch API, GET /v1/services?index=N&wait=S, and
- * GET /v1/status, and counts TTLs, ages and uptime each second; it builds
- * rows with textContent only, never markup from data. The
+ * through the watch API, GET /v1/services?index=N&wait=S (and
+ * GET /v1/cluster/services?index=N&wait=S), and GET /v1/status, and counts
+ * TTLs, ages and uptime each second; it builds rows with textContent
+ * only, never markup from data. The
  * Content-Security-Policy admits exactly that script and style by their
  * SHA-256 hashes: after changing either text, put its new hash below
  * (tests/e2e/test_page.py checks both and prints the right values).
