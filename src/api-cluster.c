@@ -175,7 +175,10 @@ api_cluster_lookup(struct server *srv, struct api_req *req)
 	api_cluster_lookup_now(srv, req);
 }
 
-/* /v1/status's "cluster": null without --cluster. */
+/*
+ * /v1/status's "cluster": null without --cluster; "endpoint" is the one
+ * of "endpoints" this node is connected through, null while it is not.
+ */
 json_t *
 api_cluster_status(struct server *srv)
 {
@@ -190,9 +193,10 @@ api_cluster_status(struct server *srv)
 	for (i = 0; i < srv->cfg->ncluster; i++)
 		json_array_append_new(eps, json_string(srv->cfg->cluster[i].text));
 	cv = cluster_view(srv->cluster);
-	return (json_pack("{s:s, s:s, s:o, s:b, s:I, s:s?, s:I, s:I, s:I}",
-	    "node", srv->cfg->node, "advertise", srv->cfg->advertise,
+	return (json_pack("{s:s, s:s, s:o, s:b, s:s?, s:I, s:s?, s:I, s:I, "
+	    "s:I}", "node", srv->cfg->node, "advertise", srv->cfg->advertise,
 	    "endpoints", eps, "connected", cluster_connected(srv->cluster),
+	    "endpoint", cluster_endpoint(srv->cluster),
 	    "revision", (json_int_t)cluster_revision(srv->cluster),
 	    "last_error", cluster_last_error(srv->cluster),
 	    "nodes", (json_int_t)json_object_size(clusterview_nodes(cv)),

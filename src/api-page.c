@@ -2,13 +2,14 @@
  * api-page.c: the status page at / for people: the broker line (version,
  * uptime, pool, from api_status_json) and the live lease table, each lease
  * with its readiness in words; a hint with the commands to run when there
- * are no leases.
+ * are no leases; with --cluster, the cluster's section (api-page-cluster.c).
  *
  * All of it is filled in here, so the page works without JavaScript (and
  * then reloads itself every 10 s). An inline script keeps it current
- * through the watch API, GET /v1/services?index=N&wait=S, and
- * GET /v1/status, and counts TTLs, ages and uptime each second; it builds
- * rows with textContent only, never markup from data. The
+ * through the watch API, GET /v1/services?index=N&wait=S (and
+ * GET /v1/cluster/services?index=N&wait=S), and GET /v1/status, and counts
+ * TTLs, ages and uptime each second; it builds rows with textContent
+ * only, never markup from data. The
  * Content-Security-Policy admits exactly that script and style by their
  * SHA-256 hashes: after changing either text, put its new hash below
  * (tests/e2e/test_page.py checks both and prints the right values).
@@ -24,8 +25,8 @@
 
 #include "berthd.h"
 
-#define API_PAGE_STYLE_HASH	"sha256-rMO0CgQArntE0yR3GxBz4dUCw0BGo4TNq5MpMI6/h58="
-#define API_PAGE_SCRIPT_HASH	"sha256-Vsg2j0NPZqL+waNRI16NGaXqigaRIlDB85+cfJoMfr0="
+#define API_PAGE_STYLE_HASH	"sha256-jw2fTPOAcc5R5WRiFVM1SIgZuIV7tsFiGlaMzq4cMbU="
+#define API_PAGE_SCRIPT_HASH	"sha256-P7zdKBTHinjUsHy8QGMODBd33QFwu7Z3KnCuKGwxLsU="
 
 /* The page's inline style and script, byte for byte as hashed. */
 static const char api_page_style[] =
@@ -52,6 +53,9 @@ static const char api_page_style[] =
     "tr.down td{background:#fdf3f2}\n"
     "tr.down a{color:#555}\n"
     "#empty{border:1px dashed #aaa;padding:.2em 1.2em;max-width:46em}\n"
+    "#cluster{margin-top:1.5em}\n"
+    "#cluster-conn.off{color:#a3281f;font-weight:bold}\n"
+    "tr.own td.node{font-weight:bold}\n"
     "pre{background:#f4f4f4;padding:.5em .8em;overflow-x:auto}\n"
     "code{font-family:ui-monospace,monospace;font-size:.95em}\n";
 
@@ -70,10 +74,14 @@ static const char api_page_script[] =
     "  const uptime = $('uptime');\n"
     "  const pool = $('pool');\n"
     "  const poolText = $('pool-text');\n"
+    "  // The cluster section: there with --cluster only.\n"
+    "  const cluster = $('cluster');\n"
+    "  const instances = $('instances');\n"
     "  const skew = Number(body.dataset.now) - Date.now();\n"
     "  let started = Number(uptime.dataset.started);\n"
     "  let index = body.dataset.index;\n"
     "  let delay = 1000;\n"
+    "  let viewIndex = instances === null ? null : instances.dataset.index;\n"
     "\n"
     "  const dur = (ms) => {\n"
     "    const s = Math.max(0, Math.floor(ms / 1000));\n"
@@ -106,17 +114,11 @@ static const char api_page_script[] =
     "  const ready = (v) => v === true ? ['yes', 'listening'] :\n"
     "    v === false ? ['no', 'not listening'] : ['unknown', 'unknown'];\n"
     "\n"
-    "  const row = (l) => {\n"
-    "    const tr = document.createElement('tr');\n"
+    "  // The address: a link for TCP (and both), text for UDP.\n"
+    "  const addrCell = (tr, l) => {\n"
     "    const host = l.host.includes(':') ? '[' + l.host + ']' : l.host;\n"
     "    const addr = host + ':' + l.port;\n"
     "    const web = l.proto === 'tcp' || l.proto === 'both';\n"
-    "    const [yn, said] = ready(l.ready);\n"
-    "    tr.dataset.name = l.name;\n"
-    "    tr.dataset.expires = l.expires_at === null ? 0 : Date.parse(l.expires_at);\n"
-    "    tr.dataset.created = Date.parse(l.created_at);\n"
-    "    if (l.ready === false) tr.className = 'down';\n"
-    "    cell(tr, 'name', l.name);\n"
     "    const where = cell(tr, 'addr', web ? '' : addr);\n"
     "    if (web) {\n"
     "      const a = document.createElement('a');\n"
@@ -125,17 +127,51 @@ static const char api_page_script[] =
     "      a.textContent = addr;\n"
     "      where.append(a);\n"
     "    }\n"
+    "  };\n"
+    "\n"
+    "  const metaCell = (tr, meta) => {\n"
+    "    const td = cell(tr, 'meta', '');\n"
+    "    for (const [k, v] of Object.entries(meta)) {\n"
+    "      const div = document.createElement('div');\n"
+    "      div.textContent = k + '=' + v;\n"
+    "      td.append(div);\n"
+    "    }\n"
+    "  };\n"
+    "\n"
+    "  const row = (l) => {\n"
+    "    const tr = document.createElement('tr');\n"
+    "    const [yn, said] = ready(l.ready);\n"
+    "    tr.dataset.name = l.name;\n"
+    "    tr.dataset.expires = l.expires_at === null ? 0 : Date.parse(l.expires_at);\n"
+    "    tr.dataset.created = Date.parse(l.created_at);\n"
+    "    if (l.ready === false) tr.className = 'down';\n"
+    "    cell(tr, 'name', l.name);\n"
+    "    addrCell(tr, l);\n"
     "    cell(tr, 'ready ready-' + yn, said);\n"
     "    cell(tr, 'proto', l.proto);\n"
     "    cell(tr, 'ttl', '');\n"
     "    cell(tr, 'pid', l.pid === null ? '-' : String(l.pid));\n"
     "    cell(tr, 'age', '');\n"
-    "    const meta = cell(tr, 'meta', '');\n"
-    "    for (const [k, v] of Object.entries(l.meta)) {\n"
-    "      const div = document.createElement('div');\n"
-    "      div.textContent = k + '=' + v;\n"
-    "      meta.append(div);\n"
-    "    }\n"
+    "    metaCell(tr, l.meta);\n"
+    "    return tr;\n"
+    "  };\n"
+    "\n"
+    "  // A published instance, as api-page-cluster.c makes it; self is this\n"
+    "  // node's name.\n"
+    "  const instance = (self) => (s) => {\n"
+    "    const tr = document.createElement('tr');\n"
+    "    const own = s.node === self;\n"
+    "    const [yn, said] = ready(s.ready);\n"
+    "    tr.dataset.name = s.name;\n"
+    "    tr.dataset.node = s.node;\n"
+    "    if (own) tr.classList.add('own');\n"
+    "    if (s.ready === false) tr.classList.add('down');\n"
+    "    cell(tr, 'name', s.name);\n"
+    "    cell(tr, 'node', own ? s.node + ' (this node)' : s.node);\n"
+    "    addrCell(tr, s);\n"
+    "    cell(tr, 'ready ready-' + yn, said);\n"
+    "    cell(tr, 'proto', s.proto);\n"
+    "    metaCell(tr, s.meta);\n"
     "    return tr;\n"
     "  };\n"
     "\n"
@@ -165,11 +201,43 @@ static const char api_page_script[] =
     "    tick();\n"
     "  };\n"
     "\n"
+    "  const plural = (n, one) => n + ' ' + one + (n === 1 ? '' : 's');\n"
+    "\n"
+    "  // The cluster's table again, from GET /v1/cluster/services.\n"
+    "  const showView = (list) => {\n"
+    "    const n = list.services.length;\n"
+    "    instances.replaceChildren(...list.services.map(\n"
+    "      instance($('cluster-node').textContent)));\n"
+    "    $('cluster-table').hidden = n === 0;\n"
+    "    $('cluster-empty').hidden = n !== 0;\n"
+    "    viewIndex = list.index;\n"
+    "  };\n"
+    "\n"
     "  const get = async (path) => {\n"
     "    const r = await fetch(path, { cache: 'no-store', credentials: 'omit' });\n"
     "    if (!r.ok) throw new Error('HTTP ' + r.status);\n"
     "    return r.json();\n"
     "  };\n"
+    "\n"
+    "  // Each read of /v1/status: the cluster's line again, and its table when\n"
+    "  // the view's index moved. Without --cluster there is no section.\n"
+    "  const aboutCluster = async (c) => {\n"
+    "    if (cluster === null) return;\n"
+    "    cluster.hidden = !c;\n"
+    "    if (!c) return;\n"
+    "    const conn = $('cluster-conn');\n"
+    "    $('cluster-node').textContent = c.node;\n"
+    "    conn.textContent = c.connected ? 'connected through ' + c.endpoint :\n"
+    "      'not connected: ' + (c.last_error || 'unknown') +\n"
+    "      ' \\u2014 showing the last view';\n"
+    "    conn.className = c.connected ? '' : 'off';\n"
+    "    $('cluster-nodes').textContent = plural(c.nodes, 'node');\n"
+    "    $('cluster-count').textContent = plural(c.instances, 'published instance');\n"
+    "    if (String(c.index) !== String(viewIndex))\n"
+    "      showView(await get('/v1/cluster/services'));\n"
+    "  };\n"
+    "\n"
+    "  const sleep = (ms) => new Promise((done) => setTimeout(done, ms));\n"
     "\n"
     "  const watch = async () => {\n"
     "    for (;;) {\n"
@@ -177,16 +245,40 @@ static const char api_page_script[] =
     "        const list = await get('/v1/services?index=' + index + '&wait=30');\n"
     "        const same = String(list.index) === String(index);\n"
     "        show(list);\n"
-    "        about(await get('/v1/status'));\n"
+    "        const status = await get('/v1/status');\n"
+    "        about(status);\n"
+    "        await aboutCluster(status.cluster);\n"
     "        state.textContent = 'live';\n"
     "        delay = 1000;\n"
     "        // No change: the wait ran out, or berthd is stopping and answers\n"
     "        // at once; do not ask again in a tight loop.\n"
-    "        if (same) await new Promise((done) => setTimeout(done, 1000));\n"
+    "        if (same) await sleep(1000);\n"
     "      } catch (e) {\n"
     "        state.textContent = 'not connected (' + e.message + '), retrying';\n"
-    "        await new Promise((done) => setTimeout(done, delay));\n"
+    "        await sleep(delay);\n"
     "        delay = Math.min(delay * 2, 10000);\n"
+    "      }\n"
+    "    }\n"
+    "  };\n"
+    "\n"
+    "  // Another node's change touches no lease of this one, and etcd can go\n"
+    "  // away: watch the view itself too, at most 4 s at a time, and read the\n"
+    "  // status after each answer, so that the line follows the connection.\n"
+    "  // watch() says whether berthd answers.\n"
+    "  const watchCluster = async () => {\n"
+    "    let retry = 1000;\n"
+    "    for (;;) {\n"
+    "      try {\n"
+    "        const list = await get('/v1/cluster/services?index=' + viewIndex +\n"
+    "          '&wait=4');\n"
+    "        const same = String(list.index) === String(viewIndex);\n"
+    "        if (!same) showView(list);\n"
+    "        await aboutCluster((await get('/v1/status')).cluster);\n"
+    "        retry = 1000;\n"
+    "        if (same) await sleep(1000);\n"
+    "      } catch (e) {\n"
+    "        await sleep(retry);\n"
+    "        retry = Math.min(retry * 2, 10000);\n"
     "      }\n"
     "    }\n"
     "  };\n"
@@ -195,6 +287,7 @@ static const char api_page_script[] =
     "  tick();\n"
     "  setInterval(tick, 1000);\n"
     "  watch();\n"
+    "  if (cluster !== null) watchCluster();\n"
     "})();\n";
 
 #define API_PAGE_CSP \
@@ -202,24 +295,6 @@ static const char api_page_script[] =
 	"style-src '" API_PAGE_STYLE_HASH "'; connect-src 'self'; " \
 	"img-src 'none'; base-uri 'none'; form-action 'none'; " \
 	"frame-ancestors 'none'"
-
-/* HTML-escape s into out. */
-static void
-api_html(struct evbuffer *out, const char *s)
-{
-	if (s == NULL)
-		return;
-	for (; *s != '\0'; s++) {
-		switch (*s) {
-		case '<': evbuffer_add(out, "&lt;", 4); break;
-		case '>': evbuffer_add(out, "&gt;", 4); break;
-		case '&': evbuffer_add(out, "&amp;", 5); break;
-		case '"': evbuffer_add(out, "&quot;", 6); break;
-		case '\'': evbuffer_add(out, "&#39;", 5); break;
-		default: evbuffer_add(out, s, 1);
-		}
-	}
-}
 
 /* A duration as the script shows it: "42 s", "3 min 7 s", "2 h 5 min". */
 static void
@@ -240,51 +315,6 @@ api_page_dur(struct evbuffer *out, int64_t ms)
 }
 
 /*
- * A lease's "ready" as the page says it, in words (never by colour alone)
- * and as the class that styles it: true, false, or null or absent when
- * berthd cannot tell.
- */
-static const char *
-api_page_ready(json_t *ready, const char **words)
-{
-	if (json_is_true(ready)) {
-		*words = "listening";
-		return ("yes");
-	}
-	if (json_is_false(ready)) {
-		*words = "not listening";
-		return ("no");
-	}
-	*words = "unknown";
-	return ("unknown");
-}
-
-/*
- * The address cell: a link for TCP (and both), which a browser can open;
- * the address as text for UDP.
- */
-static void
-api_page_addr(struct evbuffer *out, const char *host, unsigned int port,
-    const char *proto)
-{
-	char	addr[300];
-
-	snprintf(addr, sizeof addr, strchr(host, ':') != NULL ? "[%s]:%u" :
-	    "%s:%u", host, port);
-	evbuffer_add_printf(out, "<td class=\"addr\">");
-	if (proto != NULL &&
-	    (strcmp(proto, "tcp") == 0 || strcmp(proto, "both") == 0)) {
-		evbuffer_add_printf(out, "<a href=\"http://");
-		api_html(out, addr);
-		evbuffer_add_printf(out, "/\" rel=\"noopener noreferrer\">");
-		api_html(out, addr);
-		evbuffer_add_printf(out, "</a>");
-	} else
-		api_html(out, addr);
-	evbuffer_add_printf(out, "</td>");
-}
-
-/*
  * One row, the same cells, classes and data attributes the script makes,
  * so that it can count down rows it did not make.
  */
@@ -295,14 +325,14 @@ api_page_row(struct server *srv, struct evbuffer *out, json_t *j,
 	const char	*name = json_string_value(json_object_get(j, "name"));
 	const char	*host = json_string_value(json_object_get(j, "host"));
 	const char	*proto = json_string_value(json_object_get(j, "proto"));
-	const char	*key, *ready, *said;
-	json_t		*pid = json_object_get(j, "pid"), *v;
+	const char	*ready, *said;
+	json_t		*pid = json_object_get(j, "pid");
 	struct lease	*l;
 
 	if (name == NULL || host == NULL ||
 	    (l = broker_lookup(srv->broker, name)) == NULL)
 		return;
-	ready = api_page_ready(json_object_get(j, "ready"), &said);
+	ready = api_html_ready(json_object_get(j, "ready"), &said);
 	evbuffer_add_printf(out, "<tr%s data-name=\"",
 	    strcmp(ready, "no") == 0 ? " class=\"down\"" : "");
 	api_html(out, name);
@@ -312,7 +342,7 @@ api_page_row(struct server *srv, struct evbuffer *out, json_t *j,
 	    (unsigned long long)clock_wall_ms(l->created_at));
 	api_html(out, name);
 	evbuffer_add_printf(out, "</td>");
-	api_page_addr(out, host, (unsigned int)l->port, proto);
+	api_html_addr(out, host, (unsigned int)l->port, proto);
 	evbuffer_add_printf(out, "<td class=\"ready ready-%s\">%s</td>"
 	    "<td class=\"proto\">", ready, said);
 	api_html(out, proto);
@@ -331,15 +361,9 @@ api_page_row(struct server *srv, struct evbuffer *out, json_t *j,
 		evbuffer_add_printf(out, "-");
 	evbuffer_add_printf(out, "</td><td class=\"age\">");
 	api_page_dur(out, (int64_t)now - (int64_t)l->created_at);
-	evbuffer_add_printf(out, "</td><td class=\"meta\">");
-	json_object_foreach(json_object_get(j, "meta"), key, v) {
-		evbuffer_add_printf(out, "<div>");
-		api_html(out, key);
-		evbuffer_add(out, "=", 1);
-		api_html(out, json_string_value(v));
-		evbuffer_add_printf(out, "</div>");
-	}
-	evbuffer_add_printf(out, "</td></tr>\n");
+	evbuffer_add_printf(out, "</td>");
+	api_html_meta(out, json_object_get(j, "meta"));
+	evbuffer_add_printf(out, "</tr>\n");
 }
 
 /*
@@ -443,9 +467,10 @@ api_page_head(struct evbuffer *out, json_t *status, size_t n,
 }
 
 /*
- * A page for people: the broker line and the live lease table, filled in
- * now and kept live by its script; no external assets, and a CSP that
- * allows nothing else.
+ * A page for people: the broker line, the live lease table and, with
+ * --cluster, the cluster's section (api-page-cluster.c), filled in now
+ * and kept live by its script; no external assets, and a CSP that allows
+ * nothing else.
  */
 void
 api_index_page(struct server *srv, struct api_req *req)
@@ -458,14 +483,8 @@ api_index_page(struct server *srv, struct api_req *req)
 	size_t		 i, n, len;
 	char		*text;
 
-	if (out == NULL || list == NULL || status == NULL) {
-		if (out != NULL)
-			evbuffer_free(out);
-		json_decref(list);
-		json_decref(status);
-		req_fail(srv, req, 500, "internal", "out of memory");
-		return;
-	}
+	if (out == NULL || list == NULL || status == NULL)
+		goto nomem;
 	services = json_object_get(list, "services");
 	n = json_array_size(services);
 	index = (long long)json_integer_value(json_object_get(list, "index"));
@@ -482,8 +501,11 @@ api_index_page(struct server *srv, struct api_req *req)
 	    n == 0 ? " hidden" : "", index, (unsigned long long)now);
 	json_array_foreach(services, i, l)
 		api_page_row(srv, out, l, now);
-	evbuffer_add_printf(out, "</tbody></table></div>\n</main>\n"
-	    "<script>%s</script>\n</body></html>\n", api_page_script);
+	evbuffer_add_printf(out, "</tbody></table></div>\n");
+	if (api_page_cluster(srv, out, status) == -1)
+		goto nomem;
+	evbuffer_add_printf(out, "</main>\n<script>%s</script>\n</body>"
+	    "</html>\n", api_page_script);
 	json_decref(list);
 	json_decref(status);
 	req_add_header(req, "Content-Security-Policy", API_PAGE_CSP);
@@ -492,4 +514,11 @@ api_index_page(struct server *srv, struct api_req *req)
 	text = (char *)evbuffer_pullup(out, -1);
 	req_reply_text(srv, req, 200, "text/html; charset=utf-8", text, len);
 	evbuffer_free(out);
+	return;
+nomem:
+	if (out != NULL)
+		evbuffer_free(out);
+	json_decref(list);
+	json_decref(status);
+	req_fail(srv, req, 500, "internal", "out of memory");
 }

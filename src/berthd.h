@@ -241,6 +241,16 @@ void		 api_metrics(struct server *, struct api_req *);
 /* api-page.c: the status page at / */
 void		 api_index_page(struct server *, struct api_req *);
 
+/* api-page-cluster.c: the status page's cluster section */
+int		 api_page_cluster(struct server *, struct evbuffer *, json_t *);
+
+/* api-html.c: the HTML the status page's parts share */
+void		 api_html(struct evbuffer *, const char *);
+const char	*api_html_ready(json_t *, const char **);
+void		 api_html_addr(struct evbuffer *, const char *, unsigned int,
+		    const char *);
+void		 api_html_meta(struct evbuffer *, json_t *);
+
 /* metrics.c: API requests counted by route, method and status, and timed */
 #define METRICS_STATUS_MIN	100
 #define METRICS_STATUS_COUNT	500		/* 100 to 599 */

@@ -816,6 +816,13 @@ cluster_revision(const struct cluster *cl)
 	return (cl->revision);
 }
 
+/* The etcd endpoint this node is connected through; NULL when it is not. */
+const char *
+cluster_endpoint(const struct cluster *cl)
+{
+	return (cl->state == CL_UP ? etcd_endpoint(cl->etcd) : NULL);
+}
+
 /* Why the cluster is not (or was last not) connected; NULL when it is. */
 const char *
 cluster_last_error(const struct cluster *cl)

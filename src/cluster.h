@@ -36,6 +36,7 @@ struct waiters	*cluster_waiters(const struct cluster *);
 size_t		 cluster_waiting(const struct cluster *);
 const struct cluster_stats *cluster_stats(const struct cluster *);
 int64_t		 cluster_revision(const struct cluster *);
+const char	*cluster_endpoint(const struct cluster *);
 const char	*cluster_last_error(const struct cluster *);
 
 #endif

@@ -9,9 +9,16 @@
 //                        "ok {json: href (null without a link), cells,
 //                        cls (the row's class)}"
 //   expect-no-row NAME   wait until it has none; "ok"
+//   expect-instance NAME NODE
+//                        wait until the cluster's table has a row for
+//                        NODE's instance of NAME; "ok {json}" as expect-row
+//   expect-no-instance NAME NODE
+//                        wait until it has none; "ok"
 //   expect-text JSON     JSON is [SELECTOR, TEXT]: wait until the first
 //                        element SELECTOR matches has the text TEXT
 //                        (whitespace collapsed); "ok"
+//   expect-match JSON    JSON is [SELECTOR, REGEX]: the same, until the
+//                        text matches REGEX; "ok TEXT"
 //   expect-visible SEL   wait until the element SEL is shown; "ok"
 //   expect-hidden SEL    wait until it is hidden (or absent); "ok"
 //   state                "ok TEXT" of the page's update state
@@ -81,12 +88,32 @@ async function finish(code) {
   process.exit(code);
 }
 
+const quote = (s) => '"' + s.replace(/["\\]/g, '\\$&') + '"';
+
 function rowSelector(name) {
-  return '#leases > tr[data-name="' + name.replace(/["\\]/g, '\\$&') + '"]';
+  return '#leases > tr[data-name=' + quote(name) + ']';
+}
+
+function instanceSelector(arg) {
+  const [name, node] = arg.split(/\s+/);
+  return '#instances > tr[data-name=' + quote(name) + '][data-node=' +
+    quote(node || '') + ']';
+}
+
+// A row's address link (null without one), cells and class.
+async function rowJson(row) {
+  await row.waitFor({ state: 'attached', timeout: WAIT_MS });
+  const links = row.locator('a');
+  const href = await links.count() > 0 ?
+    await links.first().getAttribute('href') : null;
+  const cells = await row.locator('td').allTextContents();
+  const cls = await row.getAttribute('class');
+  return 'ok ' + JSON.stringify({ href, cells, cls });
 }
 
 // The text of the first element sel matches, whitespace collapsed, once
-// it is text; or fail after WAIT_MS saying what it was.
+// it is text (a string) or matches it (a RegExp): "ok" or "ok TEXT"; or
+// fail after WAIT_MS saying what it was.
 async function expectText(page, sel, text) {
   const el = page.locator(sel).first();
   const norm = (t) => (t || '').replace(/\s+/g, ' ').trim();
@@ -97,10 +124,12 @@ async function expectText(page, sel, text) {
       now = norm(await el.textContent());
       if (now === text)
         return 'ok';
+      if (text instanceof RegExp && text.test(now))
+        return 'ok ' + now;
     }
     if (Date.now() > until)
       return 'fail ' + sel + ' has ' + JSON.stringify(now) + ', not ' +
-        JSON.stringify(text);
+        (text instanceof RegExp ? String(text) : JSON.stringify(text));
     await page.waitForTimeout(100);
   }
 }
@@ -109,19 +138,21 @@ async function run(page, line) {
   const cmd = line.trim().split(/\s+/, 1)[0];
   const arg = line.trim().slice(cmd.length).trim();
   switch (cmd) {
-  case 'expect-row': {
-    const row = page.locator(rowSelector(arg));
-    await row.waitFor({ state: 'attached', timeout: WAIT_MS });
-    const links = row.locator('a');
-    const href = await links.count() > 0 ?
-      await links.first().getAttribute('href') : null;
-    const cells = await row.locator('td').allTextContents();
-    const cls = await row.getAttribute('class');
-    return 'ok ' + JSON.stringify({ href, cells, cls });
-  }
+  case 'expect-row':
+    return rowJson(page.locator(rowSelector(arg)));
+  case 'expect-instance':
+    return rowJson(page.locator(instanceSelector(arg)));
+  case 'expect-no-instance':
+    await page.locator(instanceSelector(arg)).waitFor({ state: 'detached',
+      timeout: WAIT_MS });
+    return 'ok';
   case 'expect-text': {
     const [sel, text] = JSON.parse(arg);
     return expectText(page, sel, text);
+  }
+  case 'expect-match': {
+    const [sel, re] = JSON.parse(arg);
+    return expectText(page, sel, new RegExp(re, 'u'));
   }
   case 'expect-visible':
   case 'expect-hidden':

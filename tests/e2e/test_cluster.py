@@ -282,6 +282,7 @@ class ClusterTest(EtcdMixin, BerthTestCase):
         st = b.get("/v1/status").json["cluster"]
         self.assertFalse(st["connected"])
         self.assertTrue(st["last_error"])
+        self.assertIsNone(st["endpoint"])
         # This node's own changes are in its own view at once.
         v, _ = view(a)
         self.assertIn(("api", "a"), v)
@@ -297,7 +298,11 @@ class ClusterTest(EtcdMixin, BerthTestCase):
                  "a's keys to be exactly {api}")
         self.assertEqual(set(self.etcd_keys(e, "b")), {"db"})
         self.assertFalse(view(b)[1])
-        self.assertIsNone(b.get("/v1/status").json["cluster"]["last_error"])
+        st = b.get("/v1/status").json["cluster"]
+        self.assertIsNone(st["last_error"])
+        # Connected through its one endpoint again.
+        self.assertEqual(st["endpoint"], e.client_url)
+        self.assertEqual(st["endpoints"], [e.client_url])
         gone = a.acquire("gone", publish=True).json
         self.sees(b, "gone", "a")
         self.assertEqual(a.release("gone", gone["token"]).status, 204)

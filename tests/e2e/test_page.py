@@ -14,6 +14,14 @@ and the console shows no error and no CSP violation. It is skipped, with
 one line saying what is missing, when node, Chromium or playwright-core is
 not installed.
 
+PageCluster checks the cluster section of a node (--cluster, a real etcd
+through etcdtest.py) as served: its line, the cluster's published
+instances with this node's own marked, escaping, the last view while etcd
+is gone; PageHTTP checks that there is no section without --cluster.
+PageClusterBrowser follows the section live in Chromium: this node's and
+another node's publishes and releases, etcd killed and back. Without an
+etcd server they are skipped, saying so.
+
 The readiness tests need "ready" in the lease JSON; against a berthd whose
 leases do not carry it they are skipped, saying so.
 """
@@ -33,7 +41,8 @@ import tempfile
 import threading
 import unittest
 
-from berthtest import BerthTestCase, main, private_pool
+from berthtest import BerthTestCase, main, private_pool, wait_for
+from etcdtest import EtcdMixin
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DRIVER = os.path.join(HERE, "page_driver.mjs")
@@ -47,6 +56,13 @@ REMOTE = "192.0.2.1"
 READY_WORD = {True: "listening", False: "not listening", None: "unknown"}
 # The cells of a row, in order.
 CELLS = ["name", "address", "state", "proto", "ttl", "pid", "age", "meta"]
+# The cells of a row of the cluster's table, in order.
+CLUSTER_CELLS = ["name", "node", "address", "state", "proto", "meta"]
+CLUSTER_PREFIX = "/berth/"      # berthd's default --cluster-prefix
+CLUSTER_TTL = 3                 # --cluster-ttl
+SEEN = 20       # seconds: a change reaches another node's view (generous)
+# The cluster line's middle while etcd cannot be reached.
+NOT_CONNECTED = r"^not connected: \S.* \u2014 showing the last view$"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link",
         "meta", "source", "track", "wbr"}
 
@@ -90,8 +106,9 @@ class PageParser(html.parser.HTMLParser):
         self.tags = []          # (tag, attrs dict)
         self.scripts = []
         self.styles = []
-        self.rows = []          # {"attrs", "cells", "classes", "hrefs"}
-        self.tbody = None
+        self.tables = {}        # tbody id: [{"attrs", "cells", "classes",
+                                #   "hrefs"}] of its rows
+        self.tbody = None       # the attributes of tbody#leases
         self.ids = {}           # id: (tag, attrs dict)
         self.texts = {}         # id: its text, whitespace as in the page
         self.codes = []         # the text of each <code>
@@ -99,7 +116,7 @@ class PageParser(html.parser.HTMLParser):
         self._open = []         # [tag, id or None] of elements not closed
         self._raw = None        # "script" or "style" while inside one
         self._cell = None
-        self._in_leases = False
+        self._rows = None       # the rows of the tbody we are in
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -114,20 +131,21 @@ class PageParser(html.parser.HTMLParser):
         if tag in ("script", "style"):
             self._raw = tag
             (self.scripts if tag == "script" else self.styles).append("")
-        elif tag == "tbody" and a.get("id") == "leases":
-            self.tbody = a
-            self._in_leases = True
-        elif tag == "tr" and self._in_leases:
-            self.rows.append({"attrs": a, "cells": [], "classes": [],
-                              "hrefs": []})
-        elif tag == "td" and self._in_leases:
-            self.rows[-1]["cells"].append("")
-            self.rows[-1]["classes"].append(a.get("class", ""))
+        elif tag == "tbody":
+            self._rows = self.tables.setdefault(a.get("id"), [])
+            if a.get("id") == "leases":
+                self.tbody = a
+        elif tag == "tr" and self._rows is not None:
+            self._rows.append({"attrs": a, "cells": [], "classes": [],
+                               "hrefs": []})
+        elif tag == "td" and self._rows is not None:
+            self._rows[-1]["cells"].append("")
+            self._rows[-1]["classes"].append(a.get("class", ""))
             self._cell = True
-        elif tag == "a" and self._in_leases:
-            self.rows[-1]["hrefs"].append(a.get("href"))
-        elif tag == "div" and self._cell and self.rows[-1]["cells"][-1]:
-            self.rows[-1]["cells"][-1] += "\n"
+        elif tag == "a" and self._rows is not None:
+            self._rows[-1]["hrefs"].append(a.get("href"))
+        elif tag == "div" and self._cell and self._rows[-1]["cells"][-1]:
+            self._rows[-1]["cells"][-1] += "\n"
 
     def handle_endtag(self, tag):
         while self._open:
@@ -136,7 +154,7 @@ class PageParser(html.parser.HTMLParser):
         if tag in ("script", "style"):
             self._raw = None
         elif tag == "tbody":
-            self._in_leases = False
+            self._rows = None
         elif tag == "td":
             self._cell = None
 
@@ -153,7 +171,24 @@ class PageParser(html.parser.HTMLParser):
                 if tag == "code":
                     self.codes[-1] += data
             if self._cell:
-                self.rows[-1]["cells"][-1] += data
+                self._rows[-1]["cells"][-1] += data
+
+    @property
+    def rows(self):
+        """The lease table's rows."""
+        return self.tables.get("leases", [])
+
+    @property
+    def instances(self):
+        """The cluster table's rows (none without --cluster)."""
+        return self.tables.get("instances", [])
+
+    def instance(self, name, node):
+        for r in self.instances:
+            if (r["attrs"].get("data-name"), r["attrs"].get("data-node")) \
+                    == (name, node):
+                return r
+        return None
 
     def words(self, ident):
         """The text of the element with id ident, whitespace collapsed."""
@@ -187,6 +222,15 @@ def assert_owned_row(test, row, name, addr, ttl):
     test.assertRegex(cell(row, "ttl"), ttl)
     test.assertEqual(cell(row, "pid"), str(os.getpid()))
     test.assertRegex(cell(row, "age"), r"^\d+ s$")
+
+
+def icell(row, name):
+    """The text of a cluster table row's cell by its column."""
+    return row["cells"][CLUSTER_CELLS.index(name)]
+
+
+def classes(row):
+    return set(row["attrs"].get("class", "").split())
 
 
 def cli_prefix(d):
@@ -388,6 +432,17 @@ class PageHTTP(BerthTestCase):
         self.assertEqual(sorted(cell(page.row("web"), "meta").split("\n")),
                          ["<b>key=x", "note=" + HOSTILE])
 
+    def test_no_cluster_section_without_cluster(self):
+        self.assertEqual(self.d.acquire("web").status, 201)
+        self.assertIsNone(self.d.get("/v1/status").json["cluster"])
+        page = parse_page(self.d.get("/").body)
+        self.assertEqual([i for i in page.ids if i.startswith("cluster")],
+                         [])
+        self.assertNotIn("instances", page.tables)
+        self.assertNotIn("cluster", page.text)
+        self.assertEqual([r["attrs"]["data-name"] for r in page.rows],
+                         ["web"])
+
     def test_names_cannot_carry_markup(self):
         self.assertError(self.d.acquire("<script>"), 400, "invalid_name")
         self.assertError(self.d.acquire("a\"b"), 400, "invalid_name")
@@ -435,6 +490,151 @@ class PageReady(ReadyMixin, BerthTestCase):
             # A lease nothing listens on does not look live.
             self.assertEqual("down" in row["attrs"].get("class", "").split(),
                              ready is False, name)
+
+
+class ClusterMixin(EtcdMixin):
+    """berthd nodes of a cluster over a real etcd (etcdtest.py; skipped,
+    saying so, without one), as tests/e2e/test_cluster.py starts them."""
+
+    def node(self, etcd, name):
+        """A berthd that is node name ("a", "b"...) of the cluster at etcd,
+        advertising 127.0.0.2, .3...; once it has joined."""
+        adv = "127.0.0.%d" % (ord(name) - ord("a") + 2)
+        d = self.berthd(*pool_args(), "--cluster", etcd.client_url,
+                        "--node", name, "--advertise", adv,
+                        "--cluster-ttl", str(CLUSTER_TTL))
+        d.node, d.advertise = name, adv
+        wait_for(lambda: d.get("/v1/status").json["cluster"]["connected"],
+                 SEEN, "node %s to join etcd" % name)
+        return d
+
+    def await_view(self, d, want):
+        """d's GET /v1/cluster/services once its instances are exactly the
+        (name, node) pairs in want."""
+        def check():
+            r = d.get("/v1/cluster/services")
+            self.assertEqual(r.status, 200, r)
+            got = {(s["name"], s["node"]) for s in r.json["services"]}
+            return r.json if got == set(want) else None
+        return wait_for(check, SEEN, "%s's view to be %s" % (d.node,
+                                                           sorted(want)))
+
+    def await_down(self, d):
+        wait_for(lambda: not d.get("/v1/status").json["cluster"]["connected"],
+                 SEEN, "%s to notice etcd is gone" % d.node)
+
+    def publish_foreign(self, etcd, name, node, **kw):
+        """An instance put straight into etcd, as a node that says more
+        than a berthd here can (readiness known elsewhere, or unknown)."""
+        inst = {"name": name, "node": node, "host": REMOTE, "port": 8080,
+                "proto": "tcp", "meta": {}, "ready": None}
+        inst.update(kw)
+        etcd.put(CLUSTER_PREFIX + "services/%s/%s" % (name, node),
+                 json.dumps(inst))
+        return inst
+
+
+class PageCluster(ClusterMixin, BerthTestCase):
+    """The cluster section as served by a node: its line, the cluster's
+    published instances with this node's own marked, escaping, and the
+    last view while etcd is gone."""
+
+    def test_section_rendered_on_the_server(self):
+        e = self.etcd()
+        a = self.node(e, "a")
+        b = self.node(e, "b")
+        # Nothing published yet: the section says so.
+        page = parse_page(a.get("/").body)
+        self.assertEqual(page.words("cluster-line"),
+                         "cluster: node a \u00b7 connected through %s "
+                         "\u00b7 2 nodes \u00b7 0 published instances"
+                         % e.client_url)
+        self.assertEqual(page.instances, [])
+        self.assertNotIn("hidden", page.ids["cluster-empty"][1])
+        self.assertIn("hidden", page.ids["cluster-table"][1])
+
+        web_a = a.acquire("web", publish=True).json
+        self.assertEqual(a.acquire("private").status, 201)
+        db_b = b.acquire("db", publish=True, proto="udp").json
+        meta = {"note": HOSTILE, "<b>key": "x"}
+        web_b = b.acquire("web", publish=True, meta=meta).json
+        self.publish_foreign(e, "ext", "zy", ready=True)
+        self.publish_foreign(e, "ext", "zz")
+        want = [("db", "b"), ("ext", "zy"), ("ext", "zz"), ("web", "a"),
+                ("web", "b")]
+        view = self.await_view(a, want)
+        r = a.get("/")
+        page = parse_page(r.body)
+        self.assertEqual(page.words("cluster-line"),
+                         "cluster: node a \u00b7 connected through %s "
+                         "\u00b7 2 nodes \u00b7 5 published instances"
+                         % e.client_url)
+        self.assertIn("hidden", page.ids["cluster-empty"][1])
+        self.assertNotIn("hidden", page.ids["cluster-table"][1])
+        # Sorted by name then node; what is not published is not there.
+        self.assertEqual([(x["attrs"]["data-name"], x["attrs"]["data-node"])
+                          for x in page.instances], want)
+        self.assertGreaterEqual(int(page.ids["instances"][1]["data-index"]),
+                                view["index"])
+        for x in page.instances:
+            self.assertEqual(len(x["cells"]), len(CLUSTER_CELLS))
+
+        # This node's own: marked in words, and by a class.
+        row = page.instance("web", "a")
+        addr = "%s:%d" % (a.advertise, web_a["port"])
+        self.assertEqual([icell(row, c) for c in CLUSTER_CELLS],
+                         ["web", "a (this node)", addr, "not listening",
+                          "tcp", ""])
+        self.assertEqual(row["hrefs"], ["http://%s/" % addr])
+        self.assertEqual(classes(row), {"own", "down"})
+        # Another node's: a link for TCP, text for UDP.
+        row = page.instance("web", "b")
+        addr = "%s:%d" % (b.advertise, web_b["port"])
+        self.assertEqual(icell(row, "node"), "b")
+        self.assertEqual(icell(row, "address"), addr)
+        self.assertEqual(row["hrefs"], ["http://%s/" % addr])
+        self.assertNotIn("own", classes(row))
+        row = page.instance("db", "b")
+        self.assertEqual([icell(row, c) for c in ("node", "address", "proto")],
+                         ["b", "%s:%d" % (b.advertise, db_b["port"]), "udp"])
+        self.assertEqual(row["hrefs"], [])
+        # The state in words, as the publishing node said it.
+        for node, word, cls in (("zy", "listening", "ready-yes"),
+                                ("zz", "unknown", "ready-unknown")):
+            row = page.instance("ext", node)
+            self.assertEqual(icell(row, "state"), word)
+            self.assertIn(cls, row["classes"][CLUSTER_CELLS.index("state")])
+            self.assertEqual(classes(row), set())
+
+        # Escaped: a meta value with markup in it is text.
+        self.assertNotIn("<script>alert", r.body)
+        self.assertNotIn("<img", r.body)
+        self.assertNotIn("<b>", r.body)
+        self.assertIn("&lt;script&gt;alert(1)&lt;/script&gt;", r.body)
+        self.assertEqual(len(page.scripts), 1)
+        self.assertEqual(sorted(icell(page.instance("web", "b"),
+                                      "meta").split("\n")),
+                         ["<b>key=x", "note=" + HOSTILE])
+        # The lease table is this node's leases, published or not.
+        self.assertEqual([x["attrs"]["data-name"] for x in page.rows],
+                         ["private", "web"])
+
+    def test_last_view_while_etcd_is_gone(self):
+        e = self.etcd()
+        a = self.node(e, "a")
+        b = self.node(e, "b")
+        self.assertEqual(b.acquire("db", publish=True).status, 201)
+        self.await_view(a, [("db", "b")])
+        e.kill()
+        self.await_down(a)
+        page = parse_page(a.get("/").body)
+        self.assertEqual(page.ids["cluster-conn"][1].get("class"), "off")
+        self.assertRegex(page.words("cluster-conn"), NOT_CONNECTED)
+        self.assertRegex(page.words("cluster-line"),
+                         r"^cluster: node a \u00b7 not connected: .* "
+                         r"\u00b7 2 nodes \u00b7 1 published instance$")
+        self.assertEqual([(x["attrs"]["data-name"], x["attrs"]["data-node"])
+                          for x in page.instances], [("db", "b")])
 
 
 def browser_missing():
@@ -530,8 +730,9 @@ class Service(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class PageBrowser(ReadyMixin, BerthTestCase):
-    """The page in headless Chromium: live rows, links, a quiet console."""
+class BrowserMixin:
+    """A test that drives the page in Chromium (skipped, saying what is
+    missing, without it)."""
 
     @classmethod
     def setUpClass(cls):
@@ -539,12 +740,9 @@ class PageBrowser(ReadyMixin, BerthTestCase):
         if missing:
             raise unittest.SkipTest(missing)
 
-    def setUp(self):
-        super().setUp()
-        self.d = self.berthd(*pool_args())
-
-    def open_page(self):
-        drv = Driver("http://127.0.0.1:%d/" % self.d.port)
+    def open_page(self, d=None):
+        """The page of berthd d (self.d) in Chromium, its script running."""
+        drv = Driver("http://127.0.0.1:%d/" % (d or self.d).port)
         self.addCleanup(drv.close)
         first = drv.line()
         self.assertEqual(first, "loaded", drv.stderr())
@@ -555,8 +753,19 @@ class PageBrowser(ReadyMixin, BerthTestCase):
     def row(self, drv, name):
         return json.loads(drv.ask("expect-row " + name))
 
+    def instance(self, drv, name, node):
+        return json.loads(drv.ask("expect-instance %s %s" % (name, node)))
+
     def assertQuiet(self, drv):
         self.assertEqual(json.loads(drv.ask("problems")), [])
+
+
+class PageBrowser(BrowserMixin, ReadyMixin, BerthTestCase):
+    """The page in headless Chromium: live rows, links, a quiet console."""
+
+    def setUp(self):
+        super().setUp()
+        self.d = self.berthd(*pool_args())
 
     def test_rows_follow_leases_live(self):
         old = self.d.acquire("before").json
@@ -649,6 +858,70 @@ class PageBrowser(ReadyMixin, BerthTestCase):
         # page's Referrer-Policy is no-referrer); Chromium may then ask
         # for the service's favicon.
         self.assertEqual(Service.referers[0], ("/", None))
+        self.assertQuiet(drv)
+
+
+class PageClusterBrowser(BrowserMixin, ClusterMixin, BerthTestCase):
+    """The cluster section in headless Chromium: it follows the cluster
+    live, through this node's changes and other nodes', and etcd going
+    away and coming back."""
+
+    def test_section_follows_the_cluster_live(self):
+        e = self.etcd()
+        a = self.node(e, "a")
+        b = self.node(e, "b")
+        drv = self.open_page(a)
+        drv.ask("expect-visible #cluster-empty")
+        drv.ask("expect-hidden #cluster-table")
+        drv.ask("expect-text " + json.dumps(
+            ["#cluster-line", "cluster: node a \u00b7 connected through %s "
+             "\u00b7 2 nodes \u00b7 0 published instances" % e.client_url]))
+
+        # This node publishes: its own row, marked.
+        web = a.acquire("web", publish=True).json
+        addr = "%s:%d" % (a.advertise, web["port"])
+        row = self.instance(drv, "web", "a")
+        self.assertEqual(row["cells"], ["web", "a (this node)", addr,
+                                        "not listening", "tcp", ""])
+        self.assertEqual(row["href"], "http://%s/" % addr)
+        self.assertEqual(set(row["cls"].split()), {"own", "down"})
+        drv.ask("expect-hidden #cluster-empty")
+        drv.ask("expect-visible #cluster-table")
+
+        # Another node publishes (nothing changes on this node): its row
+        # appears, its meta as text, and the line counts it.
+        db = b.acquire("db", publish=True, meta={"note": HOSTILE}).json
+        row = self.instance(drv, "db", "b")
+        addr = "%s:%d" % (b.advertise, db["port"])
+        self.assertEqual(row["cells"], ["db", "b", addr, "not listening",
+                                        "tcp", "note=" + HOSTILE])
+        self.assertEqual(row["href"], "http://%s/" % addr)
+        self.assertEqual(row["cls"], "down")
+        drv.ask("expect-text " + json.dumps(
+            ["#cluster-count", "2 published instances"]))
+        self.publish_foreign(e, "ext", "zz")
+        row = self.instance(drv, "ext", "zz")
+        self.assertEqual(row["cells"][3], "unknown")
+        drv.ask("expect-text " + json.dumps(
+            ["#cluster-count", "3 published instances"]))
+        self.assertEqual(b.release("db", db["token"]).status, 204)
+        drv.ask("expect-no-instance db b")
+        drv.ask("expect-text " + json.dumps(
+            ["#cluster-count", "2 published instances"]))
+
+        # etcd gone: not connected, and the last view stays.
+        e.kill()
+        self.await_down(a)
+        drv.ask("expect-match " + json.dumps(["#cluster-conn",
+                                              NOT_CONNECTED]))
+        self.instance(drv, "web", "a")
+        self.instance(drv, "ext", "zz")
+        # ... and back: connected again, the view read afresh.
+        e.restart()
+        drv.ask("expect-text " + json.dumps(
+            ["#cluster-conn", "connected through " + e.client_url]))
+        self.instance(drv, "web", "a")
+        self.assertEqual(drv.ask("state"), "live")
         self.assertQuiet(drv)
 
 
