@@ -40,7 +40,7 @@ import time
 import urllib.parse
 
 from berthtest import (SLOWDOWN, BerthTestCase, clean_env, main, wait_for)
-from etcdtest import EtcdMixin
+from etcdtest import Etcd, EtcdMixin
 
 CLI = os.environ.get("BERTH_CLI", "berth")
 EXIT_NOTFOUND = 3
@@ -679,9 +679,30 @@ class ClusterCase(EtcdMixin, CliMixin, BerthTestCase):
     """Nodes a (127.0.0.1) and b (127.0.0.2) of one cluster on a real
     etcd, each seeing both before the test starts."""
 
+    # Tests that kill etcd get one of their own; the others share one
+    # (an etcd takes a second to start), each under a prefix of its own.
+    OWN_ETCD = ("test_status_says_etcd_lost",
+                "test_list_cluster_stale_is_said")
+    shared = None
+    count = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        if ClusterCase.shared is not None:
+            ClusterCase.shared.stop()
+            ClusterCase.shared = None
+        super().tearDownClass()
+
     def setUp(self):
         super().setUp()
-        self.e = self.etcd()
+        ClusterCase.count += 1
+        self.prefix = "/t%d/" % ClusterCase.count
+        if self._testMethodName in self.OWN_ETCD:
+            self.e = self.etcd()
+        else:
+            if ClusterCase.shared is None:
+                ClusterCase.shared = Etcd()
+            self.e = ClusterCase.shared
         self.a = self.node("a", ADDR_A)
         self.b = self.node("b", ADDR_B)
         for d in (self.a, self.b):
@@ -690,7 +711,8 @@ class ClusterCase(EtcdMixin, CliMixin, BerthTestCase):
 
     def node(self, name, advertise):
         return self.berthd("--cluster", self.e.client_url, "--advertise",
-                           advertise, "--node", name)
+                           advertise, "--node", name, "--cluster-prefix",
+                           self.prefix)
 
     def node_names(self, d):
         r = d.get("/v1/cluster/nodes")
