@@ -456,9 +456,11 @@ clusterview_foreach_own(const struct clusterview *cv,
 
 /*
  * A key's new value from etcd (value NULL: deleted); key is what follows
- * the cluster prefix. 1: the view changed; 0: not (the same, not ours to
- * keep, or not an instance or node record); -1: no memory. A key of this
- * node's own is left alone: its leases say what it publishes.
+ * the cluster prefix. 1: the view changed; 0: not (the same, or not a key
+ * of an instance or node record); -1: no memory. A value that is not an
+ * instance (or node record) of the name and node its key says takes out
+ * what the key held: etcd holds that no more. A key of this node's own is
+ * left alone: its leases say what it publishes.
  */
 int
 clusterview_apply(struct clusterview *cv, const char *key, const char *value,
@@ -484,9 +486,8 @@ clusterview_apply(struct clusterview *cv, const char *key, const char *value,
 	if (!names_valid(name) || !names_valid(node) ||
 	    strcmp(node, cv->self) == 0)
 		return (0);
-	if (value != NULL && (text = cv_instance_parse(name, node, value, len,
-	    &ready)) == NULL)
-		return (0);
+	if (value != NULL)
+		text = cv_instance_parse(name, node, value, len, &ready);
 	return (cv_set(cv, name, node, text, ready));
 }
 
@@ -498,15 +499,14 @@ cv_apply_node(struct clusterview *cv, const char *node, const char *value,
 
 	if (!names_valid(node) || strcmp(node, cv->self) == 0)
 		return (0);
-	if (value == NULL) {
+	/* Deleted, or not a record of this node: what there was goes. */
+	if (value == NULL || (rec = cv_node_parse(node, value, len)) == NULL) {
+		json_object_del(cv->node_gen, node);
 		if (json_object_del(cv->nodes, node) == -1)
 			return (0);
-		json_object_del(cv->node_gen, node);
 		cv_changed(cv);
 		return (1);
 	}
-	if ((rec = cv_node_parse(node, value, len)) == NULL)
-		return (0);
 	json_object_set_new(cv->node_gen, node, json_integer((json_int_t)
 	    cv->gen));
 	if ((old = json_object_get(cv->nodes, node)) != NULL &&
