@@ -263,16 +263,28 @@ cv_node_parse(const char *node, const char *value, size_t len)
 	return (rec);
 }
 
-/* A node record as etcd holds it and /v1/cluster/nodes shows it. */
+/*
+ * A node record as etcd holds it and /v1/cluster/nodes shows it. The
+ * time is written again as berthd writes times (rfc3339_format): one
+ * from another writer ("+01:00", one-digit fields, a month 13 that
+ * timegm carries over) shows as that instant; one that is not a time, or
+ * is before 1970, as null, not as garbage.
+ */
 json_t *
 clusterview_node_record(const char *node, const char *address,
     const char *version, const char *joined_at)
 {
 	int64_t	ms;
+	char	again[40];
 
-	/* A joined_at that is not a time shows as null, not as garbage. */
-	if (joined_at != NULL && rfc3339_parse(joined_at, &ms) == -1)
-		joined_at = NULL;
+	if (joined_at != NULL) {
+		if (rfc3339_parse(joined_at, &ms) == -1 || ms < 0)
+			joined_at = NULL;
+		else {
+			rfc3339_format(ms, again, sizeof again);
+			joined_at = again[0] != '\0' ? again : NULL;
+		}
+	}
 	return (json_pack("{s:s, s:s, s:s, s:s?}", "node", node, "address",
 	    address, "version", version, "joined_at", joined_at));
 }
