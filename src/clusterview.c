@@ -532,13 +532,23 @@ cv_apply_node(struct clusterview *cv, const char *node, const char *value,
 	return (1);
 }
 
-/* This node's own record: set here, never taken from etcd. */
+/*
+ * This node's own record (the view takes rec): set here, never taken from
+ * etcd. 1: the view changed; 0: it was so already; -1: no memory.
+ */
 int
 clusterview_set_own_node(struct clusterview *cv, json_t *rec)
 {
+	json_t	*old;
+
 	if (rec == NULL)
 		return (-1);
 	json_object_set_new(cv->node_gen, cv->self, json_integer(0));
+	if ((old = json_object_get(cv->nodes, cv->self)) != NULL &&
+	    json_equal(old, rec)) {
+		json_decref(rec);
+		return (0);
+	}
 	if (json_object_set_new(cv->nodes, cv->self, rec) == -1)
 		return (-1);
 	cv_changed(cv);
