@@ -11,7 +11,8 @@
  *			valid one, or one with a defect they pick
  *   N<bytes>, n<bytes>	the same for a node record
  *   B, E		a full read begins, ends (clusterview_read_begin,
- *			_end); the puts between are the read's keys
+ *			_end); the puts between are the read's keys (a B
+ *			within a read, an E outside one, do nothing)
  *   S<name> <bytes>	this node publishes name (clusterview_set_own)
  *   U<name>		it stops publishing name
  *   W<bytes>		this node's own record (clusterview_set_own_node)
@@ -589,10 +590,11 @@ fz_check_fresh(void)
 
 /*
  * After an operation that answered rc (1 changed, 0 not, 2 says
- * nothing) with the index at idx0 before it: check everything.
+ * nothing) with the index at idx0 before it: check everything, and
+ * against a fresh read if the model may have changed.
  */
 static void
-fz_after(int rc, uint64_t idx0)
+fz_after(int rc, uint64_t idx0, int model_changed)
 {
 	uint64_t	 idx1 = clusterview_index(fz.cv);
 	char		*content = fz_check_view();
@@ -610,7 +612,7 @@ fz_after(int rc, uint64_t idx0)
 		fz_fail("an operation's answer says otherwise", content);
 	free(fz.snap);
 	fz.snap = content;
-	if (!fz.in_read)
+	if (!fz.in_read && model_changed)
 		fz_check_fresh();
 }
 
@@ -629,19 +631,23 @@ fz_put(const char *key, const char *val, size_t len)
 	else
 		fz_map_del(m, key);
 	rc = clusterview_apply(fz.cv, key, val, len);
-	fz_after(rc, idx0);
+	fz_after(rc, idx0, 1);
 }
 
-/* A read begins (again, if one was under way: what it read is void). */
+/*
+ * A read begins. cluster.c reads all at once, so none begins while one
+ * is under way: a B (or a range answer) within a read adds to it.
+ */
 static void
 fz_read_begin(void)
 {
 	uint64_t	idx0 = clusterview_index(fz.cv);
 
-	fz_map_clear(&fz.read);
+	if (fz.in_read)
+		return;
 	fz.in_read = 1;
 	clusterview_read_begin(fz.cv);
-	fz_after(0, idx0);
+	fz_after(0, idx0, 1);
 }
 
 /* The read ends: etcd holds what it returned, and nothing else. */
@@ -659,7 +665,7 @@ fz_read_end(void)
 	fz_map_clear(&fz.read);
 	fz.in_read = 0;
 	clusterview_read_end(fz.cv);
-	fz_after(2, idx0);
+	fz_after(2, idx0, 1);
 }
 
 static unsigned int
@@ -806,7 +812,7 @@ fz_set_own(const char *name, const char *b, size_t len)
 		abort();
 	fz_map_set(&fz.own, name, text, strlen(text), ready);
 	rc = clusterview_set_own(fz.cv, name, text, ready);
-	fz_after(rc, idx0);
+	fz_after(rc, idx0, 1);
 }
 
 static void
@@ -817,7 +823,7 @@ fz_unset_own(const char *name)
 
 	fz_map_del(&fz.own, name);
 	rc = clusterview_set_own(fz.cv, name, NULL, 0);
-	fz_after(rc, idx0);
+	fz_after(rc, idx0, 1);
 }
 
 /* This node's own record, set (again) as cluster.c sets it on a join. */
@@ -836,7 +842,7 @@ fz_set_own_node(const char *b, size_t len)
 	json_decref(fz.own_node);
 	fz.own_node = json_deep_copy(rec);
 	rc = clusterview_set_own_node(fz.cv, rec);
-	fz_after(rc, idx0);
+	fz_after(rc, idx0, 1);
 }
 
 /* --- etcd's JSON gateway, read as cluster.c reads it --- */
@@ -932,13 +938,49 @@ fz_etcd_line(const char *line, size_t len)
 
 /* --- the input --- */
 
+/* A question (L, H, A): it changes nothing, and its answer is right. */
+static void
+fz_ask(char op, const char *arg, size_t len)
+{
+	uint64_t	 idx0 = clusterview_index(fz.cv);
+	json_t		*o;
+	char		*text;
+	size_t		 tlen;
+	int		 stale = len > 0 && arg[0] == '1', i;
+
+	switch (op) {
+	case 'L':
+		if (clusterview_lookup(fz.cv, arg, stale, &text, &tlen) == 1) {
+			o = fz_answer(text, tlen, 4, stale);
+			if (!json_is_string(json_object_get(o, "name")) ||
+			    strcmp(json_string_value(json_object_get(o,
+			    "name")), arg) != 0)
+				fz_fail("a lookup answers another name", arg);
+			json_decref(o);
+		} else if (clusterview_has(fz.cv, arg) != -1)
+			fz_fail("a lookup finds nothing, has() finds it", arg);
+		free(text);
+		break;
+	case 'H':
+		(void)clusterview_has(fz.cv, arg);
+		break;
+	case 'A':
+		for (i = 0; i < 2; i++)
+			registry_text_unref(clusterview_list_text(fz.cv,
+			    stale));
+		break;
+	default:
+		return;		/* not an operation */
+	}
+	fz_after(0, idx0, 0);
+}
+
 /* One line: an operation and its argument (NUL-terminated, len bytes). */
 static void
 fz_op(char op, char *arg, size_t len)
 {
 	char	*sp, key[256], *s;
 	size_t	 klen;
-	int	 i;
 
 	switch (op) {
 	case 'P':
@@ -987,16 +1029,7 @@ fz_op(char op, char *arg, size_t len)
 		fz_set_own_node(arg, len);
 		break;
 	default:
-		/* L, H, A and the rest: questions; the answers are checked. */
-		if (op == 'L') {
-			(void)clusterview_lookup(fz.cv, arg, 0, &s, &klen);
-			free(s);
-		} else if (op == 'H')
-			(void)clusterview_has(fz.cv, arg);
-		for (i = 0; op == 'A' && i < 2; i++)
-			registry_text_unref(clusterview_list_text(fz.cv,
-			    len > 0 && arg[0] == '1'));
-		fz_after(0, clusterview_index(fz.cv));
+		fz_ask(op, arg, len);
 		break;
 	}
 }
