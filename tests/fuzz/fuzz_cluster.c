@@ -25,12 +25,13 @@
  *			decoded with etcd.c's etcd_unb64
  *
  * The harness keeps a model: what etcd holds (or what the read under way
- * has returned so far) and what this node publishes. After every change
- * it checks the view, and aborts with a line on stderr if: a lookup or
- * the list is not valid JSON of the documented shape; an instance shown
- * is not a valid one (name, node, host, port 1-65535, proto, meta of
- * strings only, ready) or not the re-serialised value etcd holds for its
- * key; a node record is not valid or not etcd's; a name's instances are
+ * has returned so far) and what this node publishes. After every
+ * operation it checks the view, and aborts with a line on stderr if: a
+ * lookup or the list is not valid JSON of the documented shape; an
+ * instance shown is not a valid one (name, node, host, port 1-65535,
+ * proto, meta of strings only, ready) or not the re-serialised value
+ * etcd holds for its key; a node record is not valid (its joined_at null
+ * or a time as berthd writes one) or not etcd's; a name's instances are
  * not sorted by node, or a node appears twice; clusterview_count is not
  * the list's length; the index went back, or moved without a change of
  * the view, or stood still with one, or an operation's answer (1
