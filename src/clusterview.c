@@ -263,16 +263,28 @@ cv_node_parse(const char *node, const char *value, size_t len)
 	return (rec);
 }
 
-/* A node record as etcd holds it and /v1/cluster/nodes shows it. */
+/*
+ * A node record as etcd holds it and /v1/cluster/nodes shows it. The
+ * time is written again as berthd writes times (rfc3339_format): one
+ * from another writer ("+01:00", one-digit fields, a month 13 that
+ * timegm carries over) shows as that instant; one that is not a time, or
+ * is before 1970, as null, not as garbage.
+ */
 json_t *
 clusterview_node_record(const char *node, const char *address,
     const char *version, const char *joined_at)
 {
 	int64_t	ms;
+	char	again[40];
 
-	/* A joined_at that is not a time shows as null, not as garbage. */
-	if (joined_at != NULL && rfc3339_parse(joined_at, &ms) == -1)
-		joined_at = NULL;
+	if (joined_at != NULL) {
+		if (rfc3339_parse(joined_at, &ms) == -1 || ms < 0)
+			joined_at = NULL;
+		else {
+			rfc3339_format(ms, again, sizeof again);
+			joined_at = again[0] != '\0' ? again : NULL;
+		}
+	}
 	return (json_pack("{s:s, s:s, s:s, s:s?}", "node", node, "address",
 	    address, "version", version, "joined_at", joined_at));
 }
@@ -456,9 +468,11 @@ clusterview_foreach_own(const struct clusterview *cv,
 
 /*
  * A key's new value from etcd (value NULL: deleted); key is what follows
- * the cluster prefix. 1: the view changed; 0: not (the same, not ours to
- * keep, or not an instance or node record); -1: no memory. A key of this
- * node's own is left alone: its leases say what it publishes.
+ * the cluster prefix. 1: the view changed; 0: not (the same, or not a key
+ * of an instance or node record); -1: no memory. A value that is not an
+ * instance (or node record) of the name and node its key says takes out
+ * what the key held: etcd holds that no more. A key of this node's own is
+ * left alone: its leases say what it publishes.
  */
 int
 clusterview_apply(struct clusterview *cv, const char *key, const char *value,
@@ -484,9 +498,8 @@ clusterview_apply(struct clusterview *cv, const char *key, const char *value,
 	if (!names_valid(name) || !names_valid(node) ||
 	    strcmp(node, cv->self) == 0)
 		return (0);
-	if (value != NULL && (text = cv_instance_parse(name, node, value, len,
-	    &ready)) == NULL)
-		return (0);
+	if (value != NULL)
+		text = cv_instance_parse(name, node, value, len, &ready);
 	return (cv_set(cv, name, node, text, ready));
 }
 
@@ -498,15 +511,14 @@ cv_apply_node(struct clusterview *cv, const char *node, const char *value,
 
 	if (!names_valid(node) || strcmp(node, cv->self) == 0)
 		return (0);
-	if (value == NULL) {
+	/* Deleted, or not a record of this node: what there was goes. */
+	if (value == NULL || (rec = cv_node_parse(node, value, len)) == NULL) {
+		json_object_del(cv->node_gen, node);
 		if (json_object_del(cv->nodes, node) == -1)
 			return (0);
-		json_object_del(cv->node_gen, node);
 		cv_changed(cv);
 		return (1);
 	}
-	if ((rec = cv_node_parse(node, value, len)) == NULL)
-		return (0);
 	json_object_set_new(cv->node_gen, node, json_integer((json_int_t)
 	    cv->gen));
 	if ((old = json_object_get(cv->nodes, node)) != NULL &&
@@ -520,13 +532,23 @@ cv_apply_node(struct clusterview *cv, const char *node, const char *value,
 	return (1);
 }
 
-/* This node's own record: set here, never taken from etcd. */
+/*
+ * This node's own record (the view takes rec): set here, never taken from
+ * etcd. 1: the view changed; 0: it was so already; -1: no memory.
+ */
 int
 clusterview_set_own_node(struct clusterview *cv, json_t *rec)
 {
+	json_t	*old;
+
 	if (rec == NULL)
 		return (-1);
 	json_object_set_new(cv->node_gen, cv->self, json_integer(0));
+	if ((old = json_object_get(cv->nodes, cv->self)) != NULL &&
+	    json_equal(old, rec)) {
+		json_decref(rec);
+		return (0);
+	}
 	if (json_object_set_new(cv->nodes, cv->self, rec) == -1)
 		return (-1);
 	cv_changed(cv);
