@@ -164,7 +164,8 @@ cv_meta_valid(json_t *meta)
 	const char	*k;
 	json_t		*v;
 
-	if (json_is_null(meta))
+	/* None (absent or null) shows as {}, as a lease without meta does. */
+	if (meta == NULL || json_is_null(meta))
 		return (1);
 	if (!json_is_object(meta))
 		return (0);

@@ -838,6 +838,10 @@ etcd_unb64(const char *s, size_t *len)
 	unsigned char	*out;
 	int		 got;
 
+	/* Strictly the alphabet: EVP_DecodeBlock would skip blanks. */
+	if (strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789+/=") != n)
+		return (NULL);
 	if (n % 4 != 0 || n > (size_t)INT32_MAX ||
 	    (out = malloc(n / 4 * 3 + 1)) == NULL)
 		return (NULL);

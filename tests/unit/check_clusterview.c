@@ -147,6 +147,12 @@ START_TEST(test_instance_shown_exactly)
 	assert_lookup("db", "{\"name\":\"db\",\"node\":\"n1\",\"host\":"
 	    "\"::1\",\"port\":1,\"proto\":\"both\",\"meta\":{},"
 	    "\"ready\":null}");
+	/* No meta at all: {} too. */
+	ck_assert_int_eq(put("services/mq/n1", "{\"name\":\"mq\",\"node\":"
+	    "\"n1\",\"host\":\"h\",\"port\":2,\"proto\":\"udp\"}"), 1);
+	assert_lookup("mq", "{\"name\":\"mq\",\"node\":\"n1\",\"host\":"
+	    "\"h\",\"port\":2,\"proto\":\"udp\",\"meta\":{},"
+	    "\"ready\":null}");
 }
 END_TEST
 

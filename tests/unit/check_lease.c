@@ -252,7 +252,9 @@ START_TEST(test_json_full)
 	/* The creator's uid; unknown is null. */
 	ck_assert(json_is_null(json_object_get(o, "uid")));
 	ck_assert(json_is_false(json_object_get(o, "ready")));
-	ck_assert_uint_eq(json_object_size(o), 12);
+	/* Published to the cluster: not unless asked. */
+	ck_assert(json_is_false(json_object_get(o, "publish")));
+	ck_assert_uint_eq(json_object_size(o), 13);
 	json_decref(o);
 	l->uid = 1000;
 	l->ready = LEASE_READY;
@@ -264,12 +266,16 @@ START_TEST(test_json_full)
 	o = lease_to_json(l, 0);
 	ck_assert(json_is_null(json_object_get(o, "ready")));
 	json_decref(o);
+	l->publish = 1;
+	o = lease_to_json(l, 0);
+	ck_assert(json_is_true(json_object_get(o, "publish")));
+	json_decref(o);
 
 	o = lease_to_json(l, 1);
 	ck_assert_ptr_nonnull(o);
 	ck_assert_str_eq(json_string_value(json_object_get(o, "token")),
 	    l->token);
-	ck_assert_uint_eq(json_object_size(o), 13);
+	ck_assert_uint_eq(json_object_size(o), 14);
 	json_decref(o);
 	lease_free(l);
 }
