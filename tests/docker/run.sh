@@ -742,6 +742,48 @@ check_compose_host() {
 	return "$rc"
 }
 
+# compose-cluster.yml: etcd and two berthd "hosts", a and b. The client
+# in b's namespaces is told web's address on a (a:PORT, PORT as a's
+# berthd has it) and connects to it; b's berthd has a's instance of web
+# in its view of the cluster, fresh.
+check_compose_cluster() {
+	local p=berthtest-cluster f=docs/examples/compose-cluster.yml rc=0
+	local told port pid view
+	# The etcd image installs etcd-server with apt-get, which needs the
+	# archive: build it on the host's network first, so that compose's
+	# build (the same Dockerfile and context) finds every layer cached.
+	dk build --network host -t berth-etcd -f docs/examples/etcd.Dockerfile \
+		docs/examples >"$WORK/build-etcd.log" 2>&1 ||
+		{ tail -20 "$WORK/build-etcd.log" >&2; log "etcd image: build failed"; return 1; }
+	compose_up "$p" "$f" || return 1
+	told=$(compose_wait "$p" "$f" client 'web is at [^ ]+' 1 90) || rc=1
+	if [ "$rc" -eq 0 ]; then
+		told=${told#web is at }
+		port=$(compose "$p" "$f" exec -T a berth lookup web) || rc=1
+		[ "$told" = "a:$port" ] ||
+			{ log "$p: client was told '$told', web has port '$port' on a"; rc=1; }
+		compose_wait "$p" "$f" client 'connected to web' 1 30 >/dev/null || rc=1
+	fi
+	if [ "$rc" -eq 0 ]; then
+		# b's own view, from its API: the host's curl in b's network
+		# namespace (the image has no HTTP client but berth).
+		pid=$(dk inspect -f '{{.State.Pid}}' "$(compose "$p" "$f" ps -q b)")
+		view=$(nsenter -t "$pid" -n curl -fsS \
+			http://127.0.0.1:62893/v1/cluster/services/web) ||
+			{ log "$p: b's cluster lookup of web failed"; rc=1; }
+		[ "$rc" -eq 0 ] && ! python3 -c '
+import json, sys
+d = json.loads(sys.argv[2])
+i = [x for x in d["instances"] if x["node"] == "a"]
+sys.exit(not (i and i[0]["host"] == "a" and i[0]["port"] == int(sys.argv[1])
+              and d["stale"] is False))' "$port" "$view" &&
+			{ log "$p: b's view of web: $view"; rc=1; }
+		[ "$rc" -eq 0 ] && log "$p: client on b told $told and connected; b's view: $view"
+	fi
+	compose_down "$p" "$f" || rc=1
+	return "$rc"
+}
+
 # run_check NAME FUNCTION: run one check and count its result.
 run_check() {
 	local rc=0
@@ -788,6 +830,7 @@ main() {
 	run_check compose-netns check_compose_netns
 	run_check compose-socket check_compose_socket
 	run_check compose-host check_compose_host
+	run_check compose-cluster check_compose_cluster
 
 	echo "docker-tests: $PASSED passed, $FAILED failed${FAILED_NAMES:+ (failed:$FAILED_NAMES)}, $(( ($(now_ms) - t0) / 1000 )) s in all"
 	[ "$FAILED" -eq 0 ]
