@@ -756,7 +756,8 @@ check_compose_cluster() {
 		docs/examples >"$WORK/build-etcd.log" 2>&1 ||
 		{ tail -20 "$WORK/build-etcd.log" >&2; log "etcd image: build failed"; return 1; }
 	compose_up "$p" "$f" || return 1
-	told=$(compose_wait "$p" "$f" client 'web is at [^ ]+' 1 90) || rc=1
+	told=$(compose_wait "$p" "$f" client 'web is at [^ ]+' 1 90) ||
+		{ rc=1; log "$p: web's output:"; compose_log "$p" "$f" web | tail -5 >&2; }
 	if [ "$rc" -eq 0 ]; then
 		told=${told#web is at }
 		port=$(compose "$p" "$f" exec -T a berth lookup web) || rc=1
