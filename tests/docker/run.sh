@@ -744,11 +744,12 @@ check_compose_host() {
 
 # compose-cluster.yml: etcd and two berthd "hosts", a and b. The client
 # in b's namespaces is told web's address on a (a:PORT, PORT as a's
-# berthd has it) and connects to it; b's berthd has a's instance of web
-# in its view of the cluster, fresh.
+# berthd has it) and connects to it; on b, `berth lookup web --cluster
+# --addr-only` says a:PORT too, and b's berthd has a's instance of web in
+# its view of the cluster, fresh.
 check_compose_cluster() {
 	local p=berthtest-cluster f=docs/examples/compose-cluster.yml rc=0
-	local told port pid view
+	local told port pid view got
 	# The etcd image installs etcd-server with apt-get, which needs the
 	# archive: build it on the host's network first, so that compose's
 	# build (the same Dockerfile and context) finds every layer cached.
@@ -764,6 +765,11 @@ check_compose_cluster() {
 		[ "$told" = "a:$port" ] ||
 			{ log "$p: client was told '$told', web has port '$port' on a"; rc=1; }
 		compose_wait "$p" "$f" client 'connected to web' 1 30 >/dev/null || rc=1
+		# docs/cluster.md's lookup from b.
+		got=$(compose "$p" "$f" exec -T b berth lookup web --cluster --addr-only) ||
+			rc=1
+		[ "$got" = "a:$port" ] ||
+			{ log "$p: on b, berth lookup web --cluster said '$got'"; rc=1; }
 	fi
 	if [ "$rc" -eq 0 ]; then
 		# b's own view, from its API: the host's curl in b's network
