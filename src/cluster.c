@@ -64,6 +64,7 @@ struct cluster {
 	char			 last_error[512];
 	char			 prefix_b64[256], end_b64[256];
 	int			 leaving;	/* the revoke is out */
+	int			 stopped;	/* berthd is stopping: no more calls */
 };
 
 static void	cluster_connect(struct cluster *);
@@ -96,6 +97,11 @@ cluster_fail(struct cluster *cl, const char *why)
 {
 	int	wrapped;
 
+	/* On the way out, what fails no longer matters: the TTL covers it. */
+	if (cl->stopped) {
+		cl->state = CL_DOWN;
+		return;
+	}
 	if (cl->state == CL_UP || strcmp(cl->last_error, why) != 0)
 		log_warnx("cluster: %s", why);
 	snprintf(cl->last_error, sizeof cl->last_error, "%s", why);
@@ -118,6 +124,10 @@ static void
 cluster_call(struct cluster *cl, const char *path, json_t *body,
     etcd_answer_fn fn)
 {
+	if (cl->stopped) {
+		json_decref(body);
+		return;
+	}
 	if (body == NULL || etcd_call(cl->etcd, path, body, fn, cl) == -1) {
 		char	why[600];
 
@@ -748,6 +758,13 @@ cluster_leave(struct cluster *cl)
 		return;
 	evtimer_del(cl->timer);
 	waiters_flush(cl->waiters);
+	/*
+	 * No more calls, nor the watch: the revoke's own deletes would come
+	 * back on it as this node's keys lost, to be written again.
+	 */
+	cl->stopped = 1;
+	etcd_watch_free(cl->watch);
+	cl->watch = NULL;
 	if (cl->state != CL_UP || cl->lease == 0)
 		return;
 	snprintf(id, sizeof id, "%lld", (long long)cl->lease);
