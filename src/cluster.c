@@ -690,6 +690,26 @@ cluster_own_record(struct cluster *cl)
 	    cl->cfg->node, cl->cfg->advertise, PACKAGE_VERSION, joined)));
 }
 
+/*
+ * An advertise address no other host can reach is right only for nodes
+ * that share one machine (tests, a demo): say so, once, at start.
+ */
+static void
+cluster_warn_advertise(const char *advertise)
+{
+	struct ready_host	h;
+
+	ready_parse_host(advertise, &h);
+	if (h.kind == READY_HOST_LOCALHOST ||
+	    (h.kind == READY_HOST_V4 && h.addr[0] == 127) ||
+	    (h.kind == READY_HOST_V6 && memcmp(h.addr,
+	    "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0))
+		log_warnx("cluster: --advertise %s is a loopback address: only "
+		    "nodes on this machine reach the services it publishes; "
+		    "give the address other hosts reach this one at",
+		    advertise);
+}
+
 struct cluster *
 cluster_open(struct server *srv, char *err, size_t errlen)
 {
@@ -718,6 +738,7 @@ cluster_open(struct server *srv, char *err, size_t errlen)
 		return (NULL);
 	}
 	snprintf(cl->last_error, sizeof cl->last_error, "not joined yet");
+	cluster_warn_advertise(cfg->advertise);
 	cluster_sync_all(cl);
 	log_info("cluster: node %s, advertising %s, etcd at %s%s; %zu "
 	    "published lease%s", cfg->node, cfg->advertise, cfg->cluster[0].text,

@@ -353,6 +353,10 @@ config_apply_cluster(struct config *cfg, int opt, const char *arg, char *err,
 		if (!lease_host_valid(arg))
 			return (config_set_errno(err, errlen, "bad --advertise "
 			    "'%s' (want a host name or an IP address)", arg));
+		if (strcmp(arg, "0.0.0.0") == 0 || strcmp(arg, "::") == 0)
+			return (config_set_errno(err, errlen, "bad --advertise "
+			    "'%s': the wildcard address is not one other hosts "
+			    "can connect to; give this host's own address", arg));
 		snprintf(cfg->advertise, sizeof cfg->advertise, "%s", arg);
 		return (0);
 	case OPT_CLUSTER_PREFIX:

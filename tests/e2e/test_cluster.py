@@ -13,10 +13,11 @@ Several nodes on one machine: each advertises its own loopback address
 Skipped (one line) without etcd: apt-get install etcd-server."""
 
 import json
+import subprocess
 import threading
 import time
 
-from berthtest import BerthTestCase, main, wait_for
+from berthtest import BERTHD, BerthTestCase, clean_env, main, wait_for
 from etcdtest import EtcdMixin
 
 PREFIX = "/berth/"
@@ -376,6 +377,31 @@ class ClusterTest(EtcdMixin, BerthTestCase):
                  e.get_prefix(PREFIX), SEEN, "a's stray key to go")
         self.assertIn((PREFIX + "services/ext/zz").encode(),
                       e.get_prefix(PREFIX))
+
+
+class AdvertiseTest(EtcdMixin, BerthTestCase):
+
+    def test_wildcard_refused(self):
+        for addr in ("0.0.0.0", "::"):
+            r = subprocess.run(
+                [BERTHD, "--db", ":memory:", "--listen", "127.0.0.1:0",
+                 "--cluster", "http://127.0.0.1:2379", "--advertise", addr],
+                env=clean_env(), stdin=subprocess.DEVNULL,
+                capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, r)
+            self.assertIn("wildcard", r.stderr)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+
+    def test_loopback_warned(self):
+        e = self.etcd()
+        d = self.berthd("--cluster", e.client_url, "--node", "a",
+                        "--advertise", "127.0.0.1")
+        wait_for(lambda: "only nodes on this machine" in d.logtext(), 10,
+                 "the loopback warning")
+        d2 = self.berthd("--cluster", e.client_url, "--node", "b",
+                         "--advertise", "10.1.2.3")
+        wait_for(lambda: "joined" in d2.logtext(), 20, "b to join")
+        self.assertNotIn("loopback", d2.logtext())
 
 
 class ClusterDisabledTest(BerthTestCase):
