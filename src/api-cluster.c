@@ -68,35 +68,13 @@ api_cluster_nodes(struct server *srv, struct api_req *req)
 	req_reply_json(srv, req, 200, json_pack("{s:o}", "nodes", out));
 }
 
-/* An answer that carried the list's shared text is gone. */
-static void
-api_cluster_unref(const void *data, size_t len, void *arg)
-{
-	(void)data;
-	(void)len;
-	registry_text_unref(arg);
-}
-
 /* The list, now: built once per change of the view, shared by answers. */
 static void
 api_cluster_list_now(struct server *srv, struct api_req *req)
 {
-	struct registry_text	*t;
-	struct evbuffer		*buf = NULL;
-
 	req->index = clusterview_index(cluster_view(srv->cluster));
-	t = clusterview_list_text(cluster_view(srv->cluster),
-	    !cluster_connected(srv->cluster));
-	if (t == NULL || (buf = evbuffer_new()) == NULL ||
-	    evbuffer_add_reference(buf, t->text, t->len, api_cluster_unref,
-	    t) == -1) {
-		registry_text_unref(t);
-		if (buf != NULL)
-			evbuffer_free(buf);
-		req_fail(srv, req, 500, "internal", "out of memory");
-		return;
-	}
-	req_reply_buffer(srv, req, 200, "application/json", buf);
+	req_reply_shared(srv, req, clusterview_list_text(cluster_view(
+	    srv->cluster), !cluster_connected(srv->cluster)));
 }
 
 /* GET /v1/cluster/services[?index=N&wait=S] */

@@ -133,12 +133,27 @@ mt_requests(const struct metrics *m, struct evbuffer *out)
 	}
 }
 
-/* The broker's lease events and commits, as counters. */
-static const struct {
+/* A counter that is a uint64_t field of a stats struct. */
+struct mt_field {
 	const char	*name;
 	const char	*help;
-	size_t		 offset;	/* in struct broker_stats */
-} mt_events[] = {
+	size_t		 offset;
+};
+
+/* Each field's counter, read from stats. */
+static void
+mt_fields(struct evbuffer *out, const struct mt_field *f, size_t n,
+    const void *stats)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		mt_counter(out, f[i].name, f[i].help, *(const uint64_t *)
+		    (const void *)((const char *)stats + f[i].offset));
+}
+
+/* The broker's lease events and commits, as counters (broker_stats). */
+static const struct mt_field mt_events[] = {
 	{ "berth_acquires_total", "Leases granted.",
 	    offsetof(struct broker_stats, acquired) },
 	{ "berth_renewals_total", "Leases renewed (by renew, or by an acquire "
@@ -160,12 +175,8 @@ static const struct {
 	    offsetof(struct broker_stats, commit_failures) },
 };
 
-/* The cluster's series, with --cluster only. */
-static const struct {
-	const char	*name;
-	const char	*help;
-	size_t		 offset;
-} mt_cluster_events[] = {
+/* The cluster's series, with --cluster only (cluster_stats). */
+static const struct mt_field mt_cluster_events[] = {
 	{ "berth_cluster_joins_total", "Times this node joined etcd: an etcd "
 	    "lease granted, the view read, the watch started.",
 	    offsetof(struct cluster_stats, joins) },
@@ -191,7 +202,6 @@ mt_cluster(struct server *srv, struct evbuffer *out)
 {
 	const struct cluster_stats	*st;
 	const struct clusterview	*cv;
-	size_t				 i;
 
 	if (srv->cluster == NULL)
 		return;
@@ -208,11 +218,8 @@ mt_cluster(struct server *srv, struct evbuffer *out)
 	    (double)clusterview_count(cv));
 	mt_gauge(out, "berth_cluster_revision", "The etcd revision the view "
 	    "is at.", (double)cluster_revision(srv->cluster));
-	for (i = 0; i < sizeof mt_cluster_events / sizeof mt_cluster_events[0];
-	    i++)
-		mt_counter(out, mt_cluster_events[i].name,
-		    mt_cluster_events[i].help, *(const uint64_t *)(const void *)
-		    ((const char *)st + mt_cluster_events[i].offset));
+	mt_fields(out, mt_cluster_events, sizeof mt_cluster_events /
+	    sizeof mt_cluster_events[0], st);
 }
 
 static void
@@ -220,7 +227,6 @@ mt_write(struct server *srv, struct evbuffer *out)
 {
 	const struct broker_stats	*st = broker_stats(srv->broker);
 	struct pool			*pool = broker_pool(srv->broker);
-	size_t				 i;
 
 	mt_head(out, "berth_build_info", "gauge", "Always 1; the "
 	    "version of berthd in a label.");
@@ -248,10 +254,7 @@ mt_write(struct server *srv, struct evbuffer *out)
 	    (double)broker_index(srv->broker));
 	mt_gauge(out, "berth_db_up", "1 if the last database write "
 	    "succeeded.", broker_db_ok(srv->broker) ? 1 : 0);
-	for (i = 0; i < sizeof mt_events / sizeof mt_events[0]; i++)
-		mt_counter(out, mt_events[i].name, mt_events[i].help,
-		    *(const uint64_t *)(const void *)((const char *)st +
-		    mt_events[i].offset));
+	mt_fields(out, mt_events, sizeof mt_events / sizeof mt_events[0], st);
 	mt_head(out, "berth_db_commit_duration_seconds", "histogram",
 	    "Time to commit a turn's database transaction (successful "
 	    "commits).");

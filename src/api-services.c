@@ -58,15 +58,6 @@ api_lease_list(struct server *srv)
 	    (json_int_t)broker_index(b)));
 }
 
-/* An answer that carried the list's shared text is gone (sent or freed). */
-static void
-api_list_unref(const void *data, size_t len, void *arg)
-{
-	(void)data;
-	(void)len;
-	registry_text_unref(arg);
-}
-
 /*
  * The list, now: what a list answers, and a watch when the index moves or
  * time is up. The registry builds its text once per change and every
@@ -76,22 +67,8 @@ api_list_unref(const void *data, size_t len, void *arg)
 static void
 api_list_now(struct server *srv, struct api_req *req)
 {
-	struct registry_text	*t;
-	struct evbuffer		*buf = NULL;
-
-	t = registry_list_text(broker_registry(srv->broker),
-	    broker_index(srv->broker), clock_now_ms());
-	if (t == NULL || (buf = evbuffer_new()) == NULL ||
-	    evbuffer_add_reference(buf, t->text, t->len, api_list_unref,
-	    t) == -1) {
-		/* Not added: the reference is still ours to drop. */
-		registry_text_unref(t);
-		if (buf != NULL)
-			evbuffer_free(buf);
-		req_fail(srv, req, 500, "internal", "out of memory");
-		return;
-	}
-	req_reply_buffer(srv, req, 200, "application/json", buf);
+	req_reply_shared(srv, req, registry_list_text(broker_registry(
+	    srv->broker), broker_index(srv->broker), clock_now_ms()));
 }
 
 void

@@ -169,6 +169,8 @@ void		 req_reply_buffer(struct server *, struct api_req *, int,
 		    const char *, struct evbuffer *);
 void		 req_reply_lease(struct server *, struct api_req *,
 		    struct lease *);
+void		 req_reply_shared(struct server *, struct api_req *,
+		    struct registry_text *);
 void		 req_send_held(struct server *, int,
 		    void (*)(struct server *, struct api_req *));
 const char	*req_header(const struct api_req *, const char *);

@@ -138,6 +138,39 @@ req_reply_json(struct server *srv, struct api_req *req, int status,
 	req_reply_buffer(srv, req, status, "application/json", buf);
 }
 
+/* An answer that carried a shared text is gone (sent or freed). */
+static void
+req_shared_unref(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	registry_text_unref(arg);
+}
+
+/*
+ * Answer 200 with a shared JSON text (a list built once per change), by
+ * reference: t's reference is taken (and dropped whatever happens); NULL
+ * means it could not be built.
+ */
+void
+req_reply_shared(struct server *srv, struct api_req *req,
+    struct registry_text *t)
+{
+	struct evbuffer	*buf = NULL;
+
+	if (t == NULL || (buf = evbuffer_new()) == NULL ||
+	    evbuffer_add_reference(buf, t->text, t->len, req_shared_unref,
+	    t) == -1) {
+		/* Not added: the reference is still ours to drop. */
+		registry_text_unref(t);
+		if (buf != NULL)
+			evbuffer_free(buf);
+		req_fail(srv, req, 500, "internal", "out of memory");
+		return;
+	}
+	req_reply_buffer(srv, req, 200, "application/json", buf);
+}
+
 /*
  * The error object. Messages quote what the client sent, which may be any
  * bytes; JSON needs UTF-8, so anything but printable ASCII becomes '?'.

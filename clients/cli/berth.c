@@ -227,6 +227,27 @@ cli_fail(struct cli *cli, const berth_error *err)
 	return (cli_exit_code(err->code));
 }
 
+/*
+ * Print obj indented (it is taken: NULL means it could not be built) as
+ * --json does; the exit status: 0, or 1 out of memory.
+ */
+int
+cli_print_json_obj(json_t *obj)
+{
+	char	*out;
+
+	out = obj != NULL ? json_dumps(obj, JSON_INDENT(2) |
+	    JSON_PRESERVE_ORDER) : NULL;
+	json_decref(obj);
+	if (out == NULL) {
+		cli_warn("out of memory");
+		return (CLI_EXIT_ERROR);
+	}
+	puts(out);
+	free(out);
+	return (CLI_EXIT_OK);
+}
+
 /* Print JSON text indented, for people reading --json output. */
 void
 cli_print_json(const char *text)

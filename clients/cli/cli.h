@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "berth.h"
 #include "common.h"
 
@@ -44,6 +46,7 @@ int		 cli_usage(const char *, const char *, ...)
 void		 cli_warn(const char *, ...)
 		    __attribute__((format(printf, 1, 2)));
 void		 cli_print_json(const char *);
+int		 cli_print_json_obj(json_t *);
 int		 cli_parse_long(const char *, long, long, long *);
 int		 cli_parse_ttl(const char *, const char *, long *);
 int		 cli_check_proto(const char *, const char *);

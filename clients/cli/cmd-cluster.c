@@ -201,7 +201,6 @@ cluster_print_all(struct cli *cli, const berth_leases *v, const char *name,
 {
 	const berth_lease	*l;
 	json_t			*arr, *obj;
-	char			*text;
 	size_t			 i;
 
 	if (!cli->json) {
@@ -223,13 +222,7 @@ cluster_print_all(struct cli *cli, const berth_leases *v, const char *name,
 	obj = json_pack("{s:s, s:o, s:I, s:b}", "name", name, "instances",
 	    arr, "index", (json_int_t)berth_leases_index(v), "stale",
 	    berth_leases_stale(v));
-	text = obj != NULL ? json_dumps(obj, JSON_PRESERVE_ORDER) : NULL;
-	json_decref(obj);
-	if (text == NULL)
-		goto nomem;
-	cli_print_json(text);
-	free(text);
-	return (CLI_EXIT_OK);
+	return (cli_print_json_obj(obj));
 nomem:
 	cli_warn("out of memory");
 	return (CLI_EXIT_ERROR);

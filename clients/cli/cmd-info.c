@@ -259,8 +259,7 @@ cmd_version(struct cli *cli, int argc, char **argv)
 static int
 info_print_nodes_json(const berth_nodes *v)
 {
-	json_t	*arr, *obj;
-	char	*text;
+	json_t	*arr;
 	size_t	 i;
 
 	if ((arr = json_array()) == NULL)
@@ -272,14 +271,7 @@ info_print_nodes_json(const berth_nodes *v)
 			goto nomem;
 		}
 	}
-	obj = json_pack("{s:o}", "nodes", arr);
-	text = obj != NULL ? json_dumps(obj, JSON_PRESERVE_ORDER) : NULL;
-	json_decref(obj);
-	if (text == NULL)
-		goto nomem;
-	cli_print_json(text);
-	free(text);
-	return (CLI_EXIT_OK);
+	return (cli_print_json_obj(json_pack("{s:o}", "nodes", arr)));
 nomem:
 	cli_warn("out of memory");
 	return (CLI_EXIT_ERROR);

@@ -198,7 +198,6 @@ list_print_json(const berth_leases *leases, int probe, int cluster)
 	const berth_lease	*lease;
 	json_t			*services, *obj, *l;
 	json_error_t		 jerr;
-	char			*text;
 	size_t			 i, n = berth_leases_count(leases);
 	int			 up;
 
@@ -234,15 +233,7 @@ list_print_json(const berth_leases *leases, int probe, int cluster)
 		json_decref(obj);
 		obj = NULL;
 	}
-	if (obj == NULL)
-		goto nomem;
-	text = json_dumps(obj, JSON_PRESERVE_ORDER | JSON_COMPACT);
-	json_decref(obj);
-	if (text == NULL)
-		goto nomem;
-	cli_print_json(text);
-	free(text);
-	return (CLI_EXIT_OK);
+	return (cli_print_json_obj(obj));
 nomem:
 	cli_warn("out of memory");
 	return (CLI_EXIT_ERROR);

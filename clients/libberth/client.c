@@ -423,23 +423,9 @@ berth_list_path(char *path, size_t len, const char *base, uint64_t index,
 		snprintf(path, len, "%s", base);
 }
 
-BERTH_EXPORT int
-berth_list(berth_client *c, uint64_t index, int wait, berth_leases **out,
-    berth_error *err)
-{
-	char	path[96];
-
-	if (out != NULL)
-		*out = NULL;
-	berth_reset(err);
-	wait = berth_clamp_wait(wait);
-	berth_list_path(path, sizeof path, "/v1/services", index, wait);
-	return (berth_get_list(c, path, "services", index > 0 ? wait : 0, out,
-	    err));
-}
-
-BERTH_EXPORT int
-berth_cluster_list(berth_client *c, uint64_t index, int wait,
+/* A list or a watch of the list at base (local or the cluster's). */
+static int
+berth_list_at(berth_client *c, const char *base, uint64_t index, int wait,
     berth_leases **out, berth_error *err)
 {
 	char	path[96];
@@ -448,8 +434,23 @@ berth_cluster_list(berth_client *c, uint64_t index, int wait,
 		*out = NULL;
 	berth_reset(err);
 	wait = berth_clamp_wait(wait);
-	berth_list_path(path, sizeof path, "/v1/cluster/services", index, wait);
+	berth_list_path(path, sizeof path, base, index, wait);
 	return (berth_get_list(c, path, "services", index > 0 ? wait : 0, out,
+	    err));
+}
+
+BERTH_EXPORT int
+berth_list(berth_client *c, uint64_t index, int wait, berth_leases **out,
+    berth_error *err)
+{
+	return (berth_list_at(c, "/v1/services", index, wait, out, err));
+}
+
+BERTH_EXPORT int
+berth_cluster_list(berth_client *c, uint64_t index, int wait,
+    berth_leases **out, berth_error *err)
+{
+	return (berth_list_at(c, "/v1/cluster/services", index, wait, out,
 	    err));
 }
 
