@@ -71,8 +71,7 @@ struct etcd_conn {
 	long			 verify_err;	/* the first, X509_V_OK: none */
 	int			 hello;		/* the TLS handshake began */
 	int			 handshaken;	/* and ended well */
-	int			 failed;	/* evhttp said how it failed */
-	enum evhttp_request_error how;
+	int			 failed;	/* evhttp said the request failed */
 };
 TAILQ_HEAD(etcd_conns, etcd_conn);
 
@@ -344,7 +343,7 @@ etcd_tls_client_refused(unsigned long code)
 
 /*
  * When etcd ended a TLS connection with no alert berthd saw: on the
- * client hello with no reset, as a plain HTTP server does; or just after
+ * client hello (closed or reset), as a plain HTTP server does; or just after
  * the handshake, before evhttp saw it connected, as etcd does when it
  * refuses the client's certificate (TLS 1.3: the client's handshake ends
  * first, and the reset can beat the alert).
@@ -352,8 +351,8 @@ etcd_tls_client_refused(unsigned long code)
 static int
 etcd_tls_cut(struct etcd_conn *c, int any, char *err, size_t errlen)
 {
-	if (c->hello && !c->handshaken && !any && c->failed &&
-	    c->how == EVREQ_HTTP_EOF)
+	/* Closed or reset: a plain server under load resets as often. */
+	if (c->hello && !c->handshaken && !any && c->failed)
 		return (snprintf(err, errlen, "%s: TLS handshake failed: etcd "
 		    "closed the connection (is it http://, not https://?)",
 		    c->ep->text) >= 0);
@@ -552,7 +551,7 @@ etcd_connect(struct etcd *e, int timeout)
 	return (c);
 }
 
-/* How a request failed, for etcd_tls_why. Not called when evhttp gives
+/* That a request failed, for etcd_tls_why. Not called when evhttp gives
  * up while connecting (refused, timed out, or reset just after the TLS
  * handshake). */
 static void
@@ -560,8 +559,8 @@ etcd_request_error(enum evhttp_request_error how, void *arg)
 {
 	struct etcd_conn *c = arg;
 
+	(void)how;
 	c->failed = 1;
-	c->how = how;
 }
 
 /* A POST of body to path on c, headers as the gateway wants them; on

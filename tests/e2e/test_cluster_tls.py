@@ -159,10 +159,12 @@ class ClusterTLSTest(EtcdMixin, BerthTestCase):
         that it and the log say each of words."""
         def failed():
             c = self.cluster(d)
-            # Until its first try has failed, a node says "not joined yet".
-            return c if c["last_error"] not in (None, "not joined yet") \
-                else None
-        st = wait_for(failed, TIMEOUT, "a last_error")
+            # Until its first try has failed, a node says "not joined yet";
+            # a try may also fail before TLS has begun (a busy etcd): the
+            # next one, after the backoff, says what TLS found.
+            e = c["last_error"] or ""
+            return c if all(w in e for w in words) else None
+        st = wait_for(failed, TIMEOUT, "a last_error saying %r" % (words,))
         self.assertFalse(st["connected"], st)
         self.assertNotIn("\n", st["last_error"])
         for w in words:
