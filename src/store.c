@@ -294,7 +294,13 @@ store_open(const char *path, int full_sync, char *err, size_t errlen)
 	}
 	sqlite3_busy_timeout(s->db, 0);
 	store_full_sync = full_sync;
+	/*
+	 * secure_delete: an ended lease's row (its token among it) is zeroed
+	 * on disk, not left in a free part of its page for anyone who reads
+	 * the file later; only the token's hash is kept, in its memo.
+	 */
 	if (store_exec(s, "PRAGMA locking_mode = EXCLUSIVE") == -1 ||
+	    store_exec(s, "PRAGMA secure_delete = ON") == -1 ||
 	    store_exec(s, "PRAGMA journal_mode = WAL") == -1 ||
 	    store_exec(s, full_sync ? "PRAGMA synchronous = FULL" :
 	    "PRAGMA synchronous = NORMAL") == -1 ||
