@@ -142,7 +142,7 @@ cluster_call(struct cluster *cl, const char *path, json_t *body,
 
 /* The key's bytes from etcd, less the prefix; NULL if not ours to read. */
 static char *
-cluster_key_rest(struct cluster *cl, const char *b64, size_t *len)
+cluster_key_rest(struct cluster *cl, const char *b64)
 {
 	char	*key;
 	size_t	 klen, plen = strlen(cl->cfg->cluster_prefix);
@@ -155,39 +155,56 @@ cluster_key_rest(struct cluster *cl, const char *b64, size_t *len)
 		return (NULL);
 	}
 	memmove(key, key + plen, klen - plen + 1);
-	*len = klen - plen;
 	return (key);
 }
 
-/* "services/NAME/NODE" of this node: NAME in name; else 0. */
+/*
+ * A kv of a range answer or a watch event, decoded: its key less the
+ * prefix and, unless deleted, its value. -1 if it is not one to read.
+ */
 static int
-cluster_own_key(struct cluster *cl, const char *rest, char *name, size_t size)
+cluster_kv(struct cluster *cl, json_t *kv, int deleted, char **rest,
+    char **val, size_t *vlen)
+{
+	const char	*v = json_string_value(json_object_get(kv, "value"));
+
+	*val = NULL;
+	*vlen = 0;
+	if ((*rest = cluster_key_rest(cl, json_string_value(json_object_get(kv,
+	    "key")))) == NULL)
+		return (-1);
+	if (!deleted && (*val = etcd_unb64(v != NULL ? v : "", vlen)) ==
+	    NULL) {
+		free(*rest);
+		return (-1);
+	}
+	return (0);
+}
+
+/* NAME of a "services/NAME/NODE" key, in name; NODE, or NULL if not one. */
+static const char *
+cluster_key_name(const char *rest, char *name, size_t size)
 {
 	const char	*slash;
 	size_t		 n;
 
 	if (strncmp(rest, "services/", 9) != 0 ||
 	    (slash = strchr(rest + 9, '/')) == NULL ||
-	    strcmp(slash + 1, cl->cfg->node) != 0 ||
 	    (n = (size_t)(slash - rest - 9)) >= size)
-		return (0);
+		return (NULL);
 	memcpy(name, rest + 9, n);
 	name[n] = '\0';
-	return (names_valid(name));
+	return (slash + 1);
 }
 
-/* The name of a "services/NAME/..." key, for its waiters; else 0. */
+/* Is it "services/NAME/NODE" of this node (NAME in name)? */
 static int
-cluster_key_name(const char *rest, char *name, size_t size)
+cluster_own_key(struct cluster *cl, const char *rest, char *name, size_t size)
 {
-	size_t	n;
+	const char	*node = cluster_key_name(rest, name, size);
 
-	if (strncmp(rest, "services/", 9) != 0 ||
-	    (n = strcspn(rest + 9, "/")) >= size)
-		return (0);
-	memcpy(name, rest + 9, n);
-	name[n] = '\0';
-	return (1);
+	return (node != NULL && strcmp(node, cl->cfg->node) == 0 &&
+	    names_valid(name));
 }
 
 /* --- writes: one transaction of puts and deletes --- */
@@ -382,9 +399,9 @@ cluster_watch_event(void *arg, json_t *result)
 {
 	struct cluster	*cl = arg;
 	json_t		*events, *ev, *kv;
-	const char	*type, *value;
+	const char	*type;
 	char		*rest, *val, name[BERTH_NAME_MAX + 1];
-	size_t		 i, rlen, vlen;
+	size_t		 i, vlen;
 	int64_t		 rev;
 	int		 deleted, changed = 0;
 
@@ -409,26 +426,18 @@ cluster_watch_event(void *arg, json_t *result)
 		/* A PUT has no "type" in the gateway's JSON (enum 0). */
 		type = json_string_value(json_object_get(ev, "type"));
 		deleted = type != NULL && strcmp(type, "DELETE") == 0;
-		if ((rest = cluster_key_rest(cl, json_string_value(
-		    json_object_get(kv, "key")), &rlen)) == NULL)
+		if (cluster_kv(cl, kv, deleted, &rest, &val, &vlen) == -1)
 			continue;
-		value = json_string_value(json_object_get(kv, "value"));
-		val = deleted ? NULL : etcd_unb64(value != NULL ? value : "",
-		    &vlen);
-		if (deleted || val != NULL) {
-			if (clusterview_apply(cl->view, rest, val, vlen) == 1) {
-				changed = 1;
-				if (cluster_key_name(rest, name, sizeof name))
-					waiters_name_changed(cl->waiters, name);
-			}
-			/* Our own key deleted under us: write it again. */
-			if (deleted && cluster_own_key(cl, rest, name,
-			    sizeof name) && clusterview_own(cl->view, name) !=
-			    NULL) {
-				cluster_op_put(cl, name, clusterview_own(
-				    cl->view, name));
-				cl->stats.republishes++;
-			}
+		if (clusterview_apply(cl->view, rest, val, vlen) == 1) {
+			changed = 1;
+			if (cluster_key_name(rest, name, sizeof name) != NULL)
+				waiters_name_changed(cl->waiters, name);
+		}
+		/* Our own key deleted under us: write it again. */
+		if (deleted && cluster_own_key(cl, rest, name, sizeof name) &&
+		    clusterview_own(cl->view, name) != NULL) {
+			cluster_op_put(cl, name, clusterview_own(cl->view, name));
+			cl->stats.republishes++;
 		}
 		free(val);
 		free(rest);
@@ -473,23 +482,19 @@ static void
 cluster_read_kvs(struct cluster *cl, json_t *kvs)
 {
 	json_t		*kv;
-	const char	*v;
 	char		*rest, *val, name[BERTH_NAME_MAX + 1];
-	size_t		 i, rlen, vlen;
+	size_t		 i, vlen;
 
 	clusterview_read_begin(cl->view);
 	json_array_foreach(kvs, i, kv) {
-		if ((rest = cluster_key_rest(cl, json_string_value(
-		    json_object_get(kv, "key")), &rlen)) == NULL)
+		if (cluster_kv(cl, kv, 0, &rest, &val, &vlen) == -1)
 			continue;
 		if (cluster_own_key(cl, rest, name, sizeof name) &&
 		    clusterview_own(cl->view, name) == NULL) {
 			cluster_op_delete(cl, name);
 			cl->stats.withdrawals++;
 		}
-		v = json_string_value(json_object_get(kv, "value"));
-		if ((val = etcd_unb64(v != NULL ? v : "", &vlen)) != NULL)
-			clusterview_apply(cl->view, rest, val, vlen);
+		clusterview_apply(cl->view, rest, val, vlen);
 		free(val);
 		free(rest);
 	}
