@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -41,6 +40,8 @@ import urllib.parse
 
 from berthtest import (SLOWDOWN, BerthTestCase, clean_env, main, wait_for)
 from etcdtest import Etcd, EtcdMixin
+from test_cli import Run
+from test_run import read_env, serving
 
 CLI = os.environ.get("BERTH_CLI", "berth")
 EXIT_NOTFOUND = 3
@@ -52,37 +53,6 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 ADDR_A, ADDR_B = "127.0.0.1", "127.0.0.2"
 # How long a change takes to reach the other node through etcd, at most.
 SPREAD = 15
-
-
-class Run:
-    """What one CLI invocation did."""
-
-    def __init__(self, args, rc, out, err):
-        self.args = args
-        self.rc = rc
-        self.out = out
-        self.err = err
-
-    def __repr__(self):
-        return "<berth %s: rc=%d stdout=%r stderr=%r>" % (
-            " ".join(self.args), self.rc, self.out[-600:], self.err[-600:])
-
-
-def serving(port, host="0.0.0.0"):
-    """A TCP socket listening on host:port (SO_REUSEADDR, as servers set
-    it); the caller closes it."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((host, port))
-    s.listen(16)
-    return s
-
-
-def read_env(path):
-    """A file written by `env -0` as a dict."""
-    with open(path, "rb") as f:
-        data = f.read().decode()
-    return dict(kv.split("=", 1) for kv in data.split("\0") if "=" in kv)
 
 
 def requests_total(d):
@@ -617,7 +587,7 @@ class NoClusterTest(CliMixin, BerthTestCase):
 
     def test_need_resolves_a_local_lease(self):
         dep = self.acquire(self.d, "auth-db")
-        s = serving(dep["port"])
+        s = serving(dep["port"], "0.0.0.0")
         self.addCleanup(s.close)
         r, env, _ = self.run_env(self.d, "app", "--need", "auth-db",
                                  "--timeout", "20")
@@ -766,7 +736,7 @@ class ClusterNodesTest(ClusterCase):
 
     def test_need_resolves_a_local_lease(self):
         dep = self.acquire(self.a, "db")
-        s = serving(dep["port"])
+        s = serving(dep["port"], "0.0.0.0")
         self.addCleanup(s.close)
         r, env, _ = self.run_env(self.a, "app", "--need", "db",
                                  "--timeout", "20")
@@ -904,7 +874,7 @@ class ClusterServicesTest(ClusterCase):
                            "--wait", "30")
         time.sleep(0.5)
         self.assertIsNone(p.poll(), "--ready --wait did not wait")
-        s = serving(lease["port"])
+        s = serving(lease["port"], "0.0.0.0")
         self.addCleanup(s.close)
         r = self.finish(p)
         self.assertExit(r, 0)
@@ -976,7 +946,7 @@ class ClusterServicesTest(ClusterCase):
 
     def test_need_resolves_an_instance_on_another_node(self):
         lease = self.publish(self.b, "db")
-        s = serving(lease["port"])
+        s = serving(lease["port"], "0.0.0.0")
         self.addCleanup(s.close)
         r, env, _ = self.run_env(self.a, "app", "--need", "db",
                                  "--timeout", "20")
@@ -988,7 +958,8 @@ class ClusterServicesTest(ClusterCase):
     def test_need_prefers_local_then_this_node(self):
         remote = self.publish(self.b, "db")
         local = self.acquire(self.a, "db")      # not published
-        socks = [serving(remote["port"]), serving(local["port"])]
+        socks = [serving(remote["port"], "0.0.0.0"),
+                 serving(local["port"], "0.0.0.0")]
         self.addCleanup(lambda: [s.close() for s in socks])
         wait_for(lambda: self.a.get("/v1/services/db?ready=1").status == 200,
                  SPREAD, "a's db ready")
@@ -1010,7 +981,7 @@ class ClusterServicesTest(ClusterCase):
         # Waiting is not a busy loop: a few requests a second at most.
         self.assertLess(requests_total(self.a) - before, 3 * 12)
         lease = self.acquire(self.b, "late", publish=True)
-        s = serving(lease["port"])
+        s = serving(lease["port"], "0.0.0.0")
         self.addCleanup(s.close)
         r = self.finish(p)
         self.assertExit(r, 0)

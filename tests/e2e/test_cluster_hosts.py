@@ -26,14 +26,14 @@ import time
 import unittest
 
 import berthtest
-from berthtest import BERTHD, WRAPPER, SLOWDOWN, UnixHTTPConnection
+from berthtest import BERTHD, WRAPPER, UnixHTTPConnection, wait_for
 from etcdtest import _pdeathsig as die_with_parent
 
 BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
 ETCD = os.environ.get("ETCD", "/usr/bin/etcd")
 NET = "10.77.0."
 TTL = 3
-SEEN = 30 * SLOWDOWN
+SEEN = 30               # seconds (wait_for stretches it under a wrapper)
 
 
 def _need():
@@ -207,16 +207,8 @@ class ClusterHostsTest(unittest.TestCase):
         finally:
             c.close()
 
-    def wait(self, fn, what, timeout=SEEN):
-        deadline = time.monotonic() + timeout
-        while True:
-            v = fn()
-            if v:
-                return v
-            if time.monotonic() > deadline:
-                raise AssertionError("timed out after %g s waiting for %s"
-                                     % (timeout, what))
-            time.sleep(0.05)
+    def wait(self, fn, what):
+        return wait_for(fn, SEEN, what)
 
     def nodes_in_view(self, host, name):
         st, j = self.api(host, "/v1/cluster/services/" + name)
