@@ -225,24 +225,16 @@ cluster_txn_done(void *arg, json_t *ans, const char *why)
 static void
 cluster_flush_ops(struct cluster *cl)
 {
-	json_t	*txn, *part;
-	size_t	 i, n;
+	json_t	*part;
+	size_t	 i, j, n = json_array_size(cl->ops);
 
-	while (cl->ops != NULL && (n = json_array_size(cl->ops)) > 0 &&
-	    cl->state == CL_UP) {
-		if (n <= CLUSTER_TXN_OPS) {
-			part = cl->ops;
-			cl->ops = json_array();
-		} else {
-			part = json_array();
-			for (i = 0; i < CLUSTER_TXN_OPS; i++)
+	for (i = 0; i < n && cl->state == CL_UP; i += CLUSTER_TXN_OPS) {
+		if ((part = json_array()) != NULL)
+			for (j = i; j < n && j < i + CLUSTER_TXN_OPS; j++)
 				json_array_append(part, json_array_get(cl->ops,
-				    i));
-			for (i = 0; i < CLUSTER_TXN_OPS; i++)
-				json_array_remove(cl->ops, 0);
-		}
-		txn = json_pack("{s:o}", "success", part);
-		cluster_call(cl, "/v3/kv/txn", txn, cluster_txn_done);
+				    j));
+		cluster_call(cl, "/v3/kv/txn", json_pack("{s:o}", "success",
+		    part), cluster_txn_done);
 	}
 	json_array_clear(cl->ops);
 }
