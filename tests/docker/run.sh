@@ -806,6 +806,13 @@ main() {
 	WORK=$(mktemp -d /tmp/berth-docker.XXXXXX)
 	trap cleanup EXIT
 	trap 'exit 130' INT TERM
+	# Our bridge, left behind by a run killed before its cleanup, is
+	# ours to remove: taken into the snapshot, the cleanup's removal of
+	# it would read as a change to the host.
+	if ip link show "$BRIDGE" >/dev/null 2>&1; then
+		log "removing $BRIDGE, left over from an earlier run"
+		ip link delete "$BRIDGE"
+	fi
 	host_net_state >"$WORK/net.before"
 	start_dockerd
 	make_base
