@@ -31,6 +31,8 @@ struct cv_inst {
 	char		*node;
 	char		*text;		/* compact JSON, no newline */
 	size_t		 len;
+	char		*host;		/* the text's host and port, for DNS */
+	uint16_t	 port;
 	int		 ready;		/* enum lease_ready */
 	uint64_t	 gen;		/* the read that last saw it */
 };
@@ -112,6 +114,7 @@ cv_name_free(struct cv_name *cn)
 	for (i = 0; i < cn->n; i++) {
 		free(cn->inst[i].node);
 		free(cn->inst[i].text);
+		free(cn->inst[i].host);
 	}
 	free(cn->inst);
 	free(cn);
@@ -335,6 +338,7 @@ cv_remove(struct clusterview *cv, struct cv_name *cn, size_t i)
 {
 	free(cn->inst[i].node);
 	free(cn->inst[i].text);
+	free(cn->inst[i].host);
 	memmove(&cn->inst[i], &cn->inst[i + 1], (cn->n - i - 1) *
 	    sizeof *cn->inst);
 	cn->n--;
@@ -345,6 +349,22 @@ cv_remove(struct clusterview *cv, struct cv_name *cn, size_t i)
 	}
 	cv_changed(cv);
 	return (1);
+}
+
+/* The host and port of an instance's text (as the view writes it). */
+static char *
+cv_text_host(const char *text, uint16_t *port)
+{
+	json_t	*o;
+	char	*host = NULL;
+
+	if ((o = json_loads(text, 0, NULL)) == NULL)
+		return (NULL);
+	if (json_is_string(json_object_get(o, "host")))
+		host = strdup(json_string_value(json_object_get(o, "host")));
+	*port = (uint16_t)json_integer_value(json_object_get(o, "port"));
+	json_decref(o);
+	return (host);
 }
 
 /*
@@ -359,22 +379,30 @@ cv_set(struct clusterview *cv, const char *name, const char *node, char *text,
 	struct cv_name	*cn = cv_find(cv, name);
 	struct cv_inst	*v, *in;
 	size_t		 i;
+	uint16_t	 port;
+	char		*host;
 	int		 found = 0;
 
 	if (cn != NULL)
 		i = cv_slot(cn, node, &found);
 	if (text == NULL)
 		return (found ? cv_remove(cv, cn, i) : 0);
+	if (found && strcmp(cn->inst[i].text, text) == 0) {
+		cn->inst[i].gen = cv->gen;
+		free(text);
+		return (0);
+	}
+	if ((host = cv_text_host(text, &port)) == NULL)
+		goto nomem;
 	if (found) {
 		in = &cn->inst[i];
 		in->gen = cv->gen;
-		if (strcmp(in->text, text) == 0) {
-			free(text);
-			return (0);
-		}
 		free(in->text);
+		free(in->host);
 		in->text = text;
 		in->len = strlen(text);
+		in->host = host;
+		in->port = port;
 		in->ready = ready;
 		cv_changed(cv);
 		return (1);
@@ -402,6 +430,8 @@ cv_set(struct clusterview *cv, const char *name, const char *node, char *text,
 	}
 	in->text = text;
 	in->len = strlen(text);
+	in->host = host;
+	in->port = port;
 	in->ready = ready;
 	in->gen = cv->gen;
 	cn->n++;
@@ -413,6 +443,7 @@ nomem_name:
 		nametab_remove(&cv->names, &cn->entry);
 		cv_name_free(cn);
 	}
+	free(host);
 nomem:
 	free(text);
 	return (-1);
@@ -641,6 +672,32 @@ clusterview_lookup(const struct clusterview *cv, const char *name, int stale,
 	    stale ? "true" : "false");
 	*len = (size_t)(p - *text);
 	return (1);
+}
+
+/*
+ * Each instance of name, by node name, to fn (node, host, port, arg);
+ * the number of instances.
+ */
+size_t
+clusterview_foreach_instance(const struct clusterview *cv, const char *name,
+    void (*fn)(const char *, const char *, uint16_t, void *), void *arg)
+{
+	const struct cv_name	*cn;
+	size_t			 i;
+
+	if ((cn = cv_find(cv, name)) == NULL)
+		return (0);
+	for (i = 0; i < cn->n; i++)
+		fn(cn->inst[i].node, cn->inst[i].host, cn->inst[i].port, arg);
+	return (cn->n);
+}
+
+/* node's address, from its record, or NULL. */
+const char *
+clusterview_node_address(const struct clusterview *cv, const char *node)
+{
+	return (json_string_value(json_object_get(json_object_get(cv->nodes,
+	    node), "address")));
 }
 
 /* Is there an instance of name; and is one of them ready (or unknown)? */

@@ -310,7 +310,76 @@ void		 clusterview_read_end(struct clusterview *);
 int		 clusterview_lookup(const struct clusterview *, const char *,
 		    int, char **, size_t *);
 int		 clusterview_has(const struct clusterview *, const char *);
+size_t		 clusterview_foreach_instance(const struct clusterview *,
+		    const char *, void (*)(const char *, const char *, uint16_t,
+		    void *), void *);
+const char	*clusterview_node_address(const struct clusterview *,
+		    const char *);
 struct registry_text *clusterview_list_text(struct clusterview *, int);
+
+/*
+ * dnsrr.c: the names of berthd's DNS zone, berth., and the parts of an
+ * answer evdns cannot make: SRV, TXT and SOA data, and a plan of whole
+ * records that fits in 512 bytes
+ */
+#define DNS_T_A		1
+#define DNS_T_NS	2
+#define DNS_T_CNAME	5
+#define DNS_T_SOA	6
+#define DNS_T_TXT	16
+#define DNS_T_AAAA	28
+#define DNS_T_SRV	33
+#define DNS_T_ANY	255
+#define DNS_SEC_ANSWER		0	/* as evdns numbers its sections */
+#define DNS_SEC_AUTHORITY	1
+#define DNS_SEC_ADDITIONAL	2
+#define DNS_UDP_MAX	512
+enum dnsname_kind {
+	DNSN_OUTSIDE,		/* not in berth.: REFUSED */
+	DNSN_NONE,		/* in berth., but no name it can hold */
+	DNSN_APEX,		/* berth. */
+	DNSN_EMPTY,		/* cluster.berth., node.berth. */
+	DNSN_LOCAL,		/* NAME.berth. */
+	DNSN_SRV,		/* _NAME._tcp.berth., _NAME._udp.berth. */
+	DNSN_CLUSTER,		/* NAME.cluster.berth. */
+	DNSN_NODE		/* NODE.node.berth. */
+};
+struct dnsname {
+	enum dnsname_kind kind;
+	int		 proto;		/* DNSN_SRV: PROTO_TCP or PROTO_UDP */
+	char		 name[BERTH_NAME_MAX + 1];	/* lease or node */
+};
+#define DNSMSG_MAX	64
+struct dnsmsg_rr {
+	int		 section;
+	uint16_t	 type;
+	uint32_t	 ttl;
+	int		 is_name;	/* data is a name evdns compresses */
+	int		 fits;		/* dnsmsg_fit: goes out */
+	char		 owner[256];
+	unsigned char	 data[DNS_UDP_MAX];
+	size_t		 len;
+};
+struct dnsmsg {
+	struct dnsmsg_rr rr[DNSMSG_MAX];
+	size_t		 n;
+	int		 full;		/* an answer record was left out */
+};
+void		 dnsname_parse(const char *, struct dnsname *);
+int		 dnsname_writable(const char *);
+int		 dnsrr_name(unsigned char *, size_t, const char *);
+int		 dnsrr_srv(unsigned char *, size_t, uint16_t, uint16_t,
+		    uint16_t, const char *);
+int		 dnsrr_txt(unsigned char *, size_t, const char *,
+		    const char *);
+int		 dnsrr_soa(unsigned char *, size_t, uint32_t);
+int		 dnsrr_addr(const char *, unsigned char *, uint16_t *);
+void		 dnsmsg_init(struct dnsmsg *);
+int		 dnsmsg_add(struct dnsmsg *, int, const char *, uint16_t,
+		    uint32_t, int, const void *, size_t);
+int		 dnsmsg_has(const struct dnsmsg *, int, const char *,
+		    uint16_t, const void *, size_t);
+int		 dnsmsg_fit(struct dnsmsg *, const char *, size_t);
 
 /* leasereq.c: the body of POST /v1/services, validated */
 struct lease_req {

@@ -466,6 +466,43 @@ START_TEST(test_foreach_own)
 }
 END_TEST
 
+static void
+collect_inst(const char *node, const char *host, uint16_t port, void *arg)
+{
+	char	*out = arg;
+
+	snprintf(out + strlen(out), 200 - strlen(out), "%s %s %u;", node, host,
+	    port);
+}
+
+/* What DNS reads of a name: each instance's node, host and port. */
+START_TEST(test_foreach_instance)
+{
+	char	out[200] = "", *v;
+
+	ck_assert_int_eq(put("services/web/n1", WEB_N1), 1);
+	v = inst("web", "n0", "port", "81");
+	ck_assert_int_eq(put("services/web/n0", v), 1);
+	free(v);
+	ck_assert_uint_eq(clusterview_foreach_instance(cv, "web",
+	    collect_inst, out), 2);
+	ck_assert_str_eq(out, "n0 10.0.0.1 81;n1 10.0.0.1 8080;");
+	/* changed: the new host and port are what is read */
+	v = inst("web", "n1", "host", "\"db.example\"");
+	ck_assert_int_eq(put("services/web/n1", v), 1);
+	free(v);
+	out[0] = '\0';
+	clusterview_foreach_instance(cv, "web", collect_inst, out);
+	ck_assert_str_eq(out, "n0 10.0.0.1 81;n1 db.example 8080;");
+	ck_assert_uint_eq(clusterview_foreach_instance(cv, "nope",
+	    collect_inst, out), 0);
+	ck_assert_int_eq(put("nodes/n1", "{\"node\":\"n1\",\"address\":"
+	    "\"10.0.0.2\",\"version\":\"0.9\"}"), 1);
+	ck_assert_str_eq(clusterview_node_address(cv, "n1"), "10.0.0.2");
+	ck_assert_ptr_null(clusterview_node_address(cv, "n9"));
+}
+END_TEST
+
 static Suite *
 clusterview_suite(void)
 {
@@ -486,6 +523,7 @@ clusterview_suite(void)
 	tcase_add_test(tc, test_has_ready);
 	tcase_add_test(tc, test_node_records);
 	tcase_add_test(tc, test_foreach_own);
+	tcase_add_test(tc, test_foreach_instance);
 	suite_add_tcase(s, tc);
 	return (s);
 }
