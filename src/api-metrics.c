@@ -222,6 +222,35 @@ mt_cluster(struct server *srv, struct evbuffer *out)
 	    sizeof mt_cluster_events[0], st);
 }
 
+/* DNS questions by type and answer code (those seen), with DNS on only. */
+static void
+mt_dns(struct server *srv, struct evbuffer *out)
+{
+	const struct dns_stats	*st;
+	size_t			 t, r;
+
+	if (srv->dns == NULL)
+		return;
+	st = dns_stats(srv->dns);
+	mt_head(out, "berth_dns_queries_total", "counter", "DNS questions "
+	    "answered, by question type and response code.");
+	for (t = 0; t < DNS_NQTYPES; t++) {
+		for (r = 0; r < DNS_NRCODES; r++) {
+			if (st->queries[t][r] == 0)
+				continue;
+			evbuffer_add_printf(out, "berth_dns_queries_total{type="
+			    "\"%s\",rcode=\"%s\"} %llu\n", dns_qtype_names[t],
+			    dns_rcode_names[r],
+			    (unsigned long long)st->queries[t][r]);
+		}
+	}
+	mt_counter(out, "berth_dns_truncated_total", "DNS answers cut to "
+	    "fit in 512 bytes (TC set).", st->truncated);
+	mt_counter(out, "berth_dns_dropped_total", "DNS questions left "
+	    "unanswered: a name that cannot be written back, or an answer "
+	    "the socket would not take.", st->dropped);
+}
+
 static void
 mt_write(struct server *srv, struct evbuffer *out)
 {
@@ -261,6 +290,7 @@ mt_write(struct server *srv, struct evbuffer *out)
 	mt_histogram(out, "berth_db_commit_duration_seconds", "",
 	    &st->commit_latency);
 	mt_cluster(srv, out);
+	mt_dns(srv, out);
 	mt_requests(srv->metrics, out);
 }
 

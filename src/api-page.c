@@ -366,10 +366,28 @@ api_page_row(struct server *srv, struct evbuffer *out, json_t *j,
 	evbuffer_add_printf(out, "</tr>\n");
 }
 
+/* Where DNS is answered (dig's @ and -p), or that it is off. */
+static void
+api_page_dns(struct evbuffer *out, json_t *dns)
+{
+	const char	*addr = json_string_value(json_object_get(dns, "address"));
+
+	evbuffer_add_printf(out, " &middot; <span class=\"item\" id=\"dns\" "
+	    "title=\"berthd answers DNS for the zone berth. here, over UDP: "
+	    "NAME.berth, _NAME._tcp.berth\">DNS: ");
+	if (addr == NULL)
+		evbuffer_add_printf(out, "off");
+	else {
+		evbuffer_add_printf(out, "udp ");
+		api_html(out, addr);
+	}
+	evbuffer_add_printf(out, "</span>");
+}
+
 /*
- * The broker line, from /v1/status's object: version, uptime, and how
- * full the pool is, as "N free of M" beside a <meter> of the ports in use
- * (HTML alone draws it; the script only updates it).
+ * The broker line, from /v1/status's object: version, uptime, how full
+ * the pool is, as "N free of M" beside a <meter> of the ports in use
+ * (HTML alone draws it; the script only updates it), and DNS.
  */
 static void
 api_page_about(struct evbuffer *out, json_t *status, uint64_t now)
@@ -398,8 +416,10 @@ api_page_about(struct evbuffer *out, json_t *status, uint64_t now)
 			evbuffer_add_printf(out, ", ");
 		api_html(out, json_string_value(r));
 	}
-	evbuffer_add_printf(out, "\">%lld free of %lld</span></span></p>\n",
+	evbuffer_add_printf(out, "\">%lld free of %lld</span></span>",
 	    nfree, size);
+	api_page_dns(out, json_object_get(status, "dns"));
+	evbuffer_add_printf(out, "</p>\n");
 }
 
 /* "berth", with --addr ADDR unless ADDR is where the CLI looks anyway. */

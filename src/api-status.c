@@ -73,6 +73,25 @@ api_status_portserver(struct server *srv)
 	    "refused", (json_int_t)portserver_refused(srv->portserver)));
 }
 
+/* Where DNS is answered and how much, or null when it is off. */
+static json_t *
+api_status_dns(struct server *srv)
+{
+	const struct dns_stats *st;
+	json_int_t	 total = 0;
+	size_t		 t, r;
+
+	if (srv->dns == NULL)
+		return (json_null());
+	st = dns_stats(srv->dns);
+	for (t = 0; t < DNS_NQTYPES; t++)
+		for (r = 0; r < DNS_NRCODES; r++)
+			total += (json_int_t)st->queries[t][r];
+	return (json_pack("{s:s, s:I, s:I}", "address",
+	    dns_address(srv->dns), "queries", total, "truncated",
+	    (json_int_t)st->truncated));
+}
+
 /*
  * What berthd says of itself: version, uptime, pool, leases, listeners,
  * database. /v1/status answers it and the status page (api-page.c) shows
@@ -87,7 +106,8 @@ api_status_json(struct server *srv)
 	for (i = 0; i < srv->nlisteners; i++)
 		json_array_append_new(listen, json_string(srv->bound[i].text));
 	return (json_pack(
-	    "{s:s, s:I, s:o, s:I, s:I, s:o, s:s, s:s, s:b, s:o, s:o, s:o, s:s}",
+	    "{s:s, s:I, s:o, s:I, s:I, s:o, s:s, s:s, s:b, s:o, s:o, s:o, s:o, "
+	    "s:s}",
 	    "version", PACKAGE_VERSION,
 	    "uptime", (json_int_t)((clock_now_ms() - srv->started_at) / 1000),
 	    "pool", api_status_pool(srv),
@@ -99,6 +119,7 @@ api_status_json(struct server *srv)
 	    "synchronous", store_sync_mode(),
 	    "db_ok", broker_db_ok(srv->broker),
 	    "portserver", api_status_portserver(srv),
+	    "dns", api_status_dns(srv),
 	    "cluster", api_cluster_status(srv),
 	    "pid_namespace", procid_pid_namespace() != NULL ?
 	    json_string(procid_pid_namespace()) : json_null(),

@@ -48,6 +48,8 @@ struct config {
 	int		 full_sync;	/* --sync full */
 	struct addr	 portserver;	/* --portserver, if has_portserver */
 	int		 has_portserver;
+	enum { CONFIG_DNS_DEFAULT, CONFIG_DNS_OFF, CONFIG_DNS_ADDR } dns_mode;
+	struct addr	 dns;		/* --dns ADDR */
 	/* --cluster and its companions (none: this host only) */
 	struct etcd_endpoint cluster[CONFIG_MAX_ENDPOINTS];
 	size_t		 ncluster;
@@ -100,6 +102,7 @@ struct server {
 	struct metrics	*metrics;
 	struct portserver *portserver;	/* NULL without --portserver */
 	struct cluster	*cluster;	/* NULL without --cluster */
+	struct dns	*dns;		/* NULL with --dns off */
 };
 
 int		 server_init(struct server *, struct config *, struct broker *);
@@ -318,6 +321,36 @@ void		 portserver_committed(void *, int);
 void		 portserver_stop(struct portserver *);
 int		 portserver_flushed(const struct portserver *);
 void		 portserver_free(struct portserver *);
+
+/*
+ * dns.c: the zone berth. over UDP (libevent's evdns server): questions
+ * counted by type and answer code, answers held while a turn's
+ * transaction is open, as HTTP's are
+ */
+enum dns_qtype { DNS_Q_A, DNS_Q_AAAA, DNS_Q_SRV, DNS_Q_TXT, DNS_Q_SOA,
+    DNS_Q_ANY, DNS_Q_OTHER, DNS_NQTYPES };
+#define DNS_NRCODES	6	/* NOERROR FORMERR SERVFAIL NXDOMAIN NOTIMP
+				   REFUSED */
+struct dns_stats {
+	uint64_t	 queries[DNS_NQTYPES][DNS_NRCODES];
+	uint64_t	 truncated;	/* answers cut to fit, TC set */
+	uint64_t	 dropped;	/* datagrams no answer could be sent to */
+};
+extern const char *const dns_qtype_names[DNS_NQTYPES];
+extern const char *const dns_rcode_names[DNS_NRCODES];
+struct dns;
+int		 dns_open(struct server *, struct dns **, char *, size_t);
+void		 dns_committed(void *, int);
+void		 dns_stop(struct dns *);
+void		 dns_free(struct dns *);
+const char	*dns_address(const struct dns *);
+const struct dns_stats *dns_stats(const struct dns *);
+
+/* dns-answer.c: the records that answer a question, from the leases */
+struct dnsname;
+struct dnsmsg;
+int		 dns_answer(struct server *, const struct dnsname *,
+		    const char *, uint16_t, struct dnsmsg *);
 uint64_t	 portserver_granted(const struct portserver *);
 uint64_t	 portserver_refused(const struct portserver *);
 
@@ -329,6 +362,7 @@ int		 listen_socket(struct server *, const struct addr *, char *,
 		    size_t);
 void		 listen_accept_error(struct evconnlistener *, void *);
 void		 listen_close(struct server *);
+void		 listen_record(struct addr *, const struct addr *, int);
 
 /* notify.c: systemd's readiness protocol */
 int		 notify_ready(const char *);

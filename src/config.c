@@ -30,7 +30,7 @@ enum {
 	OPT_MAX_HEADER, OPT_IDLE_TIMEOUT, OPT_SOCKET_MODE, OPT_SYNC,
 	OPT_PORTSERVER, OPT_FOREGROUND, OPT_MAX_LEASES, OPT_CLUSTER,
 	OPT_NODE, OPT_ADVERTISE, OPT_CLUSTER_PREFIX, OPT_CLUSTER_TTL,
-	OPT_CLUSTER_CACERT, OPT_CLUSTER_CERT, OPT_CLUSTER_KEY,
+	OPT_CLUSTER_CACERT, OPT_CLUSTER_CERT, OPT_CLUSTER_KEY, OPT_DNS,
 	OPT_HELP, OPT_VERSION
 };
 
@@ -50,6 +50,7 @@ static const struct option config_options[] = {
 	{ "socket-mode",	required_argument, NULL, OPT_SOCKET_MODE },
 	{ "sync",		required_argument, NULL, OPT_SYNC },
 	{ "portserver",		required_argument, NULL, OPT_PORTSERVER },
+	{ "dns",		required_argument, NULL, OPT_DNS },
 	{ "foreground",		no_argument,	   NULL, OPT_FOREGROUND },
 	{ "cluster",		required_argument, NULL, OPT_CLUSTER },
 	{ "node",		required_argument, NULL, OPT_NODE },
@@ -102,6 +103,9 @@ config_usage(void)
 "  --portserver ADDR      also answer portpicker's portserver protocol on\n"
 "                         this unix socket: @name (abstract) or a path\n"
 "                                                             [BERTH_PORTSERVER]\n"
+"  --dns ADDR|off         answer DNS for the zone berth. on this UDP address\n"
+"                         (default: the first TCP --listen address and\n"
+"                         port); off for none                 [BERTH_DNS]\n"
 "  --cluster URL[,URL]    share published leases with other hosts' berthds\n"
 "                         through these etcd endpoints, http:// or https://\n"
 "                                                             [BERTH_CLUSTER]\n"
@@ -136,6 +140,23 @@ config_set_errno(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return (-1);
+}
+
+/* --dns: off, or one IP address and port for UDP. */
+static int
+config_dns(struct config *cfg, const char *arg, char *err, size_t errlen)
+{
+	if (strcmp(arg, "off") == 0) {
+		cfg->dns_mode = CONFIG_DNS_OFF;
+		return (0);
+	}
+	if (addr_parse(arg, ADDR_PORT0, "dns", &cfg->dns, err, errlen) == -1)
+		return (-1);
+	if (cfg->dns.family == AF_UNIX)
+		return (config_set_errno(err, errlen, "bad --dns '%s': DNS is "
+		    "answered over UDP, give HOST:PORT (or off)", arg));
+	cfg->dns_mode = CONFIG_DNS_ADDR;
+	return (0);
 }
 
 /* Add every comma-separated address of s to cfg->listen. */
@@ -457,6 +478,8 @@ config_apply(struct config *cfg, int opt, const char *arg, char *err,
 			return (-1);
 		cfg->has_portserver = 1;
 		return (0);
+	case OPT_DNS:
+		return (config_dns(cfg, arg, err, errlen));
 	default:
 		return (config_apply_cluster(cfg, opt, arg, err, errlen));
 	}
@@ -481,6 +504,7 @@ static const struct {
 	{ "BERTH_SOCKET_MODE", OPT_SOCKET_MODE },
 	{ "BERTH_SYNC", OPT_SYNC },
 	{ "BERTH_PORTSERVER", OPT_PORTSERVER },
+	{ "BERTH_DNS", OPT_DNS },
 	{ "BERTH_CLUSTER", OPT_CLUSTER },
 	{ "BERTH_NODE", OPT_NODE },
 	{ "BERTH_ADVERTISE", OPT_ADVERTISE },
@@ -645,6 +669,13 @@ config_check(struct config *cfg, char *err, size_t errlen)
 			    "it)", cfg->listen[i].text);
 			return (CONFIG_ERROR);
 		}
+	}
+	if (cfg->dns_mode == CONFIG_DNS_ADDR && !cfg->dns.loopback &&
+	    !cfg->allow_remote) {
+		snprintf(err, errlen, "refusing to answer DNS on %s: not a "
+		    "loopback address (give --allow-remote to allow it)",
+		    cfg->dns.text);
+		return (CONFIG_ERROR);
 	}
 	if (cfg->db[0] == '\0' && config_default_db(cfg, err, errlen) == -1)
 		return (CONFIG_ERROR);

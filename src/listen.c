@@ -77,8 +77,11 @@ listen_unix_live(const struct addr *la)
 	return (live);
 }
 
-/* Fill in the address text with the port the kernel actually gave us. */
-static void
+/*
+ * Fill in the address (text and sockaddr) with the port the kernel
+ * actually gave us; for dns.c's UDP socket too.
+ */
+void
 listen_record(struct addr *bound, const struct addr *la, int fd)
 {
 	struct sockaddr_storage	 ss;
@@ -89,6 +92,8 @@ listen_record(struct addr *bound, const struct addr *la, int fd)
 	if (la->family == AF_UNIX ||
 	    getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
 		return;
+	bound->ss = ss;
+	bound->sslen = len;
 	if (ss.ss_family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 

@@ -110,7 +110,7 @@ static struct pool *
 main_pool(struct config *cfg, int *fallback)
 {
 	struct port_range	ranges[POOL_MAX_RANGES];
-	uint16_t		own[CONFIG_MAX_LISTEN];
+	uint16_t		own[CONFIG_MAX_LISTEN + 1];	/* and DNS */
 	size_t			i, n = 0, nranges;
 
 	*fallback = 0;
@@ -123,6 +123,8 @@ main_pool(struct config *cfg, int *fallback)
 		if (cfg->listen[i].port != 0)
 			own[n++] = cfg->listen[i].port;
 	}
+	if (cfg->dns_mode == CONFIG_DNS_ADDR && cfg->dns.port != 0)
+		own[n++] = cfg->dns.port;
 	nranges = pool_default_ranges(ranges, own, n, fallback);
 	if (*fallback)
 		log_warnx("pool: fewer than 256 ports left after the kernel's "
@@ -159,7 +161,10 @@ main_signal_cb(evutil_socket_t sig, short what, void *arg)
 	server_stop(srv);
 }
 
-/* The API's listeners and, with --portserver, the portserver's. */
+/*
+ * The API's listeners; with --portserver, the portserver's; DNS; and
+ * with --cluster, the cluster client.
+ */
 static void
 main_listen(struct server *srv, const struct config *cfg)
 {
@@ -174,6 +179,13 @@ main_listen(struct server *srv, const struct config *cfg)
 	}
 	if (srv->portserver != NULL &&
 	    server_on_commit(srv, portserver_committed, srv->portserver) == -1)
+		fatalx("cannot set up the event loop");
+	if (dns_open(srv, &srv->dns, err, sizeof err) == -1) {
+		listen_close(srv);
+		fatalx("cannot answer DNS on %s", err);
+	}
+	if (srv->dns != NULL &&
+	    server_on_commit(srv, dns_committed, srv->dns) == -1)
 		fatalx("cannot set up the event loop");
 	/* The cluster never holds up the start: it joins in the loop. */
 	if (cfg->ncluster > 0 &&

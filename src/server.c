@@ -261,6 +261,7 @@ server_stop(struct server *srv)
 	waiters_flush(srv->waiters);
 	if (broker_in_txn(srv->broker))
 		server_commit(srv);
+	dns_stop(srv->dns);	/* after the commit has answered its held */
 	event_base_once(srv->base, -1, EV_TIMEOUT, server_drain_cb, srv, &tick);
 }
 
@@ -270,7 +271,9 @@ server_free(struct server *srv)
 	waiters_free(srv->waiters);
 	portserver_free(srv->portserver);
 	cluster_free(srv->cluster);
+	dns_free(srv->dns);
 	srv->portserver = NULL;
+	srv->dns = NULL;
 	listen_close(srv);	/* if the loop ended without server_stop */
 	http_free(srv);
 	if (broker_in_txn(srv->broker) && broker_commit(srv->broker) == -1)

@@ -102,10 +102,15 @@ class StartError(RuntimeError):
 def berthd_argv(args):
     """The command line that starts berthd with args: BERTHD_WRAPPER's
     words, BERTHD, args, and --listen 127.0.0.1:0 unless args name an
-    address to listen on."""
+    address to listen on. DNS goes on a UDP port of the kernel's choice
+    too (--dns 127.0.0.1:0) unless args say --dns: by default it takes
+    the TCP port's number, which a UDP socket of another program may
+    hold, and one berthd in a thousand would then fail to start."""
     argv = WRAPPER + [BERTHD] + list(args)
     if not any(a.startswith("--listen") for a in args):
         argv += ["--listen", "127.0.0.1:0"]
+    if not any(a.startswith("--dns") for a in args):
+        argv += ["--dns", "127.0.0.1:0"]
     return argv
 
 

@@ -388,6 +388,17 @@ class PageHTTP(BerthTestCase):
         self.assertEqual(page.words("pool-text"),
                          "%d free of %d" % (free, size))
 
+    def test_about_line_says_where_dns_is(self):
+        status = self.d.get("/v1/status").json
+        page = parse_page(self.d.get("/").body)
+        self.assertEqual(page.words("dns"),
+                         "DNS: udp %s" % status["dns"]["address"])
+        self.assertIn("berth.", page.ids["dns"][1]["title"])
+        off = self.berthd("--dns", "off")
+        self.assertIsNone(off.get("/v1/status").json["dns"])
+        self.assertEqual(parse_page(off.get("/").body).words("dns"),
+                         "DNS: off")
+
     def test_changes_in_plain_words(self):
         self.assertEqual(self.d.acquire("web").status, 201)
         r = self.d.get("/")
