@@ -40,6 +40,7 @@ ADDR_POOL=base=172.31.252.0/22,size=26
 
 WORK=""
 DOCKERD_PID=""
+UPSTREAM_PID=""
 PASSED=0
 FAILED=0
 FAILED_NAMES=""
@@ -62,7 +63,8 @@ now_ms() { date +%s%3N; }
 # install_deps: Debian's packages, as .ci/test-deps installs its own.
 install_deps() {
 	local p missing=""
-	for p in docker.io docker-compose mmdebstrap iproute2 iptables; do
+	for p in docker.io docker-compose mmdebstrap iproute2 iptables \
+		bind9-dnsutils dnsmasq-base; do
 		dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 	done
 	[ -z "$missing" ] && return 0
@@ -117,6 +119,8 @@ start_dockerd() {
 cleanup() {
 	local rc=$? ids
 	set +e
+	# compose-dns's stand-in resolver, a host process: by its pid.
+	[ -n "$UPSTREAM_PID" ] && kill "$UPSTREAM_PID" 2>/dev/null
 	if [ -n "$DOCKERD_PID" ] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
 		ids=$(dk ps -aq)
 		# shellcheck disable=SC2086 # one id per word
@@ -793,6 +797,105 @@ sys.exit(not (i and i[0]["host"] == "a" and i[0]["port"] == int(sys.argv[1])
 	return "$rc"
 }
 
+# dns_upstream NET IP: a stand-in for a site's usual resolver, at IP on
+# the compose network NET: the host's dnsmasq in the network namespace
+# of an idle container there, answering example.test with 192.0.2.7 and
+# REFUSED for all else (it has no upstream of its own). Its pid is in
+# UPSTREAM_PID, for dns_upstream_stop or the cleanup.
+dns_upstream() {
+	local pid i
+	dk_run --name dns-upstream --network "$1" --ip "$2" \
+		--entrypoint sleep "$IMAGE" infinity || return 1
+	pid=$(dk inspect -f '{{.State.Pid}}' dns-upstream)
+	# nsenter enters the namespace and execs dnsmasq: one pid.
+	nsenter -t "$pid" -n dnsmasq --keep-in-foreground --conf-file=/dev/null \
+		--no-resolv --no-hosts --bind-interfaces --listen-address="$2" \
+		--address=/example.test/192.0.2.7 >"$WORK/dnsmasq.log" 2>&1 &
+	UPSTREAM_PID=$!
+	for i in $(seq 1 50); do
+		[ "$(nsenter -t "$pid" -n dig +short +notcp +time=1 +tries=1 \
+			@"$2" example.test A 2>/dev/null)" = 192.0.2.7 ] && return 0
+		sleep 0.1
+	done
+	log "the stand-in resolver at $2 did not answer; dnsmasq said:"
+	cat "$WORK/dnsmasq.log" >&2
+	return 1
+}
+
+dns_upstream_stop() {
+	[ -n "$UPSTREAM_PID" ] || return 0
+	kill "$UPSTREAM_PID" 2>/dev/null
+	wait "$UPSTREAM_PID" 2>/dev/null
+	UPSTREAM_PID=""
+	dk rm -f dns-upstream >/dev/null
+}
+
+# compose-dns.yml: berthd answers DNS at its fixed address, port 53. The
+# client, whose only `dns:` server that is, is told web.berth's address
+# by Docker's DNS (127.0.0.11): web's own address on the network, the
+# lease's host; it connects to web.berth:8080. Docker's own names (berth,
+# web) still resolve there; nope.berth, a name without a lease, does not.
+# An outside name is REFUSED with berthd alone (as the file's comment
+# says); with a second server after berthd, as the comment advises, it
+# is answered by that one, and web.berth still by berthd.
+check_compose_dns() {
+	local p=berthtest-dns f=docs/examples/compose-dns.yml rc=0 code
+	local net=berthtest-dns_default berth_ip=172.31.255.194
+	local up_ip=172.31.255.200 told web_ip host got pid
+	compose_up "$p" "$f" || return 1
+	told=$(compose_wait "$p" "$f" client 'web.berth is [^ ]+' 1 60) ||
+		{ rc=1; log "$p: web's output:"; compose_log "$p" "$f" web | tail -5 >&2; }
+	if [ "$rc" -eq 0 ]; then
+		told=${told#web.berth is }
+		web_ip=$(dk inspect -f "{{(index .NetworkSettings.Networks \"$net\").IPAddress}}" \
+			"$(compose "$p" "$f" ps -q web)")
+		host=$(compose "$p" "$f" exec -T berth berth lookup web --json |
+			json_field host)
+		[ "$told" = "$web_ip" ] && [ "$host" = "$web_ip" ] ||
+			{ log "$p: client was told web.berth is '$told'; web is at $web_ip, its lease's host is '$host'"; rc=1; }
+		compose_wait "$p" "$f" client 'connected to web.berth:8080' 1 30 \
+			>/dev/null || rc=1
+	fi
+	if [ "$rc" -eq 0 ]; then
+		got=$(compose "$p" "$f" exec -T client getent hosts berth web |
+			awk '{ print $1 }' | paste -sd ' ')
+		[ "$got" = "$berth_ip $web_ip" ] ||
+			{ log "$p: in client, Docker's names berth and web are at '$got'"; rc=1; }
+		code=0
+		compose "$p" "$f" exec -T client getent hosts nope.berth \
+			>"$WORK/nope.out" 2>&1 || code=$?
+		[ "$code" -eq 2 ] ||
+			{ log "$p: getent hosts nope.berth: exit $code: $(cat "$WORK/nope.out")"; rc=1; }
+		# An outside name, with berthd the only server: REFUSED, at once.
+		code=0
+		compose "$p" "$f" exec -T client getent hosts example.test \
+			>"$WORK/outside.out" 2>&1 || code=$?
+		pid=$(dk inspect -f '{{.State.Pid}}' "$(compose "$p" "$f" ps -q client)")
+		got=$(nsenter -t "$pid" -n dig +notcp +time=2 +tries=1 \
+			@127.0.0.11 example.test A 2>&1 |
+			grep -oE 'status: [A-Z]+|Query time: [0-9]+ msec' | paste -sd ' ')
+		[ "$code" -eq 2 ] && grep -q 'status: REFUSED' <<<"$got" ||
+			{ log "$p: example.test with berthd alone: getent exit $code, dig: '$got'"; rc=1; }
+		log "$p: client told web.berth is $told and connected; example.test with berthd alone: getent exit $code, dig $got"
+	fi
+	if [ "$rc" -eq 0 ]; then
+		if dns_upstream "$net" "$up_ip"; then
+			got=$(timeout 60 "$DOCKER_BIN" -H "unix://$WORK/docker.sock" \
+				run --rm --network "$net" --dns "$berth_ip" --dns "$up_ip" \
+				--entrypoint getent "$IMAGE" hosts web.berth example.test \
+				2>"$WORK/upstream.err" | awk '{ print $1 }' | paste -sd ' ')
+			[ "$got" = "$web_ip 192.0.2.7" ] ||
+				{ log "$p: with dns $berth_ip, $up_ip: web.berth and example.test at '$got' $(grep -v '^WARNING: IPv4' "$WORK/upstream.err")"; rc=1; }
+			[ "$rc" -eq 0 ] && log "$p: with dns $berth_ip, $up_ip: web.berth and example.test at $got"
+		else
+			rc=1
+		fi
+		dns_upstream_stop
+	fi
+	compose_down "$p" "$f" || rc=1
+	return "$rc"
+}
+
 # run_check NAME FUNCTION: run one check and count its result; with
 # BERTH_DOCKER_ONLY set, only if it names the check.
 run_check() {
@@ -832,7 +935,7 @@ main() {
 	fi
 	# Left over from a run that was killed before its cleanup.
 	dk rm -f berth berth-ro web web2 berth-sock sweb berth-host hweb \
-		>/dev/null 2>&1 || true
+		dns-upstream >/dev/null 2>&1 || true
 	dk network rm berth-apps >/dev/null 2>&1 || true
 	dk volume rm berth-state berth-ro berth-run >/dev/null 2>&1 || true
 
@@ -854,6 +957,7 @@ main() {
 	run_check compose-socket check_compose_socket
 	run_check compose-host check_compose_host
 	run_check compose-cluster check_compose_cluster
+	run_check compose-dns check_compose_dns
 
 	echo "docker-tests: $PASSED passed, $FAILED failed${FAILED_NAMES:+ (failed:$FAILED_NAMES)}, $(( ($(now_ms) - t0) / 1000 )) s in all"
 	[ $((PASSED + FAILED)) -gt 0 ] ||
