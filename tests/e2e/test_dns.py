@@ -29,6 +29,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import time
 import unittest
 
 try:
@@ -925,36 +926,68 @@ class HostileTest(DnsCase):
                 self.assertEqual(r.answer, [("api.berth.", 0, "SRV",
                                              "0 0 %d api.berth." % port)])
 
-    def barrage(self, addr, datagrams):
+    def barrage(self, addr, datagrams, burst=64):
         """Send every datagram from one socket without waiting for
-        answers, reading what comes back as it comes; then what is still
-        on its way. The replies."""
+        answers, reading what comes back as it comes. After each burst a
+        probe, a question of its own, must be answered before the next
+        burst goes: berthd reads its socket in order, so it has read the
+        burst (none lost in a full socket buffer) and is still there.
+        The replies, probes' answers left out."""
         host, port = split_addr(addr)
         replies = []
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
             s.connect((host, port))
             s.setblocking(False)
-
-            def drain():
-                while True:
-                    try:
-                        replies.append(s.recv(65535))
-                    except BlockingIOError:
-                        return
-            for i, data in enumerate(datagrams):
-                while True:
-                    try:
-                        s.send(data)
-                        break
-                    except BlockingIOError:
-                        select.select([s], [s], [], 1)
-                        drain()
-                if i % 32 == 0:
-                    drain()
-            while select.select([s], [], [], 1.0)[0]:
-                drain()
+            for first in range(0, len(datagrams), burst):
+                sent = datagrams[first:first + burst]
+                probe = dns.message.make_query("probe-%d.berth" % first, "A")
+                wire = probe.to_wire()
+                try:
+                    for data in sent + [wire]:
+                        self.send(s, data, replies)
+                    answered = self.await_probe(s, wire, replies)
+                except ConnectionRefusedError:
+                    answered = False    # the port is closed: berthd died
+                if not answered:
+                    self.fail("seed %d: no answer after datagrams %d-%d: %r"
+                              % (SEED, first, first + len(sent) - 1, sent))
+            while select.select([s], [], [], 0.5)[0]:
+                self.drain(s, replies)
         return replies
+
+    def send(self, s, data, replies):
+        while True:
+            try:
+                s.send(data)
+                return
+            except BlockingIOError:
+                select.select([s], [s], [], 1)
+                self.drain(s, replies)
+
+    def drain(self, s, replies):
+        while True:
+            try:
+                replies.append(s.recv(65535))
+            except BlockingIOError:
+                return
+
+    def await_probe(self, s, wire, replies):
+        """Read replies until the probe's answer (NXDOMAIN, its own ID and
+        question); False if it does not come in time."""
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            if not select.select([s], [], [], 0.5)[0]:
+                continue
+            n = len(replies)
+            self.drain(s, replies)
+            for i in range(n, len(replies)):
+                got = replies[i]
+                if got[:2] == wire[:2] and got[12:len(wire)] == wire[12:]:
+                    self.assertEqual(to_reply(got).rcode, "NXDOMAIN")
+                    del replies[i]
+                    return True
+        return False
 
     def test_unwritable_names_dropped(self):
         d, addr = self.start()
