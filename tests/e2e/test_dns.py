@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""berthd's DNS interface end to end (berthd(8), docs/dns.md): the zone
+"""berthd's DNS interface end to end (--dns, berthd(8)): the zone
 berth. over UDP, asked by two clients that share no code with berthd or
 with each other, dig (bind9-dnsutils) and dnspython (python3-dnspython),
 of a real berthd.
@@ -41,9 +41,9 @@ except ImportError:
     dns = None
 
 import berthtest
-from berthtest import (BERTHD, TEST_ADDR, WRAPPER, Berthd, BerthTestCase, StartError,
-                       berthd_argv, clean_env, main, needs_own_berthd,
-                       private_pool, split_addr, wait_for)
+from berthtest import (BERTHD, TEST_ADDR, WRAPPER, Berthd, BerthTestCase,
+                       StartError, berthd_argv, clean_env, main,
+                       needs_own_berthd, private_pool, split_addr, wait_for)
 from test_leases import have_ipv6
 
 DIG = shutil.which("dig")
@@ -595,8 +595,9 @@ class AnswerCodesTest(DnsCase):
                     self.assertNodata(r)
         # Names no lease can have, and the cluster's names without
         # --cluster.
-        for qname in ("-x.berth", "a+b.berth", "a" * 40 + "." + "b" * 23
-                      + ".berth", "web.cluster.berth", "n1.node.berth", "cluster.berth",
+        for qname in ("-x.berth", "a+b.berth",
+                      "a" * 40 + "." + "b" * 23 + ".berth",
+                      "web.cluster.berth", "n1.node.berth", "cluster.berth",
                       "node.berth"):
             for r in both(addr, qname, "A"):
                 with self.subTest(client=r.client, q=qname):
@@ -841,8 +842,9 @@ class HostileTest(DnsCase):
         api = wire_name(b"api", b"berth")
         names = [wire_name(b"a.pi", b"berth"), wire_name(b"api.berth"),
                  wire_name(b".api", b"berth"), wire_name(b"api.", b"berth"),
-                 wire_name(b"", b"berth")[:-1] + b"\0",
-                 wire_name(b"api\0x", b"berth"), wire_name(b"a" * 64, b"berth"),
+                 b"\0\5berth\0",        # the root, then bytes left over
+                 wire_name(b"api\0x", b"berth"),
+                 wire_name(b"a" * 64, b"berth"),
                  wire_name(*[b"a" * 63] * 5), b"\xc0\x0c",
                  b"\x03api\xc0\x0c", b"\x03api\xc0\xff", b"\x80abc\0",
                  wire_name(b"\xff\x00\x7f", b"berth"), b"\0"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""berthd's DNS names of the cluster end to end (berthd(8), docs/dns.md),
+"""berthd's DNS names of the cluster end to end (berthd(8), cluster.md),
 asked with dig and dnspython of berthd nodes sharing a real etcd
 (etcdtest.py): NAME.cluster.berth (an A per distinct host, an SRV per
 instance to NODE.node.berth. with that name's address in ADDITIONAL,
