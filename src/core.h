@@ -342,12 +342,15 @@ enum dnsname_kind {
 	DNSN_LOCAL,		/* NAME.berth. */
 	DNSN_SRV,		/* _NAME._tcp.berth., _NAME._udp.berth. */
 	DNSN_CLUSTER,		/* NAME.cluster.berth. */
-	DNSN_NODE		/* NODE.node.berth. */
+	DNSN_NODE,		/* NODE.node.berth. */
+	DNSN_ADDR		/* HEX.addr.berth.: that address */
 };
 struct dnsname {
 	enum dnsname_kind kind;
 	int		 proto;		/* DNSN_SRV: PROTO_TCP or PROTO_UDP */
 	char		 name[BERTH_NAME_MAX + 1];	/* lease or node */
+	unsigned char	 addr[16];	/* DNSN_ADDR */
+	int		 addrlen;	/* 4 or 16 */
 };
 #define DNSMSG_MAX	64
 struct dnsmsg_rr {
@@ -367,6 +370,7 @@ struct dnsmsg {
 };
 void		 dnsname_parse(const char *, struct dnsname *);
 int		 dnsname_writable(const char *);
+int		 dnsname_of_addr(const char *, char *, size_t);
 int		 dnsrr_name(unsigned char *, size_t, const char *);
 int		 dnsrr_srv(unsigned char *, size_t, uint16_t, uint16_t,
 		    uint16_t, const char *);

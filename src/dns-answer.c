@@ -8,6 +8,8 @@
  *   _NAME._tcp.berth      SRV, when the lease's proto has tcp (udp)
  *   NAME.cluster.berth    every instance: A/AAAA, SRV to NODE.node.berth.
  *   NODE.node.berth       the node's address
+ *   HEX.addr.berth        the address in hex: an instance's SRV target
+ *                         when its host is not its node's address
  *   berth                 SOA
  *
  * Local answers have TTL 0: a lease may end the next moment and the
@@ -38,6 +40,7 @@ struct dns_q {
 	struct dnsmsg	*m;
 	size_t		 answers;
 	int		 cname_ok;	/* not for a cluster name */
+	struct clusterview *cv;		/* cluster names */
 };
 
 static int
@@ -148,16 +151,34 @@ dns_local(struct dns_q *q, const struct dnsname *dn)
 	return (DNS_ERR_NONE);
 }
 
+/*
+ * An instance's SRV target: NODE.node.berth when its host is its node's
+ * address (as publishing makes it unless the lease named a host), else
+ * a name that stands for the host: HEX.addr.berth for an address, the
+ * host itself for a DNS name.
+ */
+static void
+dns_cluster_target(struct dns_q *q, const char *node, const char *host,
+    char *target, size_t len)
+{
+	const char	*addr = clusterview_node_address(q->cv, node);
+
+	if (addr == NULL || strcmp(addr, host) == 0)
+		snprintf(target, len, "%s.node.berth", node);
+	else if (dnsname_of_addr(host, target, len) == -1)
+		snprintf(target, len, "%s", host);
+}
+
 static void
 dns_cluster_one(const char *node, const char *host, uint16_t port, void *arg)
 {
 	struct dns_q	*q = arg;
-	char		 target[BERTH_NAME_MAX + 16];
+	char		 target[BERTH_HOST_MAX + 1];
 
 	if (dns_wants(q, DNS_T_A) || dns_wants(q, DNS_T_AAAA))
 		dns_add_host(q, DNS_SEC_ANSWER, q->qname, host);
 	if (dns_wants(q, DNS_T_SRV)) {
-		snprintf(target, sizeof target, "%s.node.berth", node);
+		dns_cluster_target(q, node, host, target, sizeof target);
 		dns_add_srv(q, port, target, host);
 	}
 }
@@ -171,7 +192,7 @@ dns_cluster(struct dns_q *q, const struct dnsname *dn)
 
 	if (q->srv->cluster == NULL)
 		return (DNS_ERR_NOTEXIST);
-	cv = cluster_view(q->srv->cluster);
+	cv = q->cv = cluster_view(q->srv->cluster);
 	q->ttl = DNS_TTL_CLUSTER;
 	if (dn->kind == DNSN_NODE) {
 		if ((addr = clusterview_node_address(cv, dn->name)) == NULL)
@@ -208,7 +229,7 @@ int
 dns_answer(struct server *srv, const struct dnsname *dn, const char *qname,
     uint16_t qtype, struct dnsmsg *m)
 {
-	struct dns_q	q = { srv, qname, qtype, DNS_TTL_LOCAL, m, 0, 1 };
+	struct dns_q	q = { srv, qname, qtype, DNS_TTL_LOCAL, m, 0, 1, NULL };
 	int		rcode;
 
 	switch (dn->kind) {
@@ -219,6 +240,15 @@ dns_answer(struct server *srv, const struct dnsname *dn, const char *qname,
 	case DNSN_CLUSTER:
 	case DNSN_NODE:
 		rcode = dns_cluster(&q, dn);
+		break;
+	case DNSN_ADDR:
+		/* the address the name spells, for as long as asked */
+		q.ttl = DNS_TTL_CLUSTER;
+		rcode = DNS_ERR_NONE;
+		if (dns_wants(&q, dn->addrlen == 4 ? DNS_T_A : DNS_T_AAAA))
+			dns_add(&q, DNS_SEC_ANSWER, qname, dn->addrlen == 4 ?
+			    DNS_T_A : DNS_T_AAAA, 0, dn->addr,
+			    (size_t)dn->addrlen);
 		break;
 	case DNSN_APEX:
 		rcode = DNS_ERR_NONE;

@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <linux/filter.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,33 @@ dns_where(struct server *srv, struct addr *a)
 	return (-1);
 }
 
+/*
+ * A filter on the socket, in the kernel, for what evdns 2.1 gets wrong
+ * before it reaches berthd's code: a datagram shorter than a DNS header
+ * makes it dereference NULL (any local user could stop berthd with an
+ * empty datagram), and it clears the opcode before it checks it, so an
+ * UPDATE or NOTIFY would be answered as a query. Such datagrams, and
+ * answers (QR set), are dropped unanswered. The filter sees the UDP
+ * header (8 bytes) before the message.
+ */
+static int
+dns_filter(int fd)
+{
+	static struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 8 + 12, 0, 3),
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8 + 2),	/* QR, opcode */
+		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf8),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, 0),			/* drop */
+		BPF_STMT(BPF_RET | BPF_K, 0xffffffff)		/* take */
+	};
+	struct sock_fprog prog = { sizeof code / sizeof code[0], code };
+
+	return (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog,
+	    sizeof prog));
+}
+
 static int
 dns_socket(const struct addr *a, char *err, size_t errlen)
 {
@@ -222,6 +250,13 @@ dns_socket(const struct addr *a, char *err, size_t errlen)
 	}
 	if (a->family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (dns_filter(fd) == -1) {
+		snprintf(err, errlen, "udp %s: cannot attach the socket filter "
+		    "that keeps malformed datagrams from evdns: %s", a->text,
+		    strerror(errno));
+		close(fd);
+		return (-1);
+	}
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->sslen) == -1) {
 		snprintf(err, errlen, "udp %s: %s%s", a->text, strerror(errno),
 		    errno == EADDRINUSE ? " (give --dns ADDR to move DNS "

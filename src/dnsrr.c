@@ -50,6 +50,48 @@ dnsname_lease(const char *s, size_t len, char *out)
 	return (names_valid(out));
 }
 
+/* An address written as hex, 8 digits for IPv4 or 32 for IPv6. */
+static int
+dnsname_hex(const char *s, size_t len, struct dnsname *dn)
+{
+	size_t	i;
+	int	hi, lo;
+
+	if (len != 8 && len != 32)
+		return (0);
+	for (i = 0; i < len; i += 2) {
+		if (!isxdigit((unsigned char)s[i]) ||
+		    !isxdigit((unsigned char)s[i + 1]))
+			return (0);
+		hi = isdigit((unsigned char)s[i]) ? s[i] - '0' : s[i] - 'a' + 10;
+		lo = isdigit((unsigned char)s[i + 1]) ? s[i + 1] - '0' :
+		    s[i + 1] - 'a' + 10;
+		dn->addr[i / 2] = (unsigned char)(hi << 4 | lo);
+	}
+	dn->addrlen = (int)len / 2;
+	return (1);
+}
+
+/*
+ * The name HEX.addr.berth that stands for an address (host, a literal),
+ * as Consul's .addr. names do: the target of a cluster instance's SRV
+ * whose host is not its node's address. -1 if host is not a literal.
+ */
+int
+dnsname_of_addr(const char *host, char *out, size_t len)
+{
+	unsigned char	a[16];
+	uint16_t	type;
+	int		n, i, w = 0;
+
+	if ((n = dnsrr_addr(host, a, &type)) == 0 || len < (size_t)n * 2 + 12)
+		return (-1);
+	for (i = 0; i < n; i++)
+		w += snprintf(out + w, len - (size_t)w, "%02x", a[i]);
+	snprintf(out + w, len - (size_t)w, ".addr.%s", DNS_ZONE);
+	return (0);
+}
+
 /*
  * Which name of the zone qname (as evdns parsed it: labels joined by
  * dots, no final dot) is, case folded. Suffixes are read before lease
@@ -82,6 +124,11 @@ dnsname_parse(const char *qname, struct dnsname *dn)
 			dn->kind = DNSN_EMPTY;
 		else if (dnsname_lease(low, (size_t)r, dn->name))
 			dn->kind = DNSN_CLUSTER;
+		return;
+	}
+	if ((r = dnsname_strip(low, (size_t)rest, "addr")) != -1) {
+		if (dnsname_hex(low, (size_t)r, dn))
+			dn->kind = DNSN_ADDR;
 		return;
 	}
 	if ((r = dnsname_strip(low, (size_t)rest, "node")) != -1) {

@@ -171,22 +171,27 @@ class DnsClusterTest(EtcdMixin, DnsCase):
             with self.subTest(client=r.client):
                 self.assertNxdomain(r)
 
-    @unittest.expectedFailure
-    def test_srv_glue_is_the_node_address(self):
-        # Known deviation, reported: an instance published with a host
-        # of its own (not the node's --advertise address) gets an SRV to
-        # NODE.node.berth. whose ADDITIONAL gives the instance's host as
-        # that name's address, while NODE.node.berth itself answers the
-        # node's: one name, two addresses, and a client that resolves
-        # the target reaches the node, not the instance.
+    def test_srv_target_of_an_instance_with_its_own_host(self):
+        # An instance published with a host of its own (not the node's
+        # --advertise address) is not at NODE.node.berth: its SRV names
+        # HEX.addr.berth, which stands for that address, with its glue;
+        # one named by a DNS name points at that name.
         e = self.etcd()
         n1 = self.node(e, "n1", "127.0.0.1")
         self.lease(n1, "api", publish=True, host="127.0.0.9")
+        self.lease(n1, "db", publish=True, host="db.example")
         r = ask(n1.dns, "n1.node.berth", "A")
         self.assertEqual(r.rdatas("A"), ["127.0.0.1"])
         r = ask(n1.dns, "api.cluster.berth", "SRV")
-        self.assertEqual(r.additional, [("n1.node.berth.", CLUSTER_TTL, "A",
-                                         "127.0.0.1")])
+        self.assertEqual(r.rdatas("SRV")[0].split()[-1],
+                         "7f000009.addr.berth.")
+        self.assertEqual(r.additional, [("7f000009.addr.berth.",
+                                         CLUSTER_TTL, "A", "127.0.0.9")])
+        r = ask(n1.dns, "7f000009.addr.berth", "A")
+        self.assertEqual(r.rdatas("A"), ["127.0.0.9"])
+        r = ask(n1.dns, "db.cluster.berth", "SRV")
+        self.assertEqual(r.rdatas("SRV")[0].split()[-1], "db.example.")
+        self.assertEqual(r.additional, [])
 
 
 class DnsWithoutClusterTest(DnsCase):

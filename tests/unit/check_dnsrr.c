@@ -46,6 +46,31 @@ START_TEST(test_parse_kinds)
 }
 END_TEST
 
+/* HEX.addr.berth: an address spelled in hex, and back. */
+START_TEST(test_addr_names)
+{
+	struct dnsname	dn;
+	char		name[80];
+
+	dnsname_parse("7F000009.addr.berth", &dn);
+	ck_assert_int_eq(dn.kind, DNSN_ADDR);
+	ck_assert_int_eq(dn.addrlen, 4);
+	ck_assert_mem_eq(dn.addr, "\177\0\0\011", 4);
+	dnsname_parse("000000000000000000000000000000ff.addr.berth", &dn);
+	ck_assert_int_eq(dn.kind, DNSN_ADDR);
+	ck_assert_int_eq(dn.addrlen, 16);
+	ck_assert_int_eq(dn.addr[15], 0xff);
+	parse("7f00009.addr.berth", DNSN_NONE, NULL, 0);
+	parse("7f00000g.addr.berth", DNSN_NONE, NULL, 0);
+	ck_assert_int_eq(dnsname_of_addr("127.0.0.9", name, sizeof name), 0);
+	ck_assert_str_eq(name, "7f000009.addr.berth");
+	ck_assert_int_eq(dnsname_of_addr("::1", name, sizeof name), 0);
+	ck_assert_str_eq(name, "00000000000000000000000000000001.addr.berth");
+	ck_assert_int_eq(dnsname_of_addr("db.example", name, sizeof name), -1);
+	ck_assert_int_eq(dnsname_of_addr("::1", name, 40), -1);
+}
+END_TEST
+
 START_TEST(test_parse_outside_and_none)
 {
 	parse("example.com", DNSN_OUTSIDE, NULL, 0);
@@ -240,6 +265,7 @@ dnsrr_suite(void)
 
 	tcase_add_test(tc, test_parse_kinds);
 	tcase_add_test(tc, test_parse_outside_and_none);
+	tcase_add_test(tc, test_addr_names);
 	tcase_add_test(tc, test_writable);
 	tcase_add_test(tc, test_srv_bytes);
 	tcase_add_test(tc, test_txt_bytes);
