@@ -11,11 +11,16 @@
 # missing runs what it can and prints a "skipped: ... (no TOOL)" line for
 # the rest; the table then says "not run" for the figures it could not
 # make, and the rest of the benches run. Install them all with
-# apt-get install wrk nginx-light hyperfine gnuplot-nox python3-portpicker curl
+# apt-get install wrk nginx-light hyperfine gnuplot-nox python3-portpicker curl \
+#     dnsperf dnsmasq-base bind9-dnsutils
 #
 # Knobs: BENCH_ONLY="lookup pairs ..." runs a subset; BENCH_NO_DOCS=1
 # leaves docs/ alone (the table still prints); BENCH_FROM=FILE takes the
 # RESULT lines of an earlier run's output instead of running anything.
+#
+# A bench may also write its own section of docs/performance.md (markdown
+# from a "## " heading on) as $BENCH_DOC_DIR/NAME.md; it goes after
+# "Every figure".
 
 set -u -o pipefail
 
@@ -28,10 +33,13 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench.XXXXXX")
 RESULTS=$OUT/results
-ONLY=${BENCH_ONLY:-"lookup cli pairs concurrent scale waiters abuse cluster"}
+ONLY=${BENCH_ONLY:-"lookup cli pairs concurrent scale waiters abuse cluster dns"}
 trap 'rm -rf "$OUT"' EXIT INT TERM
 
 PY=${PYTHON3:-python3}
+BENCH_DOC_DIR=$OUT/doc
+mkdir "$BENCH_DOC_DIR"
+export BENCH_DOC_DIR
 
 : >"$RESULTS"
 if [ -n "${BENCH_FROM:-}" ]; then
@@ -40,7 +48,7 @@ if [ -n "${BENCH_FROM:-}" ]; then
 fi
 for b in $ONLY; do
 	case $b in
-	lookup|cli|pairs|concurrent|abuse) script="$HERE/bench_$b.sh"; run=bash ;;
+	lookup|cli|pairs|concurrent|abuse|dns) script="$HERE/bench_$b.sh"; run=bash ;;
 	scale|waiters|cluster) script="$HERE/bench_$b.py"; run=$PY ;;
 	*) echo "run.sh: unknown benchmark '$b'" >&2; exit 2 ;;
 	esac
@@ -74,7 +82,8 @@ abuse_list_health_ms <= 1000 worst_health_ms_200_lists_unread
 abuse_watch_rss_mib <= 64 peak_rss_MiB_100_watchers_unread
 abuse_list_rss_mib <= 64 peak_rss_MiB_200_lists_unread
 cluster_lookup_ratio_berth_etcd >= 1 cluster_lookups_view/etcd_range
-cluster_view_rss_mib_10k <= 8 rss_MiB_of_10k_instance_view"
+cluster_view_rss_mib_10k <= 8 rss_MiB_of_10k_instance_view
+dns_ratio_berth_dnsmasq >= 1 dns_qps_berth/dnsmasq"
 
 verdict() {
 	awk -v v="$1" -v op="$2" -v b="$3" 'BEGIN {
@@ -158,6 +167,7 @@ MD=$TOP/docs/performance.md
 	echo "- Kernel: $(uname -sr); $(. /etc/os-release && echo "$PRETTY_NAME")"
 	echo "- berthd: $("$BERTHD" --version); libevent $(pkg-config --modversion libevent 2>/dev/null), SQLite $(pkg-config --modversion sqlite3 2>/dev/null), jansson $(pkg-config --modversion jansson 2>/dev/null)"
 	echo "- nginx: $(version nginx -v | sed 's/.*nginx\///'); wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null || echo none); hyperfine $(version hyperfine --version | sed 's/^hyperfine //'); curl $(version curl --version | cut -d' ' -f2); portpicker $(dpkg-query -W -f='${Version}' python3-portpicker 2>/dev/null || echo none)"
+	echo "- dnsmasq-base $(dpkg-query -W -f='${Version}' dnsmasq-base 2>/dev/null || echo none); dnsperf $(dpkg-query -W -f='${Version}' dnsperf 2>/dev/null || echo none)"
 	echo
 	echo "## Against the targets"
 	echo
@@ -170,11 +180,18 @@ MD=$TOP/docs/performance.md
 	echo "## Every figure"
 	echo
 	cat "$ALL"
+	for b in $ONLY; do
+		if [ -f "$BENCH_DOC_DIR/$b.md" ]; then
+			echo
+			cat "$BENCH_DOC_DIR/$b.md"
+		fi
+	done
 	echo
 	echo "## Reproduce"
 	echo
 	echo '```sh'
-	echo 'apt-get install -y wrk nginx-light hyperfine gnuplot-nox python3-portpicker curl'
+	echo 'apt-get install -y wrk nginx-light hyperfine gnuplot-nox python3-portpicker curl \'
+	echo '    dnsperf dnsmasq-base bind9-dnsutils'
 	echo "./autogen.sh && ./configure && make && ${BENCH_ROUNDS:+BENCH_ROUNDS=$BENCH_ROUNDS }make bench"
 	echo '# one benchmark: make bench BENCH_ONLY=lookup'
 	echo '```'
