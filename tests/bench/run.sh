@@ -93,20 +93,24 @@ verdict() {
 }
 
 TABLE=$OUT/table.md
-{
-	echo "| figure | value | target | |"
-	echo "|---|---|---|---|"
-	echo "$TARGETS" | while read -r key op bound label; do
-		v=$(value "$key")
-		echo "| $label | $v | $op $bound | $(verdict "$v" "$op" "$bound") |"
-	done
-} >"$TABLE"
 ALL=$OUT/all.md
-{
-	echo "| key | value | unit |"
-	echo "|---|---|---|"
-	awk '$1 == "RESULT" { printf "| %s | %s | %s |\n", $2, $3, $4 }' "$RESULTS"
-} >"$ALL"
+# tables: the targets table and the table of every figure, from $RESULTS.
+tables() {
+	{
+		echo "| figure | value | target | |"
+		echo "|---|---|---|---|"
+		echo "$TARGETS" | while read -r key op bound label; do
+			v=$(value "$key")
+			echo "| $label | $v | $op $bound | $(verdict "$v" "$op" "$bound") |"
+		done
+	} >"$TABLE"
+	{
+		echo "| key | value | unit |"
+		echo "|---|---|---|"
+		awk '$1 == "RESULT" { printf "| %s | %s | %s |\n", $2, $3, $4 }' "$RESULTS"
+	} >"$ALL"
+}
+tables
 
 echo
 echo "==== targets"
@@ -116,6 +120,104 @@ echo "==== every figure"
 cat "$ALL"
 
 [ "${BENCH_NO_DOCS:-0}" = 1 ] && exit 0
+
+# A subset run (BENCH_ONLY) keeps what docs/performance.md says of the
+# benchmarks it did not run: their figures come from the doc's "Every
+# figure" table, this run's replace theirs, and the doc is updated in
+# place (update_doc, below) rather than written anew.
+PARTIAL=0
+if [ -n "${BENCH_ONLY:-}" ] && [ -z "${BENCH_FROM:-}" ] &&
+    [ -f "$TOP/docs/performance.md" ]; then
+	PARTIAL=1
+	awk 'FILENAME == ARGV[1] {
+		if ($1 == "RESULT") {
+			if (!($2 in new))
+				order[++n] = $2
+			new[$2] = $0
+		}
+		next
+	}
+	/^## / { inall = ($0 == "## Every figure"); next }
+	inall && /^\|/ {
+		split($0, f, / *\| */)
+		k = f[2]
+		if (k == "" || k == "key" || k ~ /^-+$/)
+			next
+		if (k in new) {
+			print new[k]
+			done[k] = 1
+		} else
+			print "RESULT", k, f[3], f[4]
+	}
+	END {
+		for (i = 1; i <= n; i++)
+			if (!(order[i] in done))
+				print new[order[i]]
+	}' "$RESULTS" "$TOP/docs/performance.md" >"$OUT/merged"
+	RESULTS=$OUT/merged
+	tables
+fi
+
+# update_doc: docs/performance.md in place, for a subset run: the two
+# tables written again, each section a bench wrote in place of the doc's
+# section of the same heading (or before "## Reproduce" if new), every
+# other line as it was.
+update_doc() {
+	awk -v table="$TABLE" -v all="$ALL" -v dir="$BENCH_DOC_DIR" -v only="$ONLY" '
+	function slurp(f,    l, t) {
+		t = ""
+		while ((getline l <f) > 0)
+			t = t l "\n"
+		close(f)
+		return t
+	}
+	BEGIN {
+		nb = split(only, b, " ")
+		for (i = 1; i <= nb; i++) {
+			f = dir "/" b[i] ".md"
+			if ((getline h <f) > 0) {
+				close(f)
+				sec[h] = slurp(f)
+				head[++ns] = h
+			}
+		}
+	}
+	/^## / {
+		skip = 0
+		if ($0 in sec) {
+			printf "%s\n", sec[$0]
+			placed[$0] = 1
+			skip = 1
+			next
+		}
+		if ($0 == "## Reproduce")
+			for (i = 1; i <= ns; i++)
+				if (!(head[i] in placed)) {
+					printf "%s\n", sec[head[i]]
+					placed[head[i]] = 1
+				}
+		tab = ""
+		if ($0 == "## Against the targets")
+			tab = table
+		else if ($0 == "## Every figure")
+			tab = all
+		print
+		next
+	}
+	skip { next }
+	tab != "" && /^\|/ {
+		if (!shown[tab]++)
+			printf "%s", slurp(tab)
+		next
+	}
+	{ print }
+	END {
+		for (i = 1; i <= ns; i++)
+			if (!(head[i] in placed))
+				printf "\n%s", sec[head[i]]
+	}' "$MD" >"$OUT/updated.md" || { echo "run.sh: cannot update $MD" >&2; exit 1; }
+	cat "$OUT/updated.md" >"$MD"
+}
 
 # The chart: each figure's distance from its target as one number where
 # lower is better and 1.0 is the target exactly: figure/bound for "at
@@ -154,6 +256,11 @@ EOGP
 fi
 
 MD=$TOP/docs/performance.md
+if [ "$PARTIAL" = 1 ]; then
+	update_doc
+	echo "updated $MD (this run's figures and sections; the rest as it was) and docs/performance.png"
+	exit 0
+fi
 {
 	echo "# berth performance"
 	echo
