@@ -509,6 +509,17 @@ write_section() {
 		paste -d' ' "$TMP/berth.sat" "$TMP/dnsmasq.sat" |
 		    awk '{ printf "| %d | %s | %s%%, %s%% | %s | %s%%, %s%% |\n",
 			NR, $1, $5, $6, $7, $11, $12 }'
+		# A word of warning when no side was near its limit.
+		cat "$TMP/berth.sat" "$TMP/dnsmasq.sat" | awk '
+		{ m = ($5 > $6 ? $5 : $6); if (m >= 90) full++ }
+		END {
+			if (full * 2 >= NR) exit
+			print ""
+			printf "In %d of these %d runs neither the server nor the load\n", NR - full, NR
+			print "generator was near 100% busy: other load on the machine set the"
+			print "pace, so queries per second here are noisy; CPU per query is the"
+			print "steadier comparison."
+		}'
 		if [ -f "$BENCH_LIB_DIR/bench_dns.md" ]; then
 			echo
 			cat "$BENCH_LIB_DIR/bench_dns.md"
