@@ -294,9 +294,9 @@ class DnsPage(EtcdMixin, BerthTestCase):
         return r.json["port"]
 
     def dnsmasq(self, conf, listen, port, *more):
-        """dnsmasq with the page's conf file on listen:port (the brief's
-        form: no daemon, no upstream, no /etc/hosts), answering; None if
-        the port is taken."""
+        """dnsmasq with the page's conf file on listen:port, in the
+        foreground, with no other server and no /etc/hosts, answering;
+        None if the port is taken."""
         log = os.path.join(self.tmp, "dnsmasq-%s-%d.log" % (listen, port))
         p = Proc([DNSMASQ, "--no-daemon", "--no-resolv", "--no-hosts",
                   "--port", str(port), "--listen-address", listen,
