@@ -150,11 +150,11 @@ config_dns(struct config *cfg, const char *arg, char *err, size_t errlen)
 		cfg->dns_mode = CONFIG_DNS_OFF;
 		return (0);
 	}
-	if (addr_parse(arg, ADDR_PORT0, "dns", &cfg->dns, err, errlen) == -1)
-		return (-1);
-	if (cfg->dns.family == AF_UNIX)
-		return (config_set_errno(err, errlen, "bad --dns '%s': DNS is "
-		    "answered over UDP, give HOST:PORT (or off)", arg));
+	if (addr_parse(arg, ADDR_PORT0, "dns", &cfg->dns, err, errlen) == -1 ||
+	    cfg->dns.family == AF_UNIX)
+		return (config_set_errno(err, errlen, "bad --dns '%s': want an "
+		    "IP address and UDP port (127.0.0.1:62893, [::1]:62893) or "
+		    "off", arg));
 	cfg->dns_mode = CONFIG_DNS_ADDR;
 	return (0);
 }

@@ -23,6 +23,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/dns.h>
 
@@ -49,11 +50,14 @@ dns_wants(const struct dns_q *q, uint16_t type)
 	return (q->qtype == type || q->qtype == DNS_T_ANY);
 }
 
+/* A record, unless the message has it (an ANY's address, as glue). */
 static void
 dns_add(struct dns_q *q, int section, const char *owner, uint16_t type,
     int is_name, const void *data, size_t len)
 {
-	if (dnsmsg_has(q->m, section, owner, type, data, len))
+	if (dnsmsg_has(q->m, section, owner, type, data, len) ||
+	    (section == DNS_SEC_ADDITIONAL && dnsmsg_has(q->m,
+	    DNS_SEC_ANSWER, owner, type, data, len)))
 		return;
 	if (dnsmsg_add(q->m, section, owner, type, q->ttl, is_name, data,
 	    len) == 0 && section == DNS_SEC_ANSWER)
@@ -74,6 +78,12 @@ dns_add_host(struct dns_q *q, int section, const char *owner, const char *host)
 	uint16_t	type;
 	int		len;
 
+	/* localhost is the loopback address (RFC 6761), not a name to chase */
+	if (strcasecmp(host, "localhost") == 0) {
+		dns_add_host(q, section, owner, "127.0.0.1");
+		dns_add_host(q, section, owner, "::1");
+		return;
+	}
 	if ((len = dnsrr_addr(host, addr, &type)) > 0) {
 		if (section != DNS_SEC_ANSWER || dns_wants(q, type))
 			dns_add(q, section, owner, type, 0, addr, (size_t)len);
@@ -137,7 +147,8 @@ dns_local(struct dns_q *q, const struct dnsname *dn)
 		return (DNS_ERR_NOTEXIST);
 	host = l->host != NULL ? l->host : BERTH_DEFAULT_HOST;
 	/* SRV's target may not be an alias (RFC 2782): a host name as is. */
-	if (dnsrr_addr(host, addr, &type) > 0)
+	if (dnsrr_addr(host, addr, &type) > 0 || strcasecmp(host,
+	    "localhost") == 0)
 		snprintf(target, sizeof target, "%s.berth", l->name);
 	else
 		snprintf(target, sizeof target, "%s", host);

@@ -17,6 +17,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core.h"
 
@@ -347,7 +348,10 @@ dnsmsg_add(struct dnsmsg *m, int section, const char *owner, uint16_t type,
 	return (0);
 }
 
-/* Is an equal record already there (an RRset holds no duplicates)? */
+/*
+ * Is an equal record already there (an RRset holds no duplicates)? Names
+ * are equal whatever their case.
+ */
 int
 dnsmsg_has(const struct dnsmsg *m, int section, const char *owner,
     uint16_t type, const void *data, size_t len)
@@ -359,7 +363,7 @@ dnsmsg_has(const struct dnsmsg *m, int section, const char *owner,
 
 		if (rr->section == section && rr->type == type &&
 		    rr->len == len && memcmp(rr->data, data, len) == 0 &&
-		    strcmp(rr->owner, owner) == 0)
+		    strcasecmp(rr->owner, owner) == 0)
 			return (1);
 	}
 	return (0);

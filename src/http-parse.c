@@ -42,6 +42,18 @@ http_tchar(unsigned char c)
 	return (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
+/*
+ * Can a request begin with byte c: a method's first character, or the
+ * empty line a client may send before the request line? A connection
+ * whose first byte cannot (a DNS query over TCP begins with 0x00 or
+ * 0x01, TLS with 0x16) is refused at once, not after the idle timeout.
+ */
+int
+http_can_start(unsigned char c)
+{
+	return (http_tchar(c) || c == '\r' || c == '\n');
+}
+
 size_t
 http_head_end(const char *buf, size_t len, size_t *from)
 {

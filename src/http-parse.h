@@ -49,6 +49,7 @@ struct http_head {
  * where to resume the search next time (start it at 0).
  */
 size_t		 http_head_end(const char *, size_t, size_t *);
+int		 http_can_start(unsigned char);
 
 /*
  * The fields a head of this many bytes can hold at most (one per line),

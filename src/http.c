@@ -467,13 +467,18 @@ http_take_head(struct http_conn *c)
 		return (0);
 	}
 	hlen = http_head_end(p, n, &c->scan);
-	if (hlen == 0 && len < limit)
+	if (hlen == 0 && len < limit && http_can_start((unsigned char)p[0]))
 		return (0);
 	c->scan = 0;
 	if ((r = http_req_new(c, in, hlen, &n, &text)) == NULL) {
 		log_warnx("http: out of memory for a request; closing");
 		http_finish(c);
 		return (0);
+	}
+	if (hlen == 0 && len < limit) {
+		http_refuse(c, r, 400, "bad_request", "not an HTTP request: "
+		    "berthd speaks plain HTTP here, and DNS over UDP only");
+		return (1);
 	}
 	if (hlen == 0) {
 		/* 400, not 431, as nginx does and docs/api.md says. */

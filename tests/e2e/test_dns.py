@@ -580,6 +580,48 @@ class RecordsTest(DnsCase):
                                              "0 0 %d idle.berth." % port)])
 
 
+class LaterFixesTest(DnsCase):
+    """What the first review of DNS changed: localhost, glue already
+    in the answer, and a DNS query over TCP refused at once."""
+
+    def test_localhost_is_loopback_not_a_cname(self):
+        d, addr = self.start()
+        port = self.lease(d, "lh", host="localhost")["port"]
+        for rtype, want in (("A", "127.0.0.1"), ("AAAA", "::1")):
+            for r in both(addr, "lh.berth", rtype):
+                with self.subTest(client=r.client, rtype=rtype):
+                    self.assertEqual(r.answer, [("lh.berth.", 0, rtype,
+                                                 want)])
+        r = ask(addr, "lh.berth", "SRV")
+        self.assertEqual(r.answer, [("lh.berth.", 0, "SRV",
+                                     "0 0 %d lh.berth." % port)])
+        self.assertEqual(sorted(r.additional),
+                         [("lh.berth.", 0, "A", "127.0.0.1"),
+                          ("lh.berth.", 0, "AAAA", "::1")])
+
+    def test_any_gives_no_glue_the_answer_has(self):
+        d, addr = self.start()
+        self.lease(d, "api")
+        r = ask(addr, "API.berth", "ANY")
+        self.assertIn(("API.berth.", 0, "A", "127.0.0.1"), r.answer)
+        self.assertEqual(r.additional, [])
+
+    def test_dns_over_tcp_is_refused_at_once(self):
+        d, addr = self.start()
+        host, port = d.addr.rsplit(":", 1)
+        q = header(7) + question(wire_name(b"api", b"berth"))
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(struct.pack("!H", len(q)) + q)
+            got = b""
+            while True:
+                chunk = s.recv(4096)     # closed well before 5 s
+                if not chunk:
+                    break
+                got += chunk
+        self.assertTrue(got.startswith(b"HTTP/1.1 400 "), got)
+        self.assertIn(b"not an HTTP request", got)
+
+
 class AnswerCodesTest(DnsCase):
 
     def test_nxdomain_nodata_refused(self):
@@ -809,8 +851,8 @@ class WhereTest(DnsCase):
                       r.stderr)
         r = self.run_berthd("--dns", "unix:/x")
         self.assertEqual(r.returncode, 2, r)
-        self.assertIn("bad --dns 'unix:/x': DNS is answered over UDP, give "
-                      "HOST:PORT (or off)", r.stderr)
+        self.assertIn("bad --dns 'unix:/x': want an IP address and UDP "
+                      "port (127.0.0.1:62893, [::1]:62893) or off", r.stderr)
         for bad in ("nonsense", "127.0.0.1", "127.0.0.1:99999", ""):
             r = self.run_berthd("--dns", bad)
             self.assertEqual(r.returncode, 2, (bad, r))
