@@ -1051,10 +1051,12 @@ class HostileTest(DnsCase):
                          [("api.berth.", 0, "A", "127.0.0.1")])
 
 
-class KnownDeviationsTest(DnsCase):
-    """What berthd does differently from what berthd(8) says, kept as
-    expected failures: each is reported, and the day it is fixed its
-    test passes and fails the run until the marker goes."""
+class EvdnsLimitsTest(DnsCase):
+    """Where libevent 2.1's DNS server falls short, and what berthd
+    does about it: its socket filter drops what evdns would crash on or
+    answer wrongly. What is left (a label holding a dot) is kept as an
+    expected failure: the day it is fixed its test passes and fails the
+    run until the marker goes."""
 
     def query(self, addr, wire):
         got = exchange(addr, wire, timeout=1)
