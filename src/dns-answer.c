@@ -139,7 +139,7 @@ dns_local(struct dns_q *q, const struct dnsname *dn)
 {
 	struct lease	*l = broker_lookup(q->srv->broker, dn->name);
 	const char	*host;
-	char		 target[BERTH_NAME_MAX + 8];
+	char		 target[BERTH_HOST_MAX + 1];	/* NAME.berth or host */
 	unsigned char	 addr[16];
 	uint16_t	 type;
 

@@ -134,8 +134,9 @@ dns_respond(struct dns *d, struct evdns_server_request *req)
 	}
 	evdns_server_request_set_flags(req, flags);
 	d->stats.queries[qt][rcode]++;
-	if (evdns_server_request_respond(req, rcode) == -1) {
-		/* Not sent (no memory, or the socket's buffer is full). */
+	if (evdns_server_request_respond(req, rcode) < 0) {
+		/* Not sent (no memory, the socket's buffer is full, or a
+		 * question evdns cannot write back): not freed either. */
 		d->stats.dropped++;
 		evdns_server_request_drop(req);
 	}
@@ -215,20 +216,24 @@ dns_where(struct server *srv, struct addr *a)
  * A filter on the socket, in the kernel, for what evdns 2.1 gets wrong
  * before it reaches berthd's code: a datagram shorter than a DNS header
  * makes it dereference NULL (any local user could stop berthd with an
- * empty datagram), and it clears the opcode before it checks it, so an
- * UPDATE or NOTIFY would be answered as a query. Such datagrams, and
- * answers (QR set), are dropped unanswered. The filter sees the UDP
- * header (8 bytes) before the message.
+ * empty datagram); it clears the opcode before it checks it, so an
+ * UPDATE or NOTIFY would be answered as a query; and its FORMERR to a
+ * message of several questions echoes them all, cut mid-record at 512
+ * bytes. Such datagrams, answers (QR set) and messages with no question
+ * or several are dropped unanswered. The filter sees the UDP header (8
+ * bytes) before the message.
  */
 static int
 dns_filter(int fd)
 {
 	static struct sock_filter code[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
-		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 8 + 12, 0, 3),
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 8 + 12, 0, 5),
 		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8 + 2),	/* QR, opcode */
 		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf8),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3),
+		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 8 + 4),	/* QDCOUNT */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 1, 0),
 		BPF_STMT(BPF_RET | BPF_K, 0),			/* drop */
 		BPF_STMT(BPF_RET | BPF_K, 0xffffffff)		/* take */
 	};

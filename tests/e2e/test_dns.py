@@ -753,19 +753,18 @@ class AnswerCodesTest(DnsCase):
         for name, rtype, rclass, key in asked:
             ask(addr, name, rtype, rdclass=rclass)
             expect[key] = expect.get(key, 0) + 1
-        # Two questions in one message: FORMERR.
+        # Two questions in one message: dropped by the socket filter
+        # (evdns's FORMERR would echo them all, cut at 512 bytes), and
+        # counted nowhere.
         wire = header(4242, qd=2) + question(wire_name(b"api", b"berth")) \
             + question(wire_name(b"x", b"berth"))
-        r = to_reply(exchange(addr, wire))
-        self.assertEqual(r.rcode, "FORMERR")
-        self.assertNotIn("aa", r.flags)
-        expect[("other", "FORMERR")] = 1
+        self.assertIsNone(exchange(addr, wire, timeout=0.5))
         after = dns_metrics(d)
         got = {k: after[k] - before.get(k, 0) for k in after
                if isinstance(k, tuple) and after[k] != before.get(k, 0)}
         self.assertEqual(got, expect)
         self.assertEqual(d.get("/v1/status").json["dns"]["queries"]
-                         - queries0, len(asked) + 1)
+                         - queries0, len(asked))
 
 
 class WhereTest(DnsCase):
