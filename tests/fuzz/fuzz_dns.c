@@ -27,12 +27,19 @@
  *    so far; each record's data exactly its type's (A, AAAA, CNAME, SRV,
  *    TXT, SOA) within its length;
  *  - the question section is not the question asked, byte for byte;
+ *  - an opcode other than QUERY is not answered NOTIMP, a datagram of
+ *    two questions or more not FORMERR, a question outside berth. or of
+ *    a class other than IN and ANY not REFUSED (these without AA, TC or
+ *    records);
  *  - the rcode, AA, TC or a record is not what the model makes of the
  *    question: its records (owner as asked, class IN, TTL 0, or 5 for the
  *    cluster's names) and no other; TC exactly when an answer record is
  *    missing; the zone's SOA in AUTHORITY exactly when there is no
  *    answer record to give; in ADDITIONAL only records that a question
  *    for their own name would answer.
+ * The sanitizers and libFuzzer's leak check run in the same process as
+ * evdns and berthd's answer: what would take berthd down, or make it
+ * grow, is a finding too, wherever in the path it lies.
  */
 #include "config.h"
 
