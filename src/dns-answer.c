@@ -165,8 +165,8 @@ dns_local(struct dns_q *q, const struct dnsname *dn)
 /*
  * An instance's SRV target: NODE.node.berth when its host is its node's
  * address (as publishing makes it unless the lease named a host), else
- * a name that stands for the host: HEX.addr.berth for an address, the
- * host itself for a DNS name.
+ * (or while the view has no record of the node) a name that stands for
+ * the host: HEX.addr.berth for an address, the host itself for a name.
  */
 static void
 dns_cluster_target(struct dns_q *q, const char *node, const char *host,
@@ -174,7 +174,7 @@ dns_cluster_target(struct dns_q *q, const char *node, const char *host,
 {
 	const char	*addr = clusterview_node_address(q->cv, node);
 
-	if (addr == NULL || strcmp(addr, host) == 0)
+	if (addr != NULL && strcmp(addr, host) == 0)
 		snprintf(target, len, "%s.node.berth", node);
 	else if (dnsname_of_addr(host, target, len) == -1)
 		snprintf(target, len, "%s", host);

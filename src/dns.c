@@ -231,7 +231,7 @@ dns_filter(int fd)
 		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 8 + 12, 0, 5),
 		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8 + 2),	/* QR, opcode */
 		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf8),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 2),
 		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 8 + 4),	/* QDCOUNT */
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 1, 0),
 		BPF_STMT(BPF_RET | BPF_K, 0),			/* drop */
