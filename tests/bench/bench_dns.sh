@@ -444,21 +444,7 @@ perf_look() {
 	    -l "$((DURATION + 2))" -q "$OUTSTANDING" >/dev/null 2>&1 &
 	lpid=$!
 	sleep 1
-	if perf record -q -g -F 2000 -p "$BERTHD_PID" -o "$TMP/perf.data" \
-	    -- sleep "$DURATION" >/dev/null 2>"$TMP/perf.err"; then
-		wait "$lpid" || true
-		echo "-- self time by object:"
-		perf report -i "$TMP/perf.data" --stdio --no-children -g none \
-		    --sort dso --percent-limit 0.5 2>/dev/null |
-		    grep -v -e '^#' -e '^$' | sed 's/[ -]*$//'
-		echo "-- hottest symbols (self time):"
-		perf report -i "$TMP/perf.data" --stdio --no-children -g none \
-		    --sort dso,symbol --percent-limit 0.7 2>/dev/null |
-		    grep -v -e '^#' -e '^$' | sed 's/[ -]*$//' | head -40
-	else
-		wait "$lpid" || true
-		echo "perf record failed: $(head -3 "$TMP/perf.err")"
-	fi
+	perf_profile "$BERTHD_PID" "$DURATION" "$lpid" 40
 }
 
 [ "$STRACE" = 1 ] && strace_look

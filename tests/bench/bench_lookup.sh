@@ -324,21 +324,7 @@ if [ "$PERF" = 1 ]; then
 		    "$BERTH_URL" >/dev/null &
 		wrk_pid=$!
 		sleep 1
-		if perf record -q -g -F 2000 -p "$BERTHD_PID" -o "$TMP/perf.data" \
-		    -- sleep "$DURATION" >/dev/null 2>"$TMP/perf.err"; then
-			wait "$wrk_pid" || true
-			echo "-- self time by object:"
-			perf report -i "$TMP/perf.data" --stdio --no-children -g none \
-			    --sort dso --percent-limit 0.5 2>/dev/null |
-			    grep -v -e '^#' -e '^$' | sed 's/[ -]*$//'
-			echo "-- hottest symbols (self time):"
-			perf report -i "$TMP/perf.data" --stdio --no-children -g none \
-			    --sort dso,symbol --percent-limit 0.7 2>/dev/null |
-			    grep -v -e '^#' -e '^$' | sed 's/[ -]*$//' | head -30
-		else
-			wait "$wrk_pid" || true
-			echo "perf record failed: $(head -3 "$TMP/perf.err")"
-		fi
+		perf_profile "$BERTHD_PID" "$DURATION" "$wrk_pid" 30
 	else
 		echo "perf not installed (apt-get install linux-perf)"
 	fi

@@ -153,3 +153,24 @@ median() {
 		else print (v[NR / 2] + v[NR / 2 + 1]) / 2
 	}'
 }
+
+# perf_profile PID SECONDS LOADPID TOP: record PID's stacks for SECONDS
+# while the load LOADPID runs (then wait for it), and print the self
+# time by object and the TOP hottest symbols. $TMP holds the data.
+perf_profile() {
+	if perf record -q -g -F 2000 -p "$1" -o "$TMP/perf.data" \
+	    -- sleep "$2" >/dev/null 2>"$TMP/perf.err"; then
+		wait "$3" || true
+		echo "-- self time by object:"
+		perf report -i "$TMP/perf.data" --stdio --no-children -g none \
+		    --sort dso --percent-limit 0.5 2>/dev/null |
+		    grep -v -e '^#' -e '^$' | sed 's/[ -]*$//'
+		echo "-- hottest symbols (self time):"
+		perf report -i "$TMP/perf.data" --stdio --no-children -g none \
+		    --sort dso,symbol --percent-limit 0.7 2>/dev/null |
+		    grep -v -e '^#' -e '^$' | sed 's/[ -]*$//' | head -"$4"
+	else
+		wait "$3" || true
+		echo "perf record failed: $(head -3 "$TMP/perf.err")"
+	fi
+}

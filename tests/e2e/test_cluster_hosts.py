@@ -55,12 +55,16 @@ def _need():
 
 
 class Netns:
-    """A network namespace held by a sleep process of its own."""
+    """A network namespace held by a sleep process of its own, its
+    loopback up; with mount=True a mount namespace too (private: a bind
+    mount made in it is seen nowhere else)."""
 
-    def __init__(self, name):
+    def __init__(self, name, mount=False):
         self.name = name
+        self.mount = mount
+        extra = ["--mount", "--propagation", "private"] if mount else []
         self.proc = subprocess.Popen(
-            ["unshare", "--net", "--", "sleep", "infinity"],
+            ["unshare", "--net"] + extra + ["--", "sleep", "infinity"],
             stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         mine = os.readlink("/proc/self/ns/net")
         deadline = time.monotonic() + 10
@@ -78,7 +82,9 @@ class Netns:
         self.sh("ip link set lo up")
 
     def argv(self, argv):
-        return ["nsenter", "--net=" + self.path, "--"] + list(argv)
+        mnt = ["--mount=/proc/%d/ns/mnt" % self.proc.pid] if self.mount \
+            else []
+        return ["nsenter", "--net=" + self.path] + mnt + ["--"] + list(argv)
 
     def run(self, argv, **kw):
         kw.setdefault("capture_output", True)

@@ -28,12 +28,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 import berthtest
 from berthtest import BERTHD, WRAPPER, UnixHTTPConnection, wait_for
 from etcdtest import _pdeathsig as die_with_parent
+from test_cluster_hosts import Netns
 
 PROMETHEUS = os.environ.get("PROMETHEUS", "/usr/bin/prometheus")
 SD_NAME = "exporter.berth"      # the name dns_sd_configs asks SRV for
@@ -114,55 +114,6 @@ def _host_resolv():
     return text, mounts
 
 
-class Namespace:
-    """A network namespace and a mount namespace, held by a sleep
-    process of their own; its loopback up."""
-
-    def __init__(self):
-        self.proc = subprocess.Popen(
-            ["unshare", "--net", "--mount", "--propagation", "private",
-             "--", "sleep", "infinity"],
-            stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
-        mine = os.readlink("/proc/self/ns/net")
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                ns = os.readlink("/proc/%d/ns/net" % self.proc.pid)
-            except FileNotFoundError:
-                ns = mine
-            if ns != mine:
-                break
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("the namespaces were not made")
-            time.sleep(0.01)
-        self.sh("ip link set lo up")
-
-    def argv(self, argv):
-        pid = self.proc.pid
-        return ["nsenter", "--net=/proc/%d/ns/net" % pid,
-                "--mount=/proc/%d/ns/mnt" % pid, "--"] + list(argv)
-
-    def run(self, argv, **kw):
-        kw.setdefault("capture_output", True)
-        kw.setdefault("text", True)
-        kw.setdefault("timeout", 60)
-        return subprocess.run(self.argv(argv), **kw)
-
-    def sh(self, cmd):
-        r = self.run(["sh", "-c", cmd])
-        if r.returncode != 0:
-            raise RuntimeError("in the namespace: %s: %s" % (cmd, r.stderr))
-        return r.stdout
-
-    def popen(self, argv, **kw):
-        return subprocess.Popen(self.argv(argv), **kw)
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
 class DNSPrometheusTest(unittest.TestCase):
 
     @classmethod
@@ -178,7 +129,7 @@ class DNSPrometheusTest(unittest.TestCase):
         self.procs = []         # (name, Popen, log path)
         self.ns = None
         self.addCleanup(self.cleanup)
-        self.ns = Namespace()
+        self.ns = Netns("prometheus", mount=True)
         resolv = os.path.join(self.tmp, "resolv.conf")
         with open(resolv, "w") as f:
             f.write("nameserver 127.0.0.1\n")
