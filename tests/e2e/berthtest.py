@@ -95,6 +95,32 @@ def read_log(path):
         return ""
 
 
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+def debian_python_for(module):
+    """Make sure this test runs under a Python that can import module (a
+    Debian package, such as python3-dnspython). When the python3 first
+    in PATH cannot (a pyenv or venv one) and Debian's can, the test
+    becomes Debian's Python running the same file (exec: same pid, same
+    environment). Returns without a word when neither can: the test
+    skips, saying what to install."""
+    try:
+        __import__(module)
+        return
+    except ImportError:
+        pass
+    if os.path.realpath(sys.executable) == os.path.realpath(DEBIAN_PYTHON) \
+            or not os.access(DEBIAN_PYTHON, os.X_OK):
+        return
+    r = subprocess.run([DEBIAN_PYTHON, "-c", "import " + module],
+                       capture_output=True)
+    if r.returncode == 0:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(DEBIAN_PYTHON, [DEBIAN_PYTHON] + sys.argv)
+
+
 class StartError(RuntimeError):
     """berthd exited, or did not say READY in time."""
 

@@ -32,6 +32,9 @@ import subprocess
 import time
 import unittest
 
+import berthtest
+
+berthtest.debian_python_for("dns.message")     # python3-dnspython
 try:
     import dns.flags
     import dns.message
@@ -40,7 +43,6 @@ try:
 except ImportError:
     dns = None
 
-import berthtest
 from berthtest import (BERTHD, TEST_ADDR, WRAPPER, Berthd, BerthTestCase,
                        StartError, berthd_argv, clean_env, main,
                        needs_own_berthd, private_pool, split_addr, wait_for)
