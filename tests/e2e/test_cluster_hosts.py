@@ -54,6 +54,25 @@ def _need():
     return None
 
 
+def stop_procs(test, procs):
+    """End the processes a test started in its namespaces, newest first,
+    each by its pid (SIGTERM, then SIGKILL after 10 s); when the test
+    failed, show the end of each one's log."""
+    failed = any(e for e in (test._outcome.result.errors +
+                             test._outcome.result.failures) if e[0] is test)
+    for name, p, log in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if failed:
+            with open(log, errors="replace") as f:
+                print("---- %s ----\n%s" % (name, f.read()[-3000:]))
+
+
 class Netns:
     """A network namespace held by a sleep process of its own, its
     loopback up; with mount=True a mount namespace too (private: a bind
@@ -160,20 +179,7 @@ class ClusterHostsTest(unittest.TestCase):
         return n
 
     def cleanup(self):
-        failed = any(e for e in (self._outcome.result.errors +
-                                 self._outcome.result.failures)
-                     if e[0] is self)
-        for name, p, log in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-            if failed:
-                with open(log, errors="replace") as f:
-                    print("---- %s ----\n%s" % (name, f.read()[-3000:]))
+        stop_procs(self, self.procs)
         for n in reversed(self.nss):
             n.close()
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -33,7 +33,7 @@ import unittest
 import berthtest
 from berthtest import BERTHD, WRAPPER, UnixHTTPConnection, wait_for
 from etcdtest import _pdeathsig as die_with_parent
-from test_cluster_hosts import Netns
+from test_cluster_hosts import Netns, stop_procs
 
 PROMETHEUS = os.environ.get("PROMETHEUS", "/usr/bin/prometheus")
 SD_NAME = "exporter.berth"      # the name dns_sd_configs asks SRV for
@@ -141,20 +141,7 @@ class DNSPrometheusTest(unittest.TestCase):
                          "there) changed")
 
     def cleanup(self):
-        failed = any(e for e in (self._outcome.result.errors +
-                                 self._outcome.result.failures)
-                     if e[0] is self)
-        for name, p, log in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-            if failed:
-                with open(log, errors="replace") as f:
-                    print("---- %s ----\n%s" % (name, f.read()[-3000:]))
+        stop_procs(self, self.procs)
         if self.ns is not None:
             self.ns.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
