@@ -283,6 +283,17 @@ class PythonClient(BerthTestCase):
             self.assertEqual(self.metric("berth_releases_total"), rel + 1,
                              "released, not ended by the owner's death")
 
+    def test_hold_killed(self):
+        # kill -9: no release, but the lease is owned by the process, so
+        # berthd ends it as the process dies.
+        self.d = self.berthd()
+        p, port, _ = self.hold(ttl=30)
+        deaths = self.metric("berth_owner_deaths_total")
+        p.kill()
+        p.wait(30)
+        wait_for(lambda: self.gone("svc"), 5, "berthd to see the owner die")
+        self.assertEqual(self.metric("berth_owner_deaths_total"), deaths + 1)
+
     def test_hold_renews(self):
         self.d = self.berthd()
         p, port, token = self.hold(ttl=2)
