@@ -13,12 +13,14 @@ Run: BERTHD=.../src/berthd BERTH_CLI=.../clients/cli/berth \
 
 import json
 import os
+import queue
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -217,6 +219,7 @@ class NodeClientTest(BerthTestCase):
             if p.poll() is None:
                 p.kill()
             p.wait()
+            p.reader.join(TIMEOUT)
             for f in (p.stdout, p.stderr):
                 if f:
                     f.close()
@@ -239,15 +242,38 @@ class NodeClientTest(BerthTestCase):
         return r
 
     def start(self, argv, env):
+        """A process whose stdout lines a thread puts in p.lines ("" at
+        the end), so that a test waits for a line with a timeout."""
         p = subprocess.Popen(argv, cwd=self.tmp, env=env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.procs.append(p)
+        p.lines = queue.Queue()
+
+        def read():
+            for line in p.stdout:
+                p.lines.put(line)
+            p.lines.put("")
+        p.reader = threading.Thread(target=read, daemon=True)
+        p.reader.start()
         return p
 
-    def first_line(self, p):
-        line = p.stdout.readline()
-        self.assertTrue(line, "no line from %r: %s" % (p.args, p.stderr.read() if p.poll() is not None else ""))
+    def first_line(self, p, timeout=TIMEOUT):
+        """The next line p prints; fails after timeout seconds or at its end."""
+        try:
+            line = p.lines.get(timeout=timeout)
+        except queue.Empty:
+            line = None
+        self.assertTrue(line, "no line from %r in %d s: %s" % (
+            p.args, timeout, p.stderr.read() if p.poll() is not None else "(still running)"))
         return line
+
+    def rest(self, p):
+        """What p printed after the lines taken, once it has exited."""
+        p.reader.join(TIMEOUT)
+        out = []
+        while not p.lines.empty():
+            out.append(p.lines.get())
+        return "".join(out)
 
     def lease(self, d, name):
         r = d.get("/v1/services/" + name)
@@ -326,7 +352,7 @@ class NodeClientTest(BerthTestCase):
         s.bind(("127.0.0.1", port))
         s.listen(1)
         self.assertEqual(p.wait(TIMEOUT), 0, p.stderr.read())
-        self.assertEqual(p.stdout.read(), "%d true\n" % port)
+        self.assertEqual(self.rest(p), "%d true\n" % port)
 
     # ---- errors --------------------------------------------------------
 
@@ -404,7 +430,7 @@ class NodeClientTest(BerthTestCase):
         p, _ = self.hold(d, "own")
         p.send_signal(signal.SIGTERM)
         self.assertEqual(p.wait(TIMEOUT), 0, p.stderr.read())
-        self.assertEqual(p.stdout.read(), "own handler, lease true\n")
+        self.assertEqual(self.rest(p), "own handler, lease true\n")
         self.assertIsNone(self.lease(d, "held"))
 
     def test_hold_renews(self):
