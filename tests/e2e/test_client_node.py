@@ -72,6 +72,22 @@ out.after = (await berth.list()).services.map((s) => s.name);
 out.ready = await berth.lookup("calls", { wait: 1, ready: true }).catch((e) => e.code);
 console.log(JSON.stringify(out));
 """,
+    # watch from an index (no list first), and one ended by its signal.
+    "watch": """
+import * as berth from "@BERTH@";
+const { index } = await berth.list();
+setTimeout(() => berth.acquire("w", { hold: false }), 300);
+for await (const v of berth.watch({ index, wait: 5 })) {
+  console.log(JSON.stringify([v.index > index, v.services.map((s) => s.name)]));
+  break;
+}
+const ac = new AbortController();
+const seen = [];
+setTimeout(() => ac.abort(), 2500); // two timeouts: no change, nothing yielded
+for await (const v of berth.watch({ wait: 1, signal: ac.signal })) seen.push(v.index);
+console.log(JSON.stringify(seen.length));
+console.log(await berth.list({ cluster: true }).catch((e) => `${e.code} ${e.status}`));
+""",
     # One line per error: name code status message.
     "errors": """
 import * as berth from "@BERTH@";
@@ -333,6 +349,11 @@ class NodeClientTest(BerthTestCase):
         # pid: the script's, which has exited: berthd ends that lease.
         wait_for(lambda: self.lease(d, "calls") is None, 10, "the owner's lease to end")
         self.assertEqual(out["ready"], "not_found")
+
+    def test_watch(self):
+        d = self.berthd()
+        self.assertEqual(self.node("watch", d.addr).stdout.splitlines(),
+                         ['[true,["w"]]', "1", "cluster_disabled 404"])
 
     def test_ready_lookup(self):
         d = self.berthd()
