@@ -32,7 +32,8 @@ PATH, and a fresh working directory per guide:
           run in their own bash
   python  saved as ID.py and run with python3
   js      saved as ID.mjs and run with node (the Node guide is skipped,
-          with one line saying why, without node >= 18 on PATH)
+          with one line saying why, without node >= 18 and npm on PATH;
+          its install block gets ./berth, a link to this source tree)
 before_<guide>_<ID> methods run before a block (to note what the check
 will compare, or to point a block at the Unix socket); finish_<guide> runs
 at the end. Every guide runs on a fresh berthd, and nothing but the
@@ -692,12 +693,52 @@ class GuideTest(BerthTestCase):
         if not m or int(m.group(1)) < 18:
             raise unittest.SkipTest("node %s is older than 18: docs/guide-node.md "
                                     "not run" % v.strip())
+        if not shutil.which("npm"):
+            raise unittest.SkipTest("npm is not on PATH: docs/guide-node.md not run")
+        # npm offline, with a cache of its own and no update check: the
+        # package has no dependencies, and the test must not touch the
+        # network or the user's ~/.npm.
+        npm_env = {"npm_config_offline": "true",
+                   "npm_config_update_notifier": "false",
+                   "npm_config_cache": tempfile.mkdtemp(prefix="berth-npm-")}
+        self.addCleanup(shutil.rmtree, npm_env["npm_config_cache"], ignore_errors=True)
+        for k, v in npm_env.items():
+            self.addCleanup(self._node_restore_env, k, os.environ.get(k))
+            os.environ[k] = v
         self.run_guide("guide-node.md", "node")
 
-    check_node_service = check_python_service
-    check_node_db = check_python_db
-    before_node_unix = before_python_unix
-    check_node_unix = check_python_unix
+    @staticmethod
+    def _node_restore_env(k, v):
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+    def before_node_install(self):
+        # The guide installs from ./berth, the reader's berth tree: here
+        # the one this test runs from.
+        os.symlink(os.path.abspath(os.path.join(DOCS, "..")),
+                   os.path.join(self.work, "berth"))
+
+    def check_node_install(self, res):
+        self.assert_ok(res)
+        self.assertTrue(os.path.exists(os.path.join(self.work, "node_modules", "berth",
+                                                    "index.js")), res)
+
+    def check_node_service(self, bg):
+        api = self.wait_lease("api")
+        self.assertEqual(api["pid"], bg.pid)
+        self.assertEqual(api["ttl"], 30)
+        wait_for(lambda: bg.stdout(), 10, "the service's first line")
+        self.assertEqual(bg.stdout(), "api: serving on port %d\n" % api["port"])
+        self.assertEqual(self.http_status(api), 200)
+        self.api = api
+
+    def check_node_db(self, bg):
+        db = self.wait_lease("db")
+        self.assertTrue(in_tree(db["pid"], bg.pid), "the db block owns the lease")
+        wait_for(lambda: "db: serving on port" in bg.stdout(), 10, "the db's first line")
+        self.db = (bg, db)
 
     def check_node_client_app(self, res):
         self.assert_ok(res)
@@ -709,26 +750,62 @@ class GuideTest(BerthTestCase):
     def check_node_errors(self, res):
         self.assertEqual(res.rc, 1, res)
         self.assertEqual(res.stderr, "api is already running on port %d\n" % self.api["port"])
-        # (Not port 1: fetch refuses the Fetch standard's "bad ports".)
         addr = self.dead_addr()
         env = dict(self.env, BERTH_ADDR=addr)
         r = subprocess.run(["node", "errors.mjs"], cwd=self.work, env=env,
                            capture_output=True, text=True, timeout=TIMEOUT)
         self.assertEqual(r.returncode, 1, r)
-        self.assertEqual(r.stderr, "no broker at %s; start it with berthd\n" % addr)
+        self.assertEqual(r.stderr, "cannot reach berthd at %s: connection refused "
+                         "(is berthd running?)\n" % addr)
+
+    def before_node_job(self):
+        self.releases = self.metric("berth_releases_total")
+
+    def check_node_job(self, res):
+        self.assert_ok(res)
+        port = int(res.stdout.split()[-1])
+        self.assertIsNone(self.lease("batch"))
+        self.assertEqual(self.metric("berth_releases_total"), self.releases + 1)
+        r = self.d.acquire("batch")
+        self.assertEqual(r.json["port"], port, r)
+        self.d.release("batch", r.json["token"])
+
+    def check_node_watch(self, res):
+        self.assert_ok(res)
+        self.assertIsNone(self.lease("cache"))
+
+    def before_node_unix(self):
+        self.block_env["BERTH_ADDR"] = "unix:" + self.sock
+
+    def check_node_unix(self, res):
+        self.assert_ok(res)
+
+    def check_node_run_web(self, bg):
+        web = self.wait_lease("web")
+        self.assertEqual(web["pid"], bg.pid, "berth run owns the lease")
+        wait_for(lambda: "web: serving on port" in bg.stdout(), 10, "web's first line")
+        self.assertEqual(bg.stdout(), "web: serving on port %d\n" % web["port"])
+        self.assertEqual(self.http_status(web), 200)
+        self.web = bg
 
     def finish_node(self):
-        self._finish_service()
-        # Ctrl-C releases too.
+        # kill: the service and the db release their leases and exit 143;
+        # berth run releases web's when node exits, and exits 0.
+        for bg, name, rc in ((self.bgs[0], "api", 143), (self.db[0], "db", 143),
+                             (self.web, "web", 0)):
+            releases = self.metric("berth_releases_total")
+            self.assertEqual(bg.stop(signal.SIGTERM), rc, bg)
+            self.assertIsNone(self.lease(name))
+            self.assertEqual(self.metric("berth_releases_total"), releases + 1,
+                             "%s released its lease on SIGTERM" % name)
+        # Ctrl-C releases too, and exits 130.
         bg = Background(["node", "service.mjs"], self.work, self.env, "service2")
         self.bgs.append(bg)
         self.wait_lease("api")
-        # The lease shows before node has resumed from the acquire and set
-        # its signal handlers; its first line comes after them.
         wait_for(lambda: "serving on port" in bg.stdout(), 10,
                  "the service's first line")
         releases = self.metric("berth_releases_total")
-        self.assertEqual(bg.stop(signal.SIGINT), 0, bg)
+        self.assertEqual(bg.stop(signal.SIGINT), 130, bg)
         self.assertIsNone(self.lease("api"))
         self.assertEqual(self.metric("berth_releases_total"), releases + 1)
 
