@@ -1,0 +1,3 @@
+module berth.local/berth
+
+go 1.19
