@@ -348,9 +348,11 @@ export class Lease extends EventEmitter {
 // While a lease is held: release it when the event loop runs dry
 // (beforeExit), and on SIGINT or SIGTERM when nothing else listens for
 // the signal. Node's default for those is to die at once without
-// releasing; ours releases every held lease, then exits 128+signo (130,
-// 143), as the default would have been seen by a shell. With a listener
-// of the program's own, the program decides: close the lease there.
+// releasing; ours releases every held lease, stops listening and sends
+// the signal again, so that the process ends by it, as it would have
+// without berth (a shell sees 130 or 143; systemd a clean stop). With a
+// listener of the program's own, the program decides: close the lease
+// there.
 let watching = false;
 
 function watchProcess() {
@@ -376,11 +378,16 @@ function closeAll() {
 
 async function onSignal(sig) {
   if (process.listenerCount(sig) > 1) return;
-  const code = 128 + os.constants.signals[sig];
   // Not for ever: berthd may be gone too.
   const bound = new Promise((r) => setTimeout(r, 3000).unref());
   await Promise.race([closeAll(), bound]);
-  process.exit(code);
+  held.clear();
+  watchProcess();
+  process.kill(process.pid, sig);
+  // The default action ends the process at once; should the signal be
+  // caught after all (a listener added meanwhile), end as the shell
+  // would have seen it.
+  setTimeout(() => process.exit(128 + os.constants.signals[sig]), 1000);
 }
 
 // ---- the module functions: a Client for BERTH_ADDR -----------------------

@@ -434,11 +434,12 @@ class NodeClientTest(BerthTestCase):
 
     def test_hold_sigterm_sigint(self):
         d = self.berthd()
-        for sig, rc in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        for sig in (signal.SIGTERM, signal.SIGINT):
             releases = self.metric(d, "berth_releases_total")
             p, _ = self.hold(d)
             p.send_signal(sig)
-            self.assertEqual(p.wait(TIMEOUT), rc, p.stderr.read())
+            # The process ends by the signal, as it would without berth.
+            self.assertEqual(p.wait(TIMEOUT), -sig, p.stderr.read())
             # Released before the exit, not by a TTL or an owner's death.
             self.assertIsNone(self.lease(d, "held"), sig)
             self.assertEqual(self.metric(d, "berth_releases_total"), releases + 1)

@@ -19,6 +19,7 @@ status); a berthd that cannot be reached raises Unreachable, a subclass
 of Error that names the address.
 """
 
+import atexit
 import errno as _errno
 import http.client
 import json
@@ -26,6 +27,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import urllib.parse
 
@@ -341,9 +343,11 @@ class Hold:
 
     Signals: only when entered from the main thread, and only for a
     signal whose handler is the default (SIG_DFL), it installs handlers
-    for the time of the block: SIGTERM raises SystemExit(0) and SIGINT
+    for the time of the block: SIGTERM raises SystemExit(143) and SIGINT
     raises KeyboardInterrupt, in the main thread, so the with-block
-    unwinds and the lease is released before the program exits. Python's
+    unwinds and the lease is released before the program exits; the
+    process then ends by the signal, as it would have without berth (a
+    shell sees 143 or 130, systemd a clean stop). Python's
     own SIGINT handler (KeyboardInterrupt) already does that and is kept;
     a handler of your own, or SIG_IGN, is never replaced. Pass
     signals=False to install nothing.
@@ -463,8 +467,30 @@ class Hold:
         self._saved = {}
 
 
+_ending_by = None     # the signal that ended a held lease's block
+
+
 def _on_sigterm(signum, frame):
-    raise SystemExit(0)
+    # Unwind the with-block (which releases), then end by the signal at
+    # exit, as the process would have without berth.
+    global _ending_by
+    _ending_by = signum
+    raise SystemExit(128 + signum)
+
+
+@atexit.register
+def _end_by_signal():
+    # Registered at import, so it runs after the program's own atexit
+    # functions; what Python would flush after them is flushed here.
+    if _ending_by is None:
+        return
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except Exception:
+            pass
+    signal.signal(_ending_by, signal.SIG_DFL)
+    os.kill(os.getpid(), _ending_by)
 
 
 def lease(name, ttl=30, client=None, pid=None, signals=True, **fields):
