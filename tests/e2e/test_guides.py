@@ -676,7 +676,7 @@ class GuideTest(BerthTestCase):
         """kill the service, then the db: each releases its lease."""
         for bg, name in ((self.bgs[0], "api"), (self.db[0], "db")):
             releases = self.metric("berth_releases_total")
-            self.assertEqual(bg.stop(signal.SIGTERM), 0, bg)
+            self.assertEqual(bg.stop(signal.SIGTERM), -signal.SIGTERM, bg)
             self.assertIsNone(self.lease(name))
             self.assertEqual(self.metric("berth_releases_total"), releases + 1,
                              "%s released its lease on SIGTERM" % name)
@@ -789,23 +789,24 @@ class GuideTest(BerthTestCase):
         self.web = bg
 
     def finish_node(self):
-        # kill: the service and the db release their leases and exit 143;
-        # berth run releases web's when node exits, and exits 0.
-        for bg, name, rc in ((self.bgs[0], "api", 143), (self.db[0], "db", 143),
+        # kill: the service and the db release their leases and end by
+        # SIGTERM; berth run releases web's when node exits, and exits 0.
+        for bg, name, rc in ((self.bgs[0], "api", -signal.SIGTERM),
+                             (self.db[0], "db", -signal.SIGTERM),
                              (self.web, "web", 0)):
             releases = self.metric("berth_releases_total")
             self.assertEqual(bg.stop(signal.SIGTERM), rc, bg)
             self.assertIsNone(self.lease(name))
             self.assertEqual(self.metric("berth_releases_total"), releases + 1,
                              "%s released its lease on SIGTERM" % name)
-        # Ctrl-C releases too, and exits 130.
+        # Ctrl-C releases too, and ends the process by SIGINT.
         bg = Background(["node", "service.mjs"], self.work, self.env, "service2")
         self.bgs.append(bg)
         self.wait_lease("api")
         wait_for(lambda: "serving on port" in bg.stdout(), 10,
                  "the service's first line")
         releases = self.metric("berth_releases_total")
-        self.assertEqual(bg.stop(signal.SIGINT), 130, bg)
+        self.assertEqual(bg.stop(signal.SIGINT), -signal.SIGINT, bg)
         self.assertIsNone(self.lease("api"))
         self.assertEqual(self.metric("berth_releases_total"), releases + 1)
 
