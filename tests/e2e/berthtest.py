@@ -502,6 +502,19 @@ class BerthTestCase(unittest.TestCase):
         if wrapped:
             raise AssertionError("\n\n".join(str(e) for e in wrapped))
 
+    def scratch_dir(self, prefix="berth-test-"):
+        """A new temporary directory, removed with all it holds when the
+        test ends."""
+        path = tempfile.mkdtemp(prefix=prefix)
+        self.addCleanup(shutil.rmtree, path, ignore_errors=True)
+        return path
+
+    def track(self, p):
+        """Process p (a Popen) is stopped when the test ends: see
+        stop_process. Returns p."""
+        self.addCleanup(stop_process, p)
+        return p
+
     def unused_port(self, kind=socket.SOCK_STREAM, shared=False):
         """A ReservedPort (see there) held until this test ends."""
         r = unused_port(kind, shared)
@@ -519,6 +532,21 @@ class BerthTestCase(unittest.TestCase):
         err = resp.json["error"]
         self.assertEqual(err["code"], code, resp)
         self.assertTrue(err["message"], resp)
+
+
+def stop_process(p):
+    """Kill p (a Popen of the test's own) if it still runs, reap it, wait
+    for the thread reading its output (p.reader, if it has one) and close
+    its pipes."""
+    if p.poll() is None:
+        p.kill()
+    p.wait()
+    reader = getattr(p, "reader", None)
+    if reader is not None:
+        reader.join(30)
+    for f in (p.stdin, p.stdout, p.stderr):
+        if f:
+            f.close()
 
 
 def clean_env(extra=None, **more):

@@ -19,7 +19,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import unittest
@@ -225,20 +224,7 @@ class NodeClientTest(BerthTestCase):
 
     def setUp(self):
         super().setUp()
-        self.tmp = tempfile.mkdtemp(prefix="berth-node-")
-        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
-        self.procs = []
-        self.addCleanup(self._stop_procs)
-
-    def _stop_procs(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-            p.reader.join(TIMEOUT)
-            for f in (p.stdout, p.stderr):
-                if f:
-                    f.close()
+        self.tmp = self.scratch_dir("berth-node-")
 
     def script(self, name):
         path = os.path.join(self.tmp, name + ".mjs")
@@ -262,7 +248,7 @@ class NodeClientTest(BerthTestCase):
         the end), so that a test waits for a line with a timeout."""
         p = subprocess.Popen(argv, cwd=self.tmp, env=env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.procs.append(p)
+        self.track(p)
         p.lines = queue.Queue()
 
         def read():

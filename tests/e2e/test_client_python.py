@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -43,23 +42,13 @@ class PythonClient(BerthTestCase):
 
     def setUp(self):
         super().setUp()
-        self.tmp = tempfile.mkdtemp(prefix="berth-py-")
-        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
-        self.procs = []
-        self.addCleanup(self._stop_procs)
-
-    def _stop_procs(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-            for f in (p.stdout, p.stderr):
-                if f:
-                    f.close()
+        self.tmp = self.scratch_dir("berth-py-")
+        self.nprogs = 0
 
     def spawn(self, code, *args, addr=None, argv=None):
         """A python3 running code with BERTH_ADDR=addr, in its own process."""
-        path = os.path.join(self.tmp, "prog%d.py" % len(self.procs))
+        self.nprogs += 1
+        path = os.path.join(self.tmp, "prog%d.py" % self.nprogs)
         with open(path, "w") as f:
             f.write(code)
         env = clean_env(BERTH_ADDR=addr or self.d.addr, PYTHONPATH=PKG)
@@ -69,8 +58,7 @@ class PythonClient(BerthTestCase):
                              text=True,
                              preexec_fn=lambda: signal.signal(signal.SIGINT,
                                                               signal.SIG_DFL))
-        self.procs.append(p)
-        return p
+        return self.track(p)
 
     def gone(self, name):
         return self.d.get("/v1/services/" + name).status == 404

@@ -21,7 +21,7 @@ import time
 
 from berthtest import (SLOWDOWN, BerthTestCase, listener, main,
                        needs_own_berthd)
-from berthtest import clean_env
+from berthtest import clean_env, stop_process
 
 BERTH_CLI = os.environ.get("BERTH_CLI", "berth")
 WAIT = 10.0     # generous bound for things that should happen at once
@@ -111,12 +111,7 @@ class RunTest(BerthTestCase):
 
     def tearDown(self):
         for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-            for f in (p.stdout, p.stderr):
-                if f:
-                    f.close()
+            stop_process(p)
         for pid in self.child_pids:
             try:
                 os.kill(pid, signal.SIGKILL)
