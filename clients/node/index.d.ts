@@ -167,16 +167,14 @@ export class Client {
   close(): void;
 }
 
-export function acquire(name: string, options?: AcquireOptions): Promise<Lease>;
-export function lookup(name: string, options?: LookupOptions & { cluster?: false }): Promise<LeaseInfo>;
-export function lookup(name: string, options: LookupOptions & { cluster: true }): Promise<ClusterLookup>;
-export function list(options?: { cluster?: false }): Promise<ServiceList>;
-export function list(options: { cluster: true }): Promise<ClusterList>;
-export function watch(options?: WatchOptions & { cluster?: false }): AsyncGenerator<ServiceList, void, undefined>;
-export function watch(options: WatchOptions & { cluster: true }): AsyncGenerator<ClusterList, void, undefined>;
-export function renew(name: string, token: string, ttl?: number): Promise<LeaseInfo>;
-export function release(name: string, token: string): Promise<void>;
-export function revoke(name: string): Promise<void>;
+// The module functions: the same calls on a Client for BERTH_ADDR.
+export const acquire: Client["acquire"];
+export const lookup: Client["lookup"];
+export const list: Client["list"];
+export const watch: Client["watch"];
+export const renew: Client["renew"];
+export const release: Client["release"];
+export const revoke: Client["revoke"];
 
 /** A socket passed by `berth run --fd` or systemd: server.listen(handle). */
 export interface ListenFd {
