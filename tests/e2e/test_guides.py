@@ -857,7 +857,8 @@ class GuideTest(BerthTestCase):
             raise unittest.SkipTest("%s is older than go 1.19: docs/guide-go.md "
                                     "not run" % (v.strip() or go))
         # Offline builds (the client has no dependencies), with a build
-        # cache and GOPATH of their own, one for all the guide's programs.
+        # cache and GOPATH of their own, one for all the guide's programs;
+        # no go.work of the user's, no toolchain download.
         gotmp = tempfile.mkdtemp(prefix="berth-go-")
         self.addCleanup(rmtree_go, gotmp)
         self.set_env({"GOFLAGS": "-mod=mod", "GOPROXY": "off",
