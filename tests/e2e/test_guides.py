@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""test_guides: run the examples of docs/guide-shell.md, guide-python.md and
-guide-node.md against a real berthd, in the order a reader would.
+"""test_guides: run the examples of docs/guide-shell.md, guide-python.md,
+guide-node.md and guide-go.md against a real berthd, in the order a reader
+would.
 
 Every fenced code block in a guide carries a marker in its info string,
 after the language:
@@ -16,7 +17,7 @@ after the language:
     ```text stderr=ID      what block ID prints on stderr
     ```sh norun            illustrative only, not run (keep these rare)
 
-<guide> is shell, python or node, and a "-" in ID is "_" in the method's
+<guide> is shell, python, node or go, and a "-" in ID is "_" in the method's
 name (test=curl-wait: check_shell_curl_wait). A block without one of these
 markers fails the test, as does a test=ID block (other than file=) with no
 check method, or an output block that does not match.
@@ -34,6 +35,14 @@ PATH, and a fresh working directory per guide:
   js      saved as ID.mjs and run with node (the Node guide is skipped,
           with one line saying why, without node >= 18 and npm on PATH;
           its install block gets ./berth, a link to this source tree)
+  go      a program: saved as ID/main.go, next to a go.mod that is the
+          guide's own ```go.mod file=go.mod block (its replace line points
+          at ../berth, a link to this source tree), built there as ID/ID
+          and run in ID/ (a file= block is DIR/main.go, built as DIR/DIR);
+          builds are offline (GOPROXY=off, GOFLAGS=-mod=mod) with a
+          GOCACHE and GOPATH of the test's, so nothing is written outside
+          the test's temp dirs. The Go guide is skipped, with one line
+          saying why, without go >= 1.19 on PATH.
 before_<guide>_<ID> methods run before a block (to note what the check
 will compare, or to point a block at the Unix socket); finish_<guide> runs
 at the end. Every guide runs on a fresh berthd, and nothing but the
@@ -68,6 +77,7 @@ PYCLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
 
 FENCE = re.compile(r"^```(.*)$")
 TIMEOUT = 30            # seconds for one block that is not a server
+GO_BUILD_TIMEOUT = 300  # seconds for one go build (a cold one, on a busy host)
 
 
 class Block:
@@ -299,6 +309,7 @@ class GuideTest(BerthTestCase):
         self.addCleanup(self._kill_bgs)
         self.session = None
         self.results = {}
+        self.programs = {}
 
         for b in blocks:
             if b.id is None:
@@ -361,6 +372,15 @@ class GuideTest(BerthTestCase):
             self.session.close()
 
     def save(self, b):
+        if b.lang == "go.mod":
+            self.save_gomod(b)
+            return
+        if b.lang == "go":
+            d, main_go = os.path.split(b.attrs["file"])
+            self.assertEqual((os.path.dirname(d), main_go), ("", "main.go"),
+                             "%s: a Go file= block is DIR/main.go" % b.where())
+            self.go_build(b, d)
+            return
         path = os.path.join(self.work, b.attrs["file"])
         with open(path, "w") as f:
             f.write(b.code)
@@ -371,8 +391,38 @@ class GuideTest(BerthTestCase):
         self.assertEqual(r.returncode, 0, "%s: %s does not parse: %s"
                          % (b.where(), b.attrs["file"], r.stderr))
 
+    def save_gomod(self, b):
+        """Keep the guide's go.mod for the programs after it, once go
+        itself has read it."""
+        d = tempfile.mkdtemp(dir=self.tmp)
+        with open(os.path.join(d, "go.mod"), "w") as f:
+            f.write(b.code)
+        r = subprocess.run(["go", "mod", "edit", "-json"], cwd=d, env=self.env,
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 0, "%s: go.mod does not parse: %s"
+                         % (b.where(), r.stderr))
+        self.gomod = b.code
+
+    def go_build(self, b, d):
+        """Build Go block b as the program DIR/DIR (DIR/main.go, beside the
+        guide's go.mod), as a reader would; its path."""
+        self.assertIsNotNone(getattr(self, "gomod", None), "%s: a Go program "
+                             "before the guide's go.mod block" % b.where())
+        path = os.path.join(self.work, d)
+        os.mkdir(path)
+        for name, text in (("main.go", b.code), ("go.mod", self.gomod)):
+            with open(os.path.join(path, name), "w") as f:
+                f.write(text)
+        r = subprocess.run(["go", "build", "-o", d], cwd=path, env=self.env,
+                           capture_output=True, text=True, timeout=GO_BUILD_TIMEOUT,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, "%s: %s/main.go does not build: %s"
+                         % (b.where(), d, r.stderr))
+        return os.path.join(path, d)
+
     def run_block(self, b):
         bg = "bg" in b.flags
+        cwd = self.work
         if b.lang == "sh":
             if bg:
                 argv = ["bash", "-c", b.code]
@@ -389,14 +439,19 @@ class GuideTest(BerthTestCase):
             with open(path, "w") as f:
                 f.write(b.code)
             argv = [interp, path]
+        elif b.lang == "go":
+            argv = [self.go_build(b, b.id)]
+            cwd = os.path.dirname(argv[0])
         else:
             raise AssertionError("%s: cannot run a %r block" % (b.where(), b.lang))
+        # for a check that runs the program again (the same, elsewhere)
+        self.programs[b.id] = (argv, cwd)
         if bg:
-            p = Background(argv, self.work, self.block_env, b.id)
+            p = Background(argv, cwd, self.block_env, b.id)
             self.bgs.append(p)
             return p
         try:
-            r = subprocess.run(argv, cwd=self.work, env=self.block_env,
+            r = subprocess.run(argv, cwd=cwd, env=self.block_env,
                                capture_output=True, text=True, timeout=TIMEOUT,
                                stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
@@ -591,6 +646,109 @@ class GuideTest(BerthTestCase):
         self.assertEqual(api_bg.stop(signal.SIGINT), 0, api_bg)
         self.assertIsNone(self.lease("api"))
 
+    # ---- what the Python, Node and Go guides share -------------------
+    #
+    # The three client guides have the same arc (a service, a db, a
+    # program waiting for it, errors, a watch, a job, a Unix socket, a
+    # socket from berth run --fd); a check_<guide>_<ID> that is the same
+    # for all three is one of these, under each guide's name.
+
+    def _check_service(self, bg):
+        api = self.wait_lease("api")
+        self.assertEqual(api["pid"], bg.pid, "the service owns its lease")
+        self.assertEqual(api["ttl"], 30)
+        wait_for(lambda: bg.stdout(), 10, "the service's first line")
+        self.assertEqual(bg.stdout(), "api: serving on port %d\n" % api["port"])
+        self.assertEqual(self.http_status(api), 200)
+        self.api = api
+
+    def _check_db(self, bg):
+        # The guide's own db: the service under another name.
+        db = self.wait_lease("db")
+        self.assertTrue(in_tree(db["pid"], bg.pid), "the db block owns the lease")
+        wait_for(lambda: "db: serving on port" in bg.stdout(), 10, "the db's first line")
+        self.db = (bg, db)
+
+    def _check_client_app(self, res, api_line="api answers 200 hello from api"):
+        self.assert_ok(res)
+        _, db = self.db
+        self.assertEqual(res.stdout.splitlines(),
+                         ["db is at 127.0.0.1:%d" % db["port"], api_line])
+
+    def _check_errors(self, res):
+        self.assertEqual(res.rc, 1, res)
+        self.assertEqual(res.stderr, "api is already running on port %d\n" % self.api["port"])
+        # The same program with no broker at the address.
+        addr = self.dead_addr()
+        argv, cwd = self.programs["errors"]
+        r = subprocess.run(argv, cwd=cwd, env=dict(self.env, BERTH_ADDR=addr),
+                           capture_output=True, text=True, timeout=TIMEOUT,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertEqual(r.stderr, "cannot reach berthd at %s: connection "
+                         "refused (is berthd running?)\n" % addr)
+
+    def _check_watch(self, res):
+        # The lease the watch made a change with is gone again.
+        self.assert_ok(res)
+        self.assertEqual(self.names(), {"api", "db"})
+
+    def _before_job(self):
+        self.releases = self.metric("berth_releases_total")
+
+    def _check_job(self, res):
+        self.assert_ok(res)
+        port = int(res.stdout.split()[-1])
+        self.assertIsNone(self.lease("batch"))
+        self.assertEqual(self.metric("berth_releases_total"), self.releases + 1,
+                         "the job released its lease")
+        # The name is sticky: acquiring it again gives the job's port.
+        r = self.d.acquire("batch")
+        self.assertEqual(r.json["port"], port, r)
+        self.d.release("batch", r.json["token"])
+
+    def _before_unix(self):
+        self.block_env["BERTH_ADDR"] = "unix:" + self.sock
+
+    def _check_unix(self, res):
+        self.assert_ok(res)
+
+    def _check_run_fd(self, bg, name):
+        """A server under berth run --fd NAME: berth run holds the lease."""
+        lease = self.wait_lease(name)
+        self.assertEqual(lease["pid"], bg.pid, "berth run owns the lease")
+        wait_for(lambda: "%s: serving on port" % name in bg.stdout(), 10,
+                 "the %s server's first line" % name)
+        self.assertEqual(bg.stdout(), "%s: serving on port %d\n" % (name, lease["port"]))
+        self.assertEqual(self.http_status(lease), 200)
+        self.run_fd = bg
+
+    def _finish(self, stops, sigint_rc=None):
+        """Stop each (Background, name, exit status) of stops with SIGTERM:
+        it ends with that status (negative: by the signal) and its lease
+        is released (not ended by its owner's death). With sigint_rc,
+        then start the service again and stop it with SIGINT (Ctrl-C):
+        the same, with that status."""
+        for bg, name, rc in stops:
+            releases = self.metric("berth_releases_total")
+            self.assertEqual(bg.stop(signal.SIGTERM), rc, bg)
+            self.assertIsNone(self.lease(name))
+            self.assertEqual(self.metric("berth_releases_total"), releases + 1,
+                             "%s released its lease on SIGTERM" % name)
+            self.assertNotIn("Traceback", bg.stderr())
+        if sigint_rc is None:
+            return
+        argv, cwd = self.programs["service"]
+        bg = Background(argv, cwd, self.env, "service-again")
+        self.bgs.append(bg)
+        self.wait_lease("api")
+        wait_for(lambda: "serving on port" in bg.stdout(), 10, "the service's first line")
+        releases = self.metric("berth_releases_total")
+        self.assertEqual(bg.stop(signal.SIGINT), sigint_rc, bg)
+        self.assertIsNone(self.lease("api"))
+        self.assertEqual(self.metric("berth_releases_total"), releases + 1,
+                         "the service released its lease on SIGINT")
+
     # ---- the Python guide ------------------------------------------------
 
     def test_python(self):
@@ -601,86 +759,28 @@ class GuideTest(BerthTestCase):
         self.addCleanup(restore_env, "PYTHONPATH", pp)
         self.run_guide("guide-python.md", "python")
 
-    def check_python_service(self, bg):
-        api = self.wait_lease("api")
-        self.assertEqual(api["pid"], bg.pid)
-        self.assertEqual(api["ttl"], 30)
-        wait_for(lambda: bg.stdout(), 10, "the service's first line")
-        self.assertEqual(bg.stdout(), "api: serving on port %d\n" % api["port"])
-        self.assertEqual(self.http_status(api), 200)
-        self.api = api
-
-    def check_python_db(self, bg):
-        # The guide's own db: the service under another name.
-        db = self.wait_lease("db")
-        self.assertTrue(in_tree(db["pid"], bg.pid), "the db block owns the lease")
-        wait_for(lambda: "db: serving on port" in bg.stdout(), 10, "the db's first line")
-        self.db = (bg, db)
+    check_python_service = _check_service
+    check_python_db = _check_db
+    check_python_errors = _check_errors
+    check_python_watch = _check_watch
+    before_python_job = _before_job
+    check_python_job = _check_job
+    before_python_unix = _before_unix
+    check_python_unix = _check_unix
 
     def check_python_client_app(self, res):
-        self.assert_ok(res)
-        _, db = self.db
-        self.assertEqual(res.stdout.splitlines(),
-                         ["db is at 127.0.0.1:%d" % db["port"], "api answers 200"])
-
-    def check_python_errors(self, res):
-        self.assertEqual(res.rc, 1, res)
-        self.assertEqual(res.stderr, "api is already running on port %d\n" % self.api["port"])
-        # The same program with no broker at the address.
-        addr = self.dead_addr()
-        env = dict(self.env, BERTH_ADDR=addr)
-        r = subprocess.run(["python3", "errors.py"], cwd=self.work, env=env,
-                           capture_output=True, text=True, timeout=TIMEOUT)
-        self.assertEqual(r.returncode, 1, r)
-        self.assertEqual(r.stderr, "cannot reach berthd at %s: connection "
-                         "refused (is berthd running?)\n" % addr)
-
-    def check_python_watch(self, res):
-        self.assert_ok(res)
-        self.assertIsNone(self.lease("report"))
-
-    def before_python_job(self):
-        self.releases = self.metric("berth_releases_total")
-
-    def check_python_job(self, res):
-        self.assert_ok(res)
-        port = int(res.stdout.split()[-1])
-        self.assertIsNone(self.lease("batch"))
-        self.assertEqual(self.metric("berth_releases_total"), self.releases + 1)
-        r = self.d.acquire("batch")
-        self.assertEqual(r.json["port"], port, r)
-        self.d.release("batch", r.json["token"])
-
-    def before_python_unix(self):
-        self.block_env["BERTH_ADDR"] = "unix:" + self.sock
-
-    def check_python_unix(self, res):
-        self.assert_ok(res)
+        self._check_client_app(res, "api answers 200")
 
     def check_python_files(self, bg):
-        files = self.wait_lease("files")
-        self.assertTrue(in_tree(files["pid"], bg.pid), "berth run owns the lease")
-        wait_for(lambda: "files: serving on port" in bg.stdout(), 10,
-                 "the files server's first line")
-        self.assertEqual(bg.stdout(), "files: serving on port %d\n" % files["port"])
-        self.assertEqual(self.http_status(files), 200)
-        self.files = bg
+        self._check_run_fd(bg, "files")
 
     def finish_python(self):
-        # berth run passes SIGTERM on to the program, then releases.
-        self.files.stop(signal.SIGTERM)
-        self.assertIsNone(self.lease("files"))
-        self._finish_service()
-
-    def _finish_service(self):
-        """kill the service, then the db: each releases its lease."""
-        for bg, name in ((self.bgs[0], "api"), (self.db[0], "db")):
-            releases = self.metric("berth_releases_total")
-            self.assertEqual(bg.stop(signal.SIGTERM), -signal.SIGTERM, bg)
-            self.assertIsNone(self.lease(name))
-            self.assertEqual(self.metric("berth_releases_total"), releases + 1,
-                             "%s released its lease on SIGTERM" % name)
-            self.assertNotIn("Traceback", bg.stderr())
+        # berth run passes SIGTERM on to the program (http.server dies of
+        # it: 128 + 15), then releases; the service and the db leave their
+        # with blocks, releasing, then end by the signal.
+        self._finish(((self.run_fd, "files", 143),
+                      (self.bgs[0], "api", -signal.SIGTERM),
+                      (self.db[0], "db", -signal.SIGTERM)), sigint_rc=-signal.SIGINT)
 
     # ---- the Node guide --------------------------------------------------
 
@@ -698,117 +798,131 @@ class GuideTest(BerthTestCase):
         # npm offline, with a cache of its own and no update check: the
         # package has no dependencies, and the test must not touch the
         # network or the user's ~/.npm.
-        npm_env = {"npm_config_offline": "true",
-                   "npm_config_update_notifier": "false",
-                   "npm_config_cache": tempfile.mkdtemp(prefix="berth-npm-")}
-        self.addCleanup(shutil.rmtree, npm_env["npm_config_cache"], ignore_errors=True)
-        for k, v in npm_env.items():
-            self.addCleanup(self._node_restore_env, k, os.environ.get(k))
-            os.environ[k] = v
+        cache = tempfile.mkdtemp(prefix="berth-npm-")
+        self.addCleanup(shutil.rmtree, cache, ignore_errors=True)
+        self.set_env({"npm_config_offline": "true",
+                      "npm_config_update_notifier": "false",
+                      "npm_config_cache": cache})
         self.run_guide("guide-node.md", "node")
 
-    @staticmethod
-    def _node_restore_env(k, v):
-        if v is None:
-            os.environ.pop(k, None)
-        else:
+    def set_env(self, env):
+        """Set os.environ's keys of env for this test (the guide's
+        blocks get them)."""
+        for k, v in env.items():
+            self.addCleanup(restore_env, k, os.environ.get(k))
             os.environ[k] = v
 
-    def before_node_install(self):
-        # The guide installs from ./berth, the reader's berth tree: here
-        # the one this test runs from.
+    def link_tree(self):
+        """./berth in the working directory: the reader's berth tree, here
+        the one this test runs from."""
         os.symlink(os.path.abspath(os.path.join(DOCS, "..")),
                    os.path.join(self.work, "berth"))
+
+    before_node_install = link_tree
 
     def check_node_install(self, res):
         self.assert_ok(res)
         self.assertTrue(os.path.exists(os.path.join(self.work, "node_modules", "berth",
                                                     "index.js")), res)
 
-    def check_node_service(self, bg):
-        api = self.wait_lease("api")
-        self.assertEqual(api["pid"], bg.pid)
-        self.assertEqual(api["ttl"], 30)
-        wait_for(lambda: bg.stdout(), 10, "the service's first line")
-        self.assertEqual(bg.stdout(), "api: serving on port %d\n" % api["port"])
-        self.assertEqual(self.http_status(api), 200)
-        self.api = api
-
-    def check_node_db(self, bg):
-        db = self.wait_lease("db")
-        self.assertTrue(in_tree(db["pid"], bg.pid), "the db block owns the lease")
-        wait_for(lambda: "db: serving on port" in bg.stdout(), 10, "the db's first line")
-        self.db = (bg, db)
-
-    def check_node_client_app(self, res):
-        self.assert_ok(res)
-        _, db = self.db
-        self.assertEqual(res.stdout.splitlines(),
-                         ["db is at 127.0.0.1:%d" % db["port"],
-                          "api answers 200 hello from api"])
-
-    def check_node_errors(self, res):
-        self.assertEqual(res.rc, 1, res)
-        self.assertEqual(res.stderr, "api is already running on port %d\n" % self.api["port"])
-        addr = self.dead_addr()
-        env = dict(self.env, BERTH_ADDR=addr)
-        r = subprocess.run(["node", "errors.mjs"], cwd=self.work, env=env,
-                           capture_output=True, text=True, timeout=TIMEOUT)
-        self.assertEqual(r.returncode, 1, r)
-        self.assertEqual(r.stderr, "cannot reach berthd at %s: connection refused "
-                         "(is berthd running?)\n" % addr)
-
-    def before_node_job(self):
-        self.releases = self.metric("berth_releases_total")
-
-    def check_node_job(self, res):
-        self.assert_ok(res)
-        port = int(res.stdout.split()[-1])
-        self.assertIsNone(self.lease("batch"))
-        self.assertEqual(self.metric("berth_releases_total"), self.releases + 1)
-        r = self.d.acquire("batch")
-        self.assertEqual(r.json["port"], port, r)
-        self.d.release("batch", r.json["token"])
-
-    def check_node_watch(self, res):
-        self.assert_ok(res)
-        self.assertIsNone(self.lease("cache"))
-
-    def before_node_unix(self):
-        self.block_env["BERTH_ADDR"] = "unix:" + self.sock
-
-    def check_node_unix(self, res):
-        self.assert_ok(res)
+    check_node_service = _check_service
+    check_node_db = _check_db
+    check_node_client_app = _check_client_app
+    check_node_errors = _check_errors
+    before_node_job = _before_job
+    check_node_job = _check_job
+    check_node_watch = _check_watch
+    before_node_unix = _before_unix
+    check_node_unix = _check_unix
 
     def check_node_run_web(self, bg):
-        web = self.wait_lease("web")
-        self.assertEqual(web["pid"], bg.pid, "berth run owns the lease")
-        wait_for(lambda: "web: serving on port" in bg.stdout(), 10, "web's first line")
-        self.assertEqual(bg.stdout(), "web: serving on port %d\n" % web["port"])
-        self.assertEqual(self.http_status(web), 200)
-        self.web = bg
+        self._check_run_fd(bg, "web")
 
     def finish_node(self):
         # kill: the service and the db release their leases and end by
-        # SIGTERM; berth run releases web's when node exits, and exits 0.
-        for bg, name, rc in ((self.bgs[0], "api", -signal.SIGTERM),
-                             (self.db[0], "db", -signal.SIGTERM),
-                             (self.web, "web", 0)):
-            releases = self.metric("berth_releases_total")
-            self.assertEqual(bg.stop(signal.SIGTERM), rc, bg)
-            self.assertIsNone(self.lease(name))
-            self.assertEqual(self.metric("berth_releases_total"), releases + 1,
-                             "%s released its lease on SIGTERM" % name)
-        # Ctrl-C releases too, and ends the process by SIGINT.
-        bg = Background(["node", "service.mjs"], self.work, self.env, "service2")
-        self.bgs.append(bg)
-        self.wait_lease("api")
-        wait_for(lambda: "serving on port" in bg.stdout(), 10,
-                 "the service's first line")
+        # SIGTERM; berth run releases web's when node exits (0: web.mjs
+        # closes its server on SIGTERM). Ctrl-C releases too, and ends the
+        # process by SIGINT.
+        self._finish(((self.bgs[0], "api", -signal.SIGTERM),
+                      (self.db[0], "db", -signal.SIGTERM),
+                      (self.run_fd, "web", 0)), sigint_rc=-signal.SIGINT)
+
+    # ---- the Go guide ----------------------------------------------------
+
+    def test_go(self):
+        go = shutil.which("go")
+        v = subprocess.run([go, "version"], capture_output=True,
+                           text=True).stdout if go else ""
+        m = re.search(r"\bgo(\d+)\.(\d+)", v)
+        if not go:
+            raise unittest.SkipTest("go is not on PATH: docs/guide-go.md not run")
+        if not m or (int(m.group(1)), int(m.group(2))) < (1, 19):
+            raise unittest.SkipTest("%s is older than go 1.19: docs/guide-go.md "
+                                    "not run" % (v.strip() or go))
+        # Offline builds (the client has no dependencies), with a build
+        # cache and GOPATH of their own, one for all the guide's programs;
+        # no go.work of the user's, no toolchain download.
+        gotmp = tempfile.mkdtemp(prefix="berth-go-")
+        self.addCleanup(rmtree_go, gotmp)
+        self.set_env({"GOFLAGS": "-mod=mod", "GOPROXY": "off",
+                      "GOCACHE": os.path.join(gotmp, "cache"),
+                      "GOPATH": os.path.join(gotmp, "path"),
+                      "GOWORK": "off", "GOTOOLCHAIN": "local"})
+        self.run_guide("guide-go.md", "go")
+
+    # The go.mod's replace line points at ../berth from a program's directory.
+    before_go_gomod = link_tree
+
+    check_go_service = _check_service
+
+    def check_go_graceful(self, bg):
+        # kill: the program's own shutdown releases the lease, and it exits 0.
+        lease = self.wait_lease("graceful")
+        self.assertEqual(lease["pid"], bg.pid)
+        wait_for(lambda: bg.stdout(), 10, "graceful's first line")
+        self.assertEqual(self.http_status(lease), 200)
         releases = self.metric("berth_releases_total")
-        self.assertEqual(bg.stop(signal.SIGINT), -signal.SIGINT, bg)
-        self.assertIsNone(self.lease("api"))
-        self.assertEqual(self.metric("berth_releases_total"), releases + 1)
+        self.assertEqual(bg.stop(signal.SIGTERM), 0, bg)
+        self.assertEqual(bg.stdout(), "graceful: serving on port %d\n"
+                         "graceful: stopped\n" % lease["port"])
+        self.assertIsNone(self.lease("graceful"))
+        self.assertEqual(self.metric("berth_releases_total"), releases + 1,
+                         "graceful released its lease")
+        self.assertEqual(bg.stderr(), "")
+
+    check_go_db = _check_db
+    check_go_client_app = _check_client_app
+    check_go_errors = _check_errors
+    check_go_watch = _check_watch
+    before_go_job = _before_job
+    check_go_job = _check_job
+    before_go_unix = _before_unix
+    check_go_unix = _check_unix
+
+    def check_go_run_web(self, bg):
+        self._check_run_fd(bg, "web")
+
+    def finish_go(self):
+        # kill: the client releases the service's and the db's leases, then
+        # they die of the signal (-15); web dies of it too (no lease of its
+        # own), and berth run, which releases web's, exits 128 + 15.
+        # Ctrl-C: the same with SIGINT.
+        self._finish(((self.bgs[0], "api", -signal.SIGTERM),
+                      (self.db[0], "db", -signal.SIGTERM),
+                      (self.run_fd, "web", 143)), sigint_rc=-signal.SIGINT)
+        for bg in self.bgs[0], self.db[0]:
+            self.assertEqual(bg.stderr(), "")
+
+
+def rmtree_go(path):
+    """Remove a GOPATH: go makes its module cache read-only."""
+    for root, dirs, _ in os.walk(path):
+        for d in dirs:
+            try:
+                os.chmod(os.path.join(root, d), 0o755)
+            except OSError:
+                pass
+    shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":
