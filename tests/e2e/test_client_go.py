@@ -72,12 +72,12 @@ class Proc:
     """A running driver: its lines read by a thread, so that a test waits
     for one with a timeout instead of hanging."""
 
-    def __init__(self, argv, env, stdin=subprocess.PIPE):
-        self.p = subprocess.Popen(argv, env=env, stdin=stdin,
+    def __init__(self, argv, env, sigint=signal.SIG_DFL):
+        self.p = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True,
                                   preexec_fn=lambda: signal.signal(
-                                      signal.SIGINT, signal.SIG_DFL))
+                                      signal.SIGINT, sigint))
         self.pid = self.p.pid
         self.lines = queue.Queue()
         self.err = []
@@ -170,10 +170,11 @@ class GoClient(BerthTestCase):
             more["BERTH_ADDR"] = addr
         return clean_env(**more)
 
-    def start(self, *args, addr=None, argv=(), env=None):
+    def start(self, *args, addr=None, argv=(), env=None, **kw):
         """The driver with args, in its own process."""
         p = Proc(list(argv) + [self.exe] + [str(a) for a in args],
-                 env or self.env(addr if addr is not None else self.d.addr))
+                 env or self.env(addr if addr is not None else self.d.addr),
+                 **kw)
         self.procs.append(p)
         return p
 
@@ -532,9 +533,9 @@ class GoClient(BerthTestCase):
 
     # ---- holding a lease while running -----------------------------------
 
-    def hold(self, ttl=30, name="svc", own=False):
+    def hold(self, ttl=30, name="svc", own=False, **kw):
         """A driver holding name: (process, port, token)."""
-        p = self.start("hold-own" if own else "hold", name, ttl)
+        p = self.start("hold-own" if own else "hold", name, ttl, **kw)
         port, token = p.line().split()
         lease = self.lease(name)
         self.assertEqual((lease["port"], lease["pid"], lease["ttl"]),
@@ -554,6 +555,23 @@ class GoClient(BerthTestCase):
             self.assertEqual(self.metric("berth_releases_total"), rel + 1)
             self.assertEqual(self.metric("berth_owner_deaths_total"), deaths)
             self.assertEqual(p.stderr(), "")
+
+    def test_hold_sigint_ignored(self):
+        # A program started with SIGINT ignored (by a script, with &)
+        # ignores it still: the lease is kept, not released under a
+        # program that goes on running.
+        self.d = self.berthd()
+        p, port, _ = self.hold(ttl=30, sigint=signal.SIG_IGN)
+        rel = self.metric("berth_releases_total")
+        p.p.send_signal(signal.SIGINT)
+        time.sleep(1)
+        self.assertIsNone(p.p.poll())
+        self.assertEqual(self.lease("svc")["pid"], p.pid)
+        self.assertEqual(self.metric("berth_releases_total"), rel)
+        p.p.terminate()
+        wait_for(lambda: self.gone("svc"), 1, "the lease to end at once")
+        self.assertEqual(p.wait(), -signal.SIGTERM, p.stderr())
+        self.assertEqual(self.metric("berth_releases_total"), rel + 1)
 
     def test_hold_returns(self):
         # main returns: the deferred Release gives the lease back.
