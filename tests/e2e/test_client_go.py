@@ -377,17 +377,22 @@ class GoClient(BerthTestCase):
 
     # ---- errors ----------------------------------------------------------
 
+    def api_error(self, s, addr, method, name=None, **kw):
+        """(status, code) of the *berth.Error a call gets, checking the
+        rest of it: a message, the address, Code(err), Error()'s text."""
+        e = s.err(method, name, **kw)
+        self.assertTrue(e["message"], e)
+        self.assertEqual(e["addr"], addr, e)
+        self.assertEqual(e["Code"], e["code"], e)
+        self.assertEqual(e["text"], "%s (%s)" % (e["message"], e["code"]))
+        return e["status"], e["code"]
+
     def test_errors(self):
-        self.d = self.berthd("--max-leases", "3")
+        self.d = self.berthd()
         s = self.session()
 
         def err(method, name=None, **kw):
-            e = s.err(method, name, **kw)
-            self.assertTrue(e["message"], e)
-            self.assertEqual(e["addr"], self.d.addr, e)
-            self.assertEqual(e["Code"], e["code"], e)
-            self.assertEqual(e["text"], "%s (%s)" % (e["message"], e["code"]))
-            return e["status"], e["code"]
+            return self.api_error(s, self.d.addr, method, name, **kw)
 
         a = s.ok("Acquire", "api", NoHold=True)["lease"]
         z = "0" * 32
@@ -425,17 +430,26 @@ class GoClient(BerthTestCase):
                          (404, "not_found"))
         self.assertEqual(err("Revoke", "nope"), (404, "not_found"))
         self.assertEqual(self.lease("api")["port"], a["port"])
-        s.ok("Acquire", "b", NoHold=True)
-        s.ok("Acquire", "c", NoHold=True)
-        self.assertEqual(err("Acquire", "d", NoHold=True), (503, "lease_limit"))
+        self.assertEqual([x["name"] for x in s.ok("List")["services"]],
+                         ["api"])
+
+    def test_limits(self):
+        # --max-leases reached: lease_limit, held or not.
+        self.d = self.berthd("--max-leases", "2")
+        s = self.session()
+        s.ok("Acquire", "a", NoHold=True)
+        s.ok("Acquire", "b", TTL=30)
+        for kw in ({"NoHold": True}, {}):
+            self.assertEqual(self.api_error(s, self.d.addr, "Acquire", "c",
+                                            **kw), (503, "lease_limit"))
         # No port left in a pool of one.
         p = self.unused_port(shared=True).port
         d2 = self.berthd("--range", "%d-%d" % (p, p))
         s2 = self.session(addr=d2.addr)
-        s2.ok("Acquire", "one", NoHold=True)
-        e = s2.err("Acquire", "two", NoHold=True)
-        self.assertEqual((e["status"], e["code"], e["addr"]),
-                         (503, "pool_exhausted", d2.addr))
+        self.assertEqual(s2.ok("Acquire", "one", NoHold=True)["lease"]["port"],
+                         p)
+        self.assertEqual(self.api_error(s2, d2.addr, "Acquire", "two",
+                                        NoHold=True), (503, "pool_exhausted"))
 
     def test_wrong_options(self):
         # An option a call does not take is an error naming both, before
