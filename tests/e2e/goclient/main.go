@@ -203,14 +203,20 @@ func (s *session) do(r request) any {
 		if err == nil {
 			res, err = c.Status(ctx)
 		}
-	case "Lease.Release":
-		err = s.leases[r.Name].Release()
-	case "Lease.Lost":
-		select {
-		case <-s.leases[r.Name].Lost():
-			res = "closed"
+	case "Lease.Release", "Lease.Lost":
+		l := s.leases[r.Name]
+		switch {
+		case l == nil:
+			err = fmt.Errorf("goclient: no lease of %q yet", r.Name)
+		case r.Call == "Lease.Release":
+			err = l.Release()
 		default:
 			res = "open"
+			select {
+			case <-l.Lost():
+				res = "closed"
+			default:
+			}
 		}
 	default:
 		err = fmt.Errorf("goclient: no call %q", r.Call)
