@@ -23,9 +23,11 @@ const maxWait = 300 * time.Second // berthd holds a blocking query at most this
 // While a lease is held, SIGINT and SIGTERM are caught: they release
 // every held lease and then end the process by the same signal, as if it
 // had not been caught (deferred calls do not run on a signal, so without
-// this the lease would outlive the process until berthd noticed). A
-// program that handles those signals itself (signal.NotifyContext for a
-// graceful shutdown) passes NoSignals and calls Release on its way out.
+// this the lease would outlive the process until berthd noticed). One
+// the process ignores stays ignored (SIGINT, for a program a script
+// started with &). A program that handles those signals itself
+// (signal.NotifyContext for a graceful shutdown) passes NoSignals and
+// calls Release on its way out.
 // NoHold returns the lease without holding it.
 func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lease, error) {
 	s, err := collect("Acquire", acquireOpts, opts)

@@ -23,6 +23,6 @@
 //
 // A lease from Acquire is held: renewed in the background while it has a
 // TTL, taken back with its token if it lapsed, and released by Release or
-// when the process gets SIGINT or SIGTERM (see Acquire). ListenFD adopts
-// the sockets that `berth run --fd` passes.
+// when the process gets SIGINT or SIGTERM (see Acquire). Listener and
+// ListenFDs adopt the sockets that `berth run --fd` passes.
 package berth

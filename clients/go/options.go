@@ -168,7 +168,12 @@ func Index(i uint64) Option {
 }
 
 // seconds is d in whole seconds, rounded up so that a wait is never
-// shorter than asked.
+// shorter than asked. A negative d stays negative (-1s is -1, not 0,
+// which would be a TTL that never expires), so that berthd refuses it.
 func seconds(d time.Duration) int64 {
-	return int64((d + time.Second - 1) / time.Second)
+	s := int64(d / time.Second)
+	if d%time.Second > 0 {
+		s++
+	}
+	return s
 }

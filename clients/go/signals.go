@@ -31,8 +31,20 @@ func catchSignals(l *Lease) {
 	}
 	caught.holds[l.hold] = true
 	if caught.ch == nil {
+		// A signal the process ignores (SIGINT, for a program a script
+		// started with &) is left ignored: Notify would turn it on, and
+		// it would then release the lease of a program that goes on.
+		var sigs []os.Signal
+		for _, s := range []os.Signal{syscall.SIGINT, syscall.SIGTERM} {
+			if !signal.Ignored(s) {
+				sigs = append(sigs, s)
+			}
+		}
+		if len(sigs) == 0 {
+			return
+		}
 		caught.ch = make(chan os.Signal, 1)
-		signal.Notify(caught.ch, syscall.SIGINT, syscall.SIGTERM)
+		signal.Notify(caught.ch, sigs...)
 		go onSignal(caught.ch)
 	}
 }
