@@ -89,18 +89,10 @@ func (c *Client) Lookup(ctx context.Context, name string, opts ...Option) (*Leas
 	if err != nil {
 		return nil, err
 	}
-	q := url.Values{}
-	var wait time.Duration
-	if s.wait != nil {
-		wait = *s.wait
-		q.Set("wait", fmt.Sprint(seconds(wait)))
-	}
-	if s.ready {
-		q.Set("ready", "1")
-	}
+	q, wait := s.lookupQuery()
 	l := &Lease{client: c}
-	_, err = c.request(ctx, "GET", "/v1/services/"+url.PathEscape(name)+query(q),
-		nil, "", clampWait(wait), l)
+	_, err = c.request(ctx, "GET", "/v1/services/"+url.PathEscape(name)+q,
+		nil, "", wait, l)
 	if err != nil {
 		return nil, err
 	}
@@ -115,17 +107,12 @@ func (c *Client) LookupCluster(ctx context.Context, name string, opts ...Option)
 	if err != nil {
 		return nil, err
 	}
-	q := url.Values{}
-	var wait time.Duration
-	if s.wait != nil {
-		wait = *s.wait
-		q.Set("wait", fmt.Sprint(seconds(wait)))
-	}
+	q, wait := s.lookupQuery()
 	var doc struct {
 		Instances []Lease `json:"instances"`
 	}
-	_, err = c.request(ctx, "GET", "/v1/cluster/services/"+url.PathEscape(name)+query(q),
-		nil, "", clampWait(wait), &doc)
+	_, err = c.request(ctx, "GET", "/v1/cluster/services/"+url.PathEscape(name)+q,
+		nil, "", wait, &doc)
 	if err != nil {
 		return nil, err
 	}
@@ -204,11 +191,22 @@ func (c *Client) Status(ctx context.Context) (map[string]any, error) {
 	return st, nil
 }
 
-func query(q url.Values) string {
-	if len(q) == 0 {
-		return ""
+// lookupQuery is a lookup's query string ("" or "?wait=S&ready=1") and
+// how long berthd may hold it.
+func (s *settings) lookupQuery() (string, time.Duration) {
+	q := url.Values{}
+	var wait time.Duration
+	if s.wait != nil {
+		wait = *s.wait
+		q.Set("wait", fmt.Sprint(seconds(wait)))
 	}
-	return "?" + q.Encode()
+	if s.ready {
+		q.Set("ready", "1")
+	}
+	if len(q) == 0 {
+		return "", 0
+	}
+	return "?" + q.Encode(), clampWait(wait)
 }
 
 // clampWait is how much longer than usual a request with ?wait= may take:

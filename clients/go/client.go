@@ -86,7 +86,7 @@ func NewClient(addr string) (*Client, error) {
 func (c *Client) Addr() string { return c.addr }
 
 var (
-	defaultOnce   sync.Mutex
+	defaultMu     sync.Mutex
 	defaultClient *Client
 )
 
@@ -98,8 +98,8 @@ func DefaultClient() (*Client, error) {
 	if addr == "" {
 		addr = DefaultAddr
 	}
-	defaultOnce.Lock()
-	defer defaultOnce.Unlock()
+	defaultMu.Lock()
+	defer defaultMu.Unlock()
 	if defaultClient == nil || defaultClient.addr != addr {
 		c, err := NewClient(addr)
 		if err != nil {

@@ -27,7 +27,8 @@ type hold struct {
 	lost   chan struct{} // closed when the lease cannot be taken back
 
 	mu       sync.Mutex
-	released bool
+	released bool          // a release has begun
+	gone     chan struct{} // closed when that release has ended
 	isLost   bool
 }
 
@@ -49,7 +50,8 @@ func (c *Client) hold(ctx context.Context, name string, s *settings) (*Lease, er
 	again.port = l.Port
 	h := &hold{client: c, name: l.Name, token: l.Token, ttl: l.TTL,
 		reclaim: &again, pid: pid, signals: !s.noSignals,
-		done: make(chan struct{}), lost: make(chan struct{})}
+		done: make(chan struct{}), lost: make(chan struct{}),
+		gone: make(chan struct{})}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	l.hold = h
 	if h.signals {
@@ -158,18 +160,27 @@ func (h *hold) markLost() {
 }
 
 // release stops renewing and releases the lease, once. A lease already
-// gone (lapsed, revoked) is not an error here.
+// gone (lapsed, revoked) is not an error here. A second call waits for
+// the first to end (or ctx), so that a signal that comes while the
+// program releases does not end the process before the release is made.
 func (h *hold) release(ctx context.Context) error {
 	h.mu.Lock()
 	if h.released {
 		h.mu.Unlock()
+		select {
+		case <-h.gone:
+		case <-ctx.Done():
+		}
 		return nil
 	}
 	h.released = true
 	h.mu.Unlock()
+	defer close(h.gone)
+	// The signals stay caught until the release is made: one that comes
+	// meanwhile waits for it (above) instead of ending the process.
+	defer uncatchSignals(h)
 	h.cancel()
 	<-h.done
-	uncatchSignals(h)
 	h.mu.Lock()
 	lost := h.isLost
 	h.mu.Unlock()

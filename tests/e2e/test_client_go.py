@@ -167,14 +167,7 @@ class GoClient(BerthTestCase):
 
     def setUp(self):
         super().setUp()
-        self.tmp = tempfile.mkdtemp(prefix="berth-go-")
-        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
-        self.procs = []
-        self.addCleanup(self._stop_procs)
-
-    def _stop_procs(self):
-        for p in self.procs:
-            p.stop()
+        self.tmp = self.scratch_dir("berth-go-")
 
     # ---- running the driver ----------------------------------------------
 
@@ -189,7 +182,7 @@ class GoClient(BerthTestCase):
         p = Proc(list(argv) + [self.exe] + [str(a) for a in args],
                  env or self.env(addr if addr is not None else self.d.addr),
                  **kw)
-        self.procs.append(p)
+        self.addCleanup(p.stop)
         return p
 
     def session(self, addr=None):
