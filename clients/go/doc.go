@@ -4,10 +4,10 @@
 //
 //	lease, err := berth.Acquire(ctx, "api", berth.TTL(30*time.Second))
 //	if err != nil {
-//		log.Fatal(err)
+//		return err
 //	}
-//	defer lease.Release()
-//	log.Fatal(http.ListenAndServe(lease.Addr(), handler))
+//	defer lease.Release() // SIGINT and SIGTERM release it too
+//	return http.ListenAndServe(lease.Addr(), handler)
 //
 //	db, err := berth.Lookup(ctx, "db", berth.Wait(30*time.Second))
 //
