@@ -24,6 +24,8 @@
 #include "config.h"
 
 #include <sys/socket.h>
+
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +57,7 @@
 #define HTTP_CUTOFF	(1024 * 1024)
 #define HTTP_DRAIN_MS	2000
 #define HTTP_LINGER_MS	2000		/* reading after our last answer */
+#define HTTP_READ_CHUNK	4096		/* bytes read at a time */
 
 enum http_state {
 	HTTP_READ,	/* waiting for a request's head */
@@ -78,7 +81,8 @@ struct http_req {
 
 struct http_conn {
 	struct http		*http;
-	struct bufferevent	*bev;
+	struct bufferevent	*bev;		/* output; input's buffer */
+	struct event		*rd;		/* reading: see http_read_ev */
 	struct event		*timer;
 	struct event		*resume;	/* go on with the input */
 	struct event		*drain;		/* http_drain_check */
@@ -119,9 +123,8 @@ http_read_max(const struct server *srv)
 }
 
 /*
- * Read only while the input is being taken. Past the bound, reading
- * stops outright: left to the watermark alone, libevent would call our
- * read callback again and again (busy-looping) while nothing is taken.
+ * Read only while the input is being taken: past the bound, reading
+ * stops until requests are taken from it.
  */
 static void
 http_flow(struct http_conn *c)
@@ -130,9 +133,9 @@ http_flow(struct http_conn *c)
 		return;
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) >=
 	    http_read_max(c->http->srv))
-		bufferevent_disable(c->bev, EV_READ);
+		event_del(c->rd);
 	else
-		bufferevent_enable(c->bev, EV_READ);
+		event_add(c->rd, NULL);
 }
 
 /* A deadline period: --idle-timeout, or the linger while lingering. */
@@ -174,6 +177,7 @@ http_close(struct http_conn *c)
 		http_req_free(r);
 	}
 	TAILQ_REMOVE(&c->http->conns, c, entry);
+	event_free(c->rd);		/* before the socket is closed */
 	bufferevent_free(c->bev);
 	event_free(c->timer);
 	event_free(c->resume);
@@ -199,8 +203,33 @@ http_linger(struct http_conn *c)
 	}
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
-	bufferevent_enable(c->bev, EV_READ);
+	event_add(c->rd, NULL);
 	http_arm(c);
+}
+
+/*
+ * Write the queued output now, from the callback that queued it, rather
+ * than enabling EV_WRITE and writing on the loop's next turn: one write
+ * instead of two epoll_ctl, an epoll_wait and the write (a bufferevent
+ * starts with EV_WRITE enabled; ours keep it off). EV_WRITE is enabled
+ * only while bytes are left over (the socket is full, or the write
+ * failed): the bufferevent then writes the rest, or reports the error to
+ * http_event_cb, and http_write_cb turns EV_WRITE off again.
+ */
+static void
+http_push(struct http_conn *c)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+
+	if (evbuffer_get_length(out) == 0 ||
+	    (bufferevent_get_enabled(c->bev) & EV_WRITE))
+		return;
+	/* A bufferevent freezes its output's start for its own writes. */
+	evbuffer_unfreeze(out, 1);
+	(void)evbuffer_write(out, bufferevent_getfd(c->bev));
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(c->bev, EV_WRITE);
 }
 
 /* Close once the output is out. */
@@ -328,6 +357,7 @@ http_send(struct api_req *req, int status, struct evbuffer *body)
 	c->cur = NULL;
 	c->progress++;
 	c->queued += evbuffer_get_length(out) - before;
+	http_push(c);
 	http_drain_arm(c);
 	if (close) {
 		http_finish(c);
@@ -506,9 +536,11 @@ http_take_head(struct http_conn *c)
 		r->req.body_len = h.content_length > 0 ?
 		    (size_t)h.content_length : 0;
 		if (h.expect_continue &&
-		    evbuffer_get_length(in) < r->req.body_len)
+		    evbuffer_get_length(in) < r->req.body_len) {
 			bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n",
 			    25);
+			http_push(c);
+		}
 		c->cur = r;
 		c->state = HTTP_BODY;
 	}
@@ -577,14 +609,66 @@ http_input(struct http_conn *c)
 	http_flow(c);
 }
 
+/*
+ * The socket has bytes (or the client's end): read once, into the
+ * bufferevent's input buffer, and go on with the input. Our own read
+ * event, not the bufferevent's: libevent's read asks the kernel how
+ * much there is (ioctl FIONREAD) before each read, a third syscall per
+ * request; a request fits in HTTP_READ_CHUNK, and a bigger one is read
+ * on the next turns (the event is level-triggered).
+ */
 static void
-http_read_cb(struct bufferevent *bev, void *arg)
+http_read_ev(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_conn	*c = arg;
+	struct evbuffer		*in = bufferevent_get_input(c->bev);
+	struct evbuffer_iovec	 v;
+	ssize_t			 n;
 
-	if (c->state == HTTP_LINGER) {
-		evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
+	(void)what;
+	/* A bufferevent freezes its input's end for its own reads. */
+	evbuffer_unfreeze(in, 0);
+	if (evbuffer_reserve_space(in, HTTP_READ_CHUNK, &v, 1) < 1) {
+		evbuffer_freeze(in, 0);
+		log_warnx("http: out of memory reading a request; closing");
+		http_close(c);
 		return;
+	}
+	n = read(fd, v.iov_base, v.iov_len);
+	if (n > 0) {
+		v.iov_len = (size_t)n;
+		evbuffer_commit_space(in, &v, 1);
+	}
+	evbuffer_freeze(in, 0);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n == -1) {
+		http_close(c);		/* reset by the client */
+		return;
+	}
+	if (c->state == HTTP_LINGER) {
+		evbuffer_drain(in, (size_t)-1);
+		if (n == 0)
+			http_close(c);
+		return;
+	}
+	if (n == 0) {
+		/* The client sent all it will (it may still read). */
+		c->eof = 1;
+		event_del(c->rd);
+		/*
+		 * A blocking query's client that hangs up is gone, as Go's
+		 * and nginx's servers take it: the socket cannot tell a
+		 * half-close from a close, and a parked query may wait 300
+		 * s, holding a connection of the budget for nobody.
+		 */
+		if (c->state == HTTP_BUSY && c->cur != NULL &&
+		    c->cur->req.state == REQ_PARKED) {
+			http_close(c);
+			return;
+		}
+		if (c->state != HTTP_READ && c->state != HTTP_BODY)
+			return;		/* busy: the answer comes first */
 	}
 	http_input(c);
 }
@@ -606,12 +690,16 @@ http_resume(evutil_socket_t fd, short what, void *arg)
 		http_input(c);
 }
 
-/* The output went out: close if that was the last answer, else go on. */
+/*
+ * What http_push left over went out: close if that was the last answer,
+ * else go on.
+ */
 static void
 http_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct http_conn	*c = arg;
 
+	bufferevent_disable(bev, EV_WRITE);
 	if (c->state == HTTP_FLUSH)
 		http_linger(c);
 	else if (c->state == HTTP_READ &&
@@ -619,21 +707,13 @@ http_write_cb(struct bufferevent *bev, void *arg)
 		http_input(c);
 }
 
+/* Writing what http_push left over failed: the client is gone. */
 static void
 http_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct http_conn	*c = arg;
-
 	(void)bev;
-	if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING)) {
-		c->eof = 1;
-		if (c->state == HTTP_LINGER)
-			http_close(c);
-		else if (c->state == HTTP_READ || c->state == HTTP_BODY)
-			http_input(c);
-		return;		/* busy: the answer comes first */
-	}
-	http_close(c);		/* an error, or the client stopped reading */
+	(void)what;
+	http_close(arg);
 }
 
 /*
@@ -681,6 +761,8 @@ http_accept(struct evconnlistener *lev, int fd, struct sockaddr *sa,
 	if ((c = calloc(1, sizeof *c)) == NULL ||
 	    (c->bev = bufferevent_socket_new(srv->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL ||
+	    (c->rd = event_new(srv->base, fd, EV_READ | EV_PERSIST,
+	    http_read_ev, c)) == NULL ||
 	    (c->timer = evtimer_new(srv->base, http_tick, c)) == NULL ||
 	    (c->resume = event_new(srv->base, -1, 0, http_resume, c)) == NULL ||
 	    (c->drain = evtimer_new(srv->base, http_drain_check, c)) == NULL) {
@@ -689,6 +771,8 @@ http_accept(struct evconnlistener *lev, int fd, struct sockaddr *sa,
 			event_free(c->resume);
 		if (c != NULL && c->timer != NULL)
 			event_free(c->timer);
+		if (c != NULL && c->rd != NULL)
+			event_free(c->rd);
 		if (c != NULL && c->bev != NULL)
 			bufferevent_free(c->bev);
 		else
@@ -702,11 +786,10 @@ http_accept(struct evconnlistener *lev, int fd, struct sockaddr *sa,
 	c->local = conn_local(fd);
 	c->uid = REQ_UID_UNASKED;
 	TAILQ_INSERT_TAIL(&c->http->conns, c, entry);
-	bufferevent_setcb(c->bev, http_read_cb, http_write_cb, http_event_cb,
-	    c);
-	/* A client that sends without reading our answers: stop reading. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, http_read_max(srv));
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	/* The bufferevent only writes (see http_push and http_read_ev). */
+	bufferevent_setcb(c->bev, NULL, http_write_cb, http_event_cb, c);
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	event_add(c->rd, NULL);
 	http_arm(c);
 }
 
