@@ -138,12 +138,15 @@ struct api_req {
 	size_t		 outcap;
 	const char	*body;
 	size_t		 body_len;
+	const char	*text;		/* an answer's body by pointer, in */
+	size_t		 textlen;	/* send's time only (body NULL) */
 	int		 local;		/* came over a unix socket */
 	int		 browser;	/* Origin or Sec-Fetch-* (router.c) */
 	long		 uid;		/* the peer's; -1 unknown, */
 #define REQ_UID_UNASKED	(-2)		/* or not asked yet: */
 	long		(*peer_uid)(struct api_req *);	/* the carrier's */
-	api_send_fn	 send;		/* sends status and body, frees req */
+	api_send_fn	 send;		/* sends status and body (NULL: text, */
+					/* if any), frees req */
 	void		*ctx;		/* the carrier's */
 
 	int		 refused;	/* by its carrier (req_refuse) */
@@ -180,6 +183,8 @@ const char	*req_header(const struct api_req *, const char *);
 long		 req_uid(struct api_req *);
 int		 req_is_admin(struct api_req *);
 int		 req_add_header(struct api_req *, const char *, const char *);
+int		 req_add_raw(struct api_req *, const char *, size_t);
+char		*fmt_u64(char *, uint64_t);
 const char	*req_bearer(struct api_req *);
 int		 req_body(struct server *, struct api_req *, char **, size_t *);
 int		 req_query_uint(struct server *, struct api_req *, const char *,

@@ -58,6 +58,9 @@
 #define HTTP_DRAIN_MS	2000
 #define HTTP_LINGER_MS	2000		/* reading after our last answer */
 #define HTTP_READ_CHUNK	4096		/* bytes read at a time */
+#define HTTP_HEAD_MAX	256		/* http_head's longest, and more */
+#define HTTP_CONN_CLOSE	1		/* http_head: say Connection: close */
+#define HTTP_CONN_KEEP	2		/* ... or keep-alive (to HTTP/1.0) */
 
 enum http_state {
 	HTTP_READ,	/* waiting for a request's head */
@@ -105,7 +108,8 @@ struct http {
 	struct server		*srv;
 	TAILQ_HEAD(, http_conn)	 conns;
 	time_t			 date_at;
-	char			 date[64];	/* the Date header, per second */
+	char			 date[64];	/* the Date line, per second */
+	size_t			 datelen;
 };
 
 static void	http_input(struct http_conn *);
@@ -295,18 +299,61 @@ http_drain_check(evutil_socket_t fd, short what, void *arg)
 	http_close(c);
 }
 
+/* "Date: ...\r\n", made once a second. */
 static const char *
-http_date(struct http *h)
+http_date(struct http *h, size_t *len)
 {
 	struct tm	tm;
 	time_t		now = time(NULL);
 
 	if (now != h->date_at && gmtime_r(&now, &tm) != NULL) {
-		strftime(h->date, sizeof h->date, "%a, %d %b %Y %H:%M:%S GMT",
-		    &tm);
+		h->datelen = strftime(h->date, sizeof h->date,
+		    "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
 		h->date_at = now;
 	}
+	*len = h->datelen;
 	return (h->date);
+}
+
+static char *
+http_put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return (p + n);
+}
+
+/*
+ * An answer's head up to its own headers, into head (HTTP_HEAD_MAX
+ * bytes): status line, Date, Content-Length (none for 204) and
+ * Connection if said. By copies, not printf: it is most of the work of
+ * answering a lookup. Returns its length.
+ */
+static size_t
+http_head(struct http *h, char *head, int status, size_t len, int conn)
+{
+	const char	*reason = http_reason(status), *date;
+	char		 num[24], *p = head, *d;
+	size_t		 n;
+
+	p = http_put(p, "HTTP/1.1 ", 9);
+	d = fmt_u64(num + sizeof num, (uint64_t)status);
+	p = http_put(p, d, (size_t)(num + sizeof num - d));
+	*p++ = ' ';
+	p = http_put(p, reason, strlen(reason));
+	p = http_put(p, "\r\n", 2);
+	date = http_date(h, &n);
+	p = http_put(p, date, n);
+	if (status != 204) {
+		p = http_put(p, "Content-Length: ", 16);
+		d = fmt_u64(num + sizeof num, (uint64_t)len);
+		p = http_put(p, d, (size_t)(num + sizeof num - d));
+		p = http_put(p, "\r\n", 2);
+	}
+	if (conn == HTTP_CONN_CLOSE)
+		p = http_put(p, "Connection: close\r\n", 19);
+	else if (conn == HTTP_CONN_KEEP)
+		p = http_put(p, "Connection: keep-alive\r\n", 24);
+	return ((size_t)(p - head));
 }
 
 /*
@@ -320,10 +367,11 @@ http_send(struct api_req *req, int status, struct evbuffer *body)
 	struct http_req		*r = (struct http_req *)req;
 	struct http_conn	*c = r->conn;
 	struct evbuffer		*out;
-	size_t			 len = body != NULL ? evbuffer_get_length(body) : 0;
-	size_t			 before;
-	char			 head[256];
-	int			 close, n;
+	size_t			 len = body != NULL ? evbuffer_get_length(body) :
+				    req->textlen;
+	size_t			 before, n;
+	char			 head[HTTP_HEAD_MAX];
+	int			 close;
 
 	if (c == NULL) {		/* the client left meanwhile */
 		if (body != NULL)
@@ -334,20 +382,15 @@ http_send(struct api_req *req, int status, struct evbuffer *body)
 	out = bufferevent_get_output(c->bev);
 	before = evbuffer_get_length(out);
 	close = r->close || c->http->srv->stopping;
-	n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nDate: %s\r\n",
-	    status, http_reason(status), http_date(c->http));
-	if (status != 204)
-		n += snprintf(head + n, sizeof head - n,
-		    "Content-Length: %zu\r\n", len);
-	n += snprintf(head + n, sizeof head - n, "%s", close ?
-	    "Connection: close\r\n" : r->keep_alive ?
-	    "Connection: keep-alive\r\n" : "");
+	n = http_head(c->http, head, status, len, close ? HTTP_CONN_CLOSE :
+	    r->keep_alive ? HTTP_CONN_KEEP : 0);
 	/* HEAD: the length a GET would have, without the body. */
-	if (evbuffer_add(out, head, (size_t)n) == -1 || (req->outlen > 0 &&
+	if (evbuffer_add(out, head, n) == -1 || (req->outlen > 0 &&
 	    evbuffer_add(out, req->out, req->outlen) == -1) ||
-	    evbuffer_add(out, "\r\n", 2) == -1 || (body != NULL &&
-	    status != 204 && req->method != HTTP_HEAD &&
-	    evbuffer_add_buffer(out, body) == -1)) {
+	    evbuffer_add(out, "\r\n", 2) == -1 || (status != 204 &&
+	    req->method != HTTP_HEAD && ((body != NULL &&
+	    evbuffer_add_buffer(out, body) == -1) || (body == NULL &&
+	    len > 0 && evbuffer_add(out, req->text, len) == -1)))) {
 		log_warnx("http: out of memory for an answer; closing");
 		close = 1;
 	}

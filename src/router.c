@@ -65,14 +65,16 @@ router_match(const struct route *rt, const char *path, char *name,
     size_t namesize, int *named)
 {
 	const char	*pattern = rt->pattern;
-	size_t		 len;
+	size_t		 len, n;
 
 	while (*pattern != '\0') {
-		if (strncmp(pattern, "{name}", 6) == 0) {
+		if (*pattern == '{' && strncmp(pattern, "{name}", 6) == 0) {
 			if (*path == '\0' || *path == '/')
 				return (0);
 			len = strcspn(path, "/");
-			snprintf(name, namesize, "%.*s", (int)len, path);
+			n = len < namesize - 1 ? len : namesize - 1;
+			memcpy(name, path, n);
+			name[n] = '\0';
 			*named = 1;
 			path += len;
 			pattern += 6;

@@ -103,9 +103,11 @@ fuzz_send(struct api_req *req, int status, struct evbuffer *body)
 	if (status >= 400) {
 		if (!fuzz_has_header(req, "Content-Type", "application/json"))
 			abort();
-		len = body != NULL ? evbuffer_get_length(body) : 0;
+		/* A body by pointer (req->text) or in a buffer. */
+		len = body != NULL ? evbuffer_get_length(body) : req->textlen;
 		j = json_loadb(body != NULL ?
-		    (const char *)evbuffer_pullup(body, -1) : "", len, 0, NULL);
+		    (const char *)evbuffer_pullup(body, -1) : req->text != NULL ?
+		    req->text : "", len, 0, NULL);
 		e = json_object_get(j, "error");
 		if (!json_is_string(json_object_get(e, "code")) ||
 		    !json_is_string(json_object_get(e, "message")))
