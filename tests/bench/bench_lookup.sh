@@ -4,7 +4,15 @@
 # wrk sends keep-alive GETs of one leased name to berthd, and the same GETs
 # to an nginx (one worker) that returns the identical JSON body with the same
 # extra headers from memory.  The two servers alternate, berth nginx berth
-# nginx ..., and the medians are compared (target: berth/nginx >= 0.9).
+# nginx ..., and the medians are compared (targets: berth/nginx >= 1.0,
+# CPU per request at most nginx's, p99 at most nginx's x1.2).  With
+# BENCH_BASELINE naming another berthd (an older build), it joins the
+# rotation as "base", for a before/after in the same minutes.
+#
+# Then, with strace installed, one more run of each server under
+# `strace -c -f` counts the system calls it makes per request (target:
+# 3 or fewer for berthd); strace slows the server, so those runs give
+# counts, not speed.
 #
 # Besides req/s and p99, each run reads the server's own CPU time
 # (/proc/PID/stat, berthd or nginx's worker) and reports CPU microseconds
@@ -17,7 +25,10 @@
 # skipped, saying so); taskset and perf optionally.  Prints a table and
 # RESULT lines: lookup_rps_berth, lookup_rps_nginx, lookup_p99_ms_berth,
 # lookup_p99_ms_nginx, lookup_ratio_berth_nginx,
-# lookup_cpu_us_per_req_berth, lookup_cpu_us_per_req_nginx.
+# lookup_cpu_us_per_req_berth, lookup_cpu_us_per_req_nginx,
+# lookup_cpu_ratio_nginx_berth, lookup_p99_ratio_berth_nginx,
+# lookup_syscalls_per_req_berth, lookup_syscalls_per_req_nginx (and _base
+# figures with BENCH_BASELINE).
 #
 # Knobs (environment):
 #   BENCH_ROUNDS=3        rounds; each round runs wrk once per server
@@ -28,6 +39,8 @@
 #   BENCH_PERF=0          1: one more berthd run under perf record, print
 #                         the top of berthd's profile
 #   BENCH_KEEP=           non-empty: keep the temp dir (configs, logs, perf.data)
+#   BENCH_BASELINE=       another berthd binary to measure beside (as "base")
+#   BENCH_STRACE=1        0: skip the syscall counts
 #   NGINX, WRK            binaries (default: found in PATH or /usr/sbin)
 
 set -euo pipefail
@@ -44,6 +57,8 @@ THREADS=${BENCH_THREADS:-1}
 CONNS=${BENCH_CONNECTIONS:-16}
 PIN=${BENCH_PIN:-1}
 PERF=${BENCH_PERF:-0}
+BASELINE=${BENCH_BASELINE:-}
+STRACE=${BENCH_STRACE:-1}
 NAME=bench-lookup
 WRK=${WRK:-wrk}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
@@ -53,6 +68,12 @@ need_tool curl
 SERVERS="berth nginx"
 have "$NGINX" "nginx half of lookup: berthd alone, no ratio" || SERVERS=berth
 [ "$ROUNDS" -ge 1 ] 2>/dev/null || die "BENCH_ROUNDS must be a positive integer"
+if [ -n "$BASELINE" ]; then
+	[ -x "$BASELINE" ] || die "BENCH_BASELINE=$BASELINE is not an executable"
+	SERVERS="$SERVERS base"
+fi
+[ "$STRACE" = 1 ] && ! have strace "syscall counts (apt-get install strace)" &&
+    STRACE=0
 
 SERVER_CPU=()
 CLIENT_CPU=()
@@ -67,7 +88,9 @@ fi
 CLK_TCK=$(getconf CLK_TCK)
 TMP=$tmp
 BERTHD_PID=
+BASE_PID=
 NGINX_PID=
+declare -A URL
 
 # At exit, before lib.sh ends berthd and removes $tmp.
 stop_nginx() {
@@ -95,6 +118,19 @@ run_berthd() {
 	start_berthd "$TMP/berth.db"
 	BERTHD_PID=$berth_pid
 	BERTH_PORT=${berth_addr##*:}
+}
+
+# The baseline berthd, with the same lease (same name, same fields).
+run_berthd_as() {
+	local port
+	BERTHD_PREFIX="${SERVER_CPU[*]:-}"
+	BERTHD=$BERTHD start_berthd "$TMP/$1.db"
+	BASE_PID=$berth_pid
+	port=${berth_addr##*:}
+	URL[base]=http://127.0.0.1:$port/v1/services/$NAME
+	curl -sf -o /dev/null -H 'Content-Type: application/json' \
+	    --data "{\"name\":\"$NAME\"}" "http://127.0.0.1:$port/v1/services" ||
+	    die "acquiring $NAME on the baseline failed"
 }
 
 # Escapes a string for a single-quoted nginx config string.
@@ -202,14 +238,33 @@ cpu_ticks() {
 
 # The processes that serve requests: berthd itself, nginx's worker(s).
 server_pids() {
-	if [ "$1" = berth ]; then
-		echo "$BERTHD_PID"
-	else
-		ps -o pid= --ppid "$NGINX_PID" 2>/dev/null | tr -s ' \n' ' '
-	fi
+	case $1 in
+	berth) echo "$BERTHD_PID" ;;
+	base) echo "$BASE_PID" ;;
+	*) ps -o pid= --ppid "$NGINX_PID" 2>/dev/null | tr -s ' \n' ' ' ;;
+	esac
 }
 
-# Runs wrk against URL $1 for server $2 (berth or nginx); prints
+# Runs wrk against server $1 for a few seconds under `strace -c -f` on its
+# serving process(es); prints the system calls it made per request.
+syscalls_per_request() {
+	local out=$TMP/strace.$1 spid p args=()
+	for p in $(server_pids "$1"); do
+		args+=(-p "$p")
+	done
+	strace -c -f -o "$out" "${args[@]}" 2>/dev/null &
+	spid=$!
+	sleep 0.5		# attached
+	"${CLIENT_CPU[@]}" "$WRK" -t"$THREADS" -c"$CONNS" -d3s "${URL[$1]}" \
+	    >"$TMP/wrk.strace"
+	kill -INT "$spid" 2>/dev/null || true
+	wait "$spid" 2>/dev/null || true
+	awk -v reqs="$(awk '/ requests in / { print $1 }' "$TMP/wrk.strace")" '
+	$NF == "total" { calls = ($4 ~ /^[0-9]+$/) ? $4 : $3 }
+	END { if (reqs > 0 && calls > 0) printf "%.2f\n", calls / reqs }' "$out"
+}
+
+# Runs wrk against URL $1 for server $2 (berth, nginx or base); prints
 # "req/s p99_ms server_cpu_us_per_request server_busy_percent".
 run_wrk() {
 	local out=$TMP/wrk.out pids t0 t1
@@ -242,11 +297,15 @@ run_wrk() {
 
 run_berthd
 BERTH_URL=http://127.0.0.1:$BERTH_PORT/v1/services/$NAME
+URL[berth]=$BERTH_URL
 curl -sf -o /dev/null -H 'Content-Type: application/json' \
     --data "{\"name\":\"$NAME\"}" "http://127.0.0.1:$BERTH_PORT/v1/services" ||
     die "acquiring $NAME failed"
 curl -sf -D "$TMP/berth.headers" -o "$TMP/body.json" "$BERTH_URL" ||
     die "looking up $NAME failed"
+if [ -n "$BASELINE" ]; then
+	BERTHD=$BASELINE run_berthd_as base
+fi
 BERTH_INDEX=$(tr -d '\r' <"$TMP/berth.headers" |
     sed -n 's/^[Xx]-[Bb]erth-[Ii]ndex: *//p')
 [ -n "$BERTH_INDEX" ] || BERTH_INDEX=1
@@ -255,6 +314,7 @@ BYTES_B=$(( $(wc -c <"$TMP/berth.headers") + $(wc -c <"$TMP/body.json") ))
 if [ "$SERVERS" != berth ]; then
 	start_nginx
 	NGINX_URL=http://127.0.0.1:$NGINX_PORT/v1/services/$NAME
+	URL[nginx]=$NGINX_URL
 	curl -sf -D "$TMP/nginx.headers" -o "$TMP/nginx.body" "$NGINX_URL"
 	cmp -s "$TMP/body.json" "$TMP/nginx.body" ||
 	    die "nginx's body differs from berthd's"
@@ -263,6 +323,7 @@ fi
 
 echo "== lookup: berthd vs nginx, keep-alive GET $NAME =="
 echo "berthd:   $BERTHD (pid $BERTHD_PID) at 127.0.0.1:$BERTH_PORT"
+[ -n "$BASELINE" ] && echo "base:     $BASELINE (pid $BASE_PID), the same lease"
 if [ "$SERVERS" != berth ]; then
 	echo "nginx:    $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), 1 worker," \
 	    "at 127.0.0.1:$NGINX_PORT"
@@ -280,18 +341,17 @@ echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) before the runs (other load ske
 DURATION_SAVE=$DURATION
 DURATION=1
 for s in $SERVERS; do
-	if [ $s = berth ]; then url=$BERTH_URL; else url=$NGINX_URL; fi
-	run_wrk "$url" $s >/dev/null
+	run_wrk "${URL[$s]}" $s >/dev/null
 done
 DURATION=$DURATION_SAVE
 
 printf '\n%-6s %-6s %12s %10s %12s %6s\n' round server "req/s" "p99 ms" "cpu us/req" busy
-: >"$TMP/berth.res"
-: >"$TMP/nginx.res"
+for s in $SERVERS; do
+	: >"$TMP/$s.res"
+done
 for r in $(seq "$ROUNDS"); do
 	for s in $SERVERS; do
-		if [ $s = berth ]; then url=$BERTH_URL; else url=$NGINX_URL; fi
-		res=$(run_wrk "$url" $s) && [ -n "$res" ] || die "wrk run failed"
+		res=$(run_wrk "${URL[$s]}" $s) && [ -n "$res" ] || die "wrk run failed"
 		echo "$res" >>"$TMP/$s.res"
 		printf '%-6s %-6s %12.0f %10.3f %12.2f %5s%%\n' "$r" "$s" $res
 	done
@@ -307,13 +367,35 @@ if [ "$SERVERS" != berth ]; then
 	CPU_N=$(cut -d' ' -f3 "$TMP/nginx.res" | median)
 	RATIO=$(awk -v b="$RPS_B" -v n="$RPS_N" 'BEGIN { printf "%.3f", b / n }')
 	printf '%-6s %-6s %12.0f %10.3f %12.2f\n' median nginx "$RPS_N" "$P99_N" "$CPU_N"
-	echo "berth/nginx throughput ratio: $RATIO (target >= 0.9)"
+	CPU_RATIO=$(awk -v b="$CPU_B" -v n="$CPU_N" 'BEGIN { printf "%.3f", n / b }')
+	P99_RATIO=$(awk -v b="$P99_B" -v n="$P99_N" 'BEGIN { printf "%.3f", b / n }')
+	echo "berth/nginx throughput ratio: $RATIO (target >= 1.0)"
 	echo "(busy: the server's CPU use during the run; well under 100% means the"
 	echo " server was not the bottleneck - wrk or other load was - and req/s"
 	echo " understates the difference; cpu us/req still compares the servers)"
 	echo "server CPU per request (user+sys of berthd / nginx's worker; less" \
-	    "sensitive to other load than req/s): nginx/berth =" \
-	    "$(awk -v b="$CPU_B" -v n="$CPU_N" 'BEGIN { printf "%.3f", n / b }')"
+	    "sensitive to other load than req/s): nginx/berth = $CPU_RATIO" \
+	    "(target >= 1.0)"
+	echo "p99 berth/nginx: $P99_RATIO (target <= 1.2)"
+fi
+if [ -n "$BASELINE" ]; then
+	RPS_0=$(cut -d' ' -f1 "$TMP/base.res" | median)
+	P99_0=$(cut -d' ' -f2 "$TMP/base.res" | median)
+	CPU_0=$(cut -d' ' -f3 "$TMP/base.res" | median)
+	printf '%-6s %-6s %12.0f %10.3f %12.2f\n' median base "$RPS_0" "$P99_0" "$CPU_0"
+fi
+
+declare -A SYSCALLS
+if [ "$STRACE" = 1 ]; then
+	echo
+	echo "== system calls per request (strace -c -f on the server, wrk 3 s) =="
+	for s in $SERVERS; do
+		SYSCALLS[$s]=$(syscalls_per_request $s)
+		printf '%-6s %s\n' "$s" "${SYSCALLS[$s]:-?}"
+		printf '%-6s ' "" && sort -k4 -n -r "$TMP/strace.$s" |
+		    awk '$NF != "total" && $NF != "syscall" && $4 ~ /^[0-9]+$/ {
+			printf "%s %s  ", $NF, $4 } NR > 6 { exit }' && echo
+	done
 fi
 
 if [ "$PERF" = 1 ]; then
@@ -339,4 +421,15 @@ if [ "$SERVERS" != berth ]; then
 	printf 'RESULT lookup_p99_ms_nginx %.3f ms\n' "$P99_N"
 	printf 'RESULT lookup_ratio_berth_nginx %s x\n' "$RATIO"
 	printf 'RESULT lookup_cpu_us_per_req_nginx %.2f us\n' "$CPU_N"
+	printf 'RESULT lookup_cpu_ratio_nginx_berth %s x\n' "$CPU_RATIO"
+	printf 'RESULT lookup_p99_ratio_berth_nginx %s x\n' "$P99_RATIO"
 fi
+if [ -n "$BASELINE" ]; then
+	printf 'RESULT lookup_rps_base %.0f req/s\n' "$RPS_0"
+	printf 'RESULT lookup_p99_ms_base %.3f ms\n' "$P99_0"
+	printf 'RESULT lookup_cpu_us_per_req_base %.2f us\n' "$CPU_0"
+fi
+for s in $SERVERS; do
+	[ -n "${SYSCALLS[$s]:-}" ] &&
+	    printf 'RESULT lookup_syscalls_per_req_%s %s calls\n' "$s" "${SYSCALLS[$s]}"
+done

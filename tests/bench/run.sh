@@ -12,7 +12,7 @@
 # the rest; the table then says "not run" for the figures it could not
 # make, and the rest of the benches run. Install them all with
 # apt-get install wrk nginx-light hyperfine gnuplot-nox python3-portpicker curl \
-#     dnsperf dnsmasq-base bind9-dnsutils
+#     dnsperf dnsmasq-base bind9-dnsutils strace
 #
 # Knobs: BENCH_ONLY="lookup pairs ..." runs a subset; BENCH_NO_DOCS=1
 # leaves docs/ alone (the table still prints); BENCH_FROM=FILE takes the
@@ -70,7 +70,10 @@ unit() {
 }
 
 # The targets of the performance issue: key, comparison, bound, label.
-TARGETS="lookup_ratio_berth_nginx >= 0.9 lookup_throughput_berth/nginx
+TARGETS="lookup_ratio_berth_nginx >= 1.0 lookup_throughput_berth/nginx
+lookup_cpu_ratio_nginx_berth >= 1.0 lookup_cpu_per_request_nginx/berth
+lookup_p99_ratio_berth_nginx <= 1.2 lookup_p99_berth/nginx
+lookup_syscalls_per_req_berth <= 3 syscalls_per_lookup
 pairs_ratio_berth_portserver >= 5 durable_pairs_berth/portserver
 scale_rss_mib_10k <= 16 rss_MiB_at_10k_leases
 scale_restart_ms_10k <= 300 restart_ms_at_10k_leases
@@ -298,7 +301,7 @@ fi
 	echo
 	echo '```sh'
 	echo 'apt-get install -y wrk nginx-light hyperfine gnuplot-nox python3-portpicker curl \'
-	echo '    dnsperf dnsmasq-base bind9-dnsutils'
+	echo '    dnsperf dnsmasq-base bind9-dnsutils strace'
 	echo "./autogen.sh && ./configure && make && ${BENCH_ROUNDS:+BENCH_ROUNDS=$BENCH_ROUNDS }make bench"
 	echo '# one benchmark: make bench BENCH_ONLY=lookup'
 	echo '```'
