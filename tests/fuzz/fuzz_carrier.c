@@ -47,6 +47,9 @@
  * carrier's own refusals, and the carrier must have read all it was
  * sent before closing (over TCP, input left unread makes the kernel
  * reset the connection, and answers can be lost).
+ *
+ * FUZZ_CARRIER_VERBOSE=1 in the environment prints each answer's status
+ * and length and the count of each run, to see what an input does.
  */
 #include "config.h"
 
