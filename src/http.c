@@ -113,6 +113,7 @@ struct http {
 };
 
 static void	http_input(struct http_conn *);
+static void	http_leave(struct http_conn *);
 static void	http_refuse_fmt(struct http_conn *, struct http_req *, int,
 		    const char *, const char *, ...)
 		    __attribute__((format(printf, 5, 6)));
@@ -608,6 +609,12 @@ http_take_body(struct http_conn *c)
 	c->state = HTTP_BUSY;
 	c->progress++;
 	router_dispatch(c->http->srv, &r->req);
+	/* Parked, but its client has already shut its side (http_leave). */
+	if (c->eof && c->state == HTTP_BUSY && c->cur == r &&
+	    r->req.state == REQ_PARKED) {
+		http_leave(c);
+		return (0);
+	}
 	return (1);
 }
 
@@ -650,6 +657,20 @@ http_input(struct http_conn *c)
 		http_finish(c);
 	}
 	http_flow(c);
+}
+
+/*
+ * The client of a parked request has hung up (or shut its side, which a
+ * socket cannot tell apart): end the wait unanswered, and close once the
+ * answers to its earlier requests are out.
+ */
+static void
+http_leave(struct http_conn *c)
+{
+	waiters_cancel(c->http->srv->waiters, &c->cur->req);
+	http_req_free(c->cur);
+	c->cur = NULL;
+	http_finish(c);
 }
 
 /*
@@ -707,7 +728,7 @@ http_read_ev(evutil_socket_t fd, short what, void *arg)
 		 */
 		if (c->state == HTTP_BUSY && c->cur != NULL &&
 		    c->cur->req.state == REQ_PARKED) {
-			http_close(c);
+			http_leave(c);
 			return;
 		}
 		if (c->state != HTTP_READ && c->state != HTTP_BODY)

@@ -737,6 +737,33 @@ class HalfClosed(HostileCase):
                                == 0, 5, "the query to end (%s)" % how)
         self.assertHealthy(d)
 
+    def test_answers_before_a_waiting_query_that_is_left(self):
+        # Pipelined requests with big answers, then a waiting query, then
+        # the client shuts its side before reading anything: the wait
+        # ends unanswered, but every earlier answer still arrives, then
+        # the connection closes. Over a unix socket, whose small buffers
+        # leave most of those answers in berthd's output when the client
+        # shuts its side (and past berthd's output bound, which pauses
+        # reading before the waiting query is even parsed).
+        sock = os.path.join(self.scratch_dir(), "b.sock")
+        d = self.start("--listen", "127.0.0.1:0,unix:" + sock)
+        page = request_bytes("GET", "/", close=False)
+        for n in (20, 60):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(sock)
+            try:
+                s.sendall(page * n + request_bytes(
+                    "GET", "/v1/services/never?wait=60", close=False))
+                s.shutdown(socket.SHUT_WR)
+                buf, how = read_until_closed(s, 20)
+            finally:
+                s.close()
+            resps, rest = parse_responses(buf)
+            self.assertNotEqual(how, "timeout", "%d: not closed" % n)
+            self.assertEqual([r.status for r in resps], [200] * n)
+            self.assertEqual(rest, b"")
+        self.assertEqual(d.get("/v1/status").json["waiters"], 0)
+
     def test_half_closed_after_partial_request_closed(self):
         d = self.start("--idle-timeout", "30")
         for data in self.partial_requests():
