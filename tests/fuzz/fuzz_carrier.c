@@ -47,7 +47,7 @@
  * carrier's own refusals (fewer only if the carrier closed, on reading
  * the half-close, with a parked query: a client that hangs up on a
  * blocking query has left; so the first request unanswered must be one
- * that can wait, a GET or HEAD with wait= or index=), and the carrier
+ * that can wait, a GET or HEAD with a query), and the carrier
  * must have read all it was sent before closing (over TCP, input left
  * unread makes the kernel reset the connection, and answers can be
  * lost).
@@ -95,7 +95,7 @@ struct fuzz_req {
 	int		 close;		/* Connection: close, the last */
 	int		 keep_alive;	/* Connection: keep-alive */
 	int		 may_continue;	/* 100 Continue before it allowed */
-	int		 may_park;	/* a GET or HEAD with wait= or index= */
+	int		 may_park;	/* a GET or HEAD with a query */
 };
 
 static struct {
@@ -256,9 +256,10 @@ fuzz_model(const char *s, size_t len)
 		r->keep_alive = !r->close && h.minor == 0 && h.keep_alive;
 		r->may_continue = rc == 0 && h.expect_continue && body > 0;
 		r->refused = rc;
+		/* berthd reads query keys in any case and %-decoded
+		 * (?WAIT=, ?w%61it=): any key may be wait= or index=. */
 		r->may_park = rc == 0 && (h.method & (HTTP_GET | HTTP_HEAD)) &&
-		    h.query != NULL && (strstr(h.query, "wait=") != NULL ||
-		    strstr(h.query, "index=") != NULL);
+		    h.query != NULL && strchr(h.query, '=') != NULL;
 		free(fields);
 		free(copy);
 		if (rc == 0 && rem - hlen < body)
