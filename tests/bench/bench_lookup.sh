@@ -412,6 +412,50 @@ if [ "$PERF" = 1 ]; then
 	fi
 fi
 
+# docs/performance.md's section (with run.sh): the rounds, the medians,
+# the system calls, and the words of bench_lookup.md.
+write_section() {
+	local s
+	{
+		echo "## Lookups over HTTP"
+		echo
+		echo "\`wrk -t$THREADS -c$CONNS -d${DURATION}s\` keep-alive GETs of one lease"
+		echo "($(wc -c <"$TMP/body.json")-byte JSON body; nginx $("$NGINX" -v 2>&1 |"
+		echo "sed 's/^nginx version: nginx.//'), one worker, answers the same body"
+		echo "and headers from memory), $ROUNDS rounds, the servers alternating;"
+		echo "pinning: $pinning. Load average before the runs:"
+		echo "$(cut -d' ' -f1-3 /proc/loadavg)."
+		echo
+		echo "| round | server | req/s | p99 ms | CPU µs/req | busy |"
+		echo "|---|---|---|---|---|---|"
+		for r in $(seq "$ROUNDS"); do
+			for s in $SERVERS; do
+				sed -n "${r}p" "$TMP/$s.res" | awk -v r="$r" -v s="$s" \
+				    '{ printf "| %d | %s | %.0f | %.3f | %.2f | %s%% |\n",
+				    r, s, $1, $2, $3, $4 }'
+			done
+		done
+		echo
+		echo "| median | req/s | p99 ms | CPU µs/req | syscalls/req |"
+		echo "|---|---|---|---|---|"
+		echo "| berth | $RPS_B | $P99_B | $CPU_B | ${SYSCALLS[berth]:--} |"
+		echo "| nginx | $RPS_N | $P99_N | $CPU_N | ${SYSCALLS[nginx]:--} |"
+		[ -n "$BASELINE" ] &&
+		    echo "| base | $RPS_0 | $P99_0 | $CPU_0 | ${SYSCALLS[base]:--} |"
+		echo
+		echo "berth/nginx: throughput $RATIO, CPU per request (nginx/berth)"
+		echo "$CPU_RATIO, p99 $P99_RATIO.$([ -n "$BASELINE" ] && echo " base is" \
+		    "$BASELINE, measured in the same rotation.")"
+		if [ -f "$BENCH_LIB_DIR/bench_lookup.md" ]; then
+			echo
+			cat "$BENCH_LIB_DIR/bench_lookup.md"
+		fi
+	} >"$BENCH_DOC_DIR/lookup.md"
+}
+if [ -n "${BENCH_DOC_DIR:-}" ] && [[ " $SERVERS " == *" nginx "* ]]; then
+	write_section
+fi
+
 echo
 printf 'RESULT lookup_rps_berth %.0f req/s\n' "$RPS_B"
 printf 'RESULT lookup_p99_ms_berth %.3f ms\n' "$P99_B"
