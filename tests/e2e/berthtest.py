@@ -293,6 +293,15 @@ class Berthd:
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
 
+    def metric(self, name):
+        """The value of the unlabelled sample name in /metrics, as an
+        int; an AssertionError when there is none."""
+        m = re.search(r"^%s (\d+)$" % re.escape(name),
+                      self.get("/metrics").body, re.M)
+        if m is None:
+            raise AssertionError("no sample %s in /metrics" % name)
+        return int(m.group(1))
+
     def post(self, path, body=None, **kw):
         return self.request("POST", path, body=body, **kw)
 

@@ -207,11 +207,6 @@ class GoClient(BerthTestCase):
     def gone(self, name):
         return self.d.get("/v1/services/" + name).status == 404
 
-    def metric(self, name):
-        for line in self.d.get("/metrics").body.splitlines():
-            if line.startswith(name + " "):
-                return int(line.split()[1])
-        self.fail(name)
 
     # ---- the calls -------------------------------------------------------
 
@@ -567,14 +562,14 @@ class GoClient(BerthTestCase):
         self.d = self.berthd()
         for sig in (signal.SIGTERM, signal.SIGINT):
             p, port, _ = self.hold(ttl=30)
-            rel = self.metric("berth_releases_total")
-            deaths = self.metric("berth_owner_deaths_total")
+            rel = self.d.metric("berth_releases_total")
+            deaths = self.d.metric("berth_owner_deaths_total")
             p.p.send_signal(sig)
             wait_for(lambda: self.gone("svc"), 1, "the lease to end at once")
             # It ended by that signal, after releasing (not by owner death).
             self.assertEqual(p.wait(), -sig, p.stderr())
-            self.assertEqual(self.metric("berth_releases_total"), rel + 1)
-            self.assertEqual(self.metric("berth_owner_deaths_total"), deaths)
+            self.assertEqual(self.d.metric("berth_releases_total"), rel + 1)
+            self.assertEqual(self.d.metric("berth_owner_deaths_total"), deaths)
             self.assertEqual(p.stderr(), "")
 
     def test_hold_sigint_ignored(self):
@@ -583,43 +578,43 @@ class GoClient(BerthTestCase):
         # program that goes on running.
         self.d = self.berthd()
         p, port, _ = self.hold(ttl=30, sigint=signal.SIG_IGN)
-        rel = self.metric("berth_releases_total")
+        rel = self.d.metric("berth_releases_total")
         p.p.send_signal(signal.SIGINT)
         time.sleep(1)
         self.assertIsNone(p.p.poll())
         self.assertEqual(self.lease("svc")["pid"], p.pid)
-        self.assertEqual(self.metric("berth_releases_total"), rel)
+        self.assertEqual(self.d.metric("berth_releases_total"), rel)
         p.p.terminate()
         wait_for(lambda: self.gone("svc"), 1, "the lease to end at once")
         self.assertEqual(p.wait(), -signal.SIGTERM, p.stderr())
-        self.assertEqual(self.metric("berth_releases_total"), rel + 1)
+        self.assertEqual(self.d.metric("berth_releases_total"), rel + 1)
 
     def test_hold_returns(self):
         # main returns: the deferred Release gives the lease back.
         self.d = self.berthd()
         p, port, _ = self.hold(ttl=5)
-        rel = self.metric("berth_releases_total")
+        rel = self.d.metric("berth_releases_total")
         p.close_stdin()
         self.assertEqual(p.wait(), 0, p.stderr())
         self.assertTrue(self.gone("svc"))
-        self.assertEqual(self.metric("berth_releases_total"), rel + 1)
+        self.assertEqual(self.d.metric("berth_releases_total"), rel + 1)
         # With no TTL (nothing renews it) too.
         p, port, _ = self.hold(ttl=0)
         p.close_stdin()
         self.assertEqual(p.wait(), 0, p.stderr())
         self.assertTrue(self.gone("svc"))
-        self.assertEqual(self.metric("berth_releases_total"), rel + 2)
+        self.assertEqual(self.d.metric("berth_releases_total"), rel + 2)
 
     def test_hold_killed(self):
         # kill -9: no release, but the lease is owned by the process, so
         # berthd ends it as the process dies.
         self.d = self.berthd()
         p, port, _ = self.hold(ttl=30)
-        deaths = self.metric("berth_owner_deaths_total")
+        deaths = self.d.metric("berth_owner_deaths_total")
         p.p.kill()
         p.wait()
         wait_for(lambda: self.gone("svc"), 5, "berthd to see the owner die")
-        self.assertEqual(self.metric("berth_owner_deaths_total"), deaths + 1)
+        self.assertEqual(self.d.metric("berth_owner_deaths_total"), deaths + 1)
 
     def test_hold_renews(self):
         self.d = self.berthd()
@@ -629,7 +624,7 @@ class GoClient(BerthTestCase):
                  "a renewal")
         time.sleep(2.5)     # past the TTL: still there, renewed
         self.assertEqual(self.lease("svc")["port"], port)
-        self.assertGreaterEqual(self.metric("berth_renewals_total"), 3)
+        self.assertGreaterEqual(self.d.metric("berth_renewals_total"), 3)
         p.p.terminate()
         self.assertEqual(p.wait(), -signal.SIGTERM, p.stderr())
         self.assertTrue(self.gone("svc"))
@@ -640,17 +635,17 @@ class GoClient(BerthTestCase):
         # the lease stays held until the program releases it.
         self.d = self.berthd()
         p, port, token = self.hold(ttl=2, own=True)
-        rel = self.metric("berth_releases_total")
+        rel = self.d.metric("berth_releases_total")
         p.p.terminate()
         self.assertEqual(p.line(), "signalled")
         time.sleep(1)
         self.assertEqual(self.lease("svc")["pid"], p.pid)
-        self.assertEqual(self.metric("berth_releases_total"), rel)
+        self.assertEqual(self.d.metric("berth_releases_total"), rel)
         p.close_stdin()
         self.assertEqual(p.line(), "released")
         self.assertEqual(p.wait(), 7, p.stderr())
         self.assertTrue(self.gone("svc"))
-        self.assertEqual(self.metric("berth_releases_total"), rel + 1)
+        self.assertEqual(self.d.metric("berth_releases_total"), rel + 1)
 
     def test_reclaim_after_lapse(self):
         # berthd killed, kept down past the TTL and started again on the

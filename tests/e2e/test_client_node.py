@@ -421,14 +421,14 @@ class NodeClientTest(BerthTestCase):
     def test_hold_sigterm_sigint(self):
         d = self.berthd()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            releases = self.metric(d, "berth_releases_total")
+            releases = d.metric("berth_releases_total")
             p, _ = self.hold(d)
             p.send_signal(sig)
             # The process ends by the signal, as it would without berth.
             self.assertEqual(p.wait(TIMEOUT), -sig, p.stderr.read())
             # Released before the exit, not by a TTL or an owner's death.
             self.assertIsNone(self.lease(d, "held"), sig)
-            self.assertEqual(self.metric(d, "berth_releases_total"), releases + 1)
+            self.assertEqual(d.metric("berth_releases_total"), releases + 1)
 
     def test_hold_own_listener(self):
         # With a SIGTERM listener of its own the program decides: the
@@ -563,10 +563,6 @@ class NodeClientTest(BerthTestCase):
         self.assertEqual((r.returncode, r.stdout), (0, "function function function true\n"), r)
         self.assertIsNone(self.lease(d, "npm"))
 
-    def metric(self, d, name):
-        m = re.search(r"^%s (\d+)" % re.escape(name), d.get("/metrics").body, re.M)
-        self.assertTrue(m, name)
-        return int(m.group(1))
 
 
 if __name__ == "__main__":

@@ -63,11 +63,6 @@ class PythonClient(BerthTestCase):
     def gone(self, name):
         return self.d.get("/v1/services/" + name).status == 404
 
-    def metric(self, name):
-        for line in self.d.get("/metrics").body.splitlines():
-            if line.startswith(name + " "):
-                return int(line.split()[1])
-        self.fail(name)
 
     # ---- the calls -------------------------------------------------------
 
@@ -260,14 +255,14 @@ class PythonClient(BerthTestCase):
         for sig in (signal.SIGTERM, signal.SIGINT):
             p, port, _ = self.hold(ttl=30)
             self.assertEqual(self.d.get("/v1/services/svc").json["ttl"], 30)
-            rel = self.metric("berth_releases_total")
+            rel = self.d.metric("berth_releases_total")
             p.send_signal(sig)
             rc = p.wait(30)
             # SIGTERM: SystemExit, SIGINT: KeyboardInterrupt; once the
             # block has released, the process ends by the signal.
             self.assertEqual(rc, -sig, p.stderr.read())
             wait_for(lambda: self.gone("svc"), 1, "the lease to end at once")
-            self.assertEqual(self.metric("berth_releases_total"), rel + 1,
+            self.assertEqual(self.d.metric("berth_releases_total"), rel + 1,
                              "released, not ended by the owner's death")
 
     def test_hold_killed(self):
@@ -275,11 +270,11 @@ class PythonClient(BerthTestCase):
         # berthd ends it as the process dies.
         self.d = self.berthd()
         p, port, _ = self.hold(ttl=30)
-        deaths = self.metric("berth_owner_deaths_total")
+        deaths = self.d.metric("berth_owner_deaths_total")
         p.kill()
         p.wait(30)
         wait_for(lambda: self.gone("svc"), 5, "berthd to see the owner die")
-        self.assertEqual(self.metric("berth_owner_deaths_total"), deaths + 1)
+        self.assertEqual(self.d.metric("berth_owner_deaths_total"), deaths + 1)
 
     def test_hold_renews(self):
         self.d = self.berthd()
@@ -295,13 +290,13 @@ class PythonClient(BerthTestCase):
 
     def test_hold_exits_normally(self):
         self.d = self.berthd()
-        rel = self.metric("berth_releases_total")
+        rel = self.d.metric("berth_releases_total")
         p = self.spawn("import berth\nwith berth.lease('job', ttl=5) as l:\n"
                        "    print(l.port)\n")
         out, errs = p.communicate(timeout=30)
         self.assertEqual(p.returncode, 0, errs)
         self.assertTrue(self.gone("job"))
-        self.assertEqual(self.metric("berth_releases_total"), rel + 1)
+        self.assertEqual(self.d.metric("berth_releases_total"), rel + 1)
 
     def test_hold_leaves_own_handler(self):
         # A program's own SIGTERM handler is kept (and so is its choice).
