@@ -136,6 +136,8 @@ struct api_req {
 	char		*out;		/* answer headers, "Name: value\r\n"... */
 	size_t		 outlen;	/* (req_add_header; the carrier frees) */
 	size_t		 outcap;
+	int		 out_fixed;	/* out is the carrier's room, not */
+					/* malloc'd: grown by a copy */
 	const char	*body;
 	size_t		 body_len;
 	const char	*text;		/* an answer's body by pointer, in */

@@ -59,6 +59,7 @@
 #define HTTP_LINGER_MS	2000		/* reading after our last answer */
 #define HTTP_READ_CHUNK	4096		/* bytes read at a time */
 #define HTTP_HEAD_MAX	256		/* http_head's longest, and more */
+#define HTTP_OUT_ROOM	192		/* an answer's own headers, mostly */
 #define HTTP_CONN_CLOSE	1		/* http_head: say Connection: close */
 #define HTTP_CONN_KEEP	2		/* ... or keep-alive (to HTTP/1.0) */
 
@@ -159,7 +160,8 @@ http_arm(struct http_conn *c)
 static void
 http_req_free(struct http_req *r)
 {
-	free(r->req.out);
+	if (!r->req.out_fixed)
+		free(r->req.out);
 	free(r->body);
 	free(r);
 }
@@ -484,10 +486,14 @@ http_req_new(struct http_conn *c, struct evbuffer *in, size_t hlen,
 			return (NULL);
 		*nlines = http_head_lines(p, hlen);
 	}
+	/* The answer's headers start in room of the same allocation. */
 	if ((r = calloc(1, sizeof *r + *nlines * sizeof r->fields[0] + hlen +
-	    1)) == NULL)
+	    1 + HTTP_OUT_ROOM)) == NULL)
 		return (NULL);
 	*text = (char *)(r->fields + *nlines);
+	r->req.out = *text + hlen + 1;
+	r->req.outcap = HTTP_OUT_ROOM;
+	r->req.out_fixed = 1;
 	if (hlen > 0) {
 		memcpy(*text, p, hlen);
 		evbuffer_drain(in, hlen);

@@ -355,7 +355,12 @@ req_out_room(struct api_req *req, size_t len)
 		cap = req->outcap > 0 ? req->outcap * 2 : 256;
 		while (cap < need)
 			cap *= 2;
-		if ((p = realloc(req->out, cap)) == NULL)
+		if (req->out_fixed) {
+			if ((p = malloc(cap)) == NULL)
+				return (NULL);
+			memcpy(p, req->out, req->outlen);
+			req->out_fixed = 0;
+		} else if ((p = realloc(req->out, cap)) == NULL)
 			return (NULL);
 		req->out = p;
 		req->outcap = cap;
