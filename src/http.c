@@ -57,7 +57,14 @@
 #define HTTP_CUTOFF	(1024 * 1024)
 #define HTTP_DRAIN_MS	2000
 #define HTTP_LINGER_MS	2000		/* reading after our last answer */
-#define HTTP_READ_CHUNK	4096		/* bytes read at a time */
+/*
+ * Bytes read at a time: what a request usually is, kept small enough that
+ * libevent's buffer chain for it (header included, rounded to a power of
+ * two from 1 KiB) is a 1 KiB block, which malloc serves from its
+ * per-thread cache; after a read that filled it, HTTP_READ_BIG.
+ */
+#define HTTP_READ_CHUNK	960
+#define HTTP_READ_BIG	16384
 #define HTTP_HEAD_MAX	256		/* http_head's longest, and more */
 #define HTTP_OUT_ROOM	192		/* an answer's own headers, mostly */
 #define HTTP_CONN_CLOSE	1		/* http_head: say Connection: close */
@@ -102,6 +109,7 @@ struct http_conn {
 	long			 uid;		/* the peer's (REQ_UID_*) */
 	int			 eof;		/* the client sent all it will */
 	int			 reading;	/* in http_input: do not recurse */
+	int			 big;		/* the last read filled its room */
 	TAILQ_ENTRY(http_conn)	 entry;
 };
 
@@ -685,7 +693,7 @@ http_leave(struct http_conn *c)
  * event, not the bufferevent's: libevent's read asks the kernel how
  * much there is (ioctl FIONREAD) before each read, a third syscall per
  * request; a request fits in HTTP_READ_CHUNK, and a bigger one is read
- * on the next turns (the event is level-triggered).
+ * on the next turns, in bigger reads (the event is level-triggered).
  */
 static void
 http_read_ev(evutil_socket_t fd, short what, void *arg)
@@ -698,13 +706,15 @@ http_read_ev(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	/* A bufferevent freezes its input's end for its own reads. */
 	evbuffer_unfreeze(in, 0);
-	if (evbuffer_reserve_space(in, HTTP_READ_CHUNK, &v, 1) < 1) {
+	if (evbuffer_reserve_space(in, c->big ? HTTP_READ_BIG :
+	    HTTP_READ_CHUNK, &v, 1) < 1) {
 		evbuffer_freeze(in, 0);
 		log_warnx("http: out of memory reading a request; closing");
 		http_close(c);
 		return;
 	}
 	n = read(fd, v.iov_base, v.iov_len);
+	c->big = n == (ssize_t)v.iov_len;
 	if (n > 0) {
 		v.iov_len = (size_t)n;
 		evbuffer_commit_space(in, &v, 1);
