@@ -40,6 +40,7 @@
 #                         the top of berthd's profile
 #   BENCH_KEEP=           non-empty: keep the temp dir (configs, logs, perf.data)
 #   BENCH_BASELINE=       another berthd binary to measure beside (as "base")
+#   BENCH_BASELINE_DESC=  what the doc section calls it (default: its path)
 #   BENCH_STRACE=1        0: skip the syscall counts
 #   NGINX, WRK            binaries (default: found in PATH or /usr/sbin)
 
@@ -427,8 +428,8 @@ write_section() {
 		echo "## Lookups over HTTP"
 		echo
 		echo "\`wrk -t$THREADS -c$CONNS -d${DURATION}s\` keep-alive GETs of one lease"
-		echo "($(wc -c <"$TMP/body.json")-byte JSON body; nginx $("$NGINX" -v 2>&1 |"
-		echo "sed 's/^nginx version: nginx.//'), one worker, answers the same body"
+		echo "($(wc -c <"$TMP/body.json")-byte JSON body; nginx" \
+		    "$("$NGINX" -v 2>&1 | sed 's/^nginx version: nginx.//'), one worker, answers the same body"
 		echo "and headers from memory), $ROUNDS rounds, the servers alternating;"
 		echo "pinning: $pinning. Load average before the runs:"
 		echo "$(cut -d' ' -f1-3 /proc/loadavg)."
@@ -445,10 +446,13 @@ write_section() {
 		echo
 		echo "| median | req/s | p99 ms | CPU µs/req | syscalls/req |"
 		echo "|---|---|---|---|---|"
-		echo "| berth | $RPS_B | $P99_B | $CPU_B | ${SYSCALLS[berth]:--} |"
-		echo "| nginx | $RPS_N | $P99_N | $CPU_N | ${SYSCALLS[nginx]:--} |"
+		printf '| berth | %.0f | %s | %s | %s |\n' "$RPS_B" "$P99_B" "$CPU_B" \
+		    "${SYSCALLS[berth]:--}"
+		printf '| nginx | %.0f | %s | %s | %s |\n' "$RPS_N" "$P99_N" "$CPU_N" \
+		    "${SYSCALLS[nginx]:--}"
 		[ -n "$BASELINE" ] &&
-		    echo "| base | $RPS_0 | $P99_0 | $CPU_0 | ${SYSCALLS[base]:--} |"
+		    printf '| base | %.0f | %s | %s | %s |\n' "$RPS_0" "$P99_0" \
+		    "$CPU_0" "${SYSCALLS[base]:--}"
 		echo
 		echo "berth/nginx, the median of the rounds' own ratios (this VM moves"
 		echo "between speeds from minute to minute, both servers with it):"
@@ -456,7 +460,7 @@ write_section() {
 		    sed 's/ /, /g')), CPU per request nginx/berth $CPU_RATIO"
 		echo "($(cut -d' ' -f2 "$TMP/ratios" | paste -sd' ' | sed 's/ /, /g')), p99"
 		echo "$P99_RATIO.$([ -n "$BASELINE" ] && echo " base is" \
-		    "$BASELINE, measured in the same rotation.")"
+		    "${BENCH_BASELINE_DESC:-$BASELINE}, measured in the same rotation.")"
 		if [ -f "$BENCH_LIB_DIR/bench_lookup.md" ]; then
 			echo
 			cat "$BENCH_LIB_DIR/bench_lookup.md"
