@@ -121,21 +121,11 @@ export interface Answer {
   body: any;
 }
 
+/** A lease from acquire(): the fields of LeaseInfo (merged in below), its token. */
+export interface Lease extends LeaseInfo {}
+
 /** A lease from acquire(), renewed in the background while held. */
-export class Lease extends EventEmitter implements LeaseInfo {
-  name: string;
-  port: number;
-  proto: "tcp" | "udp" | "both";
-  host: string;
-  ttl: number;
-  expires_at: string | null;
-  pid: number | null;
-  meta: Record<string, string>;
-  created_at: string;
-  renewed_at: string;
-  uid: number | null;
-  ready: boolean | null;
-  publish: boolean;
+export class Lease extends EventEmitter {
   token: string;
   /** Whether it is still renewed and released on exit. */
   readonly held: boolean;
