@@ -174,6 +174,26 @@ http_req_free(struct http_req *r)
 	free(r);
 }
 
+/* Free the request in hand, if any; a parked one leaves the waiters. */
+static void
+http_drop(struct http_conn *c)
+{
+	if (c->cur == NULL)
+		return;
+	if (c->cur->req.state == REQ_PARKED)
+		waiters_cancel(c->http->srv->waiters, &c->cur->req);
+	http_req_free(c->cur);
+	c->cur = NULL;
+}
+
+/* Is the request in hand parked (waiting on berthd)? */
+static int
+http_parked(const struct http_conn *c)
+{
+	return (c->state == HTTP_BUSY && c->cur != NULL &&
+	    c->cur->req.state == REQ_PARKED);
+}
+
 /*
  * Close now. A parked request is cancelled: nobody is left to read its
  * answer. One held for the commit is marked orphaned, and freed when the
@@ -186,11 +206,8 @@ http_close(struct http_conn *c)
 
 	if (r != NULL && c->state == HTTP_BUSY && r->req.state != REQ_PARKED)
 		r->conn = NULL;
-	else if (r != NULL) {
-		if (r->req.state == REQ_PARKED)
-			waiters_cancel(c->http->srv->waiters, &r->req);
-		http_req_free(r);
-	}
+	else
+		http_drop(c);
 	TAILQ_REMOVE(&c->http->conns, c, entry);
 	event_free(c->rd);		/* before the socket is closed */
 	bufferevent_free(c->bev);
@@ -624,8 +641,7 @@ http_take_body(struct http_conn *c)
 	c->progress++;
 	router_dispatch(c->http->srv, &r->req);
 	/* Parked, but its client has already shut its side (http_leave). */
-	if (c->eof && c->state == HTTP_BUSY && c->cur == r &&
-	    r->req.state == REQ_PARKED) {
+	if (c->eof && http_parked(c)) {
 		http_leave(c);
 		return (0);
 	}
@@ -663,27 +679,21 @@ http_input(struct http_conn *c)
 	c->reading = 0;
 	/* All the client sent is answered; a partial request is dropped. */
 	if (c->eof && !paused && (c->state == HTTP_READ ||
-	    c->state == HTTP_BODY)) {
-		if (c->cur != NULL) {
-			http_req_free(c->cur);
-			c->cur = NULL;
-		}
-		http_finish(c);
-	}
+	    c->state == HTTP_BODY))
+		http_leave(c);
 	http_flow(c);
 }
 
 /*
- * The client of a parked request has hung up (or shut its side, which a
- * socket cannot tell apart): end the wait unanswered, and close once the
- * answers to its earlier requests are out.
+ * The client has sent all it will: drop the request in hand (a partial
+ * one; or a parked query, whose client has hung up or shut its side, which
+ * a socket cannot tell apart: its wait ends unanswered) and close once
+ * the answers to its earlier requests are out.
  */
 static void
 http_leave(struct http_conn *c)
 {
-	waiters_cancel(c->http->srv->waiters, &c->cur->req);
-	http_req_free(c->cur);
-	c->cur = NULL;
+	http_drop(c);
 	http_finish(c);
 }
 
@@ -742,8 +752,7 @@ http_read_ev(evutil_socket_t fd, short what, void *arg)
 		 * half-close from a close, and a parked query may wait 300
 		 * s, holding a connection of the budget for nobody.
 		 */
-		if (c->state == HTTP_BUSY && c->cur != NULL &&
-		    c->cur->req.state == REQ_PARKED) {
+		if (http_parked(c)) {
 			http_leave(c);
 			return;
 		}
