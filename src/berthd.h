@@ -185,7 +185,6 @@ const char	*req_header(const struct api_req *, const char *);
 long		 req_uid(struct api_req *);
 int		 req_is_admin(struct api_req *);
 int		 req_add_header(struct api_req *, const char *, const char *);
-int		 req_add_raw(struct api_req *, const char *, size_t);
 char		*fmt_u64(char *, uint64_t);
 const char	*req_bearer(struct api_req *);
 int		 req_body(struct server *, struct api_req *, char **, size_t *);

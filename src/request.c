@@ -76,6 +76,8 @@ req_set_state(struct api_req *req, enum req_state to)
 	req->state = to;
 }
 
+static int	req_add_raw(struct api_req *, const char *, size_t);
+
 /*
  * Answer now: common headers, the change index and the metrics count,
  * then the carrier sends it and frees req.
@@ -393,7 +395,7 @@ req_add_header(struct api_req *req, const char *name, const char *value)
 }
 
 /* Add whole header lines ("Name: value\r\n"...), as they are. */
-int
+static int
 req_add_raw(struct api_req *req, const char *lines, size_t len)
 {
 	char	*p;
