@@ -123,6 +123,8 @@ def mask(text):
     text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "TIME", text)
     # the creator's uid: the guide's reader is not the test's
     text = re.sub(r'"uid":(\d+|null)', '"uid":UID', text)
+    # an owner's pid, whatever its digits (a fresh PID namespace has low ones)
+    text = re.sub(r"\bpid \d+\b", "pid PORT", text)
     text = re.sub(r"\b\d{4,}\b", "PORT", text)
     # name_taken's age and time left (berthd's clock, not the guide's)
     text = re.sub(r"\b\d+[smhd] old\b", "AGE old", text)
